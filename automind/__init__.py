@@ -1,0 +1,25 @@
+"""automind: find all spiking-circuit configurations consistent with a neural recording."""
+
+__version__ = "0.1.0"
+
+# Heavy imports (torch, Brian2) are deferred so `automind --help` and worker processes start fast.
+_LAZY = {
+    "Prior": ("automind.prior", "Prior"),
+    "SimulatorSpec": ("automind.simulators.spec", "SimulatorSpec"),
+    "Simulator": ("automind.simulators.simulator", "Simulator"),
+    "SimulationResult": ("automind.simulators.simulator", "SimulationResult"),
+    "simulate": ("automind.simulators.simulator", "simulate"),
+    "UserError": ("automind.errors", "UserError"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'automind' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

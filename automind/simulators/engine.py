@@ -1,0 +1,159 @@
+"""Compile once, run many: a cache of compiled Brian2 binaries keyed by model structure.
+
+A structure is what code generation depends on: the model, N, dt, the compiled horizon
+(max duration), compile-time fixed settings and the versions of automind's build code
+and Brian2. Everything else, θ and the seed included, is passed at run time, so one
+compilation serves every θ of the prior.
+
+Compiled projects live in ``$AUTOMIND_CACHE`` (default ``~/.cache/automind``)/compiled.
+A project is built in a private temporary folder under a file lock and renamed into
+place, so parallel processes and later runs share it without colliding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+from ..errors import UserError
+
+#: Bump when the generated code changes meaning (invalidates cached binaries).
+BUILD_VERSION = 1
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("AUTOMIND_CACHE", Path.home() / ".cache" / "automind"))
+
+
+def scratch_root() -> Path:
+    """Where per-run argument and result files go: RAM-backed when available."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def structure_key(spec) -> dict:
+    from importlib.metadata import version
+
+    from . import MODELS
+
+    model = MODELS[spec.model]
+    return {"model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
+            "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
+            "build_version": BUILD_VERSION, "brian2": version("Brian2")}
+
+
+class RunFailed(RuntimeError):
+    """The binary exited with an error (status "failed")."""
+
+
+class RunTimedOut(RuntimeError):
+    """The binary exceeded its wall-clock limit (status "timeout")."""
+
+
+@dataclass
+class RawRun:
+    spike_ids: np.ndarray   # int32
+    spike_times: np.ndarray  # float64, seconds
+    steps: int              # time steps actually simulated
+    binary_seconds: float   # wall time of the compiled run itself
+
+
+class CompiledModel:
+    """A compiled binary for one structure; ``run`` executes it for one set of run arguments."""
+
+    def __init__(self, directory: Path, compile_seconds: float = 0.0):
+        self.directory = Path(directory)
+        self.compile_seconds = compile_seconds
+        self.run_arg_specs = json.loads((self.directory / "automind_run_args.json").read_text())
+        self.binary = self.directory / "main"
+
+    @classmethod
+    def for_spec(cls, spec) -> "CompiledModel":
+        """Load the compiled project for this structure, compiling it first if needed."""
+        key = structure_key(spec)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        root = cache_root() / "compiled"
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"{spec.model}-{digest}"
+        if (final / "automind_run_args.json").is_file():
+            return cls(final)
+        with FileLock(str(final) + ".lock"):
+            if (final / "automind_run_args.json").is_file():  # another process built it
+                return cls(final)
+            start = time.perf_counter()
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+            try:
+                _compile(spec, tmp)
+                (tmp / "automind_structure.json").write_text(json.dumps(key, indent=1))
+                os.replace(tmp, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return cls(final, compile_seconds=time.perf_counter() - start)
+
+    def _encode(self, values: dict, folder: Path) -> list[str]:
+        """Command-line arguments for the binary; arrays go to files in ``folder``."""
+        unknown = set(values) - set(self.run_arg_specs)
+        missing = set(self.run_arg_specs) - set(values)
+        if unknown or missing:
+            raise RuntimeError(f"run arguments do not match the compiled model: "
+                               f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+        argv = []
+        for name, value in values.items():
+            dtype, size = self.run_arg_specs[name]
+            arr = np.asarray(value, dtype=dtype)
+            if arr.ndim == 0:
+                argv.append(f"{name}={arr.item()!r}")
+                continue
+            if arr.shape != (size,):
+                raise RuntimeError(f"run argument {name}: expected {size} values, got {arr.shape}")
+            path = folder / f"{name}.bin"
+            arr.tofile(path)
+            argv.append(f"{name}={path}")
+        return argv
+
+    def run(self, values: dict, seed: int, timeout: float) -> RawRun:
+        folder = Path(tempfile.mkdtemp(prefix="automind-run-", dir=scratch_root()))
+        try:
+            argv = [str(self.binary), "--results_dir", f"{folder}/"] + self._encode(values, folder)
+            env = dict(os.environ, AUTOMIND_SEED=str(int(seed) % 2**32))
+            start = time.perf_counter()
+            try:
+                proc = subprocess.run(argv, cwd=self.directory, env=env, capture_output=True,
+                                      text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RunTimedOut(f"simulation exceeded the {timeout:g} s wall-clock limit") from None
+            elapsed = time.perf_counter() - start
+            problems = [line for line in proc.stderr.splitlines() if line.strip()]
+            if proc.returncode != 0 or problems:
+                detail = "; ".join(problems[-3:]) or f"exit status {proc.returncode}"
+                raise RunFailed(f"compiled simulation failed: {detail}")
+            return RawRun(np.fromfile(folder / "spikes_i.bin", dtype=np.int32),
+                          np.fromfile(folder / "spikes_t.bin", dtype=np.float64),
+                          int((folder / "steps.txt").read_text().split()[0]), elapsed)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compile(spec, out_dir: Path) -> None:
+    """Build in a fresh Python process (Brian2's device state is global)."""
+    spec_file = out_dir / "automind_spec.json"
+    spec_file.write_text(json.dumps(spec.to_dict()))
+    log = out_dir / "build.log"
+    with open(log, "w") as handle:
+        code = subprocess.call([sys.executable, "-m", "automind.simulators.build", str(spec_file),
+                                str(out_dir)], stdout=handle, stderr=subprocess.STDOUT)
+    if code != 0:
+        tail = log.read_text()[-3000:]
+        raise UserError(f"compiling the {spec.model} simulator failed (exit {code}); "
+                        f"last lines of the build log:\n{tail}")

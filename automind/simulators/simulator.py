@@ -1,0 +1,204 @@
+"""Run a model for θ vectors: one simulation with a status, or a batch on local worker processes."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UserError
+from . import MODELS
+from .engine import CompiledModel, RunFailed, RunTimedOut
+from .spec import SimulatorSpec
+
+STATUSES = ("ok", "silent", "runaway", "timeout", "failed")
+
+
+def simulation_seed(global_seed: int, index: int) -> int:
+    """Per-simulation seed derived from the global seed and the simulation's index."""
+    return int(np.random.SeedSequence([int(global_seed), int(index)]).generate_state(1)[0])
+
+
+@dataclass
+class SimulationResult:
+    """One simulation's output. Spike ids are relative to their population (0..n-1)."""
+
+    index: int
+    seed: int
+    status: str
+    duration: float                      # requested biological time, s
+    t_end: float = 0.0                   # biological time actually simulated, s
+    wall_time: float = 0.0               # s, whole simulation including overhead
+    run_time: float = 0.0                # s, the compiled binary alone
+    message: str = ""
+    theta: np.ndarray | None = None
+    spikes: dict = field(default_factory=dict)   # pop -> (times float64 s, ids int32)
+    n_units: dict = field(default_factory=dict)  # pop -> number of neurons
+    dt: float = 0.0
+
+    def rate(self, population: str = "E") -> float:
+        """Mean firing rate (Hz) of a population over the simulated time."""
+        if population not in self.spikes or self.t_end <= 0:
+            return float("nan")
+        return len(self.spikes[population][0]) / (self.n_units[population] * self.t_end)
+
+    def population_rate(self, population: str = "E", bin_size: float = 1e-3) -> np.ndarray:
+        """Population rate (Hz per neuron) in bins of ``bin_size`` over [0, t_end)."""
+        n_bins = int(round(self.t_end / bin_size))
+        if population not in self.spikes or n_bins == 0:
+            return np.zeros(0)
+        counts = np.bincount(np.minimum((self.spikes[population][0] / bin_size).astype(np.int64),
+                                        n_bins - 1), minlength=n_bins)
+        return counts / (self.n_units[population] * bin_size)
+
+
+def activity_status(spike_ids, spike_times, n_probe: int, t_refrac: float, window: float,
+                    dt: float, silent: float, runaway: float) -> str:
+    """The early-stop criterion (mirrors CONTROL_CPP): mean rate × t_refrac in [0, window)."""
+    in_window = (spike_ids < n_probe) & (spike_times < window - 0.5 * dt)
+    activity = np.count_nonzero(in_window) / (n_probe * window) * t_refrac
+    if activity < silent:
+        return "silent"
+    if activity > runaway:
+        return "runaway"
+    return "ok"
+
+
+class Simulator:
+    """A simulator spec bound to its compiled binary; ``run(theta_si, seed)`` never raises for θ."""
+
+    def __init__(self, spec: SimulatorSpec, compiled: CompiledModel | None = None):
+        self.spec = spec
+        self.model = MODELS[spec.model]
+        self.compiled = compiled or CompiledModel.for_spec(spec)
+
+    def run_args(self, params: dict, seed: int, duration: float) -> dict:
+        spec = self.spec
+        n_probe, t_refrac = self.model.probe(spec, params)
+        args = self.model.run_args(spec, params, np.random.default_rng(seed))
+        args |= {"ctl.t_stop": duration, "ctl.t_probe": min(spec.probe, duration),
+                 "ctl.n_probe": n_probe, "ctl.t_refrac_probe": t_refrac,
+                 "ctl.silent_threshold": spec.silent, "ctl.runaway_threshold": spec.runaway}
+        return args
+
+    def run(self, params: dict, seed: int, index: int = 0, duration: float | None = None,
+            timeout: float | None = None, theta=None) -> SimulationResult:
+        """Simulate one θ given as {name: SI value}; failures become statuses."""
+        spec = self.spec
+        duration = spec.duration if duration is None else duration
+        result = SimulationResult(index=index, seed=seed, status="failed", duration=duration,
+                                  theta=None if theta is None else np.asarray(theta), dt=spec.dt)
+        start = time.perf_counter()
+        try:
+            if duration > spec.max_duration:
+                raise UserError(f"duration {duration} s exceeds the compiled max_duration")
+            raw = self.compiled.run(self.run_args(params, seed, duration), seed,
+                                    timeout or spec.timeout)
+            result.run_time = raw.binary_seconds
+            result.t_end = raw.steps * spec.dt
+            n_probe, t_refrac = self.model.probe(spec, params)
+            result.status = activity_status(raw.spike_ids, raw.spike_times, n_probe, t_refrac,
+                                            min(spec.probe, duration), spec.dt, spec.silent,
+                                            spec.runaway)
+            steps_requested = int(round(duration / spec.dt))
+            if raw.steps < steps_requested and result.status == "ok":
+                raise RunFailed(f"stopped after {raw.steps} of {steps_requested} steps "
+                                "without an early-stop reason")
+            for pop, (lo, hi) in self.model.layout(spec, params).items():
+                result.n_units[pop] = hi - lo
+                if pop in spec.record:
+                    keep = (raw.spike_ids >= lo) & (raw.spike_ids < hi)
+                    result.spikes[pop] = (raw.spike_times[keep], raw.spike_ids[keep] - lo)
+        except RunTimedOut as err:
+            result.status, result.message = "timeout", str(err)
+        except (RunFailed, UserError) as err:
+            result.status, result.message = "failed", str(err)
+        except Exception as err:  # a failing θ never stops a batch; keep the evidence
+            result.status = "failed"
+            result.message = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        result.wall_time = time.perf_counter() - start
+        return result
+
+
+# ---- batches on local processes ---------------------------------------------------------
+_WORKER: Simulator | None = None
+
+
+def _init_worker(spec: SimulatorSpec, directory: str) -> None:
+    global _WORKER
+    _WORKER = Simulator(spec, CompiledModel(directory))
+
+
+def _run_in_worker(job: tuple) -> SimulationResult:
+    params, seed, index, duration, theta = job
+    return _WORKER.run(params, seed, index, duration, theta=theta)
+
+
+def run_batch(simulator: Simulator, jobs: list[tuple], workers: int = 1, progress: bool = True,
+              description: str = "simulating"):
+    """Yield SimulationResults as they complete; ``jobs`` are (params, seed, index, duration, θ)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=description, unit="sim", disable=not progress)
+    try:
+        if workers <= 1:
+            for job in jobs:
+                result = simulator.run(*job[:4], theta=job[4])
+                bar.update()
+                yield result
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(simulator.spec, str(simulator.compiled.directory))) as pool:
+            futures = [pool.submit(_run_in_worker, job) for job in jobs]
+            for future in as_completed(futures):
+                bar.update()
+                yield future.result()
+    finally:
+        bar.close()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+
+
+def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = None, theta=None,
+             seed: int = 0, duration: float | None = None, N: int | None = None,
+             dt: float | None = None, workers: int | None = None, progress: bool = False,
+             reference_quirks: bool | None = None) -> list[SimulationResult]:
+    """Simulate ``n`` θ drawn from the prior (or the given θ rows), in index order.
+
+    θ are in the prior's units. Each simulation's seed derives from ``seed`` and its index;
+    the same call gives the same spikes.
+    """
+    import dataclasses
+
+    from ..prior import Prior
+
+    spec = SimulatorSpec.load(simulator)
+    if reference_quirks is not None:
+        spec = dataclasses.replace(spec, reference_quirks=bool(reference_quirks))
+    spec = spec.with_overrides(duration=duration, N=N, dt=dt)
+    prior_obj = Prior.load(prior or spec.prior)
+    missing = [name for name in MODELS[spec.model].theta_names if name not in prior_obj.names]
+    if missing:
+        raise UserError(f"prior {prior_obj.name!r} lacks parameters {missing} that the "
+                        f"{spec.model} model needs")
+    if theta is None:
+        if n is None or n < 1:
+            raise UserError("give n >= 1 simulations or explicit θ")
+        thetas = prior_obj.sample(n, seed=seed)
+    else:
+        thetas = prior_obj.validate(theta)
+    sim = Simulator(spec)
+    jobs = [(prior_obj.to_simulator(row), simulation_seed(seed, k), k, spec.duration, row)
+            for k, row in enumerate(thetas)]
+    results = list(run_batch(sim, jobs, workers or 1, progress))
+    return sorted(results, key=lambda r: r.index)

@@ -1,0 +1,130 @@
+"""Simulator specs (``simulators/*.toml``): which model, its fixed parameters and run protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..specs import find_spec, read_toml
+from ..units import parse_quantity
+
+_TOP_KEYS = {"name", "model", "prior", "description", "network", "run", "early_stop", "record",
+             "fixed", "reference_quirks"}
+
+
+@dataclass(frozen=True)
+class SimulatorSpec:
+    """Everything a model builder needs besides θ. Times in seconds, SI units throughout."""
+
+    name: str
+    model: str
+    prior: str
+    N: int
+    dt: float
+    duration: float
+    max_duration: float
+    t_analysis_start: float
+    timeout: float
+    probe: float
+    silent: float
+    runaway: float
+    record: tuple[str, ...]
+    fixed: dict = field(default_factory=dict)
+    reference_quirks: bool = False
+    description: str = ""
+    source: str = ""
+    sha256: str = ""
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "SimulatorSpec":
+        path = find_spec("simulators", name_or_path)
+        data, digest = read_toml(path)
+        return cls.from_dict(data, source=str(path), sha256=digest)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>", sha256: str = "") -> "SimulatorSpec":
+        where = f"simulator spec {source}"
+        unknown = set(data) - _TOP_KEYS
+        if unknown:
+            raise UserError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+        from . import MODELS  # late import: the registry imports the builders
+
+        model = data.get("model")
+        if model not in MODELS:
+            raise UserError(f"{where}: 'model' must be one of {sorted(MODELS)}, got {model!r}")
+        net, run, stop = (data.get(k, {}) for k in ("network", "run", "early_stop"))
+        try:
+            spec = cls(
+                name=str(data.get("name", Path(source).stem)),
+                model=model,
+                prior=str(data.get("prior", model)),
+                N=net.get("N", 0),
+                dt=parse_quantity(net.get("dt", "0.1 ms"), f"{where}: network.dt"),
+                duration=parse_quantity(run.get("duration", "10 s"), f"{where}: run.duration"),
+                max_duration=parse_quantity(run.get("max_duration", "3600 s"),
+                                            f"{where}: run.max_duration"),
+                t_analysis_start=parse_quantity(run.get("t_analysis_start", "0 s"),
+                                                f"{where}: run.t_analysis_start"),
+                timeout=parse_quantity(run.get("timeout", "600 s"), f"{where}: run.timeout"),
+                probe=parse_quantity(stop.get("probe", "1 s"), f"{where}: early_stop.probe"),
+                silent=float(stop.get("silent", 1e-4)),
+                runaway=float(stop.get("runaway", 0.99)),
+                record=tuple(data.get("record", {}).get("spikes", MODELS[model].populations)),
+                fixed={k: parse_quantity(v, f"{where}: fixed.{k}")
+                       for k, v in data.get("fixed", {}).items()},
+                reference_quirks=bool(data.get("reference_quirks", False)),
+                description=str(data.get("description", "")),
+                source=source,
+                sha256=sha256,
+            )
+        except (TypeError, AttributeError) as err:
+            raise UserError(f"{where}: malformed ({err})") from None
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        """Raise a UserError naming the first invalid setting."""
+        where = f"simulator spec {self.name!r}"
+        from . import MODELS
+
+        model = MODELS[self.model]
+        if not isinstance(self.N, int) or isinstance(self.N, bool) or self.N < 2:
+            raise UserError(f"{where}: N must be an integer >= 2, got {self.N!r}")
+        for name in ("dt", "duration", "max_duration", "timeout", "probe"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UserError(f"{where}: {name} must be > 0, got {value!r}")
+        if self.dt >= self.duration:
+            raise UserError(f"{where}: dt ({self.dt} s) must be shorter than duration ({self.duration} s)")
+        if self.duration > self.max_duration:
+            raise UserError(f"{where}: duration {self.duration} s exceeds max_duration "
+                            f"{self.max_duration} s (raise run.max_duration in the spec)")
+        if not 0 <= self.silent < self.runaway:
+            raise UserError(f"{where}: need 0 <= early_stop.silent < early_stop.runaway")
+        bad = [p for p in self.record if p not in model.populations]
+        if bad:
+            raise UserError(f"{where}: record.spikes names unknown population(s) {bad}; "
+                            f"{self.model} has {list(model.populations)}")
+        missing = [k for k in model.required_fixed if k not in self.fixed]
+        extra = [k for k in self.fixed if k not in model.required_fixed]
+        if missing or extra:
+            raise UserError(f"{where}: fixed parameters {'missing ' + str(missing) if missing else ''}"
+                            f"{' unknown ' + str(extra) if extra else ''}".rstrip())
+        model.check_spec(self)
+
+    def with_overrides(self, duration: float | None = None, N: int | None = None,
+                       dt: float | None = None) -> "SimulatorSpec":
+        """A copy with per-run overrides applied and validated."""
+        changes = {k: v for k, v in (("duration", duration), ("N", N), ("dt", dt)) if v is not None}
+        if "duration" in changes:
+            changes["max_duration"] = max(self.max_duration, float(changes["duration"]))
+        spec = dataclasses.replace(self, **changes)
+        spec.check()
+        return spec
+
+    def to_dict(self) -> dict:
+        """Plain-data form, for provenance."""
+        return dataclasses.asdict(self) | {"record": list(self.record)}
