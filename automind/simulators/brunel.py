@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import UserError
 
 populations = ("E", "I")
+state_variables = ("v",)
 required_fixed = ("tau_m", "theta", "v_reset", "t_refrac", "J", "delay", "exc_fraction", "C_E")
 compile_time_fixed = ("delay", "exc_fraction")
 theta_names = ("g", "nu_ext")

@@ -12,8 +12,10 @@ What this adds around a model builder:
   runaway network;
 - per-run seeding from the ``AUTOMIND_SEED`` environment variable (standalone seeds are
   otherwise compile-time constants);
-- an output writer that saves only the spike monitor and the number of steps run, then
-  exits, so the binary never writes its (large) synapse arrays.
+- an output writer that saves only the spike monitor, recorded state variables and the
+  number of steps run, then exits, so the binary never writes its (large) synapse arrays
+  (unless ``AUTOMIND_WRITE_CONNECTIVITY`` is set: then it writes each pathway's pre/post
+  indices, for inspection and tests).
 """
 
 from __future__ import annotations
@@ -74,18 +76,44 @@ WRITE_CPP = r"""
     std::ofstream f_s((brian::results_dir + "steps.txt").c_str());
     f_s << brian::_array_defaultclock_timestep[0] << std::endl;
     f_s.close();
+    {STATE}
+    {CONNECTIVITY}
     std::exit(0);
 }
 """
 
+CONNECTIVITY_CPP = r"""
+    if (std::getenv("AUTOMIND_WRITE_CONNECTIVITY") != NULL) {
+        std::ofstream f_pre((brian::results_dir + "SYN_pre.bin").c_str(), std::ios::binary);
+        const std::vector<int32_t>& pre = brian::_dynamic_array_SYN__synaptic_pre;
+        if (!pre.empty()) f_pre.write(reinterpret_cast<const char*>(&pre[0]), pre.size() * sizeof(int32_t));
+        f_pre.close();
+        std::ofstream f_post((brian::results_dir + "SYN_post.bin").c_str(), std::ios::binary);
+        const std::vector<int32_t>& post = brian::_dynamic_array_SYN__synaptic_post;
+        if (!post.empty()) f_post.write(reinterpret_cast<const char*>(&post[0]), post.size() * sizeof(int32_t));
+        f_post.close();
+    }
+"""
 
-def build(spec_dict: dict, out_dir: Path) -> None:
+STATE_CPP = r"""
+    {
+        DynamicArray2D<double>& rec = brian::_dynamic_array_statemon_VAR;
+        std::ofstream f((brian::results_dir + "state_VAR.bin").c_str(), std::ios::binary);
+        for (int row = 0; row < rec.n; row++)
+            if (!rec(row).empty()) f.write(reinterpret_cast<char*>(&rec(row, 0)), rec.m * sizeof(double));
+        f.close();
+    }
+"""
+
+
+def build(spec_dict: dict, structure: dict, out_dir: Path) -> None:
     import brian2 as b2
 
     from . import MODELS
     from .spec import SimulatorSpec
 
-    spec = SimulatorSpec(**{**spec_dict, "record": tuple(spec_dict["record"])})
+    spec = SimulatorSpec(**{**spec_dict, "record": tuple(spec_dict["record"]),
+                            "record_state": tuple(spec_dict["record_state"])})
     model = MODELS[spec.model]
     b2.set_device("cpp_standalone", directory=str(out_dir), build_on_run=False)
     b2.prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
@@ -125,15 +153,26 @@ def build(spec_dict: dict, out_dir: Path) -> None:
     if not b2.device.run_args_applied:
         raise RuntimeError(f"builder {spec.model} did not call begin_run_time_section()")
     spikemon = b2.SpikeMonitor(objects["neurons"], name="spikemon")
+    monitors = [spikemon]
+    if spec.record_state:
+        monitors.append(b2.StateMonitor(objects["neurons"], list(spec.record_state),
+                                        record=range(spec.state_units), name="statemon"))
     ctl.run_regularly(
         "stop_code = automind_control(t, dt, t_stop, t_probe, n_probe, t_refrac_probe, "
         "silent_threshold, runaway_threshold)", when="end", name="ctl_control")
-    net = b2.Network(ctl, spikemon, *objects["objects"])
+    net = b2.Network(ctl, *monitors, *objects["objects"])
     net.run(spec.max_duration * b2.second, namespace={"automind_control": control})
-    b2.device.insert_code("main", WRITE_CPP)
+    state_code = "".join(STATE_CPP.replace("VAR", var) for var in spec.record_state)
+    synapses = sorted(o.name for o in objects["objects"] if isinstance(o, b2.Synapses))
+    connectivity_code = "".join(CONNECTIVITY_CPP.replace("SYN", name) for name in synapses)
+    b2.device.insert_code("main", WRITE_CPP.replace("{STATE}", state_code)
+                          .replace("{CONNECTIVITY}", connectivity_code))
+    structure = structure | {"synapses": synapses}
     b2.device.build(directory=str(out_dir), compile=True, run=False, clean=False)
+    (out_dir / "automind_structure.json").write_text(json.dumps(structure))
     (out_dir / "automind_run_args.json").write_text(json.dumps(run_arg_vars, indent=1))
 
 
 if __name__ == "__main__":
-    build(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
+    request = json.loads(Path(sys.argv[1]).read_text())
+    build(request["spec"], request["structure"], Path(sys.argv[2]))

@@ -29,7 +29,7 @@ from filelock import FileLock
 from ..errors import UserError
 
 #: Bump when the generated code changes meaning (invalidates cached binaries).
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -50,6 +50,7 @@ def structure_key(spec) -> dict:
     model = MODELS[spec.model]
     return {"model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
             "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
+            "record_state": list(spec.record_state), "state_units": spec.state_units,
             "build_version": BUILD_VERSION, "brian2": version("Brian2")}
 
 
@@ -67,6 +68,8 @@ class RawRun:
     spike_times: np.ndarray  # float64, seconds
     steps: int              # time steps actually simulated
     binary_seconds: float   # wall time of the compiled run itself
+    state: dict             # variable -> (steps, units) float64 array, SI units
+    connectivity: dict      # synapses name -> (pre, post) int32 arrays, when requested
 
 
 class CompiledModel:
@@ -77,6 +80,10 @@ class CompiledModel:
         self.compile_seconds = compile_seconds
         self.run_arg_specs = json.loads((self.directory / "automind_run_args.json").read_text())
         self.binary = self.directory / "main"
+        structure = json.loads((self.directory / "automind_structure.json").read_text())
+        self.state_variables = structure["record_state"]
+        self.state_units = structure["state_units"]
+        self.synapses = structure["synapses"]
 
     @classmethod
     def for_spec(cls, spec) -> "CompiledModel":
@@ -94,8 +101,7 @@ class CompiledModel:
             start = time.perf_counter()
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
             try:
-                _compile(spec, tmp)
-                (tmp / "automind_structure.json").write_text(json.dumps(key, indent=1))
+                _compile(spec, key, tmp)
                 os.replace(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -122,11 +128,14 @@ class CompiledModel:
             argv.append(f"{name}={path}")
         return argv
 
-    def run(self, values: dict, seed: int, timeout: float) -> RawRun:
+    def run(self, values: dict, seed: int, timeout: float, connectivity: bool = False) -> RawRun:
         folder = Path(tempfile.mkdtemp(prefix="automind-run-", dir=scratch_root()))
         try:
             argv = [str(self.binary), "--results_dir", f"{folder}/"] + self._encode(values, folder)
             env = dict(os.environ, AUTOMIND_SEED=str(int(seed) % 2**32))
+            env.pop("AUTOMIND_WRITE_CONNECTIVITY", None)
+            if connectivity:
+                env["AUTOMIND_WRITE_CONNECTIVITY"] = "1"
             start = time.perf_counter()
             try:
                 proc = subprocess.run(argv, cwd=self.directory, env=env, capture_output=True,
@@ -138,17 +147,24 @@ class CompiledModel:
             if proc.returncode != 0 or problems:
                 detail = "; ".join(problems[-3:]) or f"exit status {proc.returncode}"
                 raise RunFailed(f"compiled simulation failed: {detail}")
+            state = {}
+            for var in self.state_variables:
+                values = np.fromfile(folder / f"state_{var}.bin", dtype=np.float64)
+                state[var] = values.reshape(-1, self.state_units) if self.state_units else values
             return RawRun(np.fromfile(folder / "spikes_i.bin", dtype=np.int32),
                           np.fromfile(folder / "spikes_t.bin", dtype=np.float64),
-                          int((folder / "steps.txt").read_text().split()[0]), elapsed)
+                          int((folder / "steps.txt").read_text().split()[0]), elapsed, state,
+                          {name: (np.fromfile(folder / f"{name}_pre.bin", dtype=np.int32),
+                                  np.fromfile(folder / f"{name}_post.bin", dtype=np.int32))
+                           for name in (self.synapses if connectivity else ())})
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _compile(spec, out_dir: Path) -> None:
+def _compile(spec, structure: dict, out_dir: Path) -> None:
     """Build in a fresh Python process (Brian2's device state is global)."""
-    spec_file = out_dir / "automind_spec.json"
-    spec_file.write_text(json.dumps(spec.to_dict()))
+    spec_file = out_dir / "automind_build_request.json"
+    spec_file.write_text(json.dumps({"spec": spec.to_dict(), "structure": structure}))
     log = out_dir / "build.log"
     with open(log, "w") as handle:
         code = subprocess.call([sys.executable, "-m", "automind.simulators.build", str(spec_file),

@@ -20,6 +20,8 @@ import numpy as np
 from ..errors import UserError
 
 populations = ("E", "I")
+#: Variables a spec may record with record.state.
+state_variables = ("v", "w", "g_e", "g_i")
 
 #: Fixed (not inferred) settings a spec must give; I.* are the inhibitory intrinsics.
 I_INTRINSICS = ("C", "g_L", "v_rest", "v_thresh", "delta_T", "a", "b", "tau_w", "v_reset",

@@ -39,6 +39,8 @@ class SimulationResult:
     theta: np.ndarray | None = None
     spikes: dict = field(default_factory=dict)   # pop -> (times float64 s, ids int32)
     n_units: dict = field(default_factory=dict)  # pop -> number of neurons
+    state: dict = field(default_factory=dict)    # var -> (steps, units) array, SI (record.state)
+    connectivity: dict = field(default_factory=dict)  # synapses -> (pre, post), on request
     dt: float = 0.0
 
     def rate(self, population: str = "E") -> float:
@@ -87,8 +89,11 @@ class Simulator:
         return args
 
     def run(self, params: dict, seed: int, index: int = 0, duration: float | None = None,
-            timeout: float | None = None, theta=None) -> SimulationResult:
-        """Simulate one θ given as {name: SI value}; failures become statuses."""
+            timeout: float | None = None, theta=None, connectivity: bool = False) -> SimulationResult:
+        """Simulate one θ given as {name: SI value}; failures become statuses.
+
+        ``connectivity=True`` also returns each synapse pathway's (pre, post) indices.
+        """
         spec = self.spec
         duration = spec.duration if duration is None else duration
         result = SimulationResult(index=index, seed=seed, status="failed", duration=duration,
@@ -98,9 +103,11 @@ class Simulator:
             if duration > spec.max_duration:
                 raise UserError(f"duration {duration} s exceeds the compiled max_duration")
             raw = self.compiled.run(self.run_args(params, seed, duration), seed,
-                                    timeout or spec.timeout)
+                                    timeout or spec.timeout, connectivity)
+            result.connectivity = raw.connectivity
             result.run_time = raw.binary_seconds
             result.t_end = raw.steps * spec.dt
+            result.state = raw.state
             n_probe, t_refrac = self.model.probe(spec, params)
             result.status = activity_status(raw.spike_ids, raw.spike_times, n_probe, t_refrac,
                                             min(spec.probe, duration), spec.dt, spec.silent,

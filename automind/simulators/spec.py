@@ -32,6 +32,8 @@ class SimulatorSpec:
     silent: float
     runaway: float
     record: tuple[str, ...]
+    record_state: tuple[str, ...] = ()
+    state_units: int = 0
     fixed: dict = field(default_factory=dict)
     reference_quirks: bool = False
     description: str = ""
@@ -73,6 +75,8 @@ class SimulatorSpec:
                 silent=float(stop.get("silent", 1e-4)),
                 runaway=float(stop.get("runaway", 0.99)),
                 record=tuple(data.get("record", {}).get("spikes", MODELS[model].populations)),
+                record_state=tuple(data.get("record", {}).get("state", ())),
+                state_units=data.get("record", {}).get("state_units", 0),
                 fixed={k: parse_quantity(v, f"{where}: fixed.{k}")
                        for k, v in data.get("fixed", {}).items()},
                 reference_quirks=bool(data.get("reference_quirks", False)),
@@ -108,6 +112,12 @@ class SimulatorSpec:
         if bad:
             raise UserError(f"{where}: record.spikes names unknown population(s) {bad}; "
                             f"{self.model} has {list(model.populations)}")
+        bad = [v for v in self.record_state if v not in model.state_variables]
+        if bad:
+            raise UserError(f"{where}: record.state names unknown variable(s) {bad}; "
+                            f"{self.model} records {list(model.state_variables)}")
+        if self.record_state and not (isinstance(self.state_units, int) and 1 <= self.state_units <= self.N):
+            raise UserError(f"{where}: record.state_units must be an integer in [1, N]")
         missing = [k for k in model.required_fixed if k not in self.fixed]
         extra = [k for k in self.fixed if k not in model.required_fixed]
         if missing or extra:
@@ -116,9 +126,10 @@ class SimulatorSpec:
         model.check_spec(self)
 
     def with_overrides(self, duration: float | None = None, N: int | None = None,
-                       dt: float | None = None) -> "SimulatorSpec":
-        """A copy with per-run overrides applied and validated."""
+                       dt: float | None = None, **other) -> "SimulatorSpec":
+        """A copy with per-run overrides (and any other field in ``other``) applied and validated."""
         changes = {k: v for k, v in (("duration", duration), ("N", N), ("dt", dt)) if v is not None}
+        changes |= other
         if "duration" in changes:
             changes["max_duration"] = max(self.max_duration, float(changes["duration"]))
         spec = dataclasses.replace(self, **changes)
@@ -127,4 +138,5 @@ class SimulatorSpec:
 
     def to_dict(self) -> dict:
         """Plain-data form, for provenance."""
-        return dataclasses.asdict(self) | {"record": list(self.record)}
+        return dataclasses.asdict(self) | {"record": list(self.record),
+                                           "record_state": list(self.record_state)}
