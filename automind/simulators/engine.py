@@ -27,9 +27,8 @@ import numpy as np
 from filelock import FileLock
 
 from ..errors import UserError
+from . import build as _build  # its source is part of the structure key
 
-#: Bump when the generated code changes meaning (invalidates cached binaries).
-BUILD_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -48,10 +47,14 @@ def structure_key(spec) -> dict:
     from . import MODELS
 
     model = MODELS[spec.model]
+    # Hash the code that generates the binary, so editing a builder never reuses a stale one.
+    sources = hashlib.sha256()
+    for module in (model, _build):
+        sources.update(Path(module.__file__).read_bytes())
     return {"model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
             "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
             "record_state": list(spec.record_state), "state_units": spec.state_units,
-            "build_version": BUILD_VERSION, "brian2": version("Brian2")}
+            "builder_sha256": sources.hexdigest(), "brian2": version("Brian2")}
 
 
 class RunFailed(RuntimeError):

@@ -1,0 +1,54 @@
+"""Shared fixtures: compiled simulators are cached on disk (AUTOMIND_CACHE or ~/.cache/automind),
+so a structure compiles once per machine, not once per test."""
+
+import numpy as np
+import pytest
+
+from automind.simulators import Simulator, SimulatorSpec
+
+#: An MK1 parameter set (SI units) with no connections and no drive; tests change what they need.
+QUIET_MK1 = {
+    "exc_prop": 0.8, "p_e2e": 0.0, "p_e2i": 0.0, "p_i2e": 0.0, "p_i2i": 0.0, "R_pe2e": 1.0,
+    "R_Qe2e": 1.0, "p_igniters": 1.0, "n_clusters": 0.0, "E.C": 200e-12, "E.g_L": 10e-9,
+    "E.v_rest": -65e-3, "E.v_thresh": -50e-3, "E.v_reset": -58e-3, "E.t_refrac": 2e-3,
+    "E.delta_T": 2e-3, "E.a": 2e-9, "E.b": 50e-12, "E.tau_w": 100e-3, "E.E_gi": -80e-3,
+    "E.Q_ge": 1e-9, "E.Q_gi": 1e-9, "E.tau_ge": 5e-3, "E.tau_gi": 5e-3, "E.poisson_rate": 0.0,
+    "I.Q_ge": 1e-9, "I.Q_gi": 1e-9, "I.poisson_rate": 0.0,
+}
+
+
+@pytest.fixture(scope="session")
+def mk1_small():
+    """MK1 at N = 300, the published dt, recording g_e of the first 20 neurons."""
+    spec = SimulatorSpec.load("mk1").with_overrides(N=300, duration=1.0, record_state=("g_e",),
+                                                    state_units=20)
+    return Simulator(spec)
+
+
+@pytest.fixture(scope="session")
+def brunel():
+    return Simulator(SimulatorSpec.load("brunel").with_overrides(duration=0.6))
+
+
+def quiet_mk1(**changes) -> dict:
+    return QUIET_MK1 | changes
+
+
+def population_rate_cv(result, t_from: float, bin_size: float = 1e-3) -> float:
+    """sd / mean of the E population rate after ``t_from``: a population-synchrony index."""
+    rate = result.population_rate("E", bin_size)[int(t_from / bin_size):]
+    return float(rate.std() / rate.mean())
+
+
+def mean_isi_cv(result, t_from: float, min_spikes: int = 5) -> float:
+    times, ids = result.spikes["E"]
+    keep = times >= t_from
+    times, ids = times[keep], ids[keep]
+    order = np.lexsort((times, ids))
+    times, ids = times[order], ids[order]
+    cvs = []
+    for unit in np.unique(ids):
+        isi = np.diff(times[ids == unit])
+        if len(isi) >= min_spikes:
+            cvs.append(isi.std() / isi.mean())
+    return float(np.mean(cvs))
