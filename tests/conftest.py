@@ -34,10 +34,16 @@ def quiet_mk1(**changes) -> dict:
     return QUIET_MK1 | changes
 
 
-def population_rate_cv(result, t_from: float, bin_size: float = 1e-3) -> float:
-    """sd / mean of the E population rate after ``t_from``: a population-synchrony index."""
-    rate = result.population_rate("E", bin_size)[int(t_from / bin_size):]
-    return float(rate.std() / rate.mean())
+def synchrony_chi(result, t_from: float, bin_size: float = 1e-3) -> float:
+    """Golomb's synchrony χ on binned E spike counts after ``t_from``: sqrt(var of the population
+    mean / mean of single-unit variances); 1 = fully synchronous, ~1/sqrt(N) = asynchronous."""
+    times, ids = result.spikes["E"]
+    keep = times >= t_from
+    n_bins = int(round((result.t_end - t_from) / bin_size))
+    counts = np.zeros((result.n_units["E"], n_bins))
+    bins = np.minimum(((times[keep] - t_from) / bin_size).astype(int), n_bins - 1)
+    np.add.at(counts, (ids[keep], bins), 1)
+    return float(np.sqrt(counts.mean(0).var() / counts.var(1).mean()))
 
 
 def mean_isi_cv(result, t_from: float, min_spikes: int = 5) -> float:
