@@ -1,0 +1,33 @@
+# automind: `make demo` and `make test` each set everything up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+# torch is pinned to 2.13.0 here (not in the package metadata): on these machines that
+# version is the small CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/automind demo --out demo-output/$(shell date +%Y%m%d-%H%M%S)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) benchmarks/simulate.py
+
+clean:
+	rm -rf $(VENV) demo-output *.egg-info
