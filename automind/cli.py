@@ -109,7 +109,7 @@ def cmd_simulate(args) -> dict:
 
 
 def cmd_demo(args) -> dict:
-    """Short MK1 run: simulate a few θ from the prior, plot the most active valid one."""
+    """Short MK1 run: simulate θ from the prior, plot the most active valid one."""
     from .plots import plot_simulation
     from .simulators.output import prepare_out_dir
 
@@ -151,11 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run a short MK1 simulation batch and plot it",
-                       description="Simulate a few MK1 θ from the prior and write a raster / "
-                                   "population rate / PSD figure of the most active valid one.")
+                       description="Simulate 16 MK1 θ from the prior (5 s each) and write a "
+                                   "raster / population rate / PSD figure of the most active "
+                                   "valid one.")
     _add_simulation_options(p, "mk1")
-    p.set_defaults(n=8, duration=5.0)
-    p.add_argument("-n", type=_count, default=8, help="number of simulations (default: 8)")
+    p.set_defaults(duration=5.0)
+    p.add_argument("-n", type=_count, default=16, help="number of simulations (default: 16)")
     p.add_argument("--out", type=Path, default=Path("demo-output"),
                    help="new output folder (default: ./demo-output)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")

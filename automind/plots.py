@@ -17,8 +17,11 @@ def _pyplot():
 
 
 def plot_simulation(result, path: Path, title: str = "", max_units: int = 200,
-                    t_window: tuple[float, float] | None = None) -> Path:
-    """Raster (a sample of units per population), E population rate and its PSD, to PNG/PDF."""
+                    t_window: tuple[float, float] | None = None, smoothing: float = 5e-3) -> Path:
+    """Raster (a sample of units per population), E population rate (Gaussian ``smoothing``
+    s for display; the PSD uses the raw 1 ms rate) and its PSD, to PNG or PDF."""
+    from scipy.ndimage import gaussian_filter1d
+
     from .features.psd import rate_psd
 
     plt = _pyplot()
@@ -39,8 +42,10 @@ def plot_simulation(result, path: Path, title: str = "", max_units: int = 200,
     rate = result.population_rate("E", 1e-3)
     t = np.arange(len(rate)) * 1e-3
     window = (t >= t0) & (t < t1)
-    axes[1].plot(t[window], rate[window], lw=0.6, color="k")
-    axes[1].set(xlabel="time (s)", ylabel="E rate (Hz)", xlim=(t0, t1))
+    smooth = gaussian_filter1d(rate, sigma=smoothing / 1e-3) if smoothing else rate
+    axes[1].plot(t[window], smooth[window], lw=0.8, color="k")
+    axes[1].set(xlabel="time (s)", ylabel=f"E rate (Hz, {smoothing * 1e3:g} ms smoothing)",
+                xlim=(t0, t1))
     freqs, psd = rate_psd(rate)
     if len(freqs):
         axes[2].loglog(freqs, psd, color="k", lw=0.8)

@@ -12,7 +12,7 @@ from .errors import UserError
 #: The repository root when running from a checkout or an editable install.
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where each kind of spec lives inside an installed wheel (see pyproject's package-dir).
-_PACKAGED = {"priors": "automind.specs.priors", "simulators": "automind.specs.simulators"}
+_PACKAGED = {"priors": "automind._specdata.priors", "simulators": "automind._specdata.simulators"}
 
 
 def spec_dirs(kind: str) -> list[Path]:
@@ -20,9 +20,9 @@ def spec_dirs(kind: str) -> list[Path]:
     dirs = [_REPO_ROOT / kind]
     package = _PACKAGED.get(kind)
     if package:
-        try:
-            dirs.append(Path(str(resources.files(package))))
-        except ModuleNotFoundError:
+        try:  # a namespace package: its files live in the folder holding its .toml files
+            dirs.extend({p.parent for p in resources.files(package).iterdir()})
+        except (ModuleNotFoundError, FileNotFoundError):
             pass
     return [d for d in dirs if d.is_dir()]
 
