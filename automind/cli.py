@@ -44,6 +44,11 @@ def _add_simulation_options(p: argparse.ArgumentParser, default_simulator: str) 
     p.add_argument("--dt", type=_positive_float, metavar="MS",
                    help="time step in ms (default: the spec's; recompiles once)")
     p.add_argument("--workers", type=_count, help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run on Dask instead of local processes: local, local:K (start a "
+                        "LocalCluster with K workers) or tcp://HOST:PORT (a running scheduler)")
+    p.add_argument("--chunk-size", type=_count,
+                   help="simulations per shard (fixed when the bank is created; default 8)")
     p.add_argument("--reference-quirks", action="store_true",
                    help="MK1: reproduce the public reference code's slot-wise clusters, frozen "
                         "v_cut, shared ΔT and first-block igniters")
@@ -68,69 +73,88 @@ def _load_setup(args):
     return spec, prior
 
 
-def _run_simulations(args, spec, prior, out: Path | None, progress: bool):
-    """Simulate args.n θ from the prior; write the output folder if ``out``; return results."""
-    from .simulators.output import write_provenance, write_simulation, write_table
-    from .simulators.simulator import Simulator, default_workers, run_batch, simulation_seed
+def _extend_bank(args, spec, prior, keep_spikes: bool | None, progress: bool) -> dict:
+    from .bank import extend
+    from .simulators.simulator import default_workers
 
-    thetas = prior.sample(args.n, seed=args.seed)
     print(f"compiling or loading the {spec.model} simulator (N={spec.N}, dt={spec.dt * 1e3:g} ms)"
           " ...", file=sys.stderr, flush=True)
-    sim = Simulator(spec)
-    if out is not None:
-        write_provenance(out, spec, prior, args.seed, args.n, sim.compiled)
-    jobs = [(prior.to_simulator(row), simulation_seed(args.seed, k), k, spec.duration, row)
-            for k, row in enumerate(thetas)]
-    results = []
-    for result in run_batch(sim, jobs, min(args.workers or default_workers(), len(jobs)), progress):
-        results.append(result)
-        if out is not None:
-            write_simulation(out, result)
-    results.sort(key=lambda r: r.index)
-    if out is not None:
-        write_table(out, results, prior)
-    return sim, results
+    return extend(args.out, spec, prior, args.n, args.seed,
+                  workers=min(args.workers or default_workers(), args.n), dask=args.dask,
+                  keep_spikes=keep_spikes, chunk_size=args.chunk_size, progress=progress)
 
 
 def cmd_simulate(args) -> dict:
-    from .simulators.output import prepare_out_dir
+    from .bank import Bank
 
     spec, prior = _load_setup(args)
-    out = prepare_out_dir(args.out)
-    _, results = _run_simulations(args, spec, prior, out, progress=not args.json)
-    counts = Counter(r.status for r in results)
-    summary = {"out": str(out), "total": len(results), "by_status": dict(counts),
-               "bio_seconds": sum(r.t_end for r in results),
-               "wall_seconds": sum(r.wall_time for r in results)}
+    report = _extend_bank(args, spec, prior, args.keep_spikes or None, progress=not args.json)
+    info = Bank(args.out).info()
+    summary = {"bank": str(args.out), "added": report["added"], "total": info["total"],
+               "by_status": info["by_status"], "notes": report["notes"]}
     if not args.json:
-        print(f"{len(results)} simulations in {out}: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        for note in report["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"bank {args.out}: {report['added']} simulations added, {info['total']} in total ("
+              + ", ".join(f"{k} {v}" for k, v in info["by_status"].items()) + ")")
     return summary
 
 
 def cmd_demo(args) -> dict:
-    """Short MK1 run: simulate θ from the prior, plot the most active valid one."""
+    """Short MK1 run into a bank: simulate θ from the prior, plot the most active valid one."""
+    from .bank import Bank
     from .plots import plot_simulation
-    from .simulators.output import prepare_out_dir
+    from .simulators.simulator import SimulationResult
 
     args.reference_quirks = False
     spec, prior = _load_setup(args)
-    out = prepare_out_dir(args.out)
-    _, results = _run_simulations(args, spec, prior, out, progress=not args.json)
-    counts = Counter(r.status for r in results)
-    valid = [r for r in results if r.status == "ok"] or [r for r in results if r.spikes]
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UserError(f"output folder {args.out} exists and is not empty; choose a new --out")
+    args.out.mkdir(parents=True, exist_ok=True)
+    bank_path, args.out = args.out, args.out / "bank"
+    _extend_bank(args, spec, prior, True, progress=not args.json)
+    bank = Bank(args.out)
+    table = bank.table()
+    counts = bank.info()["by_status"]
     figure = None
-    if valid:
-        best = max(valid, key=lambda r: r.rate("E"))
-        figure = plot_simulation(best, out / "demo_simulation.png",
-                                 t_window=(max(0.0, best.t_end - 2.0), best.t_end))
-    summary = {"out": str(out), "total": len(results), "by_status": dict(counts),
-               "figure": str(figure) if figure else None}
+    active = [(rate, index) for rate, index, status in zip(table["rate_E"], table["index"],
+                                                            table["status"]) if status == "ok"]
+    if active:
+        index = int(max(active)[1])
+        stored = bank.spikes(index)
+        result = SimulationResult(index=index, seed=0, status="ok", duration=stored["t_end"],
+                                  t_end=stored["t_end"], spikes=stored["spikes"],
+                                  n_units=stored["n_units"])
+        figure = plot_simulation(result, bank_path / "demo_simulation.png",
+                                 t_window=(max(0.0, result.t_end - 2.0), result.t_end))
+    summary = {"out": str(bank_path), "bank": str(args.out), "total": int(len(table["index"])),
+               "by_status": counts, "figure": str(figure) if figure else None}
     if not args.json:
-        print(f"{len(results)} MK1 simulations: "
+        print(f"{summary['total']} {spec.model} simulations: "
               + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-        print(f"figure: {figure}" if figure else "no simulation produced spikes to plot")
+        print(f"figure: {figure}" if figure else "no valid simulation to plot")
     return summary
+
+
+def cmd_bank_info(args) -> dict:
+    from .bank import Bank
+
+    info = Bank(args.bank).info()
+    if not args.json:
+        print(f"bank {info['path']}: {info['total']} simulations in {info['shards']} shards, "
+              f"{info['disk_bytes'] / 1e6:.1f} MB")
+        print("  by status: " + ", ".join(f"{k} {v}" for k, v in info["by_status"].items()))
+        for pop, q in info["rates_ok_hz"].items():
+            print(f"  {pop} rate of ok simulations: median {q['median']:.2f} Hz "
+                  f"(5-95 %: {q['q05']:.2f}-{q['q95']:.2f})")
+        print(f"  simulated {info['simulated_seconds']:.1f} s of biological time in "
+              f"{info['wall_seconds']:.1f} s of worker time")
+        print(f"  made by: simulator {info['simulator']}, prior {info['prior']}, seed {info['seed']}, "
+              f"created {info['created']}; automind {info['versions'].get('automind')}, "
+              f"brian2 {info['versions'].get('brian2')}")
+        for problem in info["problems"]:
+            print(f"  problem: {problem}")
+    return info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,13 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "simulate, featurise, train, infer, validate.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="simulate n parameter sets drawn from a prior",
-                       description="Draw n θ from the prior and simulate each on the compiled "
-                                   "model (compiled once, cached on disk). Every simulation gets a "
-                                   "status: ok, silent, runaway, timeout or failed.")
+    p = sub.add_parser("simulate", help="create, extend or resume a simulation bank",
+                       description="Make the bank BANK hold simulations 0..n-1 of θ drawn from the "
+                                   "prior: creates it, adds what is missing, or resumes after a "
+                                   "crash (re-run the same command). Simulation k's θ and seed "
+                                   "derive from --seed and k. The model is compiled once and "
+                                   "cached. Every simulation gets a status: ok, silent, runaway, "
+                                   "timeout or failed.")
     _add_simulation_options(p, "mk1")
-    p.add_argument("-n", type=_count, required=True, help="number of simulations")
-    p.add_argument("--out", type=Path, required=True, help="new output folder")
+    p.add_argument("-n", type=_count, required=True,
+                   help="the bank's target size: simulations 0..n-1")
+    p.add_argument("--out", type=Path, required=True, metavar="BANK", help="bank folder")
+    p.add_argument("--keep-spikes", action="store_true",
+                   help="also store compact spike trains (needed to compute new feature sets)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.set_defaults(func=cmd_simulate)
 
@@ -160,7 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-output"),
                    help="new output folder (default: ./demo-output)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, chunk_size=None)
+
+    bank = sub.add_parser("bank", help="inspect and import simulation banks").add_subparsers(
+        dest="bank_command", required=True, metavar="ACTION")
+    p = bank.add_parser("info", help="counts per status, rates, time, size, provenance, problems")
+    p.add_argument("bank", type=Path, help="bank folder")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_bank_info)
     return parser
 
 

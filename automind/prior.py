@@ -236,6 +236,18 @@ class Prior:
         hi = _forward(self.high, self.parameters, np)
         return _inverse(lo + u * (hi - lo), self.parameters, np)
 
+    def sample_indexed(self, seed: int, indices) -> np.ndarray:
+        """θ for simulation ``k`` of a bank with global ``seed``, for each k in ``indices``.
+
+        Each row depends only on (seed, k), so a bank can be extended or resumed in any
+        order, by any number of workers, and give the same θ.
+        """
+        lo = _forward(self.low, self.parameters, np)
+        hi = _forward(self.high, self.parameters, np)
+        u = np.array([np.random.default_rng([int(seed), int(k), 0x7E7A]).uniform(size=self.dim)
+                      for k in indices]).reshape(-1, self.dim)
+        return _inverse(lo + u * (hi - lo), self.parameters, np)
+
     def log_prob(self, theta) -> np.ndarray:
         arr = np.atleast_2d(np.asarray(theta, dtype=float))
         return self.distribution.log_prob(torch.as_tensor(arr, dtype=torch.float32)).numpy()

@@ -13,36 +13,27 @@ from automind.errors import UserError
 from automind.simulators import SimulatorSpec
 
 
-def test_simulate_writes_folder_and_json(tmp_path, capsys):
-    out = tmp_path / "sims"
+def test_simulate_creates_a_bank_and_prints_json(tmp_path, capsys):
+    out = tmp_path / "bank"
     code = main(["simulate", "--simulator", "brunel", "-n", "3", "--seed", "4", "--duration", "0.3",
                  "--workers", "2", "--out", str(out), "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["total"] == 3 and sum(summary["by_status"].values()) == 3
-    rows = list(csv.DictReader(open(out / "simulations.csv")))
-    assert [int(r["index"]) for r in rows] == [0, 1, 2]
-    assert len({r["seed"] for r in rows}) == 3
-    provenance = json.loads((out / "provenance.json").read_text())
-    assert provenance["seed"] == 4 and provenance["prior"]["name"] == "brunel"
-    assert provenance["versions"]["brian2"]
-    data = np.load(out / "spikes" / "sim_000000.npz")
-    assert set(data) >= {"E_times", "E_ids", "I_times", "I_ids", "exc_rate_1ms", "n_units"}
-    # same seed, same results (2 workers vs 1)
-    again = tmp_path / "again"
-    main(["simulate", "--simulator", "brunel", "-n", "3", "--seed", "4", "--duration", "0.3",
-          "--workers", "1", "--out", str(again)])
-    for k in range(3):
-        a, b = (np.load(d / "spikes" / f"sim_{k:06d}.npz") for d in (out, again))
-        np.testing.assert_array_equal(a["E_times"], b["E_times"])
+    assert summary["total"] == 3 and summary["added"] == 3
+    assert sum(summary["by_status"].values()) == 3
+    assert main(["bank", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["total"] == 3 and info["by_status"] == summary["by_status"]
+    assert info["seed"] == 4 and info["prior"] == "brunel" and info["versions"]["brian2"]
+    assert info["problems"] == []
 
 
-def test_refuses_to_overwrite(tmp_path, capsys):
+def test_refuses_a_folder_that_is_not_a_bank(tmp_path, capsys):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
     assert main(["simulate", "--simulator", "brunel", "-n", "1", "--out", str(out)]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "not empty and not a bank" in capsys.readouterr().err
     assert (out / "precious.txt").read_text() == "keep me"
 
 
@@ -129,5 +120,5 @@ def test_demo_writes_a_figure(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and summary["total"] == 2
     figure = out / "demo_simulation.png"
-    assert summary["figure"] == str(figure)
+    assert summary["figure"] == str(figure) and summary["total"] == 2
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20000

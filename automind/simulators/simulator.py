@@ -201,7 +201,7 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     if theta is None:
         if n is None or n < 1:
             raise UserError("give n >= 1 simulations or explicit θ")
-        thetas = prior_obj.sample(n, seed=seed)
+        thetas = prior_obj.sample_indexed(seed, range(n))  # the same θ a bank with this seed holds
     else:
         thetas = prior_obj.validate(theta)
     sim = Simulator(spec)

@@ -1,0 +1,164 @@
+"""Reading a bank: metadata, committed shards, problems, tables, spike trains, summaries."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord, parse_table,
+                    read_verified)
+
+KNOWN_DIRS = {"shards": ".parquet", "spikes": ".npz", "manifest": ".json", "features": None,
+              "claims": ".lock", "quarantine": None}
+
+
+class Bank:
+    """A simulation bank on disk. Only shards with a manifest record are ever read."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        meta_file = self.path / "bank.json"
+        if not meta_file.is_file():
+            raise BankError(f"{self.path} is not a bank (no bank.json)")
+        try:
+            self.meta = json.loads(meta_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BankError(f"{meta_file} is not valid JSON: {err}") from None
+        if self.meta.get("format") != FORMAT or self.meta.get("version") != FORMAT_VERSION:
+            raise BankError(f"{self.path}: unsupported bank format "
+                            f"{self.meta.get('format')!r} v{self.meta.get('version')!r}")
+        self.problems: list[str] = []
+        self.records: list[ShardRecord] = self._load_records()
+        self._scan_folder()
+
+    # ---- structure ------------------------------------------------------------------
+    @property
+    def parameter_names(self) -> list[str]:
+        return [p["name"] for p in self.meta["prior"]["parameter"]]
+
+    def _load_records(self) -> list[ShardRecord]:
+        records, seen = [], {}
+        for path in sorted((self.path / "manifest").glob("*.json")):
+            if not SHARD_RE.match(path.stem):
+                continue  # reported as a foreign file by _scan_folder
+            try:
+                record = ShardRecord.from_json(json.loads(path.read_text()))
+            except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
+                self.problems.append(f"manifest record {path.name} is unreadable ({err}); "
+                                     "its shard is ignored")
+                continue
+            duplicates = [i for i in record.indices if i in seen]
+            if duplicates:
+                self.problems.append(f"shard {record.name} repeats simulations already in "
+                                     f"{seen[duplicates[0]]} (e.g. index {duplicates[0]}); ignored")
+                continue
+            for i in record.indices:
+                seen[i] = record.name
+            records.append(record)
+        return records
+
+    def _scan_folder(self) -> None:
+        """Report files that are not part of any committed shard (never used)."""
+        committed = {r.name for r in self.records}
+        feature_files = {meta["file"] for r in self.records for meta in r.features.values()}
+        for item in sorted(self.path.iterdir()):
+            if item.name == "bank.json" or item.name.startswith(".tmp-"):
+                continue
+            if item.name not in KNOWN_DIRS or not item.is_dir():
+                self.problems.append(f"foreign file or folder {item.name!r} in the bank (ignored)")
+                continue
+            if item.name in ("claims", "quarantine", "manifest"):
+                continue
+            for path in sorted(item.rglob("*")):
+                if path.is_dir() or path.name.startswith(".tmp-"):
+                    continue
+                rel = str(path.relative_to(self.path))
+                if item.name == "features":
+                    if rel not in feature_files:
+                        self.problems.append(f"{rel} has no manifest record (ignored)")
+                elif path.stem not in committed or path.suffix != KNOWN_DIRS[item.name]:
+                    self.problems.append(f"{rel} has no manifest record (ignored)")
+
+    def indices(self) -> set[int]:
+        return {i for r in self.records for i in r.indices}
+
+    # ---- reading ----------------------------------------------------------------------
+    def read_shard(self, record: ShardRecord) -> pa.Table:
+        path = self.path / "shards" / f"{record.name}.parquet"
+        return parse_table(read_verified(path, record.shard_sha256, record.shard_bytes, "shard"), path)
+
+    def iter_tables(self, records: list[ShardRecord] | None = None):
+        for record in records if records is not None else self.records:
+            yield self.read_shard(record)
+
+    def table(self, status: str | list[str] | None = None,
+              index_range: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """All committed rows as numpy arrays sorted by index, optionally filtered."""
+        tables = list(self.iter_tables())
+        if not tables:
+            return {"index": np.zeros(0, np.int64), "theta": np.zeros((0, len(self.parameter_names))),
+                    "status": np.zeros(0, str), "seed": np.zeros(0, np.int64)}
+        table = pa.concat_tables(tables)
+        out = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names
+               if name != "theta"}
+        out["theta"] = np.asarray(table["theta"].combine_chunks().flatten()).reshape(
+            len(table), len(self.parameter_names))
+        keep = np.ones(len(table), dtype=bool)
+        if status is not None:
+            keep &= np.isin(out["status"], [status] if isinstance(status, str) else list(status))
+        if index_range is not None:
+            keep &= (out["index"] >= index_range[0]) & (out["index"] < index_range[1])
+        order = np.argsort(out["index"][keep], kind="stable")
+        return {k: v[keep][order] for k, v in out.items()}
+
+    def spikes(self, index: int) -> dict:
+        """Spike trains of one simulation: {pop: (times s, ids)}, n_units, t_end."""
+        for record in self.records:
+            if index in record.indices:
+                if record.spikes_sha256 is None:
+                    raise BankError(f"simulation {index} was stored without spikes "
+                                    "(create the bank with --keep-spikes)")
+                path = self.path / "spikes" / f"{record.name}.npz"
+                data = np.load(io.BytesIO(read_verified(path, record.spikes_sha256,
+                                                        record.spikes_bytes, "spike file")))
+                dt = self.meta["simulator"]["dt"]
+                pops = sorted({k.split("/")[1] for k in data.files
+                               if k.startswith(f"{index}/") and k.count("/") == 2})
+                return {"spikes": {p: (data[f"{index}/{p}/steps"] * dt, data[f"{index}/{p}/ids"])
+                                   for p in pops},
+                        "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
+                        "t_end": float(data[f"{index}/t_end"])}
+        raise BankError(f"simulation {index} is not in the bank")
+
+    # ---- summary -----------------------------------------------------------------------
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def info(self) -> dict:
+        table = self.table()
+        counts = Counter(table["status"].tolist())
+        ok = table["status"] == "ok"
+        rates = {}
+        for pop in ("E", "I"):
+            values = table.get(f"rate_{pop}", np.zeros(0))[ok]
+            if len(values):
+                q = np.quantile(values, [0.05, 0.5, 0.95])
+                rates[pop] = {"q05": float(q[0]), "median": float(q[1]), "q95": float(q[2])}
+        meta = self.meta
+        return {
+            "path": str(self.path), "total": int(len(table["index"])),
+            "by_status": {k: int(v) for k, v in sorted(counts.items())},
+            "rates_ok_hz": rates,
+            "wall_seconds": float(table.get("wall_time", np.zeros(0)).sum()),
+            "simulated_seconds": float(table.get("t_end", np.zeros(0)).sum()),
+            "shards": len(self.records), "disk_bytes": self.disk_bytes(),
+            "seed": meta["seed"], "prior": meta["prior"]["name"],
+            "simulator": meta["simulator"]["name"], "created": meta["created"],
+            "keep_spikes": meta["keep_spikes"], "versions": meta["versions"],
+            "problems": self.problems,
+        }

@@ -1,0 +1,146 @@
+"""The bank format: a directory of immutable shards, a manifest of committed shards, metadata.
+
+    BANK/bank.json                      metadata (prior, simulator, seed, versions, chunk size)
+    BANK/shards/cNNNNNNNN-XXXXXXXX.parquet   one chunk of simulations: index, seed, status,
+                                             θ, times, rates, message
+    BANK/spikes/cNNNNNNNN-XXXXXXXX.npz       optional spike trains of that chunk
+    BANK/manifest/cNNNNNNNN-XXXXXXXX.json    commit record: file names, sha256, sizes, indices
+    BANK/claims/cNNNNNNNN.lock               lock files of chunks being simulated (writers only)
+    BANK/quarantine/                         orphaned or corrupt files moved aside on resume
+
+Every file is written under a temporary name (``.tmp-*``) and renamed into place; a shard
+exists for readers only once its manifest record exists (the record is written last).
+A crash at any moment leaves either a complete, committed shard or files that readers
+never see and writers detect and move aside. Several writers may extend one bank at once:
+each takes a per-chunk lock (released by the OS if the writer dies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+
+FORMAT = "automind-bank"
+FORMAT_VERSION = 1
+SHARD_RE = re.compile(r"^c(\d{8})-([0-9a-f]{8})$")
+FIXED_COLUMNS = ("index", "seed", "status", "t_end", "wall_time", "run_time", "rate_E", "rate_I",
+                 "message")
+
+
+class BankError(UserError):
+    """A bank that cannot be used as asked (corrupt shard, mismatched setup, ...)."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ShardRecord:
+    """A manifest record: one committed shard."""
+
+    name: str
+    chunk: int
+    indices: list[int]
+    shard_sha256: str
+    shard_bytes: int
+    spikes_sha256: str | None = None
+    spikes_bytes: int = 0
+    features: dict = field(default_factory=dict)  # set name -> {"file", "sha256", "bytes"}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ShardRecord":
+        return cls(**data)
+
+
+def shard_table(results, param_names: list[str]) -> pa.Table:
+    """SimulationResults -> the shard's Arrow table (θ as one fixed-size list column)."""
+    results = sorted(results, key=lambda r: r.index)
+    theta = np.array([r.theta for r in results], dtype=np.float64).reshape(len(results),
+                                                                          len(param_names))
+    columns = {
+        "index": pa.array([r.index for r in results], pa.int64()),
+        "seed": pa.array([r.seed for r in results], pa.int64()),
+        "status": pa.array([r.status for r in results], pa.string()),
+        "t_end": pa.array([r.t_end for r in results], pa.float64()),
+        "wall_time": pa.array([r.wall_time for r in results], pa.float64()),
+        "run_time": pa.array([r.run_time for r in results], pa.float64()),
+        "rate_E": pa.array([r.rate("E") for r in results], pa.float64()),
+        "rate_I": pa.array([r.rate("I") for r in results], pa.float64()),
+        "message": pa.array([r.message for r in results], pa.string()),
+        "theta": pa.FixedSizeListArray.from_arrays(pa.array(theta.ravel()), len(param_names)),
+    }
+    return pa.table(columns)
+
+
+def spikes_blob(results, dt: float) -> bytes:
+    """Compact spike trains: per simulation and population, time steps (uint32) and ids."""
+    arrays = {}
+    for r in results:
+        for pop, (times, ids) in r.spikes.items():
+            arrays[f"{r.index}/{pop}/steps"] = np.round(times / dt).astype(np.uint32)
+            arrays[f"{r.index}/{pop}/ids"] = ids.astype(np.int32)
+            arrays[f"{r.index}/{pop}/n_units"] = np.int64(r.n_units[pop])
+        arrays[f"{r.index}/t_end"] = np.float64(r.t_end)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def read_verified(path: Path, expected_sha: str, expected_bytes: int, what: str) -> bytes:
+    """Read a committed file and check it against its manifest record."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BankError(f"{what} {path} is listed in the manifest but missing") from None
+    if len(data) != expected_bytes or sha256(data) != expected_sha:
+        raise BankError(f"{what} {path} is corrupt (size or checksum differs from the manifest: "
+                        f"{len(data)} bytes vs {expected_bytes}); move it aside and run the same "
+                        "`automind simulate` command again to re-simulate it")
+    return data
+
+
+def parse_table(data: bytes, path: Path) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise BankError(f"shard {path} cannot be read: {err}") from None
+
+
+def new_shard_name(chunk: int) -> str:
+    return f"c{chunk:08d}-{uuid.uuid4().hex[:8]}"
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())

@@ -1,0 +1,220 @@
+"""Creating, extending and resuming banks.
+
+``extend(BANK, spec, prior, n, seed)`` makes the bank hold simulations 0..n-1: it creates
+the bank if needed, skips what is committed, and simulates the rest in chunks. Simulation
+k's θ and seed derive from the global seed and k only, so the same command gives the same
+bank, with any engine, any number of workers and after any number of crashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..errors import UserError
+from ..provenance import package_versions
+from ..simulators.simulator import simulation_seed
+from .bank import Bank
+from .engines import make_engine
+from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord, atomic_write_bytes,
+                    new_shard_name, sha256, shard_table, spikes_blob, table_bytes, write_json)
+
+DEFAULT_CHUNK_SIZE = 8
+_IDENTITY_IGNORED = ("source", "sha256", "description")
+
+
+def _identity(spec_dict: dict) -> dict:
+    return {k: v for k, v in spec_dict.items() if k not in _IDENTITY_IGNORED}
+
+
+def _describe_difference(name: str, ours: dict, theirs: dict) -> str:
+    keys = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    return f"{name} differs in {', '.join(keys[:5])}"
+
+
+def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
+                chunk_size: int | None) -> dict:
+    """Create the bank's folder and metadata, or check that an existing bank matches."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for sub in ("shards", "manifest", "claims", "spikes", "quarantine"):
+            (path / sub).mkdir(exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create bank folder {path}: {err.strerror}") from None
+    with FileLock(str(path / "claims" / "bank.json.lock")):
+        meta_file = path / "bank.json"
+        if not meta_file.exists():
+            foreign = [p.name for p in path.iterdir()
+                       if p.name not in ("shards", "manifest", "claims", "spikes", "quarantine")]
+            if foreign:
+                raise UserError(f"{path} is not empty and not a bank (found {foreign[:3]}); "
+                                "choose a new folder")
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "seed": int(seed),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "chunk_size": int(chunk_size or DEFAULT_CHUNK_SIZE),
+                    "keep_spikes": bool(keep_spikes),
+                    "prior": prior.to_dict(), "prior_sha256": prior.sha256,
+                    "simulator": spec.to_dict(), "simulator_sha256": spec.sha256,
+                    "versions": package_versions(),
+                    "seed_rule": "simulation k: seed SeedSequence([seed, k]).generate_state(1)[0], "
+                                 "θ Prior.sample_indexed(seed, [k])",
+                    "feature_sets": {}}
+            write_json(meta_file, meta)
+            return meta
+    meta = Bank(path).meta
+    if meta["seed"] != seed:
+        raise BankError(f"bank {path} was made with --seed {meta['seed']}, not {seed}; "
+                        "use the bank's seed to extend it, or a new folder")
+    if meta["prior"] != prior.to_dict():
+        raise BankError(f"bank {path} was made from a different prior "
+                        f"({_describe_difference('prior', meta['prior'], prior.to_dict())}); "
+                        "refusing to mix simulations")
+    if _identity(meta["simulator"]) != _identity(spec.to_dict()):
+        raise BankError(f"bank {path} was made with a different simulator setup "
+                        f"({_describe_difference('simulator', _identity(meta['simulator']), _identity(spec.to_dict()))}); "
+                        "refusing to mix simulations")
+    if keep_spikes is not None and bool(keep_spikes) != meta["keep_spikes"]:
+        raise BankError(f"bank {path} {'keeps' if meta['keep_spikes'] else 'does not keep'} spike "
+                        "trains; extend it with the same --keep-spikes setting")
+    if chunk_size is not None and chunk_size != meta["chunk_size"]:
+        raise BankError(f"bank {path} uses chunks of {meta['chunk_size']}; omit --chunk-size")
+    return meta
+
+
+def _quarantine(path: Path, files: list[Path], reason: str, notes: list[str]) -> None:
+    target = path / "quarantine"
+    for f in files:
+        if f.exists():
+            shutil.move(str(f), target / f"{f.parent.name}-{f.name}")
+            notes.append(f"moved {f.parent.name}/{f.name} to quarantine/ ({reason})")
+
+
+def _heal_chunk(path: Path, chunk: int, notes: list[str]) -> set[int]:
+    """With the chunk's lock held: quarantine orphans and damaged shards; return committed indices."""
+    prefix = f"c{chunk:08d}-"
+    committed, records = set(), {}
+    for record_file in sorted((path / "manifest").glob(prefix + "*.json")):
+        try:
+            record = ShardRecord.from_json(json.loads(record_file.read_text()))
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+            _quarantine(path, [record_file], "unreadable manifest record", notes)
+            continue
+        shard = path / "shards" / f"{record.name}.parquet"
+        if not shard.is_file() or shard.stat().st_size != record.shard_bytes:
+            _quarantine(path, [record_file, shard, path / "spikes" / f"{record.name}.npz"],
+                        "shard missing or truncated; re-simulating", notes)
+            continue
+        records[record.name] = record
+        committed.update(record.indices)
+    for folder, suffix in (("shards", ".parquet"), ("spikes", ".npz")):
+        for f in (path / folder).glob(prefix + "*"):
+            if f.name.startswith(".tmp-") or f.name[: -len(suffix)] not in records:
+                _quarantine(path, [f], "no manifest record: left by an interrupted writer", notes)
+    for folder in ("shards", "spikes", "manifest"):
+        for f in (path / folder).glob(".tmp-*" + prefix + "*"):
+            f.unlink(missing_ok=True)
+    return committed
+
+
+def commit_chunk(path: Path, chunk: int, results: list, param_names: list[str],
+                 keep_spikes: bool, dt: float) -> ShardRecord:
+    """Write one chunk's shard (and spikes), then its manifest record: the commit point."""
+    name = new_shard_name(chunk)
+    data = table_bytes(shard_table(results, param_names))
+    record = ShardRecord(name=name, chunk=chunk, indices=sorted(r.index for r in results),
+                         shard_sha256=sha256(data), shard_bytes=len(data))
+    if keep_spikes:
+        blob = spikes_blob(results, dt)
+        atomic_write_bytes(path / "spikes" / f"{name}.npz", blob)
+        record.spikes_sha256, record.spikes_bytes = sha256(blob), len(blob)
+    atomic_write_bytes(path / "shards" / f"{name}.parquet", data)
+    write_json(path / "manifest" / f"{name}.json", dataclasses.asdict(record))
+    return record
+
+
+def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
+           dask: str | None = None, keep_spikes: bool | None = None, chunk_size: int | None = None,
+           progress: bool = True, on_commit=None) -> dict:
+    """Make the bank at ``path`` hold simulations 0..n-1 (create, extend or resume)."""
+    from tqdm.auto import tqdm
+
+    from ..simulators.engine import CompiledModel
+
+    path = Path(path)
+    meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size)
+    size, keep = meta["chunk_size"], meta["keep_spikes"]
+    n_chunks = math.ceil(n / size)
+    notes: list[str] = []
+    compiled = CompiledModel.for_spec(spec)
+    engine = make_engine(spec, str(compiled.directory), workers, dask)
+    committed_now = {"simulations": 0, "shards": 0}
+    done_before = Bank(path).indices()
+    bar = tqdm(total=n, initial=len(done_before & set(range(n))), desc="simulating", unit="sim",
+               disable=not progress)
+
+    def pending_chunks(done: set[int]) -> list[int]:
+        return [c for c in range(n_chunks)
+                if any(i not in done for i in range(c * size, min((c + 1) * size, n)))]
+
+    try:
+        blocking = False
+        while True:
+            todo = pending_chunks(Bank(path).indices())
+            if not todo:
+                break
+            locks, work = {}, []
+            for chunk in todo:
+                lock = FileLock(str(path / "claims" / f"c{chunk:08d}.lock"))
+                try:
+                    lock.acquire(timeout=-1 if blocking else 0)
+                except Timeout:
+                    continue  # another writer is simulating this chunk right now
+                locks[chunk] = lock
+                done = _heal_chunk(path, chunk, notes)
+                indices = [i for i in range(chunk * size, min((chunk + 1) * size, n)) if i not in done]
+                if not indices:
+                    lock.release()
+                    del locks[chunk]
+                    continue
+                thetas = prior.sample_indexed(seed, indices)
+                work.append((chunk, [(prior.to_simulator(t), simulation_seed(seed, i), i,
+                                      spec.duration, t) for i, t in zip(indices, thetas)]))
+                if blocking:
+                    break  # after waiting for one chunk, look at the bank again
+            if not work:
+                blocking = True  # everything left is claimed by live writers: wait for them
+                continue
+            try:
+                for chunk, results in engine.run_chunks(work):
+                    try:
+                        commit_chunk(path, chunk, results, prior.names, keep, spec.dt)
+                    except OSError as err:
+                        raise _write_error(path, err) from None
+                    locks.pop(chunk).release()
+                    committed_now["simulations"] += len(results)
+                    committed_now["shards"] += 1
+                    bar.update(len(results))
+                    if on_commit is not None:
+                        on_commit(chunk, results)
+            finally:
+                for lock in locks.values():
+                    lock.release()
+    finally:
+        bar.close()
+        engine.close()
+    return {"bank": str(path), "added": committed_now["simulations"],
+            "shards_added": committed_now["shards"], "notes": notes}
+
+
+def _write_error(path: Path, err: OSError) -> UserError:
+    reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    return BankError(f"writing to bank {path} failed: {reason}. Every simulation committed "
+                     "before this is intact; free space and re-run the same command to resume")
