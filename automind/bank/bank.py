@@ -87,6 +87,14 @@ class Bank:
     def indices(self) -> set[int]:
         return {i for r in self.records for i in r.indices}
 
+    def intact_indices(self) -> set[int]:
+        """Indices of committed shards whose file is present with its recorded size (cheap)."""
+        def intact(record):
+            shard = self.path / "shards" / f"{record.name}.parquet"
+            return shard.is_file() and shard.stat().st_size == record.shard_bytes
+
+        return {i for r in self.records if intact(r) for i in r.indices}
+
     # ---- reading ----------------------------------------------------------------------
     def read_shard(self, record: ShardRecord) -> pa.Table:
         path = self.path / "shards" / f"{record.name}.parquet"

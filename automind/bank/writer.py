@@ -48,7 +48,7 @@ def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
         for sub in ("shards", "manifest", "claims", "spikes", "quarantine"):
             (path / sub).mkdir(exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create bank folder {path}: {err.strerror}") from None
+        raise BankError(f"cannot create bank folder {path}: {err.strerror}") from None
     with FileLock(str(path / "claims" / "bank.json.lock")):
         meta_file = path / "bank.json"
         if not meta_file.exists():
@@ -156,7 +156,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     compiled = CompiledModel.for_spec(spec)
     engine = make_engine(spec, str(compiled.directory), workers, dask)
     committed_now = {"simulations": 0, "shards": 0}
-    done_before = Bank(path).indices()
+    done_before = Bank(path).intact_indices()
     bar = tqdm(total=n, initial=len(done_before & set(range(n))), desc="simulating", unit="sim",
                disable=not progress)
 
@@ -167,7 +167,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     try:
         blocking = False
         while True:
-            todo = pending_chunks(Bank(path).indices())
+            todo = pending_chunks(Bank(path).intact_indices())
             if not todo:
                 break
             locks, work = {}, []
