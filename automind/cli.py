@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from .errors import UserError
 
@@ -81,7 +82,8 @@ def _extend_bank(args, spec, prior, keep_spikes: bool | None, progress: bool) ->
           " ...", file=sys.stderr, flush=True)
     return extend(args.out, spec, prior, args.n, args.seed,
                   workers=min(args.workers or default_workers(), args.n), dask=args.dask,
-                  keep_spikes=keep_spikes, chunk_size=args.chunk_size, progress=progress)
+                  keep_spikes=keep_spikes, chunk_size=args.chunk_size,
+                  features=getattr(args, "features", None), progress=progress)
 
 
 def cmd_simulate(args) -> dict:
@@ -103,8 +105,8 @@ def cmd_simulate(args) -> dict:
 def cmd_demo(args) -> dict:
     """Short MK1 run into a bank: simulate θ from the prior, plot the most active valid one."""
     from .bank import Bank
-    from .plots import plot_simulation
-    from .simulators.simulator import SimulationResult
+    from .features.spikedata import SpikeData
+    from .plots import plot_spikes
 
     args.reference_quirks = False
     spec, prior = _load_setup(args)
@@ -121,12 +123,10 @@ def cmd_demo(args) -> dict:
                                                             table["status"]) if status == "ok"]
     if active:
         index = int(max(active)[1])
-        stored = bank.spikes(index)
-        result = SimulationResult(index=index, seed=0, status="ok", duration=stored["t_end"],
-                                  t_end=stored["t_end"], spikes=stored["spikes"],
-                                  n_units=stored["n_units"])
-        figure = plot_simulation(result, bank_path / "demo_simulation.png",
-                                 t_window=(max(0.0, result.t_end - 2.0), result.t_end))
+        data = SpikeData.from_simulation(bank.spikes(index))
+        figure = plot_spikes(data, bank_path / "demo_simulation.png",
+                             title=f"{spec.model} simulation {index} (most active valid θ)",
+                             t_window=(max(0.0, data.duration - 2.0), data.duration))
     summary = {"out": str(bank_path), "bank": str(args.out), "total": int(len(table["index"])),
                "by_status": counts, "figure": str(figure) if figure else None}
     if not args.json:
@@ -134,6 +134,84 @@ def cmd_demo(args) -> dict:
               + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         print(f"figure: {figure}" if figure else "no valid simulation to plot")
     return summary
+
+
+def _is_bank(path: Path) -> bool:
+    return (path / "bank.json").is_file()
+
+
+def _read_target(args):
+    """A recording file, or BANK:INDEX for one simulation of a bank that kept spikes."""
+    from .features.spikedata import SpikeData
+    from .recordings import read_recording
+
+    text = str(args.target)
+    if ":" in text and _is_bank(Path(text.rsplit(":", 1)[0])):
+        from .bank import Bank
+
+        folder, index = text.rsplit(":", 1)
+        try:
+            index = int(index)
+        except ValueError:
+            raise UserError(f"{text}: write BANK:INDEX with an integer index") from None
+        bank = Bank(folder)
+        data = SpikeData.from_simulation(bank.spikes(index), {"path": text, "format": "bank"})
+        start = bank.meta["simulator"].get("t_analysis_start", 0.0)
+        return data.window(start) if 0 < start < data.duration else data
+    return read_recording(args.target, fmt=args.format, duration=args.duration, fs=args.fs,
+                          area=args.area, quality=args.quality)
+
+
+def cmd_features(args) -> dict:
+    from .features.sets import PSD_FREQS, get_feature_set
+
+    fs = get_feature_set(args.set)
+    if _is_bank(Path(args.target)):
+        from .bank.featurise import featurise
+        from .simulators.simulator import default_workers
+
+        report = featurise(args.target, args.set, workers=args.workers or default_workers(),
+                           progress=not args.json)
+        if not args.json:
+            print(f"feature set {args.set} ({report['dim']} values): computed for "
+                  f"{report['shards_computed']} shards; bank has {report['shards_total']} shards")
+        return report
+    data = _read_target(args)
+    values = fs.compute(data)
+    features = {name: (None if np.isnan(v) else float(v)) for name, v in zip(fs.names, values)}
+    if not args.json:
+        print(f"{data.source.get('path', args.target)}: {data.n_units} units, {data.n_spikes} "
+              f"spikes, {data.duration:g} s; feature set {fs.name} v{fs.version}")
+        shown = [(n, v) for n, v in features.items() if not n.startswith("psd_")]
+        for name, value in shown:
+            print(f"  {name:24s} {'missing' if value is None else f'{value:.6g}'}")
+        psd = values[np.array([n.startswith("psd_") for n in fs.names])]
+        if len(psd) and np.isfinite(psd).any():
+            print(f"  psd: {len(psd)} values, 0.5-495 Hz; peak at "
+                  f"{PSD_FREQS[int(np.nanargmax(psd))]:g} Hz")
+    return features
+
+
+def cmd_plot(args) -> dict:
+    from .plots import plot_spikes
+
+    data = _read_target(args)
+    window = None if args.window is None else tuple(args.window)
+    figure = plot_spikes(data, args.out, t_window=window)
+    if not args.json:
+        print(f"figure: {figure}")
+    return {"figure": str(figure)}
+
+
+def _add_recording_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("npz", "csv", "nwb"), help="file format (default: extension)")
+    p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                   help="recording length (default: from the file, else the last spike)")
+    p.add_argument("--fs", type=_positive_float, help="sampling rate (Hz) of electrode,sample CSVs")
+    p.add_argument("--area", help="NWB: only units of this brain area (electrode location)")
+    p.add_argument("--quality", action="append", metavar="EXPR",
+                   help="NWB: keep units passing COLUMN OP VALUE, e.g. 'isi_violations<0.5' "
+                        "(repeatable)")
 
 
 def cmd_bank_info(args) -> dict:
@@ -149,12 +227,29 @@ def cmd_bank_info(args) -> dict:
                   f"(5-95 %: {q['q05']:.2f}-{q['q95']:.2f})")
         print(f"  simulated {info['simulated_seconds']:.1f} s of biological time in "
               f"{info['wall_seconds']:.1f} s of worker time")
+        for name, fs in info["feature_sets"].items():
+            print(f"  feature set {name} v{fs['version']}: {fs['dim']} values, computed for "
+                  f"{fs['shards']} of {info['shards']} shards")
         print(f"  made by: simulator {info['simulator']}, prior {info['prior']}, seed {info['seed']}, "
               f"created {info['created']}; automind {info['versions'].get('automind')}, "
               f"brian2 {info['versions'].get('brian2')}")
         for problem in info["problems"]:
             print(f"  problem: {problem}")
     return info
+
+
+def cmd_bank_import(args) -> dict:
+    from .bank.importer import import_table
+    from .prior import Prior
+
+    report = import_table(args.csv, args.out, Prior.load(args.prior), progress=not args.json)
+    if not args.json:
+        print(f"imported {report['imported']} simulations with {report['features']} features into "
+              f"{report['bank']}" + (f"; {report['outside_prior']} rows outside the prior were "
+                                     "skipped" if report["outside_prior"] else ""))
+        if report["ignored_columns"]:
+            print(f"ignored settings columns: {', '.join(report['ignored_columns'])}")
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="BANK", help="bank folder")
     p.add_argument("--keep-spikes", action="store_true",
                    help="also store compact spike trains (needed to compute new feature sets)")
+    p.add_argument("--features", action="append", metavar="SET",
+                   help="compute this feature set while simulating (repeatable: spikes, psd, "
+                        "bursts, mk1)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.set_defaults(func=cmd_simulate)
 
@@ -192,12 +290,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.set_defaults(func=cmd_demo, chunk_size=None)
 
+    p = sub.add_parser("features", help="summary features of a recording, or compute a set for a bank",
+                       description="For a recording (NPZ, MEA, CSV, NWB) or BANK:INDEX: compute "
+                                   "the feature set and print it (--json: one JSON object mapping "
+                                   "names to values, null = missing). For a bank folder: compute "
+                                   "the set for every simulation that kept spikes, in parallel "
+                                   "and resumably, without re-simulating.")
+    p.add_argument("target", help="recording file, BANK:INDEX, or a bank folder")
+    p.add_argument("--set", default="mk1", help="feature set: spikes, psd, bursts or mk1 "
+                                                 "(default: mk1)")
+    p.add_argument("--workers", type=_count, help="processes for a bank (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_recording_options(p)
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("plot", help="raster, population rate with bursts, and PSD figure",
+                       description="Plot a recording or BANK:INDEX: raster, population rate with "
+                                   "detected network bursts shaded, and the PSD.")
+    p.add_argument("target", help="recording file or BANK:INDEX")
+    p.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf)")
+    p.add_argument("--window", type=float, nargs=2, metavar=("START", "STOP"),
+                   help="time window to show (s)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_recording_options(p)
+    p.set_defaults(func=cmd_plot)
+
     bank = sub.add_parser("bank", help="inspect and import simulation banks").add_subparsers(
         dest="bank_command", required=True, metavar="ACTION")
     p = bank.add_parser("info", help="counts per status, rates, time, size, provenance, problems")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_bank_info)
+    p = bank.add_parser("import", help="import a published AutoMIND summary table (CSV)",
+                        description="Read a CSV with θ columns named params_<group>.<name> "
+                                    "(params_net.*, params_Epop.*, params_Ipop.*) and feature "
+                                    "columns into a new bank with the feature set 'imported'.")
+    p.add_argument("csv", type=Path, help="summary table (CSV)")
+    p.add_argument("--out", type=Path, required=True, metavar="BANK", help="new bank folder")
+    p.add_argument("--prior", default="mk1", help="prior the θ columns map to (default: mk1)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_bank_import)
     return parser
 
 

@@ -195,11 +195,10 @@ def test_full_disk_keeps_what_was_written(small_bank, setup, monkeypatch):
 
     def fill_up(path, data):
         calls.append(path)
-        if len(calls) > 2:  # the first shard of the extension commits, then the disk is full
+        if len(calls) > 2:  # the first shard (table + record) commits, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr("automind.bank.writer.atomic_write_bytes", fill_up)
     monkeypatch.setattr("automind.bank.store.atomic_write_bytes", fill_up)
     with pytest.raises(BankError, match="disk is full.*intact"):
         extend(small_bank, *setup, n=18, seed=11, workers=1, progress=False)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord, parse_table,
-                    read_verified)
+from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord,
+                    fixed_size_list_to_numpy, parse_table, read_verified)
 
 KNOWN_DIRS = {"shards": ".parquet", "spikes": ".npz", "manifest": ".json", "features": None,
               "claims": ".lock", "quarantine": None}
@@ -65,7 +65,6 @@ class Bank:
     def _scan_folder(self) -> None:
         """Report files that are not part of any committed shard (never used)."""
         committed = {r.name for r in self.records}
-        feature_files = {meta["file"] for r in self.records for meta in r.features.values()}
         for item in sorted(self.path.iterdir()):
             if item.name == "bank.json" or item.name.startswith(".tmp-"):
                 continue
@@ -79,7 +78,9 @@ class Bank:
                     continue
                 rel = str(path.relative_to(self.path))
                 if item.name == "features":
-                    if rel not in feature_files:
+                    record_file = path.with_suffix(".json")
+                    if (path.stem not in committed or path.suffix not in (".arrow", ".json")
+                            or not record_file.is_file()):
                         self.problems.append(f"{rel} has no manifest record (ignored)")
                 elif path.stem not in committed or path.suffix != KNOWN_DIRS[item.name]:
                     self.problems.append(f"{rel} has no manifest record (ignored)")
@@ -114,8 +115,7 @@ class Bank:
         table = pa.concat_tables(tables)
         out = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names
                if name != "theta"}
-        out["theta"] = np.asarray(table["theta"].combine_chunks().flatten()).reshape(
-            len(table), len(self.parameter_names))
+        out["theta"] = fixed_size_list_to_numpy(table["theta"], len(self.parameter_names))
         keep = np.ones(len(table), dtype=bool)
         if status is not None:
             keep &= np.isin(out["status"], [status] if isinstance(status, str) else list(status))
@@ -124,24 +124,103 @@ class Bank:
         order = np.argsort(out["index"][keep], kind="stable")
         return {k: v[keep][order] for k, v in out.items()}
 
+    def shard_spikes(self, record: ShardRecord) -> dict[int, dict]:
+        """Spike trains of a shard's simulations: index -> {"spikes": {pop: (times s, ids)},
+        "n_units": {pop: n}, "t_end": s}."""
+        if record.spikes_sha256 is None:
+            raise BankError(f"shard {record.name} was stored without spikes "
+                            "(create the bank with --keep-spikes)")
+        path = self.path / "spikes" / f"{record.name}.npz"
+        data = np.load(io.BytesIO(read_verified(path, record.spikes_sha256, record.spikes_bytes,
+                                                "spike file")))
+        dt = self.meta["simulator"]["dt"]
+        out = {}
+        for index in record.indices:
+            pops = sorted({k.split("/")[1] for k in data.files
+                           if k.startswith(f"{index}/") and k.count("/") == 2})
+            out[index] = {"spikes": {p: (data[f"{index}/{p}/steps"] * dt,
+                                         data[f"{index}/{p}/ids"].astype(np.int32)) for p in pops},
+                          "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
+                          "t_end": float(data[f"{index}/t_end"])}
+        return out
+
     def spikes(self, index: int) -> dict:
-        """Spike trains of one simulation: {pop: (times s, ids)}, n_units, t_end."""
+        """Spike trains of one simulation (see ``shard_spikes``)."""
         for record in self.records:
             if index in record.indices:
-                if record.spikes_sha256 is None:
-                    raise BankError(f"simulation {index} was stored without spikes "
-                                    "(create the bank with --keep-spikes)")
-                path = self.path / "spikes" / f"{record.name}.npz"
-                data = np.load(io.BytesIO(read_verified(path, record.spikes_sha256,
-                                                        record.spikes_bytes, "spike file")))
-                dt = self.meta["simulator"]["dt"]
-                pops = sorted({k.split("/")[1] for k in data.files
-                               if k.startswith(f"{index}/") and k.count("/") == 2})
-                return {"spikes": {p: (data[f"{index}/{p}/steps"] * dt, data[f"{index}/{p}/ids"])
-                                   for p in pops},
-                        "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
-                        "t_end": float(data[f"{index}/t_end"])}
+                return self.shard_spikes(record)[index]
         raise BankError(f"simulation {index} is not in the bank")
+
+    # ---- features ----------------------------------------------------------------------
+    @property
+    def feature_sets(self) -> dict:
+        """Feature sets computed in this bank: name -> {"version", "names", ...}."""
+        return self.meta.get("feature_sets", {})
+
+    def feature_records(self, feature_set: str) -> dict[str, dict]:
+        """Committed feature shards of a set, by main-shard name."""
+        folder = self.path / "features" / feature_set
+        committed = {r.name for r in self.records}
+        records = {}
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if path.stem in committed:
+                try:
+                    records[path.stem] = json.loads(path.read_text())
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    self.problems.append(f"feature record {path} is unreadable (ignored)")
+        return records
+
+    def read_features(self, feature_set: str, record: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, x float32 (rows, d)) of one committed feature shard."""
+        path = self.path / "features" / feature_set / f"{record['shard']}.arrow"
+        table = parse_table(read_verified(path, record["sha256"], record["bytes"], "feature shard"),
+                            path)
+        width = len(self.feature_sets[feature_set]["names"])
+        return (table["index"].to_numpy(),
+                fixed_size_list_to_numpy(table["x"], width).astype(np.float32, copy=False))
+
+    def iter_rows(self, features: str | None = None, status=None, index_range=None,
+                  records: list[ShardRecord] | None = None):
+        """Per shard: (index, theta, status, x or None), filtered; shards lacking the set skipped."""
+        names = self.parameter_names
+        wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
+        feature_records = self.feature_records(features) if features else {}
+        for record in records if records is not None else self.records:
+            if features and record.name not in feature_records:
+                continue
+            table = self.read_shard(record)
+            index = table["index"].to_numpy()
+            theta = fixed_size_list_to_numpy(table["theta"], len(names))
+            stat = table["status"].to_numpy(zero_copy_only=False)
+            x = None
+            if features:
+                f_index, x = self.read_features(features, feature_records[record.name])
+                if not np.array_equal(f_index, index):
+                    raise BankError(f"feature shard {features}/{record.name} does not match its "
+                                    "simulation shard")
+            keep = np.ones(len(index), dtype=bool)
+            if wanted is not None:
+                keep &= np.isin(stat, wanted)
+            if index_range is not None:
+                keep &= (index >= index_range[0]) & (index < index_range[1])
+            if keep.any():
+                yield index[keep], theta[keep], stat[keep], None if x is None else x[keep]
+
+    def arrays(self, features: str | None = None, status=None, index_range=None) -> dict:
+        """θ, x (if a feature set is named), status and index as arrays, sorted by index."""
+        parts = list(self.iter_rows(features, status, index_range))
+        if features and features not in self.feature_sets:
+            raise BankError(f"bank {self.path} has no feature set {features!r}; computed sets: "
+                            f"{sorted(self.feature_sets) or 'none'} (automind features BANK --set NAME)")
+        if not parts:
+            d = len(self.feature_sets[features]["names"]) if features else 0
+            return {"index": np.zeros(0, np.int64), "theta": np.zeros((0, len(self.parameter_names))),
+                    "status": np.zeros(0, object), "x": np.zeros((0, d), np.float32) if features else None}
+        index = np.concatenate([p[0] for p in parts])
+        order = np.argsort(index, kind="stable")
+        return {"index": index[order], "theta": np.concatenate([p[1] for p in parts])[order],
+                "status": np.concatenate([p[2] for p in parts])[order],
+                "x": np.concatenate([p[3] for p in parts])[order] if features else None}
 
     # ---- summary -----------------------------------------------------------------------
     def disk_bytes(self) -> int:
@@ -168,5 +247,8 @@ class Bank:
             "seed": meta["seed"], "prior": meta["prior"]["name"],
             "simulator": meta["simulator"]["name"], "created": meta["created"],
             "keep_spikes": meta["keep_spikes"], "versions": meta["versions"],
+            "feature_sets": {name: {"version": fs["version"], "dim": len(fs["names"]),
+                                    "shards": len(self.feature_records(name))}
+                             for name, fs in self.feature_sets.items()},
             "problems": self.problems,
         }

@@ -20,8 +20,10 @@ from ..errors import UserError
 _SIMULATORS: dict = {}
 
 
-def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None) -> list:
-    """Simulate a chunk in this (worker) process, reusing its warm simulator."""
+def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None,
+              feature_sets: tuple[str, ...] = ()) -> list:
+    """Simulate a chunk in this (worker) process, reusing its warm simulator; compute the
+    requested feature sets here too, so spikes need not travel or be stored."""
     from ..simulators.engine import CompiledModel, structure_key
     from ..simulators.simulator import Simulator
 
@@ -31,8 +33,14 @@ def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None) -> list:
         usable = compiled_dir and (Path(compiled_dir) / "automind_run_args.json").is_file()
         compiled = CompiledModel(compiled_dir) if usable else CompiledModel.for_spec(spec)
         sim = _SIMULATORS[key] = Simulator(spec, compiled)
-    return [sim.run(params, seed, index, duration, theta=theta)
-            for params, seed, index, duration, theta in jobs]
+    results = [sim.run(params, seed, index, duration, theta=theta)
+               for params, seed, index, duration, theta in jobs]
+    if feature_sets:
+        from ..features.sets import simulation_features
+
+        for result in results:
+            result.features = simulation_features(result, list(feature_sets), spec.t_analysis_start)
+    return results
 
 
 class LocalEngine:
@@ -40,8 +48,9 @@ class LocalEngine:
     #: times a chunk is resubmitted after its worker process died (e.g. killed by the OOM killer)
     retries = 2
 
-    def __init__(self, spec, compiled_dir: str, workers: int):
+    def __init__(self, spec, compiled_dir: str, workers: int, feature_sets: tuple = ()):
         self.spec, self.compiled_dir, self.workers = spec, compiled_dir, workers
+        self.feature_sets = tuple(feature_sets)
         self._pool = self._new_pool() if workers > 1 else None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -50,11 +59,12 @@ class LocalEngine:
     def run_chunks(self, chunks: list[tuple[int, list]]):
         if self._pool is None:
             for chunk, jobs in chunks:
-                yield chunk, run_chunk(self.spec, jobs, self.compiled_dir)
+                yield chunk, run_chunk(self.spec, jobs, self.compiled_dir, self.feature_sets)
             return
         remaining = dict(chunks)
         for attempt in range(self.retries + 1):
-            futures = {self._pool.submit(run_chunk, self.spec, jobs, self.compiled_dir): chunk
+            futures = {self._pool.submit(run_chunk, self.spec, jobs, self.compiled_dir,
+                                         self.feature_sets): chunk
                        for chunk, jobs in remaining.items()}
             try:
                 for future in as_completed(futures):
@@ -77,12 +87,13 @@ class LocalEngine:
 class DaskEngine:
     name = "dask"
 
-    def __init__(self, spec, compiled_dir: str, address: str):
+    def __init__(self, spec, compiled_dir: str, address: str, feature_sets: tuple = ()):
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
             raise UserError("--dask needs dask[distributed] (pip install 'dask[distributed]')") from None
         self.spec, self.compiled_dir = spec, compiled_dir
+        self.feature_sets = tuple(feature_sets)
         self._cluster = None
         if address == "local" or address.startswith("local:"):
             n = int(address.split(":", 1)[1]) if ":" in address else None
@@ -101,7 +112,8 @@ class DaskEngine:
     def run_chunks(self, chunks: list[tuple[int, list]]):
         from dask.distributed import as_completed as dask_completed
 
-        futures = {self.client.submit(run_chunk, self.spec, jobs, self.compiled_dir, pure=False,
+        futures = {self.client.submit(run_chunk, self.spec, jobs, self.compiled_dir,
+                                      self.feature_sets, pure=False,
                                       key=f"automind-chunk-{chunk}-{id(self)}"): chunk
                    for chunk, jobs in chunks}
         for future in dask_completed(list(futures)):
@@ -113,7 +125,7 @@ class DaskEngine:
             self._cluster.close()
 
 
-def make_engine(spec, compiled_dir: str, workers: int, dask: str | None):
+def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature_sets=()):
     if dask:
-        return DaskEngine(spec, compiled_dir, dask)
-    return LocalEngine(spec, compiled_dir, workers)
+        return DaskEngine(spec, compiled_dir, dask, feature_sets)
+    return LocalEngine(spec, compiled_dir, workers, feature_sets)

@@ -5,6 +5,9 @@
                                              θ, times, rates, message
     BANK/spikes/cNNNNNNNN-XXXXXXXX.npz       optional spike trains of that chunk
     BANK/manifest/cNNNNNNNN-XXXXXXXX.json    commit record: file names, sha256, sizes, indices
+    BANK/features/SET/cNNNNNNNN-XXXXXXXX.arrow    feature set SET of that shard: index, x
+                                                  (Arrow IPC: read without decoding)
+    BANK/features/SET/cNNNNNNNN-XXXXXXXX.json     its commit record (written after the file)
     BANK/claims/cNNNNNNNN.lock               lock files of chunks being simulated (writers only)
     BANK/quarantine/                         orphaned or corrupt files moved aside on resume
 
@@ -17,8 +20,8 @@ each takes a per-chunk lock (released by the OS if the writer dies).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
@@ -44,12 +47,11 @@ class BankError(UserError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write under a temporary name, then rename. No fsync: a process crash cannot expose a
+    partial file, and after a power loss the manifest's checksums catch a damaged one."""
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -98,18 +100,18 @@ def shard_table(results, param_names: list[str]) -> pa.Table:
     return pa.table(columns)
 
 
-def spikes_blob(results, dt: float) -> bytes:
-    """Compact spike trains: per simulation and population, time steps (uint32) and ids."""
+def spikes_arrays(results, dt: float) -> dict[str, np.ndarray]:
+    """Compact spike trains: per simulation and population, time steps (uint32) and ids
+    (uint16 when the population allows): 6 bytes a spike, exact."""
     arrays = {}
     for r in results:
         for pop, (times, ids) in r.spikes.items():
-            arrays[f"{r.index}/{pop}/steps"] = np.round(times / dt).astype(np.uint32)
-            arrays[f"{r.index}/{pop}/ids"] = ids.astype(np.int32)
+            id_type = np.uint16 if r.n_units[pop] <= np.iinfo(np.uint16).max else np.int32
+            arrays[f"{r.index}/{pop}/steps"] = (times * (1.0 / dt) + 0.5).astype(np.uint32)
+            arrays[f"{r.index}/{pop}/ids"] = ids.astype(id_type)
             arrays[f"{r.index}/{pop}/n_units"] = np.int64(r.n_units[pop])
         arrays[f"{r.index}/t_end"] = np.float64(r.t_end)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+    return arrays
 
 
 def table_bytes(table: pa.Table) -> bytes:
@@ -132,7 +134,10 @@ def read_verified(path: Path, expected_sha: str, expected_bytes: int, what: str)
 
 
 def parse_table(data: bytes, path: Path) -> pa.Table:
+    """A shard's bytes (Parquet, or Arrow IPC for feature shards) as a table."""
     try:
+        if path.suffix == ".arrow":
+            return pa.ipc.open_file(pa.BufferReader(data)).read_all()
         return pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as err:
         raise BankError(f"shard {path} cannot be read: {err}") from None
@@ -144,3 +149,70 @@ def new_shard_name(chunk: int) -> str:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+
+def feature_table(indices, x: np.ndarray) -> pa.Table:
+    """A feature shard: simulation index and a float32 feature vector per row (NaN = missing)."""
+    x = np.asarray(x, dtype=np.float32).reshape(len(indices), -1)
+    return pa.table({"index": pa.array(np.asarray(indices, dtype=np.int64)),
+                     "x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])})
+
+
+def commit_features(bank_path: Path, shard_name: str, feature_set: str, version: str,
+                    indices, x: np.ndarray) -> dict:
+    """Write a feature shard, then its record (the commit point); returns the record."""
+    folder = Path(bank_path) / "features" / feature_set
+    folder.mkdir(parents=True, exist_ok=True)
+    table = feature_table(indices, x)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    atomic_write_bytes(folder / f"{shard_name}.arrow", data)
+    record = {"shard": shard_name, "set": feature_set, "version": version, "rows": len(indices),
+              "sha256": sha256(data), "bytes": len(data)}
+    write_json(folder / f"{shard_name}.json", record)
+    return record
+
+
+def fixed_size_list_to_numpy(column, width: int) -> np.ndarray:
+    values = column.combine_chunks().flatten() if hasattr(column, "combine_chunks") else column.flatten()
+    return np.asarray(values).reshape(-1, width)
+
+
+def _write_npz(path: Path, arrays: dict) -> tuple[str, int]:
+    """Write arrays as .npz under a temporary name, rename; returns (sha256, size)."""
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        digest, size = hashlib.sha256(), 0
+        with open(tmp, "rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+                size += len(block)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest(), size
+
+
+def commit_shard(bank_path: Path, chunk: int, table: pa.Table, spikes: dict | None = None,
+                 features: dict | None = None) -> ShardRecord:
+    """Write a shard's files (spikes, feature sets {name: (version, x)}, table), then its
+    manifest record, which is the commit point: readers see the shard only from then on."""
+    bank_path = Path(bank_path)
+    name = new_shard_name(chunk)
+    indices = table["index"].to_numpy()
+    data = table_bytes(table)
+    record = ShardRecord(name=name, chunk=chunk, indices=indices.tolist(),
+                         shard_sha256=sha256(data), shard_bytes=len(data))
+    if spikes is not None:
+        record.spikes_sha256, record.spikes_bytes = _write_npz(bank_path / "spikes" / f"{name}.npz",
+                                                               spikes)
+    for feature_set, (version, x) in (features or {}).items():
+        commit_features(bank_path, name, feature_set, version, indices, x)
+    atomic_write_bytes(bank_path / "shards" / f"{name}.parquet", data)
+    write_json(bank_path / "manifest" / f"{name}.json", dataclasses.asdict(record))
+    return record

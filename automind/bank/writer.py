@@ -8,10 +8,11 @@ bank, with any engine, any number of workers and after any number of crashes.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import math
+
+import numpy as np
 import shutil
 import time
 from pathlib import Path
@@ -21,10 +22,12 @@ from filelock import FileLock, Timeout
 from ..errors import UserError
 from ..provenance import package_versions
 from ..simulators.simulator import simulation_seed
+from ..features.sets import get_feature_set
 from .bank import Bank
 from .engines import make_engine
-from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord, atomic_write_bytes,
-                    new_shard_name, sha256, shard_table, spikes_blob, table_bytes, write_json)
+from .featurise import register_feature_sets
+from .store import (FORMAT, FORMAT_VERSION, BankError, ShardRecord, commit_shard, shard_table,
+                    spikes_arrays, write_json)
 
 DEFAULT_CHUNK_SIZE = 8
 _IDENTITY_IGNORED = ("source", "sha256", "description")
@@ -45,15 +48,15 @@ def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        for sub in ("shards", "manifest", "claims", "spikes", "quarantine"):
+        for sub in ("shards", "manifest", "claims", "spikes", "quarantine", "features"):
             (path / sub).mkdir(exist_ok=True)
     except OSError as err:
         raise BankError(f"cannot create bank folder {path}: {err.strerror}") from None
     with FileLock(str(path / "claims" / "bank.json.lock")):
         meta_file = path / "bank.json"
         if not meta_file.exists():
-            foreign = [p.name for p in path.iterdir()
-                       if p.name not in ("shards", "manifest", "claims", "spikes", "quarantine")]
+            foreign = [p.name for p in path.iterdir() if p.name not in
+                       ("shards", "manifest", "claims", "spikes", "quarantine", "features")]
             if foreign:
                 raise UserError(f"{path} is not empty and not a bank (found {foreign[:3]}); "
                                 "choose a new folder")
@@ -118,7 +121,12 @@ def _heal_chunk(path: Path, chunk: int, notes: list[str]) -> set[int]:
         for f in (path / folder).glob(prefix + "*"):
             if f.name.startswith(".tmp-") or f.name[: -len(suffix)] not in records:
                 _quarantine(path, [f], "no manifest record: left by an interrupted writer", notes)
-    for folder in ("shards", "spikes", "manifest"):
+    for folder in (path / "features").glob("*"):
+        for f in folder.glob(prefix + "*"):
+            if f.stem not in records:
+                _quarantine(path, [f], "feature file of an uncommitted shard", notes)
+    for folder in ("shards", "spikes", "manifest", *(f"features/{d.name}" for d in
+                                                     (path / "features").glob("*"))):
         for f in (path / folder).glob(".tmp-*" + prefix + "*"):
             f.unlink(missing_ok=True)
     return committed
@@ -126,24 +134,26 @@ def _heal_chunk(path: Path, chunk: int, notes: list[str]) -> set[int]:
 
 def commit_chunk(path: Path, chunk: int, results: list, param_names: list[str],
                  keep_spikes: bool, dt: float) -> ShardRecord:
-    """Write one chunk's shard (and spikes), then its manifest record: the commit point."""
-    name = new_shard_name(chunk)
-    data = table_bytes(shard_table(results, param_names))
-    record = ShardRecord(name=name, chunk=chunk, indices=sorted(r.index for r in results),
-                         shard_sha256=sha256(data), shard_bytes=len(data))
-    if keep_spikes:
-        blob = spikes_blob(results, dt)
-        atomic_write_bytes(path / "spikes" / f"{name}.npz", blob)
-        record.spikes_sha256, record.spikes_bytes = sha256(blob), len(blob)
-    atomic_write_bytes(path / "shards" / f"{name}.parquet", data)
-    write_json(path / "manifest" / f"{name}.json", dataclasses.asdict(record))
-    return record
+    """Commit one chunk of SimulationResults as a shard (with spike trains if kept, and the
+    feature sets computed while simulating)."""
+    results = sorted(results, key=lambda r: r.index)
+    features = {}
+    for name in results[0].features if results else ():
+        features[name] = (get_feature_set(name).version,
+                          np.array([r.features[name] for r in results]))
+    return commit_shard(path, chunk, shard_table(results, param_names),
+                        spikes=spikes_arrays(results, dt) if keep_spikes else None,
+                        features=features)
 
 
 def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
            dask: str | None = None, keep_spikes: bool | None = None, chunk_size: int | None = None,
-           progress: bool = True, on_commit=None) -> dict:
-    """Make the bank at ``path`` hold simulations 0..n-1 (create, extend or resume)."""
+           features: list[str] | None = None, progress: bool = True, on_commit=None) -> dict:
+    """Make the bank at ``path`` hold simulations 0..n-1 (create, extend or resume).
+
+    ``features``: feature sets computed by the workers while simulating (defaults to the
+    sets the bank already holds, so extensions stay complete).
+    """
     from tqdm.auto import tqdm
 
     from ..simulators.engine import CompiledModel
@@ -151,10 +161,13 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     path = Path(path)
     meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size)
     size, keep = meta["chunk_size"], meta["keep_spikes"]
+    feature_sets = sorted(set(features or ()) | set(meta.get("feature_sets", {})))
+    if feature_sets:
+        register_feature_sets(path, feature_sets)
     n_chunks = math.ceil(n / size)
     notes: list[str] = []
     compiled = CompiledModel.for_spec(spec)
-    engine = make_engine(spec, str(compiled.directory), workers, dask)
+    engine = make_engine(spec, str(compiled.directory), workers, dask, feature_sets)
     committed_now = {"simulations": 0, "shards": 0}
     done_before = Bank(path).intact_indices()
     bar = tqdm(total=n, initial=len(done_before & set(range(n))), desc="simulating", unit="sim",

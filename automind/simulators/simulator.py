@@ -41,6 +41,7 @@ class SimulationResult:
     n_units: dict = field(default_factory=dict)  # pop -> number of neurons
     state: dict = field(default_factory=dict)    # var -> (steps, units) array, SI (record.state)
     connectivity: dict = field(default_factory=dict)  # synapses -> (pre, post), on request
+    features: dict = field(default_factory=dict)      # feature set -> raw vector, on request
     dt: float = 0.0
 
     def rate(self, population: str = "E") -> float:

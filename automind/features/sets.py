@@ -1,0 +1,121 @@
+"""Named, versioned feature sets, each carrying the transforms inference applies to it.
+
+A feature set maps a SpikeData to a fixed-length float vector (NaN = missing). Raw values
+are stored in banks; ``transform`` (log10 where the published posteriors used it, with a
+floor for zeros) is applied by inference, identically for simulations and recordings.
+
+The population-level sets (``psd``, ``bursts``) use the excitatory group when the data has
+one (simulations), otherwise all units (recordings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from . import bursts, stats
+from .psd import rate_psd
+from .spikedata import SpikeData
+
+LOG_FLOOR = 1e-12
+PSD_BIN = 1e-3
+PSD_SEGMENT = 2.0
+PSD_FREQS = np.arange(1, 991) * 0.5  # 0.5 .. 495 Hz: the published 990 values
+
+
+def population(data: SpikeData) -> SpikeData:
+    return data.select("E") if "E" in data.groups else data
+
+
+def psd_features(data: SpikeData) -> np.ndarray:
+    """Welch PSD of the population rate at 1 ms (Hann, 2 s, 75 % overlap), 0.5-495 Hz."""
+    pop = population(data)
+    if pop.duration < PSD_SEGMENT:
+        return np.full(len(PSD_FREQS), np.nan)
+    freqs, psd = rate_psd(pop.population_rate(PSD_BIN), PSD_BIN, PSD_SEGMENT, 0.75,
+                          PSD_FREQS[0] - 1e-9, PSD_FREQS[-1] + 1e-9)
+    return psd
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    name: str
+    version: str
+    names: tuple[str, ...]
+    log10: tuple[bool, ...]          # which features inference sees as log10
+    compute_fn: Callable[[SpikeData], np.ndarray]
+    description: str = ""
+
+    def compute(self, data: SpikeData) -> np.ndarray:
+        values = np.asarray(self.compute_fn(data), dtype=np.float64)
+        assert values.shape == (len(self.names),), (self.name, values.shape)
+        return values
+
+    def transform(self, x) -> np.ndarray:
+        """Raw features -> the space inference works in (log10 where marked); NaN stays NaN."""
+        x = np.array(x, dtype=np.float64, copy=True)
+        mask = np.asarray(self.log10)
+        with np.errstate(invalid="ignore"):
+            x[..., mask] = np.log10(np.maximum(x[..., mask], LOG_FLOOR))
+        return x
+
+    def metadata(self) -> dict:
+        return {"version": self.version, "names": list(self.names),
+                "transforms": ["log10" if flag else "none" for flag in self.log10],
+                "description": self.description}
+
+
+def _combine(*sets: FeatureSet) -> Callable[[SpikeData], np.ndarray]:
+    return lambda data: np.concatenate([s.compute(data) for s in sets])
+
+
+_LOG_STATS = {"rate_mean", "rate_std", "isi_mean_mean", "isi_mean_std", "isi_std_mean",
+              "isi_q25_mean", "isi_q50_mean", "isi_q75_mean", "fano_10ms", "fano_100ms", "fano_1s"}
+_LOG_BURSTS = {"burst_interval_mean", "burst_width_mean", "burst_offset_time_mean",
+               "burst_peak_rate_mean"}
+
+SPIKES = FeatureSet("spikes", "1", stats.NAMES, tuple(n in _LOG_STATS for n in stats.NAMES),
+                    stats.spike_statistics, "per-unit rate and ISI statistics, Fano factors, "
+                    "pairwise count correlation")
+PSD = FeatureSet("psd", "1", tuple(f"psd_{f:g}Hz" for f in PSD_FREQS), (True,) * len(PSD_FREQS),
+                 psd_features, "Welch PSD of the (E) population rate, 0.5-495 Hz")
+BURSTS = FeatureSet("bursts", "1", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
+                    bursts.burst_features, "network bursts of the (E) population rate")
+MK1 = FeatureSet("mk1", "1", SPIKES.names + PSD.names + BURSTS.names,
+                 SPIKES.log10 + PSD.log10 + BURSTS.log10, _combine(SPIKES, PSD, BURSTS),
+                 "spikes + psd + bursts")
+
+FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, BURSTS, MK1)}
+
+
+def get_feature_set(name: str) -> FeatureSet:
+    try:
+        return FEATURE_SETS[name]
+    except KeyError:
+        raise UserError(f"unknown feature set {name!r}; available: {', '.join(FEATURE_SETS)}") from None
+
+
+def compute_features(data: SpikeData, feature_set: str = "mk1") -> dict[str, float]:
+    """{feature name: value} for one SpikeData."""
+    fs = get_feature_set(feature_set)
+    return dict(zip(fs.names, fs.compute(data).tolist()))
+
+
+def simulation_features(spikes: dict, feature_sets: list[str], t_start: float = 0.0) -> dict:
+    """{set name: raw feature vector} of one simulation (a SimulationResult or Bank.spikes
+    dict); the transient before ``t_start`` is dropped when the run got past it (runs stopped
+    early are used whole). Nothing recorded (failed, timeout) -> all NaN."""
+    from .spikedata import SpikeData
+
+    sets = [get_feature_set(name) for name in feature_sets]
+    stored = spikes["spikes"] if isinstance(spikes, dict) else spikes.spikes
+    t_end = spikes["t_end"] if isinstance(spikes, dict) else spikes.t_end
+    if not stored or t_end <= 0:
+        return {fs.name: np.full(len(fs.names), np.nan) for fs in sets}
+    data = SpikeData.from_simulation(spikes)
+    if 0 < t_start < t_end:
+        data = data.window(t_start)
+    return {fs.name: fs.compute(data) for fs in sets}
