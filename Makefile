@@ -28,6 +28,8 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/bank.py
+	$(PY) benchmarks/features.py
 
 clean:
 	rm -rf $(VENV) demo-output *.egg-info

@@ -21,14 +21,6 @@ NAMES = ("rate_mean", "rate_std", "isi_mean_mean", "isi_mean_std", "isi_std_mean
          "fano_10ms", "fano_100ms", "fano_1s", "corr_mean")
 
 
-def _runs(sorted_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, start, count) of the runs of equal values in a sorted array (O(n))."""
-    if not len(sorted_labels):
-        return sorted_labels, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    start = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
-    return sorted_labels[start], start, np.diff(np.r_[start, len(sorted_labels)])
-
-
 def unit_index(data: SpikeData) -> np.ndarray:
     """Position of each spike's unit in ``data.units`` (fast path for units 0..n-1)."""
     units = data.units
@@ -37,35 +29,41 @@ def unit_index(data: SpikeData) -> np.ndarray:
     return np.searchsorted(units, data.unit_ids)
 
 
-def per_unit_isi(data: SpikeData) -> dict[str, np.ndarray]:
-    """ISI statistics of every unit with >= 3 spikes: mean, std (ddof 0), q25, q50, q75, cv."""
+def per_unit_isi(data: SpikeData, quartiles: bool = True) -> dict[str, np.ndarray]:
+    """ISI statistics of every unit with >= 3 spikes: mean, std (ddof 0), cv and, unless
+    ``quartiles`` is False, q25, q50, q75."""
     labels = unit_index(data)
+    count = np.bincount(labels, minlength=data.n_units)
     if data.n_units <= np.iinfo(np.uint16).max:
         labels = labels.astype(np.uint16)  # numpy radix-sorts 16-bit keys: O(n)
-    order = np.argsort(labels, kind="stable")  # times are sorted, so stay sorted per unit
-    units, times = labels[order], data.times[order]
-    same = units[1:] == units[:-1]
-    isi, isi_unit = np.diff(times)[same], units[1:][same]
-    owners, start, count = _runs(isi_unit)
-    keep = count >= MIN_SPIKES_FOR_ISI - 1
-    if not keep.any():
-        return {k: np.zeros(0) for k in ("mean", "std", "q25", "q50", "q75", "cv")} | {
-            "units": np.zeros(0, np.int64)}
-    mean = np.add.reduceat(isi, start) / count
-    deviation = isi - np.repeat(mean, count)
-    std = np.sqrt(np.add.reduceat(deviation * deviation, start) / count)
-    # quartiles: sort all ISIs by value, then stably by unit: sorted within each unit
-    by_value = np.argsort(isi)
-    sorted_isi = isi[by_value][np.argsort(isi_unit[by_value], kind="stable")]
-    quartiles = {}
-    for q in (0.25, 0.5, 0.75):  # numpy's default 'linear' interpolation
-        pos = start + q * (count - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, start + count - 1)
-        quartiles[q] = sorted_isi[lo] + (pos - lo) * (sorted_isi[hi] - sorted_isi[lo])
-    return {"units": data.units[owners[keep]], "mean": mean[keep], "std": std[keep],
-            "q25": quartiles[0.25][keep], "q50": quartiles[0.5][keep], "q75": quartiles[0.75][keep],
-            "cv": (std / mean)[keep]}
+    times = data.times[np.argsort(labels, kind="stable")]  # grouped by unit, sorted in each
+    spiking = np.flatnonzero(count)
+    start, n = np.cumsum(count)[spiking] - count[spiking], count[spiking]
+    # d[j] = t[j+1] - t[j]; a unit's segment of d holds its ISIs plus one boundary step into
+    # the next unit (a padded 0 for the last), which is subtracted: no masking, no copies.
+    d = np.append(np.diff(times), 0.0)
+    boundary = d[start + n - 1]
+    keep = n >= MIN_SPIKES_FOR_ISI
+    n_isi = (n - 1)[keep]
+    mean = ((times[start + n - 1] - times[start])[keep]) / n_isi
+    sum_sq = (np.add.reduceat(d * d, start) - boundary * boundary)[keep] if len(start) else n_isi
+    std = np.sqrt(np.maximum(sum_sq / n_isi - mean * mean, 0.0))
+    out = {"units": data.units[spiking[keep]], "mean": mean, "std": std, "cv": std / mean}
+    if quartiles:
+        within = np.ones(len(d), dtype=bool)
+        within[start + n - 1] = False               # drop boundary steps
+        within[-1] = False                          # and the pad
+        owner_type = np.uint16 if len(n) <= np.iinfo(np.uint16).max else np.int64
+        isi, owner = d[within], np.repeat(np.arange(len(n), dtype=owner_type), n - 1)
+        order = np.argsort(isi)                     # by value, then stably by unit
+        sorted_isi = isi[order][np.argsort(owner[order], kind="stable")]
+        first = (np.cumsum(n - 1) - (n - 1))[keep]
+        for name, q in (("q25", 0.25), ("q50", 0.5), ("q75", 0.75)):  # numpy's 'linear' method
+            pos = first + q * (n_isi - 1)
+            lo = np.floor(pos).astype(np.int64)
+            hi = np.minimum(lo + 1, first + n_isi - 1)
+            out[name] = sorted_isi[lo] + (pos - lo) * (sorted_isi[hi] - sorted_isi[lo])
+    return out
 
 
 def fano_factor(data: SpikeData, bin_size: float) -> float:
