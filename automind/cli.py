@@ -56,21 +56,17 @@ def _add_simulation_options(p: argparse.ArgumentParser, default_simulator: str) 
 
 
 def _load_setup(args):
-    import dataclasses
-
     from .prior import Prior
-    from .simulators import MODELS, SimulatorSpec
+    from .simulators import SimulatorSpec
+    from .simulators.simulator import check_prior_fits
 
     spec = SimulatorSpec.load(args.simulator)
     if args.reference_quirks:
-        spec = dataclasses.replace(spec, reference_quirks=True)
+        spec = spec.with_overrides(reference_quirks=True)
     spec = spec.with_overrides(duration=args.duration, N=args.N,
                                dt=None if args.dt is None else args.dt * 1e-3)
     prior = Prior.load(args.prior or spec.prior)
-    missing = [n for n in MODELS[spec.model].theta_names if n not in prior.names]
-    if missing:
-        raise UserError(f"prior {prior.name!r} lacks parameters {missing} needed by the "
-                        f"{spec.model} model")
+    check_prior_fits(spec, prior)
     return spec, prior
 
 
@@ -252,6 +248,10 @@ def cmd_bank_import(args) -> dict:
     return report
 
 
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="automind",
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", action="append", metavar="SET",
                    help="compute this feature set while simulating (repeatable: spikes, psd, "
                         "bursts, mk1)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_json(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run a short MK1 simulation batch and plot it",
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_count, default=16, help="number of simulations (default: 16)")
     p.add_argument("--out", type=Path, default=Path("demo-output"),
                    help="new output folder (default: ./demo-output)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    _add_json(p)
     p.set_defaults(func=cmd_demo, chunk_size=None)
 
     p = sub.add_parser("features", help="summary features of a recording, or compute a set for a bank",
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", default="mk1", help="feature set: spikes, psd, bursts or mk1 "
                                                  "(default: mk1)")
     p.add_argument("--workers", type=_count, help="processes for a bank (default: all cores)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_json(p)
     _add_recording_options(p)
     p.set_defaults(func=cmd_features)
 
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf)")
     p.add_argument("--window", type=float, nargs=2, metavar=("START", "STOP"),
                    help="time window to show (s)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_json(p)
     _add_recording_options(p)
     p.set_defaults(func=cmd_plot)
 
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="bank_command", required=True, metavar="ACTION")
     p = bank.add_parser("info", help="counts per status, rates, time, size, provenance, problems")
     p.add_argument("bank", type=Path, help="bank folder")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_json(p)
     p.set_defaults(func=cmd_bank_info)
     p = bank.add_parser("import", help="import a published AutoMIND summary table (CSV)",
                         description="Read a CSV with θ columns named params_<group>.<name> "
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("csv", type=Path, help="summary table (CSV)")
     p.add_argument("--out", type=Path, required=True, metavar="BANK", help="new bank folder")
     p.add_argument("--prior", default="mk1", help="prior the θ columns map to (default: mk1)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    _add_json(p)
     p.set_defaults(func=cmd_bank_import)
     return parser
 

@@ -6,7 +6,7 @@ import pytest
 from automind.errors import UserError
 from automind.features import SpikeData, compute_features, get_feature_set
 from automind.features.bursts import SMOOTHING
-from automind.features.sets import PSD_FREQS
+from automind.features.sets import PSD_FREQS, population_psd
 
 
 def poisson(rng, n_units, duration, rate):
@@ -63,8 +63,12 @@ def test_psd_peak_at_the_modulation_frequency():
     rng = np.random.default_rng(4)
     f0 = 12.5
     times, ids = inhomogeneous(rng, 200, 30.0, lambda t: 10 * (1 + 0.8 * np.sin(2 * np.pi * f0 * t)), 18)
-    psd = get_feature_set("psd").compute(SpikeData(times, ids, 30.0, np.arange(200)))
+    data = SpikeData(times, ids, 30.0, np.arange(200))
+    psd = get_feature_set("psd").compute(data)
     assert psd.shape == (990,) and np.isfinite(psd).all()
+    freqs, same = population_psd(data)
+    np.testing.assert_array_equal(freqs, PSD_FREQS)
+    np.testing.assert_array_equal(same, psd)
     assert abs(PSD_FREQS[np.argmax(psd)] - f0) <= 0.5  # within one bin
     assert PSD_FREQS[0] == 0.5 and PSD_FREQS[-1] == 495.0
 

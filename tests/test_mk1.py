@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from automind.simulators import Simulator, SimulatorSpec, mk1
-from automind.simulators.simulator import run_batch
+from automind.bank.engines import run_chunk
 from conftest import quiet_mk1
 
 # ---- single neuron: compiled Euler vs an independent scipy integration ------------------------
@@ -225,6 +225,6 @@ def test_timeout_and_failure_are_statuses_and_never_stop_a_batch(mk1_small):
     broken = dict(ACTIVE)
     del broken["E.C"]
     jobs = [(ACTIVE, 1, 0, 0.2, None), (broken, 2, 1, 0.2, None), (quiet_mk1(), 3, 2, 0.2, None)]
-    results = sorted(run_batch(mk1_small, jobs, workers=1, progress=False), key=lambda r: r.index)
+    results = run_chunk(mk1_small.spec, jobs, str(mk1_small.compiled.directory))
     assert [r.status for r in results] == ["ok", "failed", "silent"]
     assert "E.C" in results[1].message

@@ -17,6 +17,16 @@ KNOWN_DIRS = {"shards": ".parquet", "spikes": ".npz", "manifest": ".json", "feat
               "claims": ".lock", "quarantine": None}
 
 
+def _row_filter(index: np.ndarray, status: np.ndarray, wanted=None, index_range=None) -> np.ndarray:
+    """Rows whose status is in ``wanted`` (a name or a list) and index in [start, stop)."""
+    keep = np.ones(len(index), dtype=bool)
+    if wanted is not None:
+        keep &= np.isin(status, [wanted] if isinstance(wanted, str) else list(wanted))
+    if index_range is not None:
+        keep &= (index >= index_range[0]) & (index < index_range[1])
+    return keep
+
+
 class Bank:
     """A simulation bank on disk. Only shards with a manifest record are ever read."""
 
@@ -116,11 +126,7 @@ class Bank:
         out = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names
                if name != "theta"}
         out["theta"] = fixed_size_list_to_numpy(table["theta"], len(self.parameter_names))
-        keep = np.ones(len(table), dtype=bool)
-        if status is not None:
-            keep &= np.isin(out["status"], [status] if isinstance(status, str) else list(status))
-        if index_range is not None:
-            keep &= (out["index"] >= index_range[0]) & (out["index"] < index_range[1])
+        keep = _row_filter(out["index"], out["status"], status, index_range)
         order = np.argsort(out["index"][keep], kind="stable")
         return {k: v[keep][order] for k, v in out.items()}
 
@@ -183,7 +189,6 @@ class Bank:
                   records: list[ShardRecord] | None = None):
         """Per shard: (index, theta, status, x or None), filtered; shards lacking the set skipped."""
         names = self.parameter_names
-        wanted = None if status is None else ([status] if isinstance(status, str) else list(status))
         feature_records = self.feature_records(features) if features else {}
         for record in records if records is not None else self.records:
             if features and record.name not in feature_records:
@@ -198,11 +203,7 @@ class Bank:
                 if not np.array_equal(f_index, index):
                     raise BankError(f"feature shard {features}/{record.name} does not match its "
                                     "simulation shard")
-            keep = np.ones(len(index), dtype=bool)
-            if wanted is not None:
-                keep &= np.isin(stat, wanted)
-            if index_range is not None:
-                keep &= (index >= index_range[0]) & (index < index_range[1])
+            keep = _row_filter(index, stat, status, index_range)
             if keep.any():
                 yield index[keep], theta[keep], stat[keep], None if x is None else x[keep]
 

@@ -30,14 +30,18 @@ def population(data: SpikeData) -> SpikeData:
     return data.select("E") if "E" in data.groups else data
 
 
-def psd_features(data: SpikeData) -> np.ndarray:
-    """Welch PSD of the population rate at 1 ms (Hann, 2 s, 75 % overlap), 0.5-495 Hz."""
+def population_psd(data: SpikeData) -> tuple[np.ndarray, np.ndarray]:
+    """(freqs, psd): Welch PSD of the (E) population rate at 1 ms (Hann, 2 s segments, 75 %
+    overlap) at 0.5-495 Hz, the published 990 values; NaN when shorter than one segment."""
     pop = population(data)
     if pop.duration < PSD_SEGMENT:
-        return np.full(len(PSD_FREQS), np.nan)
-    freqs, psd = rate_psd(pop.population_rate(PSD_BIN), PSD_BIN, PSD_SEGMENT, 0.75,
-                          PSD_FREQS[0] - 1e-9, PSD_FREQS[-1] + 1e-9)
-    return psd
+        return PSD_FREQS, np.full(len(PSD_FREQS), np.nan)
+    return rate_psd(pop.population_rate(PSD_BIN), PSD_BIN, PSD_SEGMENT, 0.75,
+                    PSD_FREQS[0] - 1e-9, PSD_FREQS[-1] + 1e-9)
+
+
+def psd_features(data: SpikeData) -> np.ndarray:
+    return population_psd(data)[1]
 
 
 @dataclass(frozen=True)

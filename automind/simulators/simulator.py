@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,72 +131,28 @@ class Simulator:
         return result
 
 
-# ---- batches on local processes ---------------------------------------------------------
-_WORKER: Simulator | None = None
-
-
-def _init_worker(spec: SimulatorSpec, directory: str) -> None:
-    global _WORKER
-    _WORKER = Simulator(spec, CompiledModel(directory))
-
-
-def _run_in_worker(job: tuple) -> SimulationResult:
-    params, seed, index, duration, theta = job
-    return _WORKER.run(params, seed, index, duration, theta=theta)
-
-
-def run_batch(simulator: Simulator, jobs: list[tuple], workers: int = 1, progress: bool = True,
-              description: str = "simulating"):
-    """Yield SimulationResults as they complete; ``jobs`` are (params, seed, index, duration, θ)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc=description, unit="sim", disable=not progress)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                result = simulator.run(*job[:4], theta=job[4])
-                bar.update()
-                yield result
-            return
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(simulator.spec, str(simulator.compiled.directory))) as pool:
-            futures = [pool.submit(_run_in_worker, job) for job in jobs]
-            for future in as_completed(futures):
-                bar.update()
-                yield future.result()
-    finally:
-        bar.close()
-
-
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
 
 
 def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = None, theta=None,
              seed: int = 0, duration: float | None = None, N: int | None = None,
-             dt: float | None = None, workers: int | None = None, progress: bool = False,
+             dt: float | None = None, workers: int | None = None,
              reference_quirks: bool | None = None) -> list[SimulationResult]:
     """Simulate ``n`` θ drawn from the prior (or the given θ rows), in index order.
 
     θ are in the prior's units. Each simulation's seed derives from ``seed`` and its index;
     the same call gives the same spikes.
     """
-    import dataclasses
-
+    from ..bank.engines import LocalEngine
     from ..prior import Prior
 
     spec = SimulatorSpec.load(simulator)
     if reference_quirks is not None:
-        spec = dataclasses.replace(spec, reference_quirks=bool(reference_quirks))
+        spec = spec.with_overrides(reference_quirks=bool(reference_quirks))
     spec = spec.with_overrides(duration=duration, N=N, dt=dt)
     prior_obj = Prior.load(prior or spec.prior)
-    missing = [name for name in MODELS[spec.model].theta_names if name not in prior_obj.names]
-    if missing:
-        raise UserError(f"prior {prior_obj.name!r} lacks parameters {missing} that the "
-                        f"{spec.model} model needs")
+    check_prior_fits(spec, prior_obj)
     if theta is None:
         if n is None or n < 1:
             raise UserError("give n >= 1 simulations or explicit θ")
@@ -208,5 +162,19 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     sim = Simulator(spec)
     jobs = [(prior_obj.to_simulator(row), simulation_seed(seed, k), k, spec.duration, row)
             for k, row in enumerate(thetas)]
-    results = list(run_batch(sim, jobs, workers or 1, progress))
+    workers = min(workers or 1, len(jobs))
+    chunks = [(c, jobs[c::workers]) for c in range(workers)]
+    engine = LocalEngine(spec, str(sim.compiled.directory), workers)
+    try:
+        results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
+    finally:
+        engine.close()
     return sorted(results, key=lambda r: r.index)
+
+
+def check_prior_fits(spec: SimulatorSpec, prior) -> None:
+    """The prior must name every parameter the spec's model reads."""
+    missing = [name for name in MODELS[spec.model].theta_names if name not in prior.names]
+    if missing:
+        raise UserError(f"prior {prior.name!r} lacks parameters {missing} needed by the "
+                        f"{spec.model} model")
