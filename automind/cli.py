@@ -174,14 +174,21 @@ def cmd_features(args) -> dict:
         return report
     data = _read_target(args)
     values = fs.compute(data)
-    features = {name: (None if np.isnan(v) else float(v)) for name, v in zip(fs.names, values)}
+    def plain(v):
+        return None if np.isnan(v) else float(v)
+
+    is_psd = np.array([n.startswith("psd_") for n in fs.names], dtype=bool)
+    features = {name: plain(v) for name, v, p in zip(fs.names, values, is_psd) if not p}
+    if is_psd.any():  # the spectrum as arrays, not 990 keys
+        features["psd"] = [plain(v) for v in values[is_psd]]
+        features["psd_freqs"] = PSD_FREQS.tolist()
     if not args.json:
         print(f"{data.source.get('path', args.target)}: {data.n_units} units, {data.n_spikes} "
               f"spikes, {data.duration:g} s; feature set {fs.name} v{fs.version}")
-        shown = [(n, v) for n, v in features.items() if not n.startswith("psd_")]
+        shown = [(n, v) for n, v in features.items() if not n.startswith("psd")]
         for name, value in shown:
             print(f"  {name:24s} {'missing' if value is None else f'{value:.6g}'}")
-        psd = values[np.array([n.startswith("psd_") for n in fs.names])]
+        psd = values[is_psd]
         if len(psd) and np.isfinite(psd).any():
             print(f"  psd: {len(psd)} values, 0.5-495 Hz; peak at "
                   f"{PSD_FREQS[int(np.nanargmax(psd))]:g} Hz")

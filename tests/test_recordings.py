@@ -142,3 +142,12 @@ def test_missing_file_and_unknown_format(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("hi")
     assert main(["features", str(tmp_path / "x.txt")]) == 2
     assert "cannot tell the format" in capsys.readouterr().err
+
+
+def test_features_json_gives_the_spectrum_as_arrays(tmp_path, spikes, capsys):
+    times, ids, _ = spikes
+    np.savez(tmp_path / "r.npz", spike_times=times, unit_ids=ids, duration=8.0)
+    assert main(["features", str(tmp_path / "r.npz"), "--set", "mk1", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(values["psd"]) == len(values["psd_freqs"]) == 990
+    assert values["psd_freqs"][0] == 0.5 and "rate_mean" in values and "burst_valid" in values
