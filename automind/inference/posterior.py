@@ -1,0 +1,231 @@
+"""Posterior artifacts: sample, evaluate, save and load without ever unpickling code.
+
+A posterior is an ensemble of sbi conditional density estimators over z = the prior box
+mapped to R^d (see transforms.py), an optional restriction classifier p(valid | θ), the
+prior, and the feature set whose transforms turn raw features into the estimator's input.
+
+On disk (a directory):
+
+    posterior.json   format, prior spec, feature set (names, transforms), training
+                     configuration, validation metrics, provenance, sha256 of weights.pt
+    weights.pt       tensors only (state dicts), read with torch.load(weights_only=True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .transforms import BoxToUnconstrained
+
+FORMAT = "automind-posterior"
+FORMAT_VERSION = 1
+
+
+def make_embedding(kind: str, x_dim: int) -> nn.Module:
+    """Embedding nets for high-dimensional features (e.g. the 990-value PSD)."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(x_dim, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                             nn.Linear(128, 32))
+    if kind == "cnn":
+        return nn.Sequential(nn.Unflatten(1, (1, x_dim)), nn.Conv1d(1, 8, 9, stride=2), nn.ReLU(),
+                             nn.Conv1d(8, 16, 9, stride=2), nn.ReLU(), nn.AdaptiveAvgPool1d(32),
+                             nn.Flatten(), nn.Linear(16 * 32, 32))
+    raise UserError(f"unknown embedding {kind!r}; use auto, none, mlp or cnn")
+
+
+def resolve_embedding(kind: str, x_dim: int) -> str:
+    return ("mlp" if x_dim > 64 else "none") if kind == "auto" else kind
+
+
+def build_estimator(config: dict, seed: int, theta: torch.Tensor | None = None,
+                    x: torch.Tensor | None = None):
+    """An untrained sbi density estimator for ``config``. sbi takes its z-scoring statistics
+    from the batch given here: the training data when training; any batch of the right
+    shapes when loading (the saved state then overwrites them)."""
+    from sbi.neural_nets import posterior_nn
+
+    torch.manual_seed(seed)
+    build = posterior_nn(model=config["estimator"], hidden_features=config["hidden_features"],
+                         num_transforms=config["num_transforms"],
+                         embedding_net=make_embedding(config["embedding"], config["x_dim"]))
+    if theta is None:
+        theta, x = torch.randn(64, config["theta_dim"]), torch.randn(64, config["x_dim"])
+    return build(theta, x)
+
+
+class Standardise(nn.Module):
+    """Fixed (z - mean) / sd with its statistics as buffers, so they save with the net."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("sd", torch.ones(dim))
+
+    def forward(self, z):
+        return (z - self.mean) / self.sd
+
+
+def make_classifier(theta_dim: int) -> nn.Module:
+    """The restriction classifier p(valid | z): logits of an MLP on standardised z."""
+    return nn.Sequential(Standardise(theta_dim), nn.Linear(theta_dim, 64), nn.ReLU(),
+                         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+
+
+class Posterior:
+    """p(θ | x) for one prior and feature set. θ in the prior's units, x as raw features."""
+
+    def __init__(self, estimators: list, prior, config: dict, features: dict,
+                 restriction: nn.Module | None = None, metrics: dict | None = None,
+                 provenance: dict | None = None):
+        self.estimators = estimators
+        self.prior = prior
+        self.config = config
+        self.features = features        # {"set", "version", "names", "transforms"}
+        self.restriction = restriction
+        self.metrics = metrics or {}
+        self.provenance = provenance or {}
+        self.box = BoxToUnconstrained.for_prior(prior)
+        for module in self.estimators + ([restriction] if restriction is not None else []):
+            module.eval()
+
+    # ---- features ----------------------------------------------------------------------
+    def prepare_x(self, x) -> torch.Tensor:
+        """Raw features (n, d) or (d,) -> the estimators' input; clear errors for bad x."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        names = self.features["names"]
+        if x.shape[1] != len(names):
+            raise UserError(f"features have {x.shape[1]} values, but this posterior was trained "
+                            f"on {len(names)} ({self.features.get('set') or 'custom'} set)")
+        if not np.isfinite(x).all():
+            bad = [names[k] for k in np.flatnonzero(~np.isfinite(x).all(0))][:5]
+            raise UserError(f"target features contain NaN or inf ({', '.join(bad)}); this "
+                            "posterior cannot condition on missing features")
+        flags = np.array([t == "log10" for t in self.features["transforms"]], dtype=bool)
+        x = x.copy()
+        x[:, flags] = np.log10(np.maximum(x[:, flags], 1e-12))
+        return torch.as_tensor(x, dtype=torch.float32)
+
+    # ---- density --------------------------------------------------------------------------
+    def _z_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log q(z | x) for z (n, d) and one x (1, dx), averaged over the ensemble."""
+        logs = torch.stack([est.log_prob(z.unsqueeze(1), x).squeeze(1) for est in self.estimators])
+        return torch.logsumexp(logs, 0) - math.log(len(self.estimators))
+
+    def log_prob(self, theta, x) -> np.ndarray:
+        """log p(θ | x) (unrestricted) for θ (n, d) and one x; -inf outside the prior."""
+        theta_arr = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        x_t = self.prepare_x(x)[:1]
+        inside = ((theta_arr >= self.prior.low) & (theta_arr <= self.prior.high)).all(1)
+        with torch.no_grad():
+            theta_t = torch.as_tensor(theta_arr)
+            z = self.box.to_z(theta_t)
+            out = (self._z_log_prob(z, x_t).double() + self.box.log_abs_det_dz_dtheta(theta_t))
+        out = out.numpy()
+        out[~inside] = -np.inf
+        return out
+
+    def _raw_sample(self, n: int, x_t: torch.Tensor) -> torch.Tensor:
+        shares = np.bincount(np.arange(n) % len(self.estimators), minlength=len(self.estimators))
+        parts = [est.sample((int(k),), x_t).reshape(int(k), -1)
+                 for est, k in zip(self.estimators, shares) if k]
+        return torch.cat(parts)[torch.randperm(n)]
+
+    def valid_probability(self, theta) -> np.ndarray:
+        """The restriction classifier's p(valid | θ) (1 everywhere without one)."""
+        theta_arr = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        if self.restriction is None:
+            return np.ones(len(theta_arr))
+        with torch.no_grad():
+            return torch.sigmoid(self.restriction(self.box.to_z(torch.as_tensor(theta_arr)))).squeeze(-1).numpy()
+
+    def sample(self, n: int, x, seed: int | None = 0, restrict: bool = True,
+               max_rounds: int = 50) -> np.ndarray:
+        """n θ (prior units) from p(θ | x); with a restriction classifier, only θ it deems
+        valid (p > 0.5), drawn by rejection."""
+        x_t = self.prepare_x(x)[:1]
+        with torch.random.fork_rng(), torch.no_grad():
+            if seed is not None:
+                torch.manual_seed(seed)
+            accepted, total = [], 0
+            for _ in range(max_rounds):
+                batch = self.box.to_theta(self._raw_sample(max(n, 256), x_t)).numpy()
+                if restrict and self.restriction is not None:
+                    batch = batch[self.valid_probability(batch) > 0.5]
+                accepted.append(batch)
+                total += len(batch)
+                if total >= n:
+                    break
+        samples = np.concatenate(accepted)
+        if len(samples) < n:
+            raise UserError(f"only {len(samples)} of {n} posterior samples fall where the "
+                            "restriction classifier expects valid simulations; the target may "
+                            "lie outside what the bank covers (or sample with restrict=False)")
+        return samples[:n]
+
+    # ---- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {f"estimator.{k}": est.state_dict() for k, est in enumerate(self.estimators)}
+        if self.restriction is not None:
+            state["restriction"] = self.restriction.state_dict()
+        tmp = path / ".weights.pt.tmp"
+        torch.save(state, tmp)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        tmp.replace(path / "weights.pt")
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "prior": self.prior.to_dict(),
+                "features": self.features, "config": self.config, "metrics": self.metrics,
+                "provenance": self.provenance, "restriction": self.restriction is not None,
+                "weights_sha256": digest}
+        (path / ".posterior.json.tmp").write_text(json.dumps(meta, indent=1))
+        (path / ".posterior.json.tmp").replace(path / "posterior.json")
+        return path
+
+
+def load_posterior(path: str | Path) -> Posterior:
+    """Load an artifact written by Posterior.save; refuses incomplete or altered ones."""
+    from ..prior import Prior
+
+    path = Path(path)
+    meta_file, weights_file = path / "posterior.json", path / "weights.pt"
+    if not meta_file.is_file() or not weights_file.is_file():
+        raise UserError(f"{path} is not a complete posterior artifact (needs posterior.json and "
+                        "weights.pt)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{meta_file} is not valid JSON: {err}") from None
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise UserError(f"{path}: not an automind posterior (format {meta.get('format')!r})")
+    raw = weights_file.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
+        raise UserError(f"{weights_file} does not match the checksum in posterior.json: the "
+                        "artifact was altered or is incomplete; refusing to load it")
+    try:
+        state = torch.load(weights_file, weights_only=True)  # tensors only, never code
+        config = meta["config"]
+        estimators = []
+        for k in range(config["ensemble"]):
+            est = build_estimator(config, seed=k)
+            est.load_state_dict(state[f"estimator.{k}"])
+            estimators.append(est)
+        restriction = None
+        if meta.get("restriction"):
+            restriction = make_classifier(config["theta_dim"])
+            restriction.load_state_dict(state["restriction"])
+        prior = Prior.from_dict(meta["prior"], source=f"{path} (embedded prior)")
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: posterior artifact is inconsistent ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200]})") from None
+    return Posterior(estimators, prior, config, meta["features"], restriction,
+                     meta.get("metrics"), meta.get("provenance"))

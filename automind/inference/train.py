@@ -1,0 +1,164 @@
+"""Training neural posterior estimators (sbi 0.27 estimators, our own loop).
+
+We use sbi's estimator builders and their ``loss`` (sbi's documented low-level interface)
+in our own loop rather than ``NPE.train``: the same loop then serves in-memory arrays and
+banks, and θ is trained in the unconstrained space of the prior box.
+
+Invalid simulations (status not ok, or NaN/inf features) are not dropped silently: they
+train a restriction classifier p(valid | θ) used at sampling time (``restriction=True``,
+the default), and the counts are recorded in the artifact's metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..provenance import package_versions
+from .posterior import (Posterior, build_estimator, make_classifier, resolve_embedding)
+from .transforms import BoxToUnconstrained
+
+ESTIMATORS = ("nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
+
+
+def _fit(loss_fn, parameters, n: int, batch_size: int, lr: float, max_epochs: int,
+         patience: int, validation_fraction: float, generator: torch.Generator,
+         progress: bool, desc: str) -> tuple[list, float]:
+    """Adam with early stopping on a held-out split; loss_fn(index_tensor) -> mean loss."""
+    from tqdm.auto import tqdm
+
+    order = torch.randperm(n, generator=generator)
+    n_val = max(1, int(round(validation_fraction * n)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    modules = loss_fn.modules
+    best, best_state, stale, curve = math.inf, None, 0, []
+    bar = tqdm(range(max_epochs), desc=desc, unit="epoch", disable=not progress)
+    for epoch in bar:
+        for m in modules:
+            m.train()
+        shuffled = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        total = 0.0
+        for start in range(0, len(shuffled), batch_size):
+            batch = shuffled[start:start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(batch)
+            loss.backward()
+            nn.utils.clip_grad_norm_(parameters, 5.0)
+            optimizer.step()
+            total += float(loss) * len(batch)
+        for m in modules:
+            m.eval()
+        with torch.no_grad():
+            val = sum(float(loss_fn(val_idx[s:s + 4096])) * len(val_idx[s:s + 4096])
+                      for s in range(0, n_val, 4096)) / n_val
+        curve.append((total / max(len(train_idx), 1), val))
+        bar.set_postfix(train=f"{curve[-1][0]:.3f}", val=f"{val:.3f}")
+        if val < best - 1e-4:
+            best, stale = val, 0
+            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    bar.close()
+    for m, state in zip(modules, best_state):
+        m.load_state_dict(state)
+    return curve, best
+
+
+class _Loss:
+    def __init__(self, fn, modules):
+        self.fn, self.modules = fn, modules
+
+    def __call__(self, index):
+        return self.fn(index)
+
+
+def train(theta, x, prior, estimator: str = "nsf", embedding: str = "auto", ensemble: int = 1,
+          valid=None, restriction: bool = True, feature_info: dict | None = None,
+          hidden_features: int = 64, num_transforms: int = 5, batch_size: int = 256,
+          learning_rate: float = 5e-4, max_epochs: int = 300, patience: int = 20,
+          validation_fraction: float = 0.1, seed: int = 0, progress: bool = True,
+          provenance: dict | None = None) -> Posterior:
+    """Train p(θ | x) on simulations (θ in prior units, x raw features).
+
+    ``valid``: optional boolean mask of usable simulations (e.g. status == ok); rows with
+    NaN/inf features are invalid too. ``feature_info``: {"set", "version", "names",
+    "transforms"} of the features (identity transforms by default).
+    """
+    theta = prior.validate(theta)
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if len(x) != len(theta):
+        raise UserError(f"θ has {len(theta)} rows but x has {len(x)}")
+    if estimator not in ESTIMATORS:
+        raise UserError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
+    feature_info = feature_info or {"set": None, "version": None,
+                                    "names": [f"x{k}" for k in range(x.shape[1])],
+                                    "transforms": ["none"] * x.shape[1]}
+    if len(feature_info["names"]) != x.shape[1]:
+        raise UserError(f"x has {x.shape[1]} columns but the feature set names "
+                        f"{len(feature_info['names'])}")
+    ok = np.isfinite(x).all(1) & (np.ones(len(x), bool) if valid is None else np.asarray(valid, bool))
+    if ok.sum() < 20:
+        raise UserError(f"only {int(ok.sum())} valid simulations to train on; need at least 20")
+    flags = np.array([t == "log10" for t in feature_info["transforms"]], dtype=bool)
+    x_model = x.copy()
+    with np.errstate(invalid="ignore"):
+        x_model[:, flags] = np.log10(np.maximum(x_model[:, flags], 1e-12))
+    box = BoxToUnconstrained.for_prior(prior)
+    z_all = box.to_z(torch.as_tensor(theta))
+    z, xt = z_all[torch.as_tensor(ok)], torch.as_tensor(x_model[ok], dtype=torch.float32)
+    config = {"estimator": estimator, "hidden_features": hidden_features,
+              "num_transforms": num_transforms, "embedding": resolve_embedding(embedding, x.shape[1]),
+              "theta_dim": prior.dim, "x_dim": x.shape[1], "ensemble": ensemble,
+              "batch_size": batch_size, "learning_rate": learning_rate, "max_epochs": max_epochs,
+              "patience": patience, "validation_fraction": validation_fraction, "seed": seed,
+              "theta_space": "logit of the prior box"}
+    start = time.perf_counter()
+    estimators, curves, best = [], [], []
+    for k in range(ensemble):
+        est = build_estimator(config, seed=seed + k, theta=z, x=xt)  # z-scoring from the data
+        generator = torch.Generator().manual_seed(seed + k)
+        loss = _Loss(lambda idx, est=est: est.loss(z[idx], condition=xt[idx]).mean(), [est])
+        curve, val = _fit(loss, list(est.parameters()), len(z), batch_size, learning_rate,
+                          max_epochs, patience, validation_fraction, generator, progress,
+                          f"training {estimator} {k + 1}/{ensemble}")
+        estimators.append(est)
+        curves.append(curve)
+        best.append(val)
+    classifier = None
+    if restriction and not ok.all():
+        classifier = _train_restriction(z_all, ok, seed, progress)
+    metrics = {"n_simulations": int(len(theta)), "n_valid": int(ok.sum()),
+               "n_invalid": int((~ok).sum()), "best_validation_loss": best,
+               "training_curves": curves, "training_seconds": time.perf_counter() - start,
+               "restriction": classifier is not None}
+    provenance = (provenance or {}) | {"versions": package_versions()}
+    return Posterior(estimators, prior, config, feature_info, classifier, metrics, provenance)
+
+
+def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: bool) -> nn.Module:
+    """Classifier p(valid | θ) on all simulations (class-balanced BCE)."""
+    torch.manual_seed(seed)
+    classifier = make_classifier(z.shape[1])
+    labels = torch.as_tensor(ok, dtype=torch.float32)
+    positive = labels.mean().clamp(1e-3, 1 - 1e-3)
+    weight = torch.where(labels > 0, 0.5 / positive, 0.5 / (1 - positive))
+    classifier[0].mean.copy_(z.mean(0))
+    classifier[0].sd.copy_(z.std(0).clamp_min(1e-6))
+
+    def loss(idx):
+        logits = classifier(z[idx]).squeeze(-1)
+        return (nn.functional.binary_cross_entropy_with_logits(logits, labels[idx], reduction="none")
+                * weight[idx]).mean()
+
+    _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 200, 15,
+         0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
+    return classifier
