@@ -52,7 +52,7 @@ def _fit(loss_fn, parameters, n: int, batch_size: int, lr: float, max_epochs: in
             loss.backward()
             nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         for m in modules:
             m.eval()
         with torch.no_grad():
@@ -81,7 +81,7 @@ class _Loss:
         return self.fn(index)
 
 
-def train(theta, x, prior, estimator: str = "nsf", embedding: str = "auto", ensemble: int = 1,
+def train(theta, x, prior, estimator: str = "maf", embedding: str = "auto", ensemble: int = 1,
           valid=None, restriction: bool = True, feature_info: dict | None = None,
           hidden_features: int = 64, num_transforms: int = 5, batch_size: int = 256,
           learning_rate: float = 5e-4, max_epochs: int = 300, patience: int = 20,
@@ -159,6 +159,6 @@ def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: boo
         return (nn.functional.binary_cross_entropy_with_logits(logits, labels[idx], reduction="none")
                 * weight[idx]).mean()
 
-    _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 200, 15,
+    _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 100, 10,
          0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
     return classifier

@@ -1,0 +1,103 @@
+"""Inference against a known posterior; artifacts that round-trip and refuse tampering."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from automind.errors import UserError
+from automind.inference import load_posterior, train
+from automind.inference.diagnostics import diagnose
+from automind.prior import Prior
+
+NOISE = 0.5
+
+
+@pytest.fixture(scope="module")
+def linear_gaussian():
+    """x = θ + N(0, 0.5²) with a broad uniform prior: p(θ | x) = N(x, 0.5²) away from the edges."""
+    prior = Prior.from_dict({"name": "lg", "parameter": [
+        {"name": "a", "low": -5, "high": 5}, {"name": "b", "low": -5, "high": 5}]})
+    rng = np.random.default_rng(0)
+    theta = prior.sample(4000, seed=1)
+    x = theta + NOISE * rng.standard_normal(theta.shape)
+    posterior = train(theta, x, prior, progress=False, seed=0, hidden_features=32, patience=10)
+    return prior, posterior
+
+
+def test_matches_the_analytic_posterior(linear_gaussian):
+    _, posterior = linear_gaussian
+    for xo in ([1.0, -2.0], [0.0, 0.5]):
+        samples = posterior.sample(5000, np.array(xo), seed=1)
+        np.testing.assert_allclose(samples.mean(0), xo, atol=0.08)
+        cov = np.cov(samples.T)
+        np.testing.assert_allclose(np.sqrt(np.diag(cov)), NOISE, rtol=0.15)
+        assert abs(cov[0, 1]) / NOISE**2 < 0.15  # independent coordinates
+        assert ((samples >= -5) & (samples <= 5)).all()  # never outside the prior box
+
+
+def test_expected_coverage_on_held_out_cases(linear_gaussian):
+    prior, posterior = linear_gaussian
+    rng = np.random.default_rng(9)
+    theta = prior.sample(500, seed=7)
+    x = theta + NOISE * rng.standard_normal(theta.shape)
+    report = diagnose(posterior, theta, x, n_samples=100)
+    assert report["coverage_max_abs_error"] <= 0.05
+    assert all(1.5 < c for c in report["contraction"].values())  # prior sd 2.9 vs 0.5
+    assert all(v < 0.08 for v in report["recovery_nrmse"].values())
+    assert abs(report["tarp_atc"]) < 5
+
+
+def test_round_trip_in_a_fresh_process(linear_gaussian, tmp_path):
+    _, posterior = linear_gaussian
+    path = posterior.save(tmp_path / "post")
+    theta = np.array([[0.5, 0.5], [1.0, -1.0], [4.9, -4.9]])
+    expected = posterior.log_prob(theta, [0.7, -0.2])
+    code = ("import json, numpy as np; from automind.inference import load_posterior; "
+            f"p = load_posterior({str(path)!r}); "
+            "print(json.dumps(p.log_prob(np.array([[0.5, 0.5], [1.0, -1.0], [4.9, -4.9]]), "
+            "[0.7, -0.2]).tolist()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    np.testing.assert_array_equal(np.array(eval(out.stdout.strip().splitlines()[-1])), expected)
+    np.testing.assert_array_equal(load_posterior(path).sample(10, [0.0, 0.0], seed=4),
+                                  posterior.sample(10, [0.0, 0.0], seed=4))
+
+
+def test_tampered_or_incomplete_artifacts_are_refused(linear_gaussian, tmp_path):
+    _, posterior = linear_gaussian
+    path = posterior.save(tmp_path / "post")
+    data = bytearray((path / "weights.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (path / "weights.pt").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="altered or is incomplete"):
+        load_posterior(path)
+    (path / "weights.pt").unlink()
+    with pytest.raises(UserError, match="not a complete posterior artifact"):
+        load_posterior(path)
+
+
+def test_bad_targets(linear_gaussian):
+    _, posterior = linear_gaussian
+    with pytest.raises(UserError, match="trained on 2"):
+        posterior.sample(5, [1.0, 2.0, 3.0])
+    with pytest.raises(UserError, match="NaN"):
+        posterior.sample(5, [np.nan, 1.0])
+
+
+def test_restriction_keeps_samples_in_the_valid_region():
+    """Simulations with θ_a > 2 'fail' (as silent or runaway MK1 runs do): the restricted
+    posterior avoids that region; the unrestricted one does not."""
+    prior = Prior.from_dict({"name": "r", "parameter": [
+        {"name": "a", "low": -5, "high": 5}, {"name": "b", "low": -5, "high": 5}]})
+    rng = np.random.default_rng(2)
+    theta = prior.sample(4000, seed=3)
+    x = np.column_stack([theta[:, 1] + 0.3 * rng.standard_normal(4000),
+                         rng.standard_normal(4000)])            # a is not identified by x
+    valid = theta[:, 0] < 2
+    posterior = train(theta, x, prior, valid=valid, progress=False, hidden_features=32, patience=10)
+    restricted = posterior.sample(2000, [1.0, 0.0], seed=1)
+    free = posterior.sample(2000, [1.0, 0.0], seed=1, restrict=False)
+    assert (restricted[:, 0] < 2).mean() > 0.97
+    assert (free[:, 0] < 2).mean() < (restricted[:, 0] < 2).mean()
+    assert posterior.metrics["n_invalid"] == int((~valid).sum())
