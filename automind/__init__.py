@@ -10,6 +10,11 @@ _LAZY = {
     "SimulationResult": ("automind.simulators.simulator", "SimulationResult"),
     "simulate": ("automind.simulators.simulator", "simulate"),
     "UserError": ("automind.errors", "UserError"),
+    "train": ("automind.inference.train", "train"),
+    "load_posterior": ("automind.inference.posterior", "load_posterior"),
+    "SpikeData": ("automind.features.spikedata", "SpikeData"),
+    "compute_features": ("automind.features.sets", "compute_features"),
+    "read_recording": ("automind.recordings", "read_recording"),
 }
 
 

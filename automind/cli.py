@@ -206,6 +206,130 @@ def cmd_plot(args) -> dict:
     return {"figure": str(figure)}
 
 
+def cmd_train(args) -> dict:
+    from .inference.figures import training_curve
+    from .inference.train import train_on_bank
+
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UserError(f"{args.out} exists and is not empty; choose a new --out")
+    posterior = train_on_bank(args.bank, args.features, estimator=args.estimator,
+                              embedding=args.embedding, ensemble=args.ensemble, seed=args.seed,
+                              restriction=not args.no_restriction, max_epochs=args.max_epochs,
+                              progress=not args.json)
+    posterior.save(args.out)
+    figure = training_curve(posterior.metrics["training_curves"], args.out / "training_curve.png")
+    m = posterior.metrics
+    summary = {"posterior": str(args.out), "n_valid": m["n_valid"], "n_invalid": m["n_invalid"],
+               "best_validation_loss": m["best_validation_loss"], "restriction": m["restriction"],
+               "training_seconds": round(m["training_seconds"], 2), "figure": str(figure)}
+    if not args.json:
+        print(f"posterior {args.out}: trained on {m['n_valid']} valid simulations "
+              f"({m['n_invalid']} invalid ones {'train the restriction classifier' if m['restriction'] else 'ignored'}); "
+              f"validation loss {min(m['best_validation_loss']):.3f}; curve {figure}")
+    return summary
+
+
+def _target_features(posterior, args) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Raw features of the target (recording or BANK:INDEX) with the posterior's own set,
+    and the true θ when the target is a simulation."""
+    from .features.sets import get_feature_set
+
+    name = posterior.features.get("set")
+    if name is None or name == "imported":
+        raise UserError("this posterior was trained on custom features; pass features from Python")
+    fs = get_feature_set(name)
+    if args.bank is not None:
+        from .bank import Bank
+
+        bank = Bank(args.bank)
+        table = bank.table(index_range=(args.index, args.index + 1))
+        if not len(table["index"]):
+            raise UserError(f"simulation {args.index} is not in bank {args.bank}")
+        truth = table["theta"][0]
+        if name in bank.feature_sets:
+            data = bank.arrays(features=name, index_range=(args.index, args.index + 1))
+            if len(data["index"]):
+                return data["x"][0].astype(np.float64), truth, f"{args.bank}:{args.index}"
+        args.target = f"{args.bank}:{args.index}"
+    else:
+        args.target = args.recording
+        truth = None
+    data = _read_target(args)
+    if name in ("psd", "mk1") and data.duration < 2.0:
+        raise UserError(f"{args.target} lasts {data.duration:g} s; the {name} feature set needs at "
+                        "least 2 s (one Welch segment)")
+    return fs.compute(data), truth, str(args.target)
+
+
+def cmd_infer(args) -> dict:
+    import csv
+
+    from .inference import load_posterior
+    from .inference.figures import pairplot
+
+    if (args.recording is None) == (args.bank is None):
+        raise UserError("give either --recording FILE or --bank BANK --index I")
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UserError(f"{args.out} exists and is not empty; choose a new --out")
+    posterior = load_posterior(args.posterior)
+    x, truth, target = _target_features(posterior, args)
+    drawn = posterior.sample(args.n * args.oversample, x, seed=args.seed)
+    log_prob = posterior.log_prob(drawn, x)
+    keep = np.argsort(-log_prob, kind="stable")[:args.n]
+    samples, log_prob = drawn[keep], log_prob[keep]
+    args.out.mkdir(parents=True, exist_ok=True)
+    prior = posterior.prior
+    with open(args.out / "samples.csv", "w", newline="") as handle:
+        table = csv.writer(handle)
+        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters] + ["log_prob"])
+        for k, (row, lp) in enumerate(zip(samples, log_prob)):
+            table.writerow([k] + [f"{v:.8g}" for v in row] + [f"{lp:.6g}"])
+    meta = {"posterior": str(args.posterior), "target": target, "n": args.n,
+            "oversample": args.oversample, "seed": args.seed, "x": x.tolist(),
+            "truth": None if truth is None else truth.tolist(),
+            "feature_set": posterior.features.get("set"),
+            "note": (f"drew {args.n * args.oversample} samples and kept the {args.n} with the "
+                     "highest posterior log-probability") if args.oversample > 1 else "plain samples"}
+    (args.out / "samples.json").write_text(json.dumps(meta, indent=1))
+    figure = pairplot(samples, prior.names, args.out / "pairplot.png", truth=truth,
+                      limits=list(zip(prior.low, prior.high)))
+    if not args.json:
+        print(f"{args.n} samples for {target} in {args.out / 'samples.csv'} ({meta['note']}); "
+              f"pairplot {figure}")
+    return {"samples": str(args.out / "samples.csv"), "n": args.n, "oversample": args.oversample,
+            "figure": str(figure)}
+
+
+def cmd_diagnose(args) -> dict:
+    from .bank import Bank
+    from .inference import load_posterior
+    from .inference.diagnostics import diagnose
+    from .inference.figures import coverage_plot
+
+    posterior = load_posterior(args.posterior)
+    name = posterior.features.get("set")
+    bank = Bank(args.bank)
+    data = bank.arrays(features=name, status="ok")
+    usable = posterior.conditionable(data["x"])
+    theta, x = data["theta"][usable][:args.cases], data["x"][usable][:args.cases]
+    if len(theta) < 10:
+        raise UserError(f"bank {args.bank} has only {len(theta)} usable held-out simulations")
+    if bank.parameter_names != posterior.prior.names:
+        raise UserError("the held-out bank's parameters differ from the posterior's")
+    report = diagnose(posterior, theta, x, n_samples=args.samples, seed=args.seed)
+    figure = coverage_plot(report["coverage_nominal"], report["coverage_empirical"],
+                           args.out or Path(args.posterior) / "coverage.png")
+    report["figure"] = str(figure)
+    if not args.json:
+        print(f"{report['n_cases']} held-out simulations: max |coverage error| "
+              f"{report['coverage_max_abs_error']:.3f}, TARP ATC {report['tarp_atc']:.3f}; "
+              f"figure {figure}")
+        for p in posterior.prior.names:
+            print(f"  {p:16s} contraction {report['contraction'][p]:6.2f}   recovery NRMSE "
+                  f"{report['recovery_nrmse'][p]:.3f}")
+    return {k: v for k, v in report.items() if k not in ("sbc_ranks",)}
+
+
 def _add_recording_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("npz", "csv", "nwb"), help="file format (default: extension)")
     p.add_argument("--duration", type=_positive_float, metavar="SECONDS",
@@ -321,6 +445,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     _add_recording_options(p)
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("train", help="train a neural posterior estimator on a bank",
+                       description="Train p(θ | x) on a bank's feature set (sbi estimators, our "
+                                   "loop; θ in the prior box mapped to R^d). Invalid simulations "
+                                   "train a restriction classifier. Writes a posterior artifact "
+                                   "(weights + JSON, never pickle) with its training curve.")
+    p.add_argument("bank", type=Path, help="bank folder")
+    p.add_argument("--features", required=True, metavar="SET", help="feature set to condition on")
+    p.add_argument("--out", type=Path, required=True, metavar="POSTERIOR", help="new artifact folder")
+    p.add_argument("--estimator", default="maf", help="maf (default), nsf, zuko_nsf, zuko_maf, mdn")
+    p.add_argument("--embedding", default="auto", choices=("auto", "none", "mlp", "cnn"),
+                   help="embedding net for x (auto: an MLP above 64 features)")
+    p.add_argument("--ensemble", type=_count, default=1, help="number of estimators (default 1)")
+    p.add_argument("--max-epochs", type=_count, default=300)
+    p.add_argument("--no-restriction", action="store_true",
+                   help="do not learn where the prior gives invalid simulations")
+    p.add_argument("--seed", type=int, default=0)
+    _add_json(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("infer", help="sample a posterior for a recording or a bank simulation",
+                       description="Compute the target's features with the posterior's own feature "
+                                   "set and transforms, sample, and write samples.csv (names, units, "
+                                   "log-probs), samples.json and a pairplot. --oversample K draws "
+                                   "K·n samples and keeps the n most probable (the published trick).")
+    p.add_argument("posterior", type=Path)
+    p.add_argument("--recording", help="recording file (NPZ, MEA, CSV, NWB)")
+    p.add_argument("--bank", help="bank holding the target simulation")
+    p.add_argument("--index", type=int, default=0, help="the target simulation's index in --bank")
+    p.add_argument("-n", type=_count, default=1000, help="samples to keep (default 1000)")
+    p.add_argument("--oversample", type=_count, default=1, help="draw this many times more")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, metavar="SAMPLES", help="new folder")
+    _add_recording_options(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("diagnose", help="calibration and recovery on held-out simulations",
+                       description="SBC ranks, expected coverage (HPD), TARP, per-parameter "
+                                   "contraction and recovery error on a held-out bank.")
+    p.add_argument("posterior", type=Path)
+    p.add_argument("--bank", type=Path, required=True, help="held-out bank with the feature set")
+    p.add_argument("--cases", type=_count, default=300, help="held-out simulations to use")
+    p.add_argument("--samples", type=_count, default=200, help="posterior samples per case")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="coverage figure (default: in the posterior folder)")
+    _add_json(p)
+    p.set_defaults(func=cmd_diagnose)
 
     bank = sub.add_parser("bank", help="inspect and import simulation banks").add_subparsers(
         dest="bank_command", required=True, metavar="ACTION")

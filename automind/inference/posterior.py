@@ -106,14 +106,22 @@ class Posterior:
         if x.shape[1] != len(names):
             raise UserError(f"features have {x.shape[1]} values, but this posterior was trained "
                             f"on {len(names)} ({self.features.get('set') or 'custom'} set)")
+        columns = self.config.get("feature_columns", list(range(len(names))))
+        x = x[:, columns]
         if not np.isfinite(x).all():
-            bad = [names[k] for k in np.flatnonzero(~np.isfinite(x).all(0))][:5]
+            bad = [names[columns[k]] for k in np.flatnonzero(~np.isfinite(x).all(0))][:5]
             raise UserError(f"target features contain NaN or inf ({', '.join(bad)}); this "
                             "posterior cannot condition on missing features")
-        flags = np.array([t == "log10" for t in self.features["transforms"]], dtype=bool)
+        flags = np.array([t == "log10" for t in self.features["transforms"]], dtype=bool)[columns]
         x = x.copy()
         x[:, flags] = np.log10(np.maximum(x[:, flags], 1e-12))
         return torch.as_tensor(x, dtype=torch.float32)
+
+    def conditionable(self, x) -> np.ndarray:
+        """Rows of raw features (n, d) this posterior can condition on (no NaN where it looks)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        columns = self.config.get("feature_columns", list(range(x.shape[1])))
+        return np.isfinite(x[:, columns]).all(1)
 
     # ---- density --------------------------------------------------------------------------
     def _z_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

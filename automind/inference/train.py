@@ -105,10 +105,18 @@ def train(theta, x, prior, estimator: str = "maf", embedding: str = "auto", ense
     if len(feature_info["names"]) != x.shape[1]:
         raise UserError(f"x has {x.shape[1]} columns but the feature set names "
                         f"{len(feature_info['names'])}")
-    ok = np.isfinite(x).all(1) & (np.ones(len(x), bool) if valid is None else np.asarray(valid, bool))
+    status_ok = np.ones(len(x), bool) if valid is None else np.asarray(valid, bool)
+    # Features missing in most simulations (e.g. a 1 s Fano factor of 0.5 s runs) would
+    # invalidate everything: condition on the columns present in at least half of them.
+    present = np.isfinite(x[status_ok]).mean(0) >= 0.5 if status_ok.any() else np.ones(x.shape[1], bool)
+    columns = np.flatnonzero(present)
+    if not len(columns):
+        raise UserError("every feature is missing in most simulations; nothing to condition on")
+    x = x[:, columns]
+    ok = np.isfinite(x).all(1) & status_ok
     if ok.sum() < 20:
         raise UserError(f"only {int(ok.sum())} valid simulations to train on; need at least 20")
-    flags = np.array([t == "log10" for t in feature_info["transforms"]], dtype=bool)
+    flags = np.array([t == "log10" for t in feature_info["transforms"]], dtype=bool)[columns]
     x_model = x.copy()
     with np.errstate(invalid="ignore"):
         x_model[:, flags] = np.log10(np.maximum(x_model[:, flags], 1e-12))
@@ -118,6 +126,7 @@ def train(theta, x, prior, estimator: str = "maf", embedding: str = "auto", ense
     config = {"estimator": estimator, "hidden_features": hidden_features,
               "num_transforms": num_transforms, "embedding": resolve_embedding(embedding, x.shape[1]),
               "theta_dim": prior.dim, "x_dim": x.shape[1], "ensemble": ensemble,
+              "feature_columns": columns.tolist(),
               "batch_size": batch_size, "learning_rate": learning_rate, "max_epochs": max_epochs,
               "patience": patience, "validation_fraction": validation_fraction, "seed": seed,
               "theta_space": "logit of the prior box"}
@@ -137,6 +146,8 @@ def train(theta, x, prior, estimator: str = "maf", embedding: str = "auto", ense
     if restriction and not ok.all():
         classifier = _train_restriction(z_all, ok, seed, progress)
     metrics = {"n_simulations": int(len(theta)), "n_valid": int(ok.sum()),
+               "features_dropped": [feature_info["names"][k] for k in range(len(present))
+                                    if not present[k]],
                "n_invalid": int((~ok).sum()), "best_validation_loss": best,
                "training_curves": curves, "training_seconds": time.perf_counter() - start,
                "restriction": classifier is not None}
@@ -162,3 +173,38 @@ def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: boo
     _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 100, 10,
          0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
     return classifier
+
+
+def bank_hash(bank) -> str:
+    """Content hash of a bank's committed shards (their checksums, in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for record in sorted(bank.records, key=lambda r: r.name):
+        digest.update(record.shard_sha256.encode())
+    return digest.hexdigest()
+
+
+def train_on_bank(bank, feature_set: str, **options) -> Posterior:
+    """Train on every simulation of a bank with the named feature set (in memory).
+
+    Simulations that are not ``ok`` or have NaN features train the restriction classifier.
+    """
+    from ..bank import Bank
+
+    bank = bank if not isinstance(bank, (str, bytes)) and hasattr(bank, "records") else Bank(bank)
+    if feature_set not in bank.feature_sets:
+        raise UserError(f"bank {bank.path} has no feature set {feature_set!r}; computed sets: "
+                        f"{sorted(bank.feature_sets) or 'none'} (automind features BANK --set NAME)")
+    from ..prior import Prior
+
+    prior = Prior.from_dict(bank.meta["prior"], source=f"{bank.path} (bank prior)")
+    data = bank.arrays(features=feature_set)
+    info = bank.feature_sets[feature_set]
+    feature_info = {"set": feature_set, "version": info["version"], "names": info["names"],
+                    "transforms": info.get("transforms", ["none"] * len(info["names"]))}
+    provenance = {"bank": str(bank.path), "bank_sha256": bank_hash(bank),
+                  "bank_rows": int(len(data["index"])), "simulator": bank.meta["simulator"],
+                  "bank_seed": bank.meta["seed"]}
+    return train(data["theta"], data["x"], prior, valid=data["status"] == "ok",
+                 feature_info=feature_info, provenance=provenance, **options)

@@ -1,0 +1,74 @@
+"""Figures of inference: training curves, pairplots, coverage curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..plots import _pyplot
+
+
+def training_curve(curves: list, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, curve in enumerate(curves):
+        curve = np.asarray(curve)
+        ax.plot(curve[:, 0], color=f"C{k}", lw=1, label=f"train {k + 1}" if len(curves) > 1 else "train")
+        ax.plot(curve[:, 1], color=f"C{k}", lw=1, ls="--",
+                label=f"validation {k + 1}" if len(curves) > 1 else "validation")
+    ax.set(xlabel="epoch", ylabel="-log q(θ | x)", title="training curve (best epoch kept)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limits=None,
+             max_dims: int = 12) -> Path:
+    """Marginals on the diagonal, pairwise scatter below (first ``max_dims`` parameters)."""
+    plt = _pyplot()
+    d = min(samples.shape[1], max_dims)
+    fig, axes = plt.subplots(d, d, figsize=(1.6 * d + 1, 1.6 * d + 1), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                ax.hist(samples[:, i], bins=40, color="tab:blue", alpha=0.8,
+                        range=None if limits is None else limits[i])
+                if truth is not None:
+                    ax.axvline(truth[i], color="tab:red", lw=1)
+            else:
+                ax.plot(samples[:, j], samples[:, i], ".", ms=1, alpha=0.3, color="tab:blue")
+                if truth is not None:
+                    ax.plot(truth[j], truth[i], "x", color="tab:red", ms=6)
+                if limits is not None:
+                    ax.set_xlim(limits[j])
+                    ax.set_ylim(limits[i])
+            ax.tick_params(labelsize=6)
+            if i == d - 1:
+                ax.set_xlabel(names[j], fontsize=7)
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def coverage_plot(nominal, empirical, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="calibrated")
+    ax.plot(nominal, empirical, color="tab:blue", lw=1.5, label="posterior")
+    ax.set(xlabel="credibility level (HPD)", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
+           title="expected coverage")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
