@@ -300,6 +300,64 @@ def cmd_infer(args) -> dict:
             "figure": str(figure)}
 
 
+def cmd_validate(args) -> dict:
+    import csv
+
+    from .features.spikedata import SpikeData
+    from .inference import load_posterior
+    from .inference.figures import feature_comparison
+    from .inference.validate import validate
+    from .plots import plot_spikes
+
+    meta_file = args.samples / "samples.json"
+    if not meta_file.is_file():
+        raise UserError(f"{args.samples} is not a samples folder from `automind infer`")
+    meta = json.loads(meta_file.read_text())
+    posterior = load_posterior(meta["posterior"])
+    x, truth = np.array(meta["x"], dtype=float), meta.get("truth")
+    if args.target is not None and args.target != meta["target"]:
+        ns = argparse.Namespace(recording=None, bank=None, index=0, target=args.target,
+                                format=None, duration=None, fs=None, area=None, quality=None)
+        if ":" in args.target and _is_bank(Path(args.target.rsplit(":", 1)[0])):
+            ns.bank, ns.index = args.target.rsplit(":", 1)[0], int(args.target.rsplit(":", 1)[1])
+        else:
+            ns.recording = args.target
+        x, truth, _ = _target_features(posterior, ns)
+    samples = np.genfromtxt(args.samples / "samples.csv", delimiter=",", skip_header=1)
+    samples = np.atleast_2d(samples)[:, 1:1 + posterior.prior.dim]
+    if args.limit:
+        samples = samples[:args.limit]
+    from .simulators.simulator import default_workers
+
+    report = validate(posterior, samples, x, truth=truth, threshold=args.threshold,
+                      workers=args.workers or default_workers(), dask=args.dask)
+    results = report.pop("results")
+    accepted = np.array(report["accepted"])
+    with open(args.samples / "consistent_set.csv", "w", newline="") as handle:
+        table = csv.writer(handle)
+        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in posterior.prior.parameters]
+                       + ["distance", "seed"])
+        for k in np.flatnonzero(accepted):
+            table.writerow([k] + [f"{v:.8g}" for v in samples[k]]
+                           + [f"{report['distance'][k]:.4g}", report["seeds"][k]])
+    names = [posterior.features["names"][c] for c in posterior.config["feature_columns"]]
+    figures = [str(feature_comparison(report, names, args.samples / "validation_features.png"))]
+    if accepted.any():
+        best = results[int(np.nanargmin(np.where(accepted, report["distance"], np.inf)))]
+        figures.append(str(plot_spikes(SpikeData.from_simulation(best),
+                                       args.samples / "validation_best_raster.png",
+                                       title=f"best accepted sample {best.index}")))
+    summary = {k: report[k] for k in ("yield", "n_simulated", "n_accepted", "threshold",
+                                       "noise_reference")}
+    summary |= {"consistent_set": str(args.samples / "consistent_set.csv"), "figures": figures}
+    (args.samples / "validation.json").write_text(json.dumps(report | summary, indent=1))
+    if not args.json:
+        print(f"yield {report['yield']:.2f}: {report['n_accepted']} of {report['n_simulated']} "
+              f"samples reproduce the target (distance <= {args.threshold} noise sd); "
+              f"consistent set {summary['consistent_set']}")
+    return summary
+
+
 def cmd_diagnose(args) -> dict:
     from .bank import Bank
     from .inference import load_posterior
@@ -481,6 +539,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recording_options(p)
     _add_json(p)
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("validate", help="re-simulate posterior samples: yield and consistent set",
+                       description="Re-simulate the samples of `automind infer` with the bank's "
+                                   "simulator, compute the posterior's features, and accept samples "
+                                   "whose features lie within the target's simulation noise "
+                                   "(RMS over features of the difference in noise sd <= "
+                                   "--threshold). Writes consistent_set.csv, validation.json and "
+                                   "figures into SAMPLES.")
+    p.add_argument("samples", type=Path, metavar="SAMPLES", help="folder written by automind infer")
+    p.add_argument("--target", help="recording or BANK:INDEX (default: the one sampled for)")
+    p.add_argument("--threshold", type=_positive_float, default=2.0,
+                   help="acceptance distance in noise sd (default 2)")
+    p.add_argument("--limit", type=_count, help="validate only the first N samples")
+    p.add_argument("--workers", type=_count, help="local processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="local, local:K or tcp://HOST:PORT")
+    _add_json(p)
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("diagnose", help="calibration and recovery on held-out simulations",
                        description="SBC ranks, expected coverage (HPD), TARP, per-parameter "

@@ -52,6 +52,14 @@ def test_cli_train_infer_diagnose(banks, tmp_path, capsys):
     assert "kept the 200" in meta["note"] and meta["truth"] is not None
     assert (out / "pairplot.png").stat().st_size > 10000
 
+    assert main(["validate", str(out), "--limit", "40", "--workers", "2", "--json"]) == 0
+    validated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert validated["n_simulated"] == 40 and 0 < validated["yield"] <= 1
+    assert validated["n_accepted"] == round(validated["yield"] * 40)
+    consistent = np.genfromtxt(out / "consistent_set.csv", delimiter=",", names=True)
+    assert len(np.atleast_1d(consistent)) == validated["n_accepted"]
+    assert (out / "validation_features.png").exists()
+
 
 def test_bad_inference_input(banks, tmp_path, capsys):
     assert main(["train", str(banks / "train"), "--features", "psd", "--out",

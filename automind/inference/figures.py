@@ -72,3 +72,27 @@ def coverage_plot(nominal, empirical, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def feature_comparison(report: dict, names: list[str], path: Path) -> Path:
+    """Target features vs those of accepted and rejected re-simulations (transformed space)."""
+    plt = _pyplot()
+    features = np.asarray(report["features"], dtype=float)
+    accepted = np.asarray(report["accepted"], dtype=bool)
+    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(names) + 2), 4))
+    k = np.arange(features.shape[1])
+    for row in features[~accepted][:100]:
+        ax.plot(k, row, color="0.8", lw=0.5)
+    for row in features[accepted][:100]:
+        ax.plot(k, row, color="tab:blue", lw=0.6, alpha=0.6)
+    ax.plot(k, report["target"], color="k", lw=1.8, label="target")
+    ax.plot([], [], color="tab:blue", label=f"accepted ({accepted.sum()})")
+    ax.plot([], [], color="0.8", label=f"rejected ({(~accepted).sum()})")
+    if len(names) <= 40:
+        ax.set_xticks(k, names, rotation=90, fontsize=6)
+    ax.set(ylabel="feature (transformed)", title=f"yield {report['yield']:.2f}")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

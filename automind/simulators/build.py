@@ -112,8 +112,7 @@ def build(spec_dict: dict, structure: dict, out_dir: Path) -> None:
     from . import MODELS
     from .spec import SimulatorSpec
 
-    spec = SimulatorSpec(**{**spec_dict, "record": tuple(spec_dict["record"]),
-                            "record_state": tuple(spec_dict["record_state"])})
+    spec = SimulatorSpec.from_plain(spec_dict)
     model = MODELS[spec.model]
     b2.set_device("cpp_standalone", directory=str(out_dir), build_on_run=False)
     b2.prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]

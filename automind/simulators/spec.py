@@ -136,6 +136,14 @@ class SimulatorSpec:
         spec.check()
         return spec
 
+    @classmethod
+    def from_plain(cls, data: dict) -> "SimulatorSpec":
+        """Inverse of ``to_dict`` (as stored in banks and artifacts), validated."""
+        spec = cls(**{**data, "record": tuple(data["record"]),
+                      "record_state": tuple(data.get("record_state", ()))})
+        spec.check()
+        return spec
+
     def to_dict(self) -> dict:
         """Plain-data form, for provenance."""
         return dataclasses.asdict(self) | {"record": list(self.record),
