@@ -20,9 +20,9 @@ def linear_gaussian():
     prior = Prior.from_dict({"name": "lg", "parameter": [
         {"name": "a", "low": -5, "high": 5}, {"name": "b", "low": -5, "high": 5}]})
     rng = np.random.default_rng(0)
-    theta = prior.sample(4000, seed=1)
+    theta = prior.sample(10000, seed=1)
     x = theta + NOISE * rng.standard_normal(theta.shape)
-    posterior = train(theta, x, prior, progress=False, seed=0, hidden_features=32, patience=10)
+    posterior = train(theta, x, prior, progress=False, seed=0)
     return prior, posterior
 
 

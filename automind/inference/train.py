@@ -81,7 +81,7 @@ class _Loss:
         return self.fn(index)
 
 
-def train(theta, x, prior, estimator: str = "maf", embedding: str = "auto", ensemble: int = 1,
+def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto", ensemble: int = 1,
           valid=None, restriction: bool = True, feature_info: dict | None = None,
           hidden_features: int = 64, num_transforms: int = 5, batch_size: int = 256,
           learning_rate: float = 5e-4, max_epochs: int = 300, patience: int = 20,
