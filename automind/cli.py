@@ -215,7 +215,7 @@ def cmd_train(args) -> dict:
     posterior = train_on_bank(args.bank, args.features, estimator=args.estimator,
                               embedding=args.embedding, ensemble=args.ensemble, seed=args.seed,
                               restriction=not args.no_restriction, max_epochs=args.max_epochs,
-                              progress=not args.json)
+                              stream=args.stream, progress=not args.json)
     posterior.save(args.out)
     figure = training_curve(posterior.metrics["training_curves"], args.out / "training_curve.png")
     m = posterior.metrics
@@ -520,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=_count, default=300)
     p.add_argument("--no-restriction", action="store_true",
                    help="do not learn where the prior gives invalid simulations")
+    p.add_argument("--stream", action="store_true",
+                   help="stream shards instead of loading the bank (banks larger than memory)")
     p.add_argument("--seed", type=int, default=0)
     _add_json(p)
     p.set_defaults(func=cmd_train)

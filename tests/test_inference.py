@@ -101,3 +101,37 @@ def test_restriction_keeps_samples_in_the_valid_region():
     assert (restricted[:, 0] < 2).mean() > 0.97
     assert (free[:, 0] < 2).mean() < (restricted[:, 0] < 2).mean()
     assert posterior.metrics["n_invalid"] == int((~valid).sum())
+
+
+def test_streaming_training_from_a_bank_matches_the_analytic_posterior(tmp_path):
+    """The same linear-Gaussian problem stored as a bank and trained by streaming shards."""
+    import pyarrow as pa
+
+    from automind.bank.store import commit_shard, write_json
+    from automind.inference.train import train_on_bank
+
+    prior = Prior.from_dict({"name": "lg", "parameter": [
+        {"name": "a", "low": -5, "high": 5}, {"name": "b", "low": -5, "high": 5}]})
+    for sub in ("shards", "manifest", "features"):
+        (tmp_path / sub).mkdir()
+    write_json(tmp_path / "bank.json", {
+        "format": "automind-bank", "version": 1, "seed": 0, "created": "", "chunk_size": 500,
+        "keep_spikes": False, "prior": prior.to_dict(), "simulator": {"name": "synthetic"},
+        "versions": {}, "feature_sets": {"obs": {"version": "1", "names": ["xa", "xb", "gap"],
+                                                 "transforms": ["none", "none", "none"]}}})
+    rng = np.random.default_rng(0)
+    theta = prior.sample(10000, seed=1)
+    x = np.column_stack([theta + NOISE * rng.standard_normal(theta.shape), np.full(10000, np.nan)])
+    status = np.where(np.arange(10000) % 10 == 9, "failed", "ok")   # 10 % invalid rows
+    for chunk in range(20):
+        rows = np.arange(chunk * 500, chunk * 500 + 500)
+        table = pa.table({"index": pa.array(rows), "seed": pa.array(rows),
+                          "status": pa.array(status[rows]),
+                          "theta": pa.FixedSizeListArray.from_arrays(pa.array(theta[rows].ravel()), 2)})
+        commit_shard(tmp_path, chunk, table, features={"obs": ("1", x[rows])})
+    posterior = train_on_bank(tmp_path, "obs", stream=True, progress=False, buffer_shards=2)
+    assert posterior.metrics["features_dropped"] == ["gap"]
+    assert posterior.metrics["n_invalid"] == 1000
+    samples = posterior.sample(4000, [1.0, -2.0, 0.0], seed=2)
+    np.testing.assert_allclose(samples.mean(0), [1.0, -2.0], atol=0.1)
+    np.testing.assert_allclose(samples.std(0), NOISE, rtol=0.2)

@@ -19,11 +19,13 @@ class BankDataset(IterableDataset):
 
     def __init__(self, bank: Bank | str, features: str | None = None, status="ok",
                  index_range: tuple[int, int] | None = None, shuffle: bool = True,
-                 buffer_shards: int = 4, seed: int = 0, batch_size: int | None = None):
+                 buffer_shards: int = 4, seed: int = 0, batch_size: int | None = None,
+                 shards: set[str] | None = None):
         self.bank = bank if isinstance(bank, Bank) else Bank(bank)
         self.features, self.status, self.index_range = features, status, index_range
         self.shuffle, self.buffer_shards, self.seed = shuffle, max(1, buffer_shards), seed
         self.batch_size = batch_size
+        self.shards = shards  # restrict to these shard names (e.g. a validation split)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -31,7 +33,7 @@ class BankDataset(IterableDataset):
         self.epoch = epoch
 
     def _my_records(self, rng: np.random.Generator) -> list:
-        records = list(self.bank.records)
+        records = [r for r in self.bank.records if self.shards is None or r.name in self.shards]
         if self.shuffle:
             records = [records[i] for i in rng.permutation(len(records))]
         worker = get_worker_info()

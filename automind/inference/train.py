@@ -156,19 +156,18 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
 
 
 def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: bool) -> nn.Module:
-    """Classifier p(valid | θ) on all simulations (class-balanced BCE)."""
+    """Classifier p(valid | θ) on all simulations. Plain (unweighted) cross-entropy keeps its
+    probabilities calibrated, so "p > 0.5" means "more likely valid than not"; class
+    weighting would instead flag everything above the base rate, noise included."""
     torch.manual_seed(seed)
     classifier = make_classifier(z.shape[1])
     labels = torch.as_tensor(ok, dtype=torch.float32)
-    positive = labels.mean().clamp(1e-3, 1 - 1e-3)
-    weight = torch.where(labels > 0, 0.5 / positive, 0.5 / (1 - positive))
     classifier[0].mean.copy_(z.mean(0))
     classifier[0].sd.copy_(z.std(0).clamp_min(1e-6))
 
     def loss(idx):
         logits = classifier(z[idx]).squeeze(-1)
-        return (nn.functional.binary_cross_entropy_with_logits(logits, labels[idx], reduction="none")
-                * weight[idx]).mean()
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels[idx])
 
     _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 100, 10,
          0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
@@ -185,26 +184,145 @@ def bank_hash(bank) -> str:
     return digest.hexdigest()
 
 
-def train_on_bank(bank, feature_set: str, **options) -> Posterior:
-    """Train on every simulation of a bank with the named feature set (in memory).
+def train_on_bank(bank, feature_set: str, stream: bool = False, **options) -> Posterior:
+    """Train on every simulation of a bank with the named feature set.
 
-    Simulations that are not ``ok`` or have NaN features train the restriction classifier.
+    In memory by default; ``stream=True`` streams shards through ``BankDataset`` so the bank
+    may be larger than memory. Simulations that are not ``ok`` or have NaN features train
+    the restriction classifier.
     """
     from ..bank import Bank
+    from ..prior import Prior
 
-    bank = bank if not isinstance(bank, (str, bytes)) and hasattr(bank, "records") else Bank(bank)
+    bank = bank if hasattr(bank, "records") else Bank(bank)
     if feature_set not in bank.feature_sets:
         raise UserError(f"bank {bank.path} has no feature set {feature_set!r}; computed sets: "
                         f"{sorted(bank.feature_sets) or 'none'} (automind features BANK --set NAME)")
-    from ..prior import Prior
-
     prior = Prior.from_dict(bank.meta["prior"], source=f"{bank.path} (bank prior)")
-    data = bank.arrays(features=feature_set)
     info = bank.feature_sets[feature_set]
     feature_info = {"set": feature_set, "version": info["version"], "names": info["names"],
                     "transforms": info.get("transforms", ["none"] * len(info["names"]))}
     provenance = {"bank": str(bank.path), "bank_sha256": bank_hash(bank),
-                  "bank_rows": int(len(data["index"])), "simulator": bank.meta["simulator"],
-                  "bank_seed": bank.meta["seed"]}
+                  "simulator": bank.meta["simulator"], "bank_seed": bank.meta["seed"]}
+    if stream:
+        return _train_streaming(bank, feature_set, prior, feature_info, provenance, **options)
+    data = bank.arrays(features=feature_set)
+    provenance["bank_rows"] = int(len(data["index"]))
     return train(data["theta"], data["x"], prior, valid=data["status"] == "ok",
                  feature_info=feature_info, provenance=provenance, **options)
+
+
+def _train_streaming(bank, feature_set, prior, feature_info, provenance, estimator="zuko_maf",
+                     embedding="auto", ensemble=1, restriction=True, hidden_features=64,
+                     num_transforms=5, batch_size=512, learning_rate=5e-4, max_epochs=300,
+                     patience=20, seed=0, progress=True, buffer_shards=4, **unused) -> Posterior:
+    """Training over a bank larger than memory: shard-streamed batches, every 10th shard
+    held out for validation. A first pass gathers z-scoring statistics and which features
+    are present, a second the validity of every row; θ and validity (small) train the
+    restriction classifier."""
+    from tqdm.auto import tqdm
+
+    from ..bank.dataset import BankDataset
+
+    if ensemble != 1:
+        raise UserError("streaming training supports one estimator (--ensemble 1)")
+    names = feature_info["names"]
+    flags_all = np.array([t == "log10" for t in feature_info["transforms"]], dtype=bool)
+    box = BoxToUnconstrained.for_prior(prior)
+
+    def model_x(x):
+        x = np.array(x, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x[:, flags_all] = np.log10(np.maximum(x[:, flags_all], 1e-12))
+        return x
+
+    # pass 1: presence and moments of each feature, moments of z, θ of every row
+    rows, finite, x_sum, x_sq = 0, np.zeros(len(names)), np.zeros(len(names)), np.zeros(len(names))
+    z_sum, z_sq, all_theta = np.zeros(prior.dim), np.zeros(prior.dim), []
+    for _, theta, status, x in bank.iter_rows(feature_set):
+        xm = model_x(x)
+        good = np.isfinite(xm)
+        ok_rows = status == "ok"
+        rows += int(ok_rows.sum())
+        finite += good[ok_rows].sum(0)
+        x_sum += np.where(good, xm, 0)[ok_rows].sum(0)
+        x_sq += np.where(good, xm * xm, 0)[ok_rows].sum(0)
+        z = box.to_z(torch.as_tensor(theta)).double().numpy()
+        z_sum += z[ok_rows].sum(0)
+        z_sq += (z * z)[ok_rows].sum(0)
+        all_theta.append(theta)
+    if rows < 20:
+        raise UserError(f"only {rows} ok simulations to train on; need at least 20")
+    present = finite / rows >= 0.5
+    columns = np.flatnonzero(present)
+    # pass 2 (validity only): status ok and every used feature finite
+    valid = np.concatenate([(status == "ok") & np.isfinite(model_x(x)[:, columns]).all(1)
+                            for _, _, status, x in bank.iter_rows(feature_set)])
+    x_mean = x_sum[columns] / finite[columns]
+    x_sd = np.sqrt(np.maximum(x_sq[columns] / finite[columns] - x_mean**2, 1e-12))
+    z_mean = z_sum / rows
+    z_sd = np.sqrt(np.maximum(z_sq / rows - z_mean**2, 1e-12))
+
+    def two_rows(mean, sd):  # a batch whose mean and (n-1) sd are exactly these
+        offset = sd / np.sqrt(2)
+        return torch.as_tensor(np.stack([mean + offset, mean - offset]), dtype=torch.float32)
+
+    config = {"estimator": estimator, "hidden_features": hidden_features,
+              "num_transforms": num_transforms, "embedding": resolve_embedding(embedding, len(columns)),
+              "theta_dim": prior.dim, "x_dim": len(columns), "ensemble": 1,
+              "feature_columns": columns.tolist(), "batch_size": batch_size,
+              "learning_rate": learning_rate, "max_epochs": max_epochs, "patience": patience,
+              "seed": seed, "theta_space": "logit of the prior box", "streamed": True}
+    est = build_estimator(config, seed, two_rows(z_mean, z_sd), two_rows(x_mean, x_sd))
+    names_all = [r.name for r in bank.records]
+    val_shards = set(names_all[::10]) if len(names_all) >= 2 else set()
+    train_shards = set(names_all) - val_shards or set(names_all)
+
+    def batches(shards, epoch, shuffle):
+        ds = BankDataset(bank, feature_set, status="ok", shuffle=shuffle, batch_size=batch_size,
+                         buffer_shards=buffer_shards, seed=seed, shards=shards)
+        ds.set_epoch(epoch)
+        for theta, x in ds:
+            xm = torch.as_tensor(model_x(x.numpy())[:, columns], dtype=torch.float32)
+            keep = torch.isfinite(xm).all(1)
+            if keep.any():
+                yield box.to_z(theta[keep].double()), xm[keep]
+
+    optimizer = torch.optim.Adam(est.parameters(), lr=learning_rate)
+    best, best_state, stale, curve = math.inf, None, 0, []
+    start = time.perf_counter()
+    for epoch in tqdm(range(max_epochs), desc=f"training {estimator} (streamed)", unit="epoch",
+                      disable=not progress):
+        est.train()
+        total, seen = 0.0, 0
+        for z, x in batches(train_shards, epoch, True):
+            optimizer.zero_grad()
+            loss = est.loss(z, condition=x).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(est.parameters(), 5.0)
+            optimizer.step()
+            total, seen = total + float(loss.detach()) * len(z), seen + len(z)
+        est.eval()
+        with torch.no_grad():
+            pairs = [(float(est.loss(z, condition=x).mean()) * len(z), len(z))
+                     for z, x in batches(val_shards or train_shards, 0, False)]
+        val = sum(p[0] for p in pairs) / max(sum(p[1] for p in pairs), 1)
+        curve.append((total / max(seen, 1), val))
+        if val < best - 1e-4:
+            best, stale, best_state = val, 0, copy.deepcopy(est.state_dict())
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    est.load_state_dict(best_state)
+    classifier = None
+    if restriction and not valid.all():
+        theta_all = np.concatenate(all_theta)
+        classifier = _train_restriction(box.to_z(torch.as_tensor(theta_all)), valid, seed, progress)
+    metrics = {"n_simulations": int(len(valid)), "n_valid": int(valid.sum()),
+               "n_invalid": int((~valid).sum()),
+               "features_dropped": [names[k] for k in range(len(names)) if not present[k]],
+               "best_validation_loss": [best], "training_curves": [curve],
+               "training_seconds": time.perf_counter() - start, "restriction": classifier is not None}
+    provenance = provenance | {"versions": package_versions(), "bank_rows": int(len(valid))}
+    return Posterior([est], prior, config, feature_info, classifier, metrics, provenance)
