@@ -362,7 +362,7 @@ def cmd_diagnose(args) -> dict:
     from .bank import Bank
     from .inference import load_posterior
     from .inference.diagnostics import diagnose
-    from .inference.figures import coverage_plot
+    from .inference.figures import coverage_plot, sbc_histograms
 
     posterior = load_posterior(args.posterior)
     name = posterior.features.get("set")
@@ -377,7 +377,10 @@ def cmd_diagnose(args) -> dict:
     report = diagnose(posterior, theta, x, n_samples=args.samples, seed=args.seed)
     figure = coverage_plot(report["coverage_nominal"], report["coverage_empirical"],
                            args.out or Path(args.posterior) / "coverage.png")
+    sbc = sbc_histograms(report["sbc_ranks"], args.samples, posterior.prior.names,
+                         Path(figure).with_name("sbc_ranks.png"))
     report["figure"] = str(figure)
+    report["figures"] = [str(figure), str(sbc)]
     if not args.json:
         print(f"{report['n_cases']} held-out simulations: max |coverage error| "
               f"{report['coverage_max_abs_error']:.3f}, TARP ATC {report['tarp_atc']:.3f}; "

@@ -1,6 +1,7 @@
 """Inference end to end on a small Brunel bank: calibrated, and usable from the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,7 @@ def test_cli_train_infer_diagnose(banks, tmp_path, capsys):
     # the truth lies inside the 90 % highest-density region in >= 80 % of held-out cases
     assert levels[90] >= 0.8
     assert report["contraction"]["g"] > 1.5 and report["contraction"]["nu_ext"] > 1.5
+    assert all(Path(f).stat().st_size > 5000 for f in report["figures"])  # coverage, SBC
 
     out = tmp_path / "samples"
     assert main(["infer", str(post), "--bank", str(banks / "held"), "--index", "3", "-n", "200",
@@ -59,6 +61,19 @@ def test_cli_train_infer_diagnose(banks, tmp_path, capsys):
     consistent = np.genfromtxt(out / "consistent_set.csv", delimiter=",", names=True)
     assert len(np.atleast_1d(consistent)) == validated["n_accepted"]
     assert (out / "validation_features.png").exists()
+
+
+def test_recording_too_short_for_the_feature_set(banks, tmp_path, capsys):
+    from automind.inference.train import train_on_bank
+
+    post = train_on_bank(banks / "train", "spikes", progress=False, max_epochs=5)
+    post.features = post.features | {"set": "psd"}  # as if trained on the PSD
+    post.save(tmp_path / "p")
+    np.savez(tmp_path / "short.npz", spike_times=np.array([0.1, 0.5]), unit_ids=np.array([0, 1]),
+             duration=1.0)
+    assert main(["infer", str(tmp_path / "p"), "--recording", str(tmp_path / "short.npz"),
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "needs at least 2 s" in capsys.readouterr().err
 
 
 def test_bad_inference_input(banks, tmp_path, capsys):

@@ -96,3 +96,30 @@ def feature_comparison(report: dict, names: list[str], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def sbc_histograms(ranks: np.ndarray, n_samples: int, names: list[str], path: Path,
+                   max_dims: int = 12) -> Path:
+    """Histograms of SBC ranks per parameter; uniform when calibrated (band: ±2 sd)."""
+    plt = _pyplot()
+    ranks = np.asarray(ranks)
+    d = min(ranks.shape[1], max_dims)
+    cols = min(d, 4)
+    rows = int(np.ceil(d / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
+    bins = 10
+    expected = len(ranks) / bins
+    for k, ax in enumerate(axes.ravel()):
+        if k >= d:
+            ax.axis("off")
+            continue
+        ax.hist(ranks[:, k], bins=bins, range=(0, n_samples), color="tab:blue", alpha=0.8)
+        ax.axhspan(expected - 2 * np.sqrt(expected), expected + 2 * np.sqrt(expected),
+                   color="0.85", zorder=0)
+        ax.set_title(names[k], fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("SBC ranks", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
