@@ -30,6 +30,7 @@ bench: install
 	$(PY) benchmarks/simulate.py
 	$(PY) benchmarks/bank.py
 	$(PY) benchmarks/features.py
+	$(PY) benchmarks/inference.py
 
 clean:
 	rm -rf $(VENV) demo-output *.egg-info
