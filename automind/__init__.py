@@ -1,5 +1,7 @@
 """automind: find all spiking-circuit configurations consistent with a neural recording."""
 
+from ._lazy import lazy_getattr
+
 __version__ = "0.1.0"
 
 # Heavy imports (torch, Brian2) are deferred so `automind --help` and worker processes start fast.
@@ -17,14 +19,6 @@ _LAZY = {
     "read_recording": ("automind.recordings", "read_recording"),
 }
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'automind' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr("automind", _LAZY)
 
 __all__ = sorted(_LAZY)
