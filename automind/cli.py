@@ -70,6 +70,12 @@ def _load_setup(args):
     return spec, prior
 
 
+def _require_new_folder(path: Path) -> None:
+    """Outputs go to new folders, so nothing already written is overwritten."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"{path} exists and is not empty; choose a new --out")
+
+
 def _extend_bank(args, spec, prior, keep_spikes: bool | None, progress: bool) -> dict:
     from .bank import extend
     from .simulators.simulator import default_workers
@@ -106,8 +112,7 @@ def cmd_demo(args) -> dict:
 
     args.reference_quirks = False
     spec, prior = _load_setup(args)
-    if args.out.exists() and any(args.out.iterdir()):
-        raise UserError(f"output folder {args.out} exists and is not empty; choose a new --out")
+    _require_new_folder(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     bank_path, args.out = args.out, args.out / "bank"
     _extend_bank(args, spec, prior, True, progress=not args.json)
@@ -210,8 +215,7 @@ def cmd_train(args) -> dict:
     from .inference.figures import training_curve
     from .inference.train import train_on_bank
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise UserError(f"{args.out} exists and is not empty; choose a new --out")
+    _require_new_folder(args.out)
     posterior = train_on_bank(args.bank, args.features, estimator=args.estimator,
                               embedding=args.embedding, ensemble=args.ensemble, seed=args.seed,
                               restriction=not args.no_restriction, max_epochs=args.max_epochs,
@@ -269,8 +273,7 @@ def cmd_infer(args) -> dict:
 
     if (args.recording is None) == (args.bank is None):
         raise UserError("give either --recording FILE or --bank BANK --index I")
-    if args.out.exists() and any(args.out.iterdir()):
-        raise UserError(f"{args.out} exists and is not empty; choose a new --out")
+    _require_new_folder(args.out)
     posterior = load_posterior(args.posterior)
     x, truth, target = _target_features(posterior, args)
     drawn = posterior.sample(args.n * args.oversample, x, seed=args.seed)

@@ -135,3 +135,23 @@ def test_streaming_training_from_a_bank_matches_the_analytic_posterior(tmp_path)
     samples = posterior.sample(4000, [1.0, -2.0, 0.0], seed=2)
     np.testing.assert_allclose(samples.mean(0), [1.0, -2.0], atol=0.1)
     np.testing.assert_allclose(samples.std(0), NOISE, rtol=0.2)
+
+
+def test_ensemble_is_an_equal_mixture_and_round_trips(tmp_path):
+    prior = Prior.from_dict({"name": "e", "parameter": [{"name": "a", "low": -5, "high": 5}]})
+    rng = np.random.default_rng(3)
+    theta = prior.sample(2000, seed=4)
+    x = theta + NOISE * rng.standard_normal(theta.shape)
+    posterior = train(theta, x, prior, ensemble=2, hidden_features=16, patience=5, progress=False)
+    assert len(posterior.estimators) == 2
+    grid = np.linspace(-1, 1, 5)[:, None]
+    members = [posterior.estimators[k] for k in range(2)]
+    single = []
+    for member in members:
+        posterior.estimators = [member]
+        single.append(posterior.log_prob(grid, [0.0]))
+    posterior.estimators = members
+    np.testing.assert_allclose(posterior.log_prob(grid, [0.0]),
+                               np.logaddexp(*single) - np.log(2), rtol=1e-5)
+    loaded = load_posterior(posterior.save(tmp_path / "ens"))
+    np.testing.assert_array_equal(loaded.log_prob(grid, [0.0]), posterior.log_prob(grid, [0.0]))

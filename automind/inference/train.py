@@ -27,22 +27,22 @@ from .transforms import BoxToUnconstrained
 ESTIMATORS = ("nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
 
 
-def _fit(loss_fn, parameters, n: int, batch_size: int, lr: float, max_epochs: int,
+def _fit(loss_fn, module: nn.Module, n: int, batch_size: int, lr: float, max_epochs: int,
          patience: int, validation_fraction: float, generator: torch.Generator,
          progress: bool, desc: str) -> tuple[list, float]:
-    """Adam with early stopping on a held-out split; loss_fn(index_tensor) -> mean loss."""
+    """Adam on ``module`` with early stopping on a held-out split (the best epoch is kept);
+    loss_fn(index_tensor) -> mean loss of those rows."""
     from tqdm.auto import tqdm
 
     order = torch.randperm(n, generator=generator)
     n_val = max(1, int(round(validation_fraction * n)))
     val_idx, train_idx = order[:n_val], order[n_val:]
+    parameters = list(module.parameters())
     optimizer = torch.optim.Adam(parameters, lr=lr)
-    modules = loss_fn.modules
     best, best_state, stale, curve = math.inf, None, 0, []
     bar = tqdm(range(max_epochs), desc=desc, unit="epoch", disable=not progress)
     for epoch in bar:
-        for m in modules:
-            m.train()
+        module.train()
         shuffled = train_idx[torch.randperm(len(train_idx), generator=generator)]
         total = 0.0
         for start in range(0, len(shuffled), batch_size):
@@ -53,8 +53,7 @@ def _fit(loss_fn, parameters, n: int, batch_size: int, lr: float, max_epochs: in
             nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
             total += float(loss.detach()) * len(batch)
-        for m in modules:
-            m.eval()
+        module.eval()
         with torch.no_grad():
             val = sum(float(loss_fn(val_idx[s:s + 4096])) * len(val_idx[s:s + 4096])
                       for s in range(0, n_val, 4096)) / n_val
@@ -62,23 +61,14 @@ def _fit(loss_fn, parameters, n: int, batch_size: int, lr: float, max_epochs: in
         bar.set_postfix(train=f"{curve[-1][0]:.3f}", val=f"{val:.3f}")
         if val < best - 1e-4:
             best, stale = val, 0
-            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            best_state = copy.deepcopy(module.state_dict())
         else:
             stale += 1
             if stale >= patience:
                 break
     bar.close()
-    for m, state in zip(modules, best_state):
-        m.load_state_dict(state)
+    module.load_state_dict(best_state)
     return curve, best
-
-
-class _Loss:
-    def __init__(self, fn, modules):
-        self.fn, self.modules = fn, modules
-
-    def __call__(self, index):
-        return self.fn(index)
 
 
 def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto", ensemble: int = 1,
@@ -135,8 +125,8 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
     for k in range(ensemble):
         est = build_estimator(config, seed=seed + k, theta=z, x=xt)  # z-scoring from the data
         generator = torch.Generator().manual_seed(seed + k)
-        loss = _Loss(lambda idx, est=est: est.loss(z[idx], condition=xt[idx]).mean(), [est])
-        curve, val = _fit(loss, list(est.parameters()), len(z), batch_size, learning_rate,
+        curve, val = _fit(lambda idx, est=est: est.loss(z[idx], condition=xt[idx]).mean(), est,
+                          len(z), batch_size, learning_rate,
                           max_epochs, patience, validation_fraction, generator, progress,
                           f"training {estimator} {k + 1}/{ensemble}")
         estimators.append(est)
@@ -169,7 +159,7 @@ def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: boo
         logits = classifier(z[idx]).squeeze(-1)
         return nn.functional.binary_cross_entropy_with_logits(logits, labels[idx])
 
-    _fit(_Loss(loss, [classifier]), list(classifier.parameters()), len(z), 256, 1e-3, 100, 10,
+    _fit(loss, classifier, len(z), 256, 1e-3, 100, 10,
          0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
     return classifier
 
