@@ -155,3 +155,22 @@ def test_ensemble_is_an_equal_mixture_and_round_trips(tmp_path):
                                np.logaddexp(*single) - np.log(2), rtol=1e-5)
     loaded = load_posterior(posterior.save(tmp_path / "ens"))
     np.testing.assert_array_equal(loaded.log_prob(grid, [0.0]), posterior.log_prob(grid, [0.0]))
+
+
+@pytest.mark.parametrize("embedding", ["auto", "cnn"])
+def test_embedding_nets_for_high_dimensional_features(tmp_path, embedding):
+    """A 200-value feature vector (like the 990-bin PSD) goes through an embedding net."""
+    prior = Prior.from_dict({"name": "e", "parameter": [{"name": "a", "low": 0, "high": 1}]})
+    rng = np.random.default_rng(5)
+    theta = prior.sample(1500, seed=6)
+    freqs = np.linspace(0, 1, 200)
+    x = np.exp(-((freqs[None] - theta) ** 2) / 0.02) + 0.05 * rng.standard_normal((1500, 200))
+    posterior = train(theta, x, prior, embedding=embedding, hidden_features=16, patience=5,
+                      max_epochs=40, progress=False)
+    assert posterior.config["embedding"] == ("mlp" if embedding == "auto" else "cnn")
+    target = np.exp(-((freqs - 0.7) ** 2) / 0.02)
+    samples = posterior.sample(500, target, seed=0)
+    assert abs(np.median(samples) - 0.7) < 0.1  # the peak position is read off the spectrum
+    loaded = load_posterior(posterior.save(tmp_path / embedding))
+    np.testing.assert_array_equal(loaded.log_prob(samples[:5], target),
+                                  posterior.log_prob(samples[:5], target))
