@@ -27,6 +27,26 @@ def _row_filter(index: np.ndarray, status: np.ndarray, wanted=None, index_range=
     return keep
 
 
+def read_shard_spikes(path: Path, record: ShardRecord, dt: float) -> dict[int, dict]:
+    """Spike trains of a shard's simulations: index -> {"spikes": {pop: (times s, ids)},
+    "n_units": {pop: n}, "t_end": s}, verified against the manifest record."""
+    if record.spikes_sha256 is None:
+        raise BankError(f"shard {record.name} was stored without spikes "
+                        "(create the bank with --keep-spikes)")
+    file = Path(path) / "spikes" / f"{record.name}.npz"
+    data = np.load(io.BytesIO(read_verified(file, record.spikes_sha256, record.spikes_bytes,
+                                            "spike file")))
+    out = {}
+    for index in record.indices:
+        pops = sorted({k.split("/")[1] for k in data.files
+                       if k.startswith(f"{index}/") and k.count("/") == 2})
+        out[index] = {"spikes": {p: (data[f"{index}/{p}/steps"] * dt,
+                                     data[f"{index}/{p}/ids"].astype(np.int32)) for p in pops},
+                      "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
+                      "t_end": float(data[f"{index}/t_end"])}
+    return out
+
+
 class Bank:
     """A simulation bank on disk. Only shards with a manifest record are ever read."""
 
@@ -131,24 +151,8 @@ class Bank:
         return {k: v[keep][order] for k, v in out.items()}
 
     def shard_spikes(self, record: ShardRecord) -> dict[int, dict]:
-        """Spike trains of a shard's simulations: index -> {"spikes": {pop: (times s, ids)},
-        "n_units": {pop: n}, "t_end": s}."""
-        if record.spikes_sha256 is None:
-            raise BankError(f"shard {record.name} was stored without spikes "
-                            "(create the bank with --keep-spikes)")
-        path = self.path / "spikes" / f"{record.name}.npz"
-        data = np.load(io.BytesIO(read_verified(path, record.spikes_sha256, record.spikes_bytes,
-                                                "spike file")))
-        dt = self.meta["simulator"]["dt"]
-        out = {}
-        for index in record.indices:
-            pops = sorted({k.split("/")[1] for k in data.files
-                           if k.startswith(f"{index}/") and k.count("/") == 2})
-            out[index] = {"spikes": {p: (data[f"{index}/{p}/steps"] * dt,
-                                         data[f"{index}/{p}/ids"].astype(np.int32)) for p in pops},
-                          "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
-                          "t_end": float(data[f"{index}/t_end"])}
-        return out
+        """Spike trains of a shard's simulations (see ``read_shard_spikes``)."""
+        return read_shard_spikes(self.path, record, self.meta["simulator"]["dt"])
 
     def spikes(self, index: int) -> dict:
         """Spike trains of one simulation (see ``shard_spikes``)."""

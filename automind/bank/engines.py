@@ -129,3 +129,16 @@ def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature
     if dask:
         return DaskEngine(spec, compiled_dir, dask, feature_sets)
     return LocalEngine(spec, compiled_dir, workers, feature_sets)
+
+
+def simulate_jobs(spec, compiled_dir: str, jobs: list[tuple], workers: int = 1,
+                  dask: str | None = None, feature_sets=()) -> list:
+    """Run loose jobs (params, seed, index, duration, θ) on an engine, results by index."""
+    workers = max(1, min(workers, len(jobs)))
+    engine = make_engine(spec, compiled_dir, workers, dask, feature_sets)
+    try:
+        chunks = [(c, jobs[c::workers]) for c in range(workers)]
+        results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
+    finally:
+        engine.close()
+    return sorted(results, key=lambda r: r.index)

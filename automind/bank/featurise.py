@@ -16,7 +16,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from ..features.sets import get_feature_set, simulation_features
-from .bank import Bank
+from .bank import Bank, read_shard_spikes
 from .store import BankError, commit_features, write_json
 
 
@@ -40,14 +40,13 @@ def register_feature_sets(path: Path, names: list[str]) -> None:
             write_json(path / "bank.json", meta)
 
 
-def _featurise_shard(bank_path: str, record_name: str, feature_set: str) -> tuple:
-    bank = Bank(bank_path)
-    record = next(r for r in bank.records if r.name == record_name)
-    t_start = bank.meta["simulator"].get("t_analysis_start", 0.0)
+def _featurise_shard(bank_path: str, record, simulator: dict, feature_set: str) -> tuple:
+    """Features of one shard's simulations (runs in a worker; reads only that shard)."""
     fs = get_feature_set(feature_set)
-    stored = bank.shard_spikes(record)
+    stored = read_shard_spikes(bank_path, record, simulator["dt"])
+    t_start = simulator.get("t_analysis_start", 0.0)
     rows = [simulation_features(stored[i], [feature_set], t_start)[feature_set] for i in record.indices]
-    return record_name, record.indices, np.array(rows).reshape(len(record.indices), len(fs.names))
+    return record.name, record.indices, np.array(rows).reshape(len(record.indices), len(fs.names))
 
 
 def featurise(path: str | Path, feature_set: str, workers: int = 1, progress: bool = True) -> dict:
@@ -63,6 +62,7 @@ def featurise(path: str | Path, feature_set: str, workers: int = 1, progress: bo
     register_feature_sets(path, [feature_set])
     done = set(bank.feature_records(feature_set))
     todo = [r for r in bank.records if r.name not in done]
+    by_name = {r.name: r for r in todo}
     locks = {}
     for record in todo:
         lock = FileLock(str(path / "claims" / f"features-{feature_set}-{record.name}.lock"))
@@ -76,11 +76,13 @@ def featurise(path: str | Path, feature_set: str, workers: int = 1, progress: bo
     try:
         if workers > 1 and len(locks) > 1:
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            futures = [pool.submit(_featurise_shard, str(path), name, feature_set) for name in list(locks)]
+            futures = [pool.submit(_featurise_shard, str(path), by_name[name], bank.meta["simulator"],
+                                   feature_set) for name in list(locks)]
             finished = (f.result() for f in as_completed(futures))
         else:
             pool = None
-            finished = (_featurise_shard(str(path), name, feature_set) for name in list(locks))
+            finished = (_featurise_shard(str(path), by_name[name], bank.meta["simulator"],
+                                         feature_set) for name in list(locks))
         for name, indices, x in finished:
             if not (path / "features" / feature_set / f"{name}.json").exists():
                 commit_features(path, name, feature_set, fs.version, indices, x)

@@ -24,21 +24,14 @@ SIGMA_FLOOR = 1e-3
 
 def _simulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, workers: int,
               dask: str | None, first_index: int = 0) -> list:
-    from ..bank.engines import make_engine
+    from ..bank.engines import simulate_jobs
     from ..simulators.engine import CompiledModel
     from ..simulators.simulator import simulation_seed
 
     compiled = CompiledModel.for_spec(spec)
     jobs = [(prior.to_simulator(t), simulation_seed(seed, first_index + k), first_index + k,
              spec.duration, t) for k, t in enumerate(thetas)]
-    workers = max(1, min(workers, len(jobs)))
-    chunks = [(c, jobs[c::workers]) for c in range(workers)]
-    engine = make_engine(spec, str(compiled.directory), workers, dask, (feature_set,))
-    try:
-        results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
-    finally:
-        engine.close()
-    return sorted(results, key=lambda r: r.index)
+    return simulate_jobs(spec, str(compiled.directory), jobs, workers, dask, (feature_set,))
 
 
 def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,

@@ -144,7 +144,7 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     θ are in the prior's units. Each simulation's seed derives from ``seed`` and its index;
     the same call gives the same spikes.
     """
-    from ..bank.engines import LocalEngine
+    from ..bank.engines import simulate_jobs
     from ..prior import Prior
 
     spec = SimulatorSpec.load(simulator)
@@ -162,14 +162,7 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     sim = Simulator(spec)
     jobs = [(prior_obj.to_simulator(row), simulation_seed(seed, k), k, spec.duration, row)
             for k, row in enumerate(thetas)]
-    workers = min(workers or 1, len(jobs))
-    chunks = [(c, jobs[c::workers]) for c in range(workers)]
-    engine = LocalEngine(spec, str(sim.compiled.directory), workers)
-    try:
-        results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
-    finally:
-        engine.close()
-    return sorted(results, key=lambda r: r.index)
+    return simulate_jobs(spec, str(sim.compiled.directory), jobs, workers or 1)
 
 
 def check_prior_fits(spec: SimulatorSpec, prior) -> None:
