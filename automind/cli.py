@@ -370,13 +370,14 @@ def cmd_diagnose(args) -> dict:
     posterior = load_posterior(args.posterior)
     name = posterior.features.get("set")
     bank = Bank(args.bank)
+    if bank.parameter_names != posterior.prior.names:
+        raise UserError(f"bank {args.bank} has parameters {bank.parameter_names}, but the "
+                        f"posterior infers {posterior.prior.names}")
     data = bank.arrays(features=name, status="ok")
     usable = posterior.conditionable(data["x"])
     theta, x = data["theta"][usable][:args.cases], data["x"][usable][:args.cases]
     if len(theta) < 10:
         raise UserError(f"bank {args.bank} has only {len(theta)} usable held-out simulations")
-    if bank.parameter_names != posterior.prior.names:
-        raise UserError("the held-out bank's parameters differ from the posterior's")
     report = diagnose(posterior, theta, x, n_samples=args.samples, seed=args.seed)
     figure = coverage_plot(report["coverage_nominal"], report["coverage_empirical"],
                            args.out or Path(args.posterior) / "coverage.png")

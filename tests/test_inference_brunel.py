@@ -76,6 +76,22 @@ def test_recording_too_short_for_the_feature_set(banks, tmp_path, capsys):
     assert "needs at least 2 s" in capsys.readouterr().err
 
 
+def test_diagnose_refuses_a_bank_of_other_parameters(banks, tmp_path, capsys):
+    from automind.bank.store import write_json
+    from automind.inference.train import train_on_bank
+
+    train_on_bank(banks / "train", "spikes", progress=False, max_epochs=3).save(tmp_path / "p")
+    other = Prior.from_dict({"name": "other", "parameter": [{"name": "J", "low": 0, "high": 1},
+                                                            {"name": "nu_ext", "low": 0, "high": 4}]})
+    (tmp_path / "b" / "manifest").mkdir(parents=True)
+    write_json(tmp_path / "b" / "bank.json", {
+        "format": "automind-bank", "version": 1, "seed": 0, "created": "", "chunk_size": 8,
+        "keep_spikes": False, "prior": other.to_dict(), "simulator": {"name": "x"},
+        "versions": {}, "feature_sets": {}})
+    assert main(["diagnose", str(tmp_path / "p"), "--bank", str(tmp_path / "b")]) == 2
+    assert "but the posterior infers ['g', 'nu_ext']" in capsys.readouterr().err
+
+
 def test_bad_inference_input(banks, tmp_path, capsys):
     assert main(["train", str(banks / "train"), "--features", "psd", "--out",
                  str(tmp_path / "p")]) == 2
