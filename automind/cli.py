@@ -126,8 +126,7 @@ def cmd_demo(args) -> dict:
         index = int(max(active)[1])
         data = SpikeData.from_simulation(bank.spikes(index))
         figure = plot_spikes(data, bank_path / "demo_simulation.png",
-                             title=f"{spec.model} simulation {index} (most active valid θ)",
-                             t_window=(max(0.0, data.duration - 2.0), data.duration))
+                             title=f"{spec.model} simulation {index} (most active valid θ)")
     summary = {"out": str(bank_path), "bank": str(args.out), "total": int(len(table["index"])),
                "by_status": counts, "figure": str(figure) if figure else None}
     if not args.json:

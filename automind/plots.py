@@ -60,7 +60,8 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
     label = "E" if "E" in data.groups else "population"
     axes[1].set(xlabel="time (s)", ylabel=f"{label} rate (Hz)", xlim=(t0, t1))
     if len(bursts["peaks"]):
-        axes[1].set_title(f"{len(bursts['peaks'])} network bursts (shaded)", fontsize=9)
+        n = len(bursts["peaks"])
+        axes[1].set_title(f"{n} network burst{'s' if n > 1 else ''} (shaded)", fontsize=9)
     freqs, psd = rate_psd(rate, PSD_BIN, PSD_SEGMENT)
     if len(freqs):
         axes[2].loglog(freqs, psd, color="k", lw=0.8)
