@@ -140,25 +140,31 @@ def _is_bank(path: Path) -> bool:
     return (path / "bank.json").is_file()
 
 
-def _read_target(args):
+def _bank_target(text: str) -> tuple[str, int] | None:
+    """(bank folder, index) when ``text`` is BANK:INDEX, else None (a recording path)."""
+    folder, _, index = str(text).rpartition(":")
+    if not folder or not _is_bank(Path(folder)):
+        return None
+    try:
+        return folder, int(index)
+    except ValueError:
+        raise UserError(f"{text}: write BANK:INDEX with an integer index") from None
+
+
+def _read_target(target: str, args):
     """A recording file, or BANK:INDEX for one simulation of a bank that kept spikes."""
     from .features.spikedata import SpikeData
     from .recordings import read_recording
 
-    text = str(args.target)
-    if ":" in text and _is_bank(Path(text.rsplit(":", 1)[0])):
+    hit = _bank_target(target)
+    if hit is not None:
         from .bank import Bank
 
-        folder, index = text.rsplit(":", 1)
-        try:
-            index = int(index)
-        except ValueError:
-            raise UserError(f"{text}: write BANK:INDEX with an integer index") from None
-        bank = Bank(folder)
-        data = SpikeData.from_simulation(bank.spikes(index), {"path": text, "format": "bank"})
+        bank = Bank(hit[0])
+        data = SpikeData.from_simulation(bank.spikes(hit[1]), {"path": target, "format": "bank"})
         start = bank.meta["simulator"].get("t_analysis_start", 0.0)
         return data.window(start) if 0 < start < data.duration else data
-    return read_recording(args.target, fmt=args.format, duration=args.duration, fs=args.fs,
+    return read_recording(target, fmt=args.format, duration=args.duration, fs=args.fs,
                           area=args.area, quality=args.quality)
 
 
@@ -176,7 +182,7 @@ def cmd_features(args) -> dict:
             print(f"feature set {args.set} ({report['dim']} values): computed for "
                   f"{report['shards_computed']} shards; bank has {report['shards_total']} shards")
         return report
-    data = _read_target(args)
+    data = _read_target(args.target, args)
     values = fs.compute(data)
     def plain(v):
         return None if np.isnan(v) else float(v)
@@ -202,7 +208,7 @@ def cmd_features(args) -> dict:
 def cmd_plot(args) -> dict:
     from .plots import plot_spikes
 
-    data = _read_target(args)
+    data = _read_target(args.target, args)
     window = None if args.window is None else tuple(args.window)
     figure = plot_spikes(data, args.out, t_window=window)
     if not args.json:
@@ -232,36 +238,34 @@ def cmd_train(args) -> dict:
     return summary
 
 
-def _target_features(posterior, args) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _target_features(posterior, target: str, args) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw features of the target (recording or BANK:INDEX) with the posterior's own set,
-    and the true θ when the target is a simulation."""
+    and the true θ when the target is a simulation of a bank."""
     from .features.sets import get_feature_set
 
     name = posterior.features.get("set")
     if name is None or name == "imported":
         raise UserError("this posterior was trained on custom features; pass features from Python")
     fs = get_feature_set(name)
-    if args.bank is not None:
+    truth = None
+    hit = _bank_target(target)
+    if hit is not None:
         from .bank import Bank
 
-        bank = Bank(args.bank)
-        table = bank.table(index_range=(args.index, args.index + 1))
+        bank, index = Bank(hit[0]), hit[1]
+        table = bank.table(index_range=(index, index + 1))
         if not len(table["index"]):
-            raise UserError(f"simulation {args.index} is not in bank {args.bank}")
+            raise UserError(f"simulation {index} is not in bank {hit[0]}")
         truth = table["theta"][0]
-        if name in bank.feature_sets:
-            data = bank.arrays(features=name, index_range=(args.index, args.index + 1))
+        if name in bank.feature_sets:  # use the features stored with the simulation
+            data = bank.arrays(features=name, index_range=(index, index + 1))
             if len(data["index"]):
-                return data["x"][0].astype(np.float64), truth, f"{args.bank}:{args.index}"
-        args.target = f"{args.bank}:{args.index}"
-    else:
-        args.target = args.recording
-        truth = None
-    data = _read_target(args)
+                return data["x"][0].astype(np.float64), truth
+    data = _read_target(target, args)
     if name in ("psd", "mk1") and data.duration < 2.0:
-        raise UserError(f"{args.target} lasts {data.duration:g} s; the {name} feature set needs at "
+        raise UserError(f"{target} lasts {data.duration:g} s; the {name} feature set needs at "
                         "least 2 s (one Welch segment)")
-    return fs.compute(data), truth, str(args.target)
+    return fs.compute(data), truth
 
 
 def cmd_infer(args) -> dict:
@@ -274,7 +278,10 @@ def cmd_infer(args) -> dict:
         raise UserError("give either --recording FILE or --bank BANK --index I")
     _require_new_folder(args.out)
     posterior = load_posterior(args.posterior)
-    x, truth, target = _target_features(posterior, args)
+    if args.bank is not None and not _is_bank(Path(args.bank)):
+        raise UserError(f"{args.bank} is not a bank (no bank.json)")
+    target = f"{args.bank}:{args.index}" if args.bank is not None else args.recording
+    x, truth = _target_features(posterior, target, args)
     drawn = posterior.sample(args.n * args.oversample, x, seed=args.seed)
     log_prob = posterior.log_prob(drawn, x)
     keep = np.argsort(-log_prob, kind="stable")[:args.n]
@@ -318,13 +325,7 @@ def cmd_validate(args) -> dict:
     posterior = load_posterior(meta["posterior"])
     x, truth = np.array(meta["x"], dtype=float), meta.get("truth")
     if args.target is not None and args.target != meta["target"]:
-        ns = argparse.Namespace(recording=None, bank=None, index=0, target=args.target,
-                                format=None, duration=None, fs=None, area=None, quality=None)
-        if ":" in args.target and _is_bank(Path(args.target.rsplit(":", 1)[0])):
-            ns.bank, ns.index = args.target.rsplit(":", 1)[0], int(args.target.rsplit(":", 1)[1])
-        else:
-            ns.recording = args.target
-        x, truth, _ = _target_features(posterior, ns)
+        x, truth = _target_features(posterior, args.target, args)
     samples = np.genfromtxt(args.samples / "samples.csv", delimiter=",", skip_header=1)
     samples = np.atleast_2d(samples)[:, 1:1 + posterior.prior.dim]
     if args.limit:
@@ -563,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, help="validate only the first N samples")
     p.add_argument("--workers", type=_count, help="local processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS", help="local, local:K or tcp://HOST:PORT")
+    _add_recording_options(p)
     _add_json(p)
     p.set_defaults(func=cmd_validate)
 
