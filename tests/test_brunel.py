@@ -50,6 +50,8 @@ def test_synchronous_irregular_regimes(theta, rate_range, freq_range):
     result = sim.run(Prior.load("brunel").to_simulator(theta), seed=2)
     assert rate_range[0] < result.rate("E") < rate_range[1]
     assert mean_isi_cv(result, 0.2, 3) > 0.3                     # irregular units
-    rate = result.population_rate("E", 1e-3)[200:]
+    from automind.features import SpikeData
+
+    rate = SpikeData.from_simulation(result).select("E").population_rate(1e-3)[200:]
     freqs, psd = rate_psd(rate, 1e-3, segment=1.0, fmin=5.0, fmax=300.0)
     assert freq_range[0] <= freqs[np.argmax(psd)] <= freq_range[1]  # a population oscillation

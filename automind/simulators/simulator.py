@@ -48,15 +48,6 @@ class SimulationResult:
             return float("nan")
         return len(self.spikes[population][0]) / (self.n_units[population] * self.t_end)
 
-    def population_rate(self, population: str = "E", bin_size: float = 1e-3) -> np.ndarray:
-        """Population rate (Hz per neuron) in bins of ``bin_size`` over [0, t_end)."""
-        n_bins = int(round(self.t_end / bin_size))
-        if population not in self.spikes or n_bins == 0:
-            return np.zeros(0)
-        counts = np.bincount(np.minimum((self.spikes[population][0] / bin_size).astype(np.int64),
-                                        n_bins - 1), minlength=n_bins)
-        return counts / (self.n_units[population] * bin_size)
-
 
 def activity_status(spike_ids, spike_times, n_probe: int, t_refrac: float, window: float,
                     dt: float, silent: float, runaway: float) -> str:
