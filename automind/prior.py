@@ -205,7 +205,7 @@ class Prior:
             raise UserError(f"θ for prior {self.name!r} must have {self.dim} values "
                             f"({', '.join(self.names)}); got shape {np.shape(theta)}")
         if not np.isfinite(arr).all():
-            raise UserError(f"θ contains NaN or infinite values")
+            raise UserError("θ contains NaN or infinite values")
         outside = (arr < self.low) | (arr > self.high)
         if outside.any():
             row, col = np.argwhere(outside)[0]

@@ -27,37 +27,34 @@ from .transforms import BoxToUnconstrained
 ESTIMATORS = ("nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
 
 
-def _fit(loss_fn, module: nn.Module, n: int, batch_size: int, lr: float, max_epochs: int,
-         patience: int, validation_fraction: float, generator: torch.Generator,
-         progress: bool, desc: str) -> tuple[list, float]:
-    """Adam on ``module`` with early stopping on a held-out split (the best epoch is kept);
-    loss_fn(index_tensor) -> mean loss of those rows."""
+def _fit(loss_fn, module: nn.Module, train_batches, val_batches, lr: float, max_epochs: int,
+         patience: int, progress: bool, desc: str) -> tuple[list, float]:
+    """Adam on ``module`` with early stopping on validation batches (the best epoch is kept).
+
+    ``train_batches(epoch)`` and ``val_batches()`` yield batches; ``loss_fn(batch)`` returns
+    (mean loss, rows). In-memory index batches and streamed bank batches both use this loop.
+    """
     from tqdm.auto import tqdm
 
-    order = torch.randperm(n, generator=generator)
-    n_val = max(1, int(round(validation_fraction * n)))
-    val_idx, train_idx = order[:n_val], order[n_val:]
     parameters = list(module.parameters())
     optimizer = torch.optim.Adam(parameters, lr=lr)
     best, best_state, stale, curve = math.inf, None, 0, []
     bar = tqdm(range(max_epochs), desc=desc, unit="epoch", disable=not progress)
     for epoch in bar:
         module.train()
-        shuffled = train_idx[torch.randperm(len(train_idx), generator=generator)]
-        total = 0.0
-        for start in range(0, len(shuffled), batch_size):
-            batch = shuffled[start:start + batch_size]
+        total, seen = 0.0, 0
+        for batch in train_batches(epoch):
             optimizer.zero_grad()
-            loss = loss_fn(batch)
+            loss, rows = loss_fn(batch)
             loss.backward()
             nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
+            total, seen = total + float(loss.detach()) * rows, seen + rows
         module.eval()
         with torch.no_grad():
-            val = sum(float(loss_fn(val_idx[s:s + 4096])) * len(val_idx[s:s + 4096])
-                      for s in range(0, n_val, 4096)) / n_val
-        curve.append((total / max(len(train_idx), 1), val))
+            pairs = [(float(loss) * rows, rows) for loss, rows in map(loss_fn, val_batches())]
+        val = sum(p[0] for p in pairs) / max(sum(p[1] for p in pairs), 1)
+        curve.append((total / max(seen, 1), val))
         bar.set_postfix(train=f"{curve[-1][0]:.3f}", val=f"{val:.3f}")
         if val < best - 1e-4:
             best, stale = val, 0
@@ -69,6 +66,24 @@ def _fit(loss_fn, module: nn.Module, n: int, batch_size: int, lr: float, max_epo
     bar.close()
     module.load_state_dict(best_state)
     return curve, best
+
+
+def _index_batches(n: int, batch_size: int, validation_fraction: float,
+                   generator: torch.Generator):
+    """(train_batches, val_batches) of row indices: a random validation split, reshuffled
+    training rows each epoch."""
+    order = torch.randperm(n, generator=generator)
+    n_val = max(1, int(round(validation_fraction * n)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+
+    def train_batches(epoch):
+        shuffled = train_idx[torch.randperm(len(train_idx), generator=generator)]
+        return (shuffled[s:s + batch_size] for s in range(0, len(shuffled), batch_size))
+
+    def val_batches():
+        return (val_idx[s:s + 4096] for s in range(0, n_val, 4096))
+
+    return train_batches, val_batches
 
 
 def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto", ensemble: int = 1,
@@ -124,10 +139,10 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
     estimators, curves, best = [], [], []
     for k in range(ensemble):
         est = build_estimator(config, seed=seed + k, theta=z, x=xt)  # z-scoring from the data
-        generator = torch.Generator().manual_seed(seed + k)
-        curve, val = _fit(lambda idx, est=est: est.loss(z[idx], condition=xt[idx]).mean(), est,
-                          len(z), batch_size, learning_rate,
-                          max_epochs, patience, validation_fraction, generator, progress,
+        batches = _index_batches(len(z), batch_size, validation_fraction,
+                                 torch.Generator().manual_seed(seed + k))
+        curve, val = _fit(lambda idx, est=est: (est.loss(z[idx], condition=xt[idx]).mean(), len(idx)),
+                          est, *batches, learning_rate, max_epochs, patience, progress,
                           f"training {estimator} {k + 1}/{ensemble}")
         estimators.append(est)
         curves.append(curve)
@@ -157,10 +172,10 @@ def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: boo
 
     def loss(idx):
         logits = classifier(z[idx]).squeeze(-1)
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels[idx])
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels[idx]), len(idx)
 
-    _fit(loss, classifier, len(z), 256, 1e-3, 100, 10,
-         0.1, torch.Generator().manual_seed(seed), progress, "training restriction")
+    batches = _index_batches(len(z), 256, 0.1, torch.Generator().manual_seed(seed))
+    _fit(loss, classifier, *batches, 1e-3, 100, 10, progress, "training restriction")
     return classifier
 
 
@@ -210,8 +225,6 @@ def _train_streaming(bank, feature_set, prior, feature_info, provenance, estimat
     held out for validation. A first pass gathers z-scoring statistics and which features
     are present, a second the validity of every row; θ and validity (small) train the
     restriction classifier."""
-    from tqdm.auto import tqdm
-
     from ..bank.dataset import BankDataset
 
     if ensemble != 1:
@@ -278,33 +291,11 @@ def _train_streaming(bank, feature_set, prior, feature_info, provenance, estimat
             if keep.any():
                 yield box.to_z(theta[keep].double()), xm[keep]
 
-    optimizer = torch.optim.Adam(est.parameters(), lr=learning_rate)
-    best, best_state, stale, curve = math.inf, None, 0, []
     start = time.perf_counter()
-    for epoch in tqdm(range(max_epochs), desc=f"training {estimator} (streamed)", unit="epoch",
-                      disable=not progress):
-        est.train()
-        total, seen = 0.0, 0
-        for z, x in batches(train_shards, epoch, True):
-            optimizer.zero_grad()
-            loss = est.loss(z, condition=x).mean()
-            loss.backward()
-            nn.utils.clip_grad_norm_(est.parameters(), 5.0)
-            optimizer.step()
-            total, seen = total + float(loss.detach()) * len(z), seen + len(z)
-        est.eval()
-        with torch.no_grad():
-            pairs = [(float(est.loss(z, condition=x).mean()) * len(z), len(z))
-                     for z, x in batches(val_shards or train_shards, 0, False)]
-        val = sum(p[0] for p in pairs) / max(sum(p[1] for p in pairs), 1)
-        curve.append((total / max(seen, 1), val))
-        if val < best - 1e-4:
-            best, stale, best_state = val, 0, copy.deepcopy(est.state_dict())
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    est.load_state_dict(best_state)
+    curve, best = _fit(lambda zx: (est.loss(zx[0], condition=zx[1]).mean(), len(zx[0])), est,
+                       lambda epoch: batches(train_shards, epoch, True),
+                       lambda: batches(val_shards or train_shards, 0, False), learning_rate,
+                       max_epochs, patience, progress, f"training {estimator} (streamed)")
     classifier = None
     if restriction and not valid.all():
         theta_all = np.concatenate(all_theta)
