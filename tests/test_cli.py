@@ -1,6 +1,5 @@
 """The `automind` command: simulate end to end, and one clear message for bad input."""
 
-import csv
 import json
 import subprocess
 import sys

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automind.bank import Bank, extend
+from automind.bank import extend
 from automind.cli import main
 from automind.prior import Prior
 from automind.simulators import SimulatorSpec
