@@ -65,17 +65,20 @@ SEED_CPP = r"""
 
 WRITE_CPP = r"""
 {
-    std::ofstream f_i((brian::results_dir + "spikes_i.bin").c_str(), std::ios::binary);
-    const std::vector<int32_t>& ids = brian::_dynamic_array_spikemon_i;
-    if (!ids.empty()) f_i.write(reinterpret_cast<const char*>(&ids[0]), ids.size() * sizeof(int32_t));
-    f_i.close();
-    std::ofstream f_t((brian::results_dir + "spikes_t.bin").c_str(), std::ios::binary);
-    const std::vector<double>& ts = brian::_dynamic_array_spikemon_t;
-    if (!ts.empty()) f_t.write(reinterpret_cast<const char*>(&ts[0]), ts.size() * sizeof(double));
-    f_t.close();
-    std::ofstream f_s((brian::results_dir + "steps.txt").c_str());
-    f_s << brian::_array_defaultclock_timestep[0] << std::endl;
-    f_s.close();
+    auto write_ints = [](const std::string& name, const std::vector<int32_t>& values) {
+        std::ofstream f((brian::results_dir + name).c_str(), std::ios::binary);
+        if (!values.empty()) f.write(reinterpret_cast<const char*>(&values[0]), values.size() * sizeof(int32_t));
+    };
+    write_ints("spikes_i.bin", brian::_dynamic_array_spikemon_i);
+    {
+        std::ofstream f_t((brian::results_dir + "spikes_t.bin").c_str(), std::ios::binary);
+        const std::vector<double>& ts = brian::_dynamic_array_spikemon_t;
+        if (!ts.empty()) f_t.write(reinterpret_cast<const char*>(&ts[0]), ts.size() * sizeof(double));
+    }
+    {
+        std::ofstream f_s((brian::results_dir + "steps.txt").c_str());
+        f_s << brian::_array_defaultclock_timestep[0] << std::endl;
+    }
     {STATE}
     {CONNECTIVITY}
     std::exit(0);
@@ -84,14 +87,8 @@ WRITE_CPP = r"""
 
 CONNECTIVITY_CPP = r"""
     if (std::getenv("AUTOMIND_WRITE_CONNECTIVITY") != NULL) {
-        std::ofstream f_pre((brian::results_dir + "SYN_pre.bin").c_str(), std::ios::binary);
-        const std::vector<int32_t>& pre = brian::_dynamic_array_SYN__synaptic_pre;
-        if (!pre.empty()) f_pre.write(reinterpret_cast<const char*>(&pre[0]), pre.size() * sizeof(int32_t));
-        f_pre.close();
-        std::ofstream f_post((brian::results_dir + "SYN_post.bin").c_str(), std::ios::binary);
-        const std::vector<int32_t>& post = brian::_dynamic_array_SYN__synaptic_post;
-        if (!post.empty()) f_post.write(reinterpret_cast<const char*>(&post[0]), post.size() * sizeof(int32_t));
-        f_post.close();
+        write_ints("SYN_pre.bin", brian::_dynamic_array_SYN__synaptic_pre);
+        write_ints("SYN_post.bin", brian::_dynamic_array_SYN__synaptic_post);
     }
 """
 
