@@ -224,6 +224,7 @@ def cmd_train(args) -> dict:
     posterior = train_on_bank(args.bank, args.features, estimator=args.estimator,
                               embedding=args.embedding, ensemble=args.ensemble, seed=args.seed,
                               restriction=not args.no_restriction, max_epochs=args.max_epochs,
+                              allowed_false_negatives=args.allowed_false_negatives,
                               stream=args.stream, progress=not args.json)
     posterior.save(args.out)
     figure = training_curve(posterior.metrics["training_curves"], args.out / "training_curve.png")
@@ -527,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-epochs", type=_count, default=300)
     p.add_argument("--no-restriction", action="store_true",
                    help="do not learn where the prior gives invalid simulations")
+    p.add_argument("--allowed-false-negatives", type=float, default=0.1, metavar="F",
+                   help="restriction: fraction of θ with valid bank simulations that sampling "
+                        "may still reject (sets the classifier threshold; default 0.1)")
     p.add_argument("--stream", action="store_true",
                    help="stream shards instead of loading the bank (banks larger than memory)")
     p.add_argument("--seed", type=int, default=0)

@@ -153,6 +153,11 @@ class Posterior:
                  for start in range(0, int(k), self.SAMPLE_CHUNK)]
         return torch.cat(parts)[torch.randperm(n)]
 
+    @property
+    def restriction_threshold(self) -> float:
+        """Samples are kept where p(valid | θ) exceeds this (calibrated at training)."""
+        return float(self.config.get("restriction_threshold", 0.5))
+
     def valid_probability(self, theta) -> np.ndarray:
         """The restriction classifier's p(valid | θ) (1 everywhere without one)."""
         theta_arr = np.atleast_2d(np.asarray(theta, dtype=np.float64))
@@ -164,7 +169,7 @@ class Posterior:
     def sample(self, n: int, x, seed: int | None = 0, restrict: bool = True,
                max_rounds: int = 50) -> np.ndarray:
         """n θ (prior units) from p(θ | x); with a restriction classifier, only θ it deems
-        valid (p > 0.5), drawn by rejection."""
+        valid (p above ``restriction_threshold``), drawn by rejection."""
         x_t = self.prepare_x(x)[:1]
         with torch.random.fork_rng(), torch.no_grad():
             if seed is not None:
@@ -173,7 +178,7 @@ class Posterior:
             for _ in range(max_rounds):
                 batch = self.box.to_theta(self._raw_sample(max(n, 256), x_t)).numpy()
                 if restrict and self.restriction is not None:
-                    batch = batch[self.valid_probability(batch) > 0.5]
+                    batch = batch[self.valid_probability(batch) > self.restriction_threshold]
                 accepted.append(batch)
                 total += len(batch)
                 if total >= n:

@@ -6,7 +6,10 @@ banks, and θ is trained in the unconstrained space of the prior box.
 
 Invalid simulations (status not ok, or NaN/inf features) are not dropped silently: they
 train a restriction classifier p(valid | θ) used at sampling time (``restriction=True``,
-the default), and the counts are recorded in the artifact's metrics.
+the default), and the counts are recorded in the artifact's metrics. Its acceptance
+threshold is calibrated so that at most ``allowed_false_negatives`` of the θ that gave
+valid simulations would be rejected (as sbi's ``RestrictionEstimator`` does): a fixed
+p > 0.5 would reject everything when valid runs are a small minority of the prior.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
           hidden_features: int = 64, num_transforms: int = 5, batch_size: int = 256,
           learning_rate: float = 5e-4, max_epochs: int = 300, patience: int = 20,
           validation_fraction: float = 0.1, seed: int = 0, progress: bool = True,
-          provenance: dict | None = None) -> Posterior:
+          allowed_false_negatives: float = 0.1, provenance: dict | None = None) -> Posterior:
     """Train p(θ | x) on simulations (θ in prior units, x raw features).
 
     ``valid``: optional boolean mask of usable simulations (e.g. status == ok); rows with
@@ -149,7 +152,8 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
         best.append(val)
     classifier = None
     if restriction and not ok.all():
-        classifier = _train_restriction(z_all, ok, seed, progress)
+        classifier, config["restriction_threshold"] = _train_restriction(
+            z_all, ok, seed, progress, allowed_false_negatives)
     metrics = {"n_simulations": int(len(theta)), "n_valid": int(ok.sum()),
                "features_dropped": [feature_info["names"][k] for k in range(len(present))
                                     if not present[k]],
@@ -160,10 +164,13 @@ def train(theta, x, prior, estimator: str = "zuko_maf", embedding: str = "auto",
     return Posterior(estimators, prior, config, feature_info, classifier, metrics, provenance)
 
 
-def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: bool) -> nn.Module:
-    """Classifier p(valid | θ) on all simulations. Plain (unweighted) cross-entropy keeps its
-    probabilities calibrated, so "p > 0.5" means "more likely valid than not"; class
-    weighting would instead flag everything above the base rate, noise included."""
+def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: bool,
+                       allowed_false_negatives: float) -> tuple[nn.Module, float]:
+    """Classifier p(valid | θ) on all simulations (plain cross-entropy, so its probabilities
+    stay calibrated) and its acceptance threshold: the ``allowed_false_negatives`` quantile
+    of p over the valid simulations, never above 0.5 ("more likely valid than not")."""
+    if not 0 <= allowed_false_negatives < 1:
+        raise UserError(f"allowed_false_negatives must be in [0, 1), not {allowed_false_negatives}")
     torch.manual_seed(seed)
     classifier = make_classifier(z.shape[1])
     labels = torch.as_tensor(ok, dtype=torch.float32)
@@ -176,7 +183,10 @@ def _train_restriction(z: torch.Tensor, ok: np.ndarray, seed: int, progress: boo
 
     batches = _index_batches(len(z), 256, 0.1, torch.Generator().manual_seed(seed))
     _fit(loss, classifier, *batches, 1e-3, 100, 10, progress, "training restriction")
-    return classifier
+    with torch.no_grad():
+        p_valid = torch.sigmoid(classifier(z[torch.as_tensor(ok)]).squeeze(-1)).numpy()
+    threshold = min(0.5, float(np.quantile(p_valid, allowed_false_negatives)))
+    return classifier, threshold
 
 
 def bank_hash(bank) -> str:
@@ -220,7 +230,8 @@ def train_on_bank(bank, feature_set: str, stream: bool = False, **options) -> Po
 def _train_streaming(bank, feature_set, prior, feature_info, provenance, estimator="zuko_maf",
                      embedding="auto", ensemble=1, restriction=True, hidden_features=64,
                      num_transforms=5, batch_size=512, learning_rate=5e-4, max_epochs=300,
-                     patience=20, seed=0, progress=True, buffer_shards=4, **unused) -> Posterior:
+                     patience=20, seed=0, progress=True, buffer_shards=4,
+                     allowed_false_negatives=0.1, **unused) -> Posterior:
     """Training over a bank larger than memory: shard-streamed batches, every 10th shard
     held out for validation. A first pass gathers z-scoring statistics and which features
     are present, a second the validity of every row; θ and validity (small) train the
@@ -299,7 +310,8 @@ def _train_streaming(bank, feature_set, prior, feature_info, provenance, estimat
     classifier = None
     if restriction and not valid.all():
         theta_all = np.concatenate(all_theta)
-        classifier = _train_restriction(box.to_z(torch.as_tensor(theta_all)), valid, seed, progress)
+        classifier, config["restriction_threshold"] = _train_restriction(
+            box.to_z(torch.as_tensor(theta_all)), valid, seed, progress, allowed_false_negatives)
     metrics = {"n_simulations": int(len(valid)), "n_valid": int(valid.sum()),
                "n_invalid": int((~valid).sum()),
                "features_dropped": [names[k] for k in range(len(names)) if not present[k]],

@@ -22,8 +22,9 @@ from ..errors import UserError
 SIGMA_FLOOR = 1e-3
 
 
-def _simulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, workers: int,
-              dask: str | None, first_index: int = 0) -> list:
+def resimulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, workers: int = 1,
+               dask: str | None = None, first_index: int = 0) -> list:
+    """Simulate θ rows (prior units) with ``spec``; results carry ``feature_set``'s features."""
     from ..bank.engines import simulate_jobs
     from ..simulators.engine import CompiledModel
     from ..simulators.simulator import simulation_seed
@@ -52,13 +53,13 @@ def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,
     target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
 
     reference = np.asarray(truth, dtype=float) if truth is not None else samples[0]
-    repeats = _simulate(spec, prior, np.repeat(reference[None], noise_repeats, 0), seed + 1,
+    repeats = resimulate(spec, prior, np.repeat(reference[None], noise_repeats, 0), seed + 1,
                         feature_set, workers, dask)
     noise = _transformed(posterior, [r.features[feature_set] for r in repeats], columns)
     sigma = np.nanstd(noise, axis=0)
     sigma = np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
 
-    results = _simulate(spec, prior, samples, seed, feature_set, workers, dask)
+    results = resimulate(spec, prior, samples, seed, feature_set, workers, dask)
     features = _transformed(posterior, [r.features[feature_set] for r in results], columns)
     with np.errstate(invalid="ignore"):
         distance = np.sqrt(np.mean(((features - target) / sigma) ** 2, axis=1))
