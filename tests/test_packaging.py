@@ -20,3 +20,6 @@ def test_wheel_contains_specs_and_finds_them_by_name(tmp_path):
                           text=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["28", "2500"]
+    shipped = {Path(name).parent.as_posix() for name in zipfile.ZipFile(wheel).namelist()}
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "automind").rglob("__init__.py")}
+    assert packages <= shipped, packages - shipped  # every subpackage is in the wheel
