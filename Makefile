@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/automind demo --out demo-output/$(shell date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/automind demo
 
 test: install
 	$(PY) -m pytest -q

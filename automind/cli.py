@@ -105,34 +105,19 @@ def cmd_simulate(args) -> dict:
 
 
 def cmd_demo(args) -> dict:
-    """Short MK1 run into a bank: simulate θ from the prior, plot the most active valid one."""
-    from .bank import Bank
-    from .features.spikedata import SpikeData
-    from .plots import plot_spikes
+    """The whole method end to end on a reduced Brunel network (see automind/demo.py)."""
+    from datetime import datetime
 
-    args.reference_quirks = False
-    spec, prior = _load_setup(args)
-    _require_new_folder(args.out)
-    args.out.mkdir(parents=True, exist_ok=True)
-    bank_path, args.out = args.out, args.out / "bank"
-    _extend_bank(args, spec, prior, True, progress=not args.json)
-    bank = Bank(args.out)
-    table = bank.table()
-    counts = bank.info()["by_status"]
-    figure = None
-    active = [(rate, index) for rate, index, status in zip(table["rate_E"], table["index"],
-                                                            table["status"]) if status == "ok"]
-    if active:
-        index = int(max(active)[1])
-        data = SpikeData.from_simulation(bank.spikes(index))
-        figure = plot_spikes(data, bank_path / "demo_simulation.png",
-                             title=f"{spec.model} simulation {index} (most active valid θ)")
-    summary = {"out": str(bank_path), "bank": str(args.out), "total": int(len(table["index"])),
-               "by_status": counts, "figure": str(figure) if figure else None}
+    from .demo import run_demo
+
+    out = args.out or Path("demo-output") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    summary = run_demo(out, quick=args.quick, workers=args.workers, seed=args.seed,
+                       progress=not args.json)
     if not args.json:
-        print(f"{summary['total']} {spec.model} simulations: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-        print(f"figure: {figure}" if figure else "no valid simulation to plot")
+        print(f"yield {summary['yield']:.2f} ({summary['n_accepted']} of {summary['n_simulated']} "
+              f"re-simulated samples reproduce the recording); max |coverage error| "
+              f"{summary['coverage_max_abs_error']:.3f}; {summary['seconds']['total']:.0f} s")
+        print(f"report: {summary['report']}")
     return summary
 
 
@@ -270,10 +255,8 @@ def _target_features(posterior, target: str, args) -> tuple[np.ndarray, np.ndarr
 
 
 def cmd_infer(args) -> dict:
-    import csv
-
     from .inference import load_posterior
-    from .inference.figures import pairplot
+    from .inference.runs import write_samples
 
     if (args.recording is None) == (args.bank is None):
         raise UserError("give either --recording FILE or --bank BANK --index I")
@@ -283,113 +266,47 @@ def cmd_infer(args) -> dict:
         raise UserError(f"{args.bank} is not a bank (no bank.json)")
     target = f"{args.bank}:{args.index}" if args.bank is not None else args.recording
     x, truth = _target_features(posterior, target, args)
-    drawn = posterior.sample(args.n * args.oversample, x, seed=args.seed)
-    log_prob = posterior.log_prob(drawn, x)
-    keep = np.argsort(-log_prob, kind="stable")[:args.n]
-    samples, log_prob = drawn[keep], log_prob[keep]
-    args.out.mkdir(parents=True, exist_ok=True)
-    prior = posterior.prior
-    with open(args.out / "samples.csv", "w", newline="") as handle:
-        table = csv.writer(handle)
-        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters] + ["log_prob"])
-        for k, (row, lp) in enumerate(zip(samples, log_prob)):
-            table.writerow([k] + [f"{v:.8g}" for v in row] + [f"{lp:.6g}"])
-    meta = {"posterior": str(args.posterior), "target": target, "n": args.n,
-            "oversample": args.oversample, "seed": args.seed, "x": x.tolist(),
-            "truth": None if truth is None else truth.tolist(),
-            "feature_set": posterior.features.get("set"),
-            "note": (f"drew {args.n * args.oversample} samples and kept the {args.n} with the "
-                     "highest posterior log-probability") if args.oversample > 1 else "plain samples"}
-    (args.out / "samples.json").write_text(json.dumps(meta, indent=1))
-    figure = pairplot(samples, prior.names, args.out / "pairplot.png", truth=truth,
-                      limits=list(zip(prior.low, prior.high)))
+    summary = write_samples(posterior, x, truth, target, args.out, args.n, args.oversample,
+                            args.seed, posterior_path=str(args.posterior))
     if not args.json:
-        print(f"{args.n} samples for {target} in {args.out / 'samples.csv'} ({meta['note']}); "
-              f"pairplot {figure}")
-    return {"samples": str(args.out / "samples.csv"), "n": args.n, "oversample": args.oversample,
-            "figure": str(figure)}
+        print(f"{args.n} samples for {target} in {summary['samples']} ({summary['note']}); "
+              f"pairplot {summary['figure']}")
+    return summary
 
 
 def cmd_validate(args) -> dict:
-    import csv
-
-    from .features.spikedata import SpikeData
     from .inference import load_posterior
-    from .inference.figures import feature_comparison
-    from .inference.validate import validate
-    from .plots import plot_spikes
+    from .inference.runs import read_samples, validate_samples
+    from .simulators.simulator import default_workers
 
-    meta_file = args.samples / "samples.json"
-    if not meta_file.is_file():
-        raise UserError(f"{args.samples} is not a samples folder from `automind infer`")
-    meta = json.loads(meta_file.read_text())
+    meta, _ = read_samples(args.samples)
     posterior = load_posterior(meta["posterior"])
     x, truth = np.array(meta["x"], dtype=float), meta.get("truth")
     if args.target is not None and args.target != meta["target"]:
         x, truth = _target_features(posterior, args.target, args)
-    samples = np.genfromtxt(args.samples / "samples.csv", delimiter=",", skip_header=1)
-    samples = np.atleast_2d(samples)[:, 1:1 + posterior.prior.dim]
-    if args.limit:
-        samples = samples[:args.limit]
-    from .simulators.simulator import default_workers
-
-    report = validate(posterior, samples, x, truth=truth, threshold=args.threshold,
-                      workers=args.workers or default_workers(), dask=args.dask)
-    results = report.pop("results")
-    accepted = np.array(report["accepted"])
-    with open(args.samples / "consistent_set.csv", "w", newline="") as handle:
-        table = csv.writer(handle)
-        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in posterior.prior.parameters]
-                       + ["distance", "seed"])
-        for k in np.flatnonzero(accepted):
-            table.writerow([k] + [f"{v:.8g}" for v in samples[k]]
-                           + [f"{report['distance'][k]:.4g}", report["seeds"][k]])
-    names = [posterior.features["names"][c] for c in posterior.config["feature_columns"]]
-    figures = [str(feature_comparison(report, names, args.samples / "validation_features.png"))]
-    if accepted.any():
-        best = results[int(np.nanargmin(np.where(accepted, report["distance"], np.inf)))]
-        figures.append(str(plot_spikes(SpikeData.from_simulation(best),
-                                       args.samples / "validation_best_raster.png",
-                                       title=f"best accepted sample {best.index}")))
-    summary = {k: report[k] for k in ("yield", "n_simulated", "n_accepted", "threshold",
-                                       "noise_reference")}
-    summary |= {"consistent_set": str(args.samples / "consistent_set.csv"), "figures": figures}
-    (args.samples / "validation.json").write_text(json.dumps(report | summary, indent=1))
+    summary = validate_samples(args.samples, posterior, x, truth, threshold=args.threshold,
+                               workers=args.workers or default_workers(), dask=args.dask,
+                               limit=args.limit)
+    summary = {k: v for k, v in summary.items()
+               if k not in ("results", "samples", "accepted", "distance")}
     if not args.json:
-        print(f"yield {report['yield']:.2f}: {report['n_accepted']} of {report['n_simulated']} "
+        print(f"yield {summary['yield']:.2f}: {summary['n_accepted']} of {summary['n_simulated']} "
               f"samples reproduce the target (distance <= {args.threshold} noise sd); "
               f"consistent set {summary['consistent_set']}")
     return summary
 
 
 def cmd_diagnose(args) -> dict:
-    from .bank import Bank
     from .inference import load_posterior
-    from .inference.diagnostics import diagnose
-    from .inference.figures import coverage_plot, sbc_histograms
+    from .inference.runs import diagnose_on_bank
 
     posterior = load_posterior(args.posterior)
-    name = posterior.features.get("set")
-    bank = Bank(args.bank)
-    if bank.parameter_names != posterior.prior.names:
-        raise UserError(f"bank {args.bank} has parameters {bank.parameter_names}, but the "
-                        f"posterior infers {posterior.prior.names}")
-    data = bank.arrays(features=name, status="ok")
-    usable = posterior.conditionable(data["x"])
-    theta, x = data["theta"][usable][:args.cases], data["x"][usable][:args.cases]
-    if len(theta) < 10:
-        raise UserError(f"bank {args.bank} has only {len(theta)} usable held-out simulations")
-    report = diagnose(posterior, theta, x, n_samples=args.samples, seed=args.seed)
-    figure = coverage_plot(report["coverage_nominal"], report["coverage_empirical"],
-                           args.out or Path(args.posterior) / "coverage.png")
-    sbc = sbc_histograms(report["sbc_ranks"], args.samples, posterior.prior.names,
-                         Path(figure).with_name("sbc_ranks.png"))
-    report["figure"] = str(figure)
-    report["figures"] = [str(figure), str(sbc)]
+    report = diagnose_on_bank(posterior, args.bank, args.cases, args.samples, args.seed,
+                              figure=args.out, posterior_path=args.posterior)
     if not args.json:
         print(f"{report['n_cases']} held-out simulations: max |coverage error| "
               f"{report['coverage_max_abs_error']:.3f}, TARP ATC {report['tarp_atc']:.3f}; "
-              f"figure {figure}")
+              f"figure {report['figure']}")
         for p in posterior.prior.names:
             print(f"  {p:16s} contraction {report['contraction'][p]:6.2f}   recovery NRMSE "
                   f"{report['recovery_nrmse'][p]:.3f}")
@@ -485,17 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("demo", help="run a short MK1 simulation batch and plot it",
-                       description="Simulate 16 MK1 θ from the prior (5 s each) and write a "
-                                   "raster / population rate / PSD figure of the most active "
-                                   "valid one.")
-    _add_simulation_options(p, "mk1")
-    p.set_defaults(duration=5.0)
-    p.add_argument("-n", type=_count, default=16, help="number of simulations (default: 16)")
-    p.add_argument("--out", type=Path, default=Path("demo-output"),
-                   help="new output folder (default: ./demo-output)")
+    p = sub.add_parser("demo", help="the whole method in one command: bank, posterior, recording, "
+                                     "consistent set, diagnostics, HTML report",
+                       description="On a reduced Brunel (2000) network: simulate a bank from the "
+                                   "prior, train a posterior, write a held-out simulation as an NWB "
+                                   "recording and read it back, infer, re-simulate the samples "
+                                   "(yield, consistent set), check calibration on held-out "
+                                   "simulations, and write an HTML report. About 15 minutes on 2 "
+                                   "cores; --quick runs toy sizes in about 2 minutes.")
+    p.add_argument("--out", type=Path, help="new output folder (default: demo-output/TIMESTAMP)")
+    p.add_argument("--quick", action="store_true", help="toy sizes: checks the pipeline in minutes")
+    p.add_argument("--workers", type=_count, help="local worker processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the banks and the training")
     _add_json(p)
-    p.set_defaults(func=cmd_demo, chunk_size=None)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("features", help="summary features of a recording, or compute a set for a bank",
                        description="For a recording (NPZ, MEA, CSV, NWB) or BANK:INDEX: compute "

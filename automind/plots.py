@@ -72,3 +72,54 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_target_vs_accepted(target, accepted: list, path: Path, max_units: int = 100,
+                            t_window: tuple[float, float] | None = None,
+                            psd_segment: float = 0.25) -> Path:
+    """Target beside re-simulated accepted samples: rasters of the target and the best
+    accepted sample, their population rates, and the PSDs of the target and every accepted
+    sample (``psd_segment`` s Welch segments, so short runs get a spectrum too)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from .features.psd import rate_psd
+    from .features.sets import PSD_BIN, population
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+    t0, t1 = t_window or (0.0, target.duration)
+    shown = [("target", target, "k")] + ([("best accepted", accepted[0], "tab:green")]
+                                         if accepted else [])
+    for ax, (label, data, colour) in zip(axes[0], shown):
+        units = data.units[:max_units]
+        keep = np.isin(data.unit_ids, units) & (data.times >= t0) & (data.times < t1)
+        ax.plot(data.times[keep], np.searchsorted(units, data.unit_ids[keep]), ".", ms=1,
+                color=colour)
+        ax.set(title=f"{label}: raster of {len(units)} units", xlabel="time (s)", ylabel="unit",
+               xlim=(t0, t1))
+    if not accepted:
+        axes[0, 1].text(0.5, 0.5, "no accepted sample", ha="center", va="center")
+        axes[0, 1].axis("off")
+    for k, (label, data, colour) in enumerate([("target", target, "k")] +
+                                              [("accepted", d, "tab:green") for d in accepted]):
+        rate = population(data).population_rate(PSD_BIN)
+        t = np.arange(len(rate)) * PSD_BIN
+        window = (t >= t0) & (t < t1)
+        width, alpha = (1.2, 1.0) if k == 0 else (0.6, 0.35)
+        if k <= 3:  # the target and up to three accepted traces stay readable
+            axes[1, 0].plot(t[window], gaussian_filter1d(rate, 2)[window], color=colour,
+                            lw=width, alpha=alpha, label=label if k < 2 else None, zorder=-k)
+        freqs, psd = rate_psd(rate, PSD_BIN, psd_segment)
+        if len(freqs):
+            axes[1, 1].loglog(freqs, psd, color=colour, lw=width, alpha=alpha,
+                              label=label if k < 2 else None, zorder=-k)
+    axes[1, 0].set(xlabel="time (s)", ylabel="population rate (Hz)", xlim=(t0, t1))
+    axes[1, 0].legend(frameon=False, fontsize=8)
+    axes[1, 1].set(xlabel="frequency (Hz)", ylabel="PSD (Hz²/Hz)",
+                   title=f"target and {len(accepted)} accepted samples")
+    axes[1, 1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

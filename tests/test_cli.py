@@ -110,14 +110,3 @@ def test_simulate_api_returns_results_in_order():
     assert [r.index for r in results] == [0, 1]
     assert [r.status for r in results] == ["ok", "silent"]
     np.testing.assert_array_equal(results[0].theta, [5.0, 2.0])
-
-
-def test_demo_writes_a_figure(tmp_path, capsys):
-    out = tmp_path / "demo"
-    code = main(["demo", "--simulator", "brunel", "-n", "2", "--duration", "0.3", "--out", str(out),
-                 "--json"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0 and summary["total"] == 2
-    figure = out / "demo_simulation.png"
-    assert summary["figure"] == str(figure) and summary["total"] == 2
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20000

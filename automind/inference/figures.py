@@ -26,8 +26,10 @@ def training_curve(curves: list, path: Path) -> Path:
 
 
 def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limits=None,
-             max_dims: int = 12) -> Path:
-    """Marginals on the diagonal, pairwise scatter below (first ``max_dims`` parameters)."""
+             max_dims: int = 12, background: np.ndarray | None = None,
+             labels: tuple[str, str] = ("posterior samples", "")) -> Path:
+    """Marginals on the diagonal, pairwise scatter below (first ``max_dims`` parameters);
+    ``background`` samples (e.g. all posterior samples behind a consistent set) in grey."""
     plt = _pyplot()
     d = min(samples.shape[1], max_dims)
     fig, axes = plt.subplots(d, d, figsize=(1.6 * d + 1, 1.6 * d + 1), squeeze=False)
@@ -38,12 +40,18 @@ def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limi
                 ax.axis("off")
                 continue
             if i == j:
-                ax.hist(samples[:, i], bins=40, color="tab:blue", alpha=0.8,
-                        range=None if limits is None else limits[i])
+                span = None if limits is None else limits[i]
+                if background is not None:
+                    ax.hist(background[:, i], bins=40, color="0.75", range=span, density=True)
+                ax.hist(samples[:, i], bins=40, color="tab:blue", alpha=0.8, range=span,
+                        density=background is not None)
                 if truth is not None:
                     ax.axvline(truth[i], color="tab:red", lw=1)
             else:
-                ax.plot(samples[:, j], samples[:, i], ".", ms=1, alpha=0.3, color="tab:blue")
+                if background is not None:
+                    ax.plot(background[:, j], background[:, i], ".", ms=1, color="0.75")
+                ax.plot(samples[:, j], samples[:, i], ".", ms=1 if background is None else 3,
+                        alpha=0.3 if background is None else 0.8, color="tab:blue")
                 if truth is not None:
                     ax.plot(truth[j], truth[i], "x", color="tab:red", ms=6)
                 if limits is not None:
@@ -54,6 +62,12 @@ def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limi
                 ax.set_xlabel(names[j], fontsize=7)
             if j == 0 and i > 0:
                 ax.set_ylabel(names[i], fontsize=7)
+    if background is not None:
+        handles = [plt.Line2D([], [], ls="", marker="o", color="0.75", label=labels[0]),
+                   plt.Line2D([], [], ls="", marker="o", color="tab:blue", label=labels[1])]
+        if truth is not None:
+            handles.append(plt.Line2D([], [], ls="", marker="x", color="tab:red", label="truth"))
+        fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,122 @@
+"""The folder-level steps behind `automind infer`, `validate` and `diagnose`, shared by the
+CLI and the demo: each reads and writes the same files whoever calls it.
+
+- ``write_samples``: SAMPLES/samples.csv (θ with units, log-prob), samples.json, pairplot.png
+- ``validate_samples``: SAMPLES/consistent_set.csv, validation.json, feature and raster figures
+- ``diagnose_on_bank``: coverage / SBC figures and the diagnostics report
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def _write_theta_table(path: Path, prior, rows, extra_names: list[str]) -> None:
+    """CSV of (sample number, θ with units in the header, extra columns) rows."""
+    with open(path, "w", newline="") as handle:
+        table = csv.writer(handle)
+        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters] + extra_names)
+        for k, theta, extra in rows:
+            table.writerow([k] + [f"{v:.8g}" for v in theta] + list(extra))
+
+
+def read_samples(folder: Path) -> tuple[dict, np.ndarray]:
+    """(samples.json metadata, θ rows) of a samples folder written by ``write_samples``."""
+    meta_file = Path(folder) / "samples.json"
+    if not meta_file.is_file():
+        raise UserError(f"{folder} is not a samples folder from `automind infer`")
+    meta = json.loads(meta_file.read_text())
+    samples = np.genfromtxt(Path(folder) / "samples.csv", delimiter=",", skip_header=1)
+    return meta, np.atleast_2d(samples)[:, 1:-1]
+
+
+def write_samples(posterior, x, truth, target: str, out: Path, n: int, oversample: int = 1,
+                  seed: int = 0, posterior_path: str | None = None) -> dict:
+    """Draw n·oversample samples for raw features x, keep the n most probable, write them."""
+    from .figures import pairplot
+
+    drawn = posterior.sample(n * oversample, x, seed=seed)
+    log_prob = posterior.log_prob(drawn, x)
+    keep = np.argsort(-log_prob, kind="stable")[:n]
+    samples, log_prob = drawn[keep], log_prob[keep]
+    out.mkdir(parents=True, exist_ok=True)
+    prior = posterior.prior
+    _write_theta_table(out / "samples.csv", prior,
+                       ((k, row, [f"{lp:.6g}"]) for k, (row, lp) in enumerate(zip(samples, log_prob))),
+                       ["log_prob"])
+    meta = {"posterior": posterior_path, "target": target, "n": n, "oversample": oversample,
+            "seed": seed, "x": np.asarray(x).tolist(),
+            "truth": None if truth is None else np.asarray(truth).tolist(),
+            "feature_set": posterior.features.get("set"),
+            "note": (f"drew {n * oversample} samples and kept the {n} with the highest "
+                     "posterior log-probability") if oversample > 1 else "plain samples"}
+    (out / "samples.json").write_text(json.dumps(meta, indent=1))
+    figure = pairplot(samples, prior.names, out / "pairplot.png", truth=truth,
+                      limits=list(zip(prior.low, prior.high)))
+    return {"samples": str(out / "samples.csv"), "n": n, "oversample": oversample,
+            "note": meta["note"], "figure": str(figure)}
+
+
+def validate_samples(folder: Path, posterior, x, truth=None, threshold: float = 2.0,
+                     workers: int = 1, dask: str | None = None, limit: int | None = None) -> dict:
+    """Re-simulate the samples of ``folder`` against raw target features x; write the
+    consistent set, validation.json and figures. Returns the summary and the simulations."""
+    from ..features.spikedata import SpikeData
+    from ..plots import plot_spikes
+    from .figures import feature_comparison
+    from .validate import validate
+
+    _, samples = read_samples(folder)
+    samples = samples[:limit] if limit else samples
+    report = validate(posterior, samples, x, truth=truth, threshold=threshold, workers=workers,
+                      dask=dask)
+    results = report.pop("results")
+    accepted = np.array(report["accepted"])
+    _write_theta_table(folder / "consistent_set.csv", posterior.prior,
+                       ((k, samples[k], [f"{report['distance'][k]:.4g}", report["seeds"][k]])
+                        for k in np.flatnonzero(accepted)), ["distance", "seed"])
+    names = [posterior.features["names"][c] for c in posterior.config["feature_columns"]]
+    figures = [str(feature_comparison(report, names, folder / "validation_features.png"))]
+    if accepted.any():
+        best = results[int(np.nanargmin(np.where(accepted, report["distance"], np.inf)))]
+        figures.append(str(plot_spikes(SpikeData.from_simulation(best),
+                                       folder / "validation_best_raster.png",
+                                       title=f"best accepted sample {best.index}")))
+    summary = {k: report[k] for k in ("yield", "n_simulated", "n_accepted", "threshold",
+                                       "noise_reference")}
+    summary |= {"consistent_set": str(folder / "consistent_set.csv"), "figures": figures}
+    (folder / "validation.json").write_text(json.dumps(report | summary, indent=1))
+    return summary | {"results": results, "samples": samples, "accepted": accepted,
+                      "distance": np.array(report["distance"])}
+
+
+def diagnose_on_bank(posterior, bank_path, cases: int = 300, n_samples: int = 200,
+                     seed: int = 0, figure: Path | None = None, posterior_path=None) -> dict:
+    """Calibration and recovery on the valid simulations of a held-out bank, with figures."""
+    from ..bank import Bank
+    from .diagnostics import diagnose
+    from .figures import coverage_plot, sbc_histograms
+
+    bank = Bank(bank_path)
+    if bank.parameter_names != posterior.prior.names:
+        raise UserError(f"bank {bank_path} has parameters {bank.parameter_names}, but the "
+                        f"posterior infers {posterior.prior.names}")
+    data = bank.arrays(features=posterior.features.get("set"), status="ok")
+    usable = posterior.conditionable(data["x"])
+    theta, x = data["theta"][usable][:cases], data["x"][usable][:cases]
+    if len(theta) < 10:
+        raise UserError(f"bank {bank_path} has only {len(theta)} usable held-out simulations")
+    report = diagnose(posterior, theta, x, n_samples=n_samples, seed=seed)
+    figure = figure or Path(posterior_path) / "coverage.png"
+    coverage = coverage_plot(report["coverage_nominal"], report["coverage_empirical"], figure)
+    sbc = sbc_histograms(report["sbc_ranks"], n_samples, posterior.prior.names,
+                         Path(coverage).with_name("sbc_ranks.png"))
+    report["figure"] = str(coverage)
+    report["figures"] = [str(coverage), str(sbc)]
+    return report
