@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .transforms import BoxToUnconstrained
+from .transforms import EPS, BoxToUnconstrained
 
 FORMAT = "automind-posterior"
 FORMAT_VERSION = 1
@@ -141,6 +141,17 @@ class Posterior:
         out = out.numpy()
         out[~inside] = -np.inf
         return out
+
+    def standardised_log_prob(self, u: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """Differentiable log density of prior-standardised coordinates u (n, d) given the
+        prepared x_t (1, dx), up to a constant: u = (s - mean) / sd with s the prior's scale
+        space (log for log-scale parameters), where the box map to z is affine + logit."""
+        mean, sd = (torch.as_tensor(v) for v in self.prior._moments())
+        s = u.double() * sd + mean
+        unit = ((s - self.box.low) / self.box.width).clamp(EPS, 1 - EPS)
+        z = torch.logit(unit)
+        log_dz_ds = (-torch.log(unit * (1 - unit)) - torch.log(self.box.width)).sum(-1)
+        return self._z_log_prob(z.float(), x_t).double() + log_dz_ds
 
     #: samples drawn per call of an estimator: autoregressive inversion holds large
     #: intermediates (10,000 at once cost ~500 MB with zuko_maf in 28 dimensions)

@@ -1,0 +1,1 @@
+"""The geometry of consistent parameter sets (all in prior-standardised coordinates)."""

@@ -1,0 +1,145 @@
+"""Global and local geometry of a consistent set, in prior-standardised coordinates
+(zero mean, unit prior sd per parameter, log space for log-scale ones), so directions and
+angles compare across parameters. Methods: ``../shared/spec/invariance.md``.
+
+- global: PCA spectrum, participation ratio (Σλ)²/Σλ², Pearson / Spearman correlations;
+- conditional correlations (Gonçalves et al. 2020): two parameters varied on a grid, the
+  rest fixed at a consistent configuration, averaged over configurations;
+- local: eigen-directions of the posterior's Hessian H = -∇² log q(u | x) (autograd
+  through the flow) and of the features' Fisher information JᵀΣ⁻¹J (finite differences
+  with common random numbers); stiff = large eigenvalue, sloppy = small;
+- comparisons: principal angles between subspaces, overlap coefficients of marginals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+
+def require(n: int, needed: int, statistic: str) -> None:
+    """Refuse a statistic on too few configurations instead of drawing a NaN figure."""
+    if n < needed:
+        raise UserError(f"{statistic} needs at least {needed} configurations; the consistent "
+                        f"set has {n} (sample more, or loosen the acceptance threshold)")
+
+
+def participation_ratio(eigenvalues) -> float:
+    lam = np.clip(np.asarray(eigenvalues, dtype=float), 0, None)
+    return float(lam.sum() ** 2 / (lam ** 2).sum())
+
+
+def global_geometry(u: np.ndarray) -> dict:
+    """PCA and correlations of configurations u (n, d) in standardised coordinates."""
+    from scipy import stats
+
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    n, d = u.shape
+    require(n, max(10, 2 * d), "global geometry (PCA, correlations)")
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(u, rowvar=False))
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
+    spearman = stats.spearmanr(u).statistic if d > 1 else np.ones((1, 1))
+    return {"n": n, "eigenvalues": eigenvalues, "components": eigenvectors,
+            "explained_variance_ratio": eigenvalues / eigenvalues.sum(),
+            "participation_ratio": participation_ratio(eigenvalues),
+            "pearson": np.corrcoef(u, rowvar=False),
+            "spearman": np.atleast_2d(spearman)}
+
+
+def _prepared(posterior, x) -> torch.Tensor:
+    return posterior.prepare_x(x)[:1]
+
+
+def conditional_correlations(posterior, x, conditions: np.ndarray, resolution: int = 25,
+                             half_width: float = 3.0) -> np.ndarray:
+    """Mean conditional correlation matrix (d, d): for each condition u0 (standardised) and
+    pair (i, j), the Pearson correlation of the 2-d density q(u_i, u_j | u0_rest, x) on a
+    resolution² grid within ±half_width prior sd of the prior centre (clipped to the box)."""
+    conditions = np.atleast_2d(np.asarray(conditions, dtype=float))
+    require(len(conditions), 1, "conditional correlations")
+    x_t = _prepared(posterior, x)
+    d = conditions.shape[1]
+    limit = min(half_width, np.sqrt(3.0) * (1 - 1e-4))  # the uniform prior box is ±√3 sd
+    grid = np.linspace(-limit, limit, resolution)
+    gi, gj = (g.ravel() for g in np.meshgrid(grid, grid, indexing="ij"))
+    total = np.zeros((d, d))
+    for u0 in conditions:
+        for i in range(d):
+            for j in range(i + 1, d):
+                points = np.repeat(u0[None], len(gi), 0)
+                points[:, i], points[:, j] = gi, gj
+                with torch.no_grad():
+                    logp = posterior.standardised_log_prob(torch.as_tensor(points), x_t).numpy()
+                w = np.exp(logp - logp.max())
+                w /= w.sum()
+                mi, mj = (w * gi).sum(), (w * gj).sum()
+                cov = (w * (gi - mi) * (gj - mj)).sum()
+                var = np.sqrt((w * (gi - mi) ** 2).sum() * (w * (gj - mj) ** 2).sum())
+                total[i, j] += cov / var if var > 0 else 0.0
+    total /= len(conditions)
+    return total + total.T + np.eye(d)
+
+
+def hessian_directions(posterior, x, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At each configuration u (n, d) (standardised): eigenvalues (n, d), descending, and
+    eigenvectors (n, d, d) (columns) of H = -∇² log q(u | x). Large: stiff; small: sloppy."""
+    x_t = _prepared(posterior, x)
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    values, vectors = [], []
+    for point in u:
+        def neg_log_prob(v):
+            return -posterior.standardised_log_prob(v[None], x_t)[0]
+
+        h = torch.autograd.functional.hessian(neg_log_prob, torch.as_tensor(point))
+        lam, vec = np.linalg.eigh(0.5 * (h.numpy() + h.numpy().T))
+        values.append(lam[::-1])
+        vectors.append(vec[:, ::-1])
+    return np.array(values), np.array(vectors)
+
+
+def fisher_information(features, prior, theta, step: float = 0.05, repeats: int = 8,
+                       seed: int = 0) -> dict:
+    """Fisher information of the features at θ (prior units) in standardised coordinates,
+    I = Jᵀ Σ⁻¹ J, with J by central differences of the mean features at u ± step·e_k under
+    common random numbers (the same ``repeats`` seeds on both sides) and Σ the feature
+    covariance over the repeats at θ. ``features(thetas (m, d), seeds (m,)) -> (m, k)``.
+    Costs (2d + 1)·repeats simulations."""
+    u0 = prior.standardise(np.asarray(theta, dtype=float)[None])[0]
+    d = len(u0)
+    seeds = np.random.SeedSequence(seed).generate_state(repeats)
+    shifts = np.vstack([np.zeros(d), np.eye(d) * step, -np.eye(d) * step])
+    points = prior.destandardise(u0 + shifts)
+    points = np.clip(points, prior.low, prior.high)
+    thetas = np.repeat(points, repeats, axis=0)
+    out = np.asarray(features(thetas, np.tile(seeds, len(points))), dtype=float)
+    out = out.reshape(len(points), repeats, -1)
+    centre, plus, minus = out[0], out[1:d + 1], out[d + 1:]
+    jacobian = ((plus - minus).mean(1) / (2 * step)).T  # (k, d)
+    sigma = np.atleast_2d(np.cov(centre, rowvar=False))
+    sigma = sigma + 1e-9 * np.trace(sigma) / len(sigma) * np.eye(len(sigma))
+    info = jacobian.T @ np.linalg.solve(sigma, jacobian)
+    lam, vec = np.linalg.eigh(0.5 * (info + info.T))
+    return {"information": info, "jacobian": jacobian, "eigenvalues": lam[::-1],
+            "eigenvectors": vec[:, ::-1], "simulations": int(len(thetas))}
+
+
+def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Principal angles (degrees, ascending) between the column spaces of a and b."""
+    from scipy.linalg import subspace_angles
+
+    return np.sort(np.degrees(subspace_angles(np.atleast_2d(a), np.atleast_2d(b))))
+
+
+def overlap_coefficients(a: np.ndarray, b: np.ndarray, bins: int = 30) -> np.ndarray:
+    """Per parameter, the shared area of two marginal histograms (1 = identical, 0 = disjoint)."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    out = []
+    for k in range(a.shape[1]):
+        edges = np.histogram_bin_edges(np.concatenate([a[:, k], b[:, k]]), bins)
+        pa, _ = np.histogram(a[:, k], edges)
+        pb, _ = np.histogram(b[:, k], edges)
+        out.append(np.minimum(pa / pa.sum(), pb / pb.sum()).sum())
+    return np.array(out)

@@ -1,0 +1,115 @@
+"""Geometry of consistent sets on toys with exact invariances (known manifolds, tangents,
+normals, angles)."""
+
+import numpy as np
+import pytest
+
+from automind.errors import UserError
+from automind.inference import train
+from automind.invariance.geometry import (conditional_correlations, fisher_information,
+                                          global_geometry, hessian_directions,
+                                          overlap_coefficients, principal_angles)
+from automind.prior import Prior
+
+NOISE = 0.03
+
+
+def box(d):
+    return Prior.from_dict({"name": "toy", "parameter": [
+        {"name": f"t{k + 1}", "low": 0.5, "high": 2.0} for k in range(d)]})
+
+
+def product(theta, seeds=None):
+    """x = θ1·θ2 (·θ3) + noise; the same seed gives the same noise (common random numbers)."""
+    rng = [np.random.default_rng(s) for s in seeds] if seeds is not None else None
+    noise = (np.array([r.standard_normal() for r in rng]) if rng is not None
+             else np.random.default_rng(0).standard_normal(len(theta)))
+    return (np.prod(theta, axis=1) + NOISE * noise)[:, None]
+
+
+@pytest.fixture(scope="module")
+def toy2():
+    prior = box(2)
+    theta = prior.sample(4000, seed=1)
+    posterior = train(theta, product(theta), prior, progress=False, hidden_features=32, patience=10)
+    samples = posterior.sample(3000, [1.0], seed=2)
+    consistent = samples[np.abs(product(samples)[:, 0] - 1.0) < 2 * NOISE]
+    return prior, posterior, consistent
+
+
+def unit(v):
+    return np.asarray(v, float) / np.linalg.norm(v)
+
+
+def test_consistent_set_lies_on_the_manifold_and_is_one_dimensional(toy2):
+    prior, _, consistent = toy2
+    assert len(consistent) > 500
+    assert np.quantile(np.abs(np.prod(consistent, 1) - 1.0), 0.95) < 3 * NOISE
+    geometry = global_geometry(prior.standardise(consistent))
+    assert geometry["participation_ratio"] < 1.3                 # a curve: dimension ~1
+    assert geometry["explained_variance_ratio"][0] > 0.85
+    assert geometry["pearson"][0, 1] < -0.7                      # compensation: θ1 up, θ2 down
+
+
+@pytest.mark.parametrize("point", [(1.0, 1.0), (0.8, 1.25), (1.25, 0.8)])
+def test_hessian_sloppy_and_stiff_directions_match_tangent_and_normal(toy2, point):
+    prior, posterior, _ = toy2
+    a, b = point
+    u = prior.standardise(np.array([point]))
+    values, vectors = hessian_directions(posterior, [1.0], u)
+    # both parameters share the prior sd, so standardised directions equal θ directions
+    stiff, sloppy = vectors[0][:, 0], vectors[0][:, 1]
+    assert abs(stiff @ unit([b, a])) >= 0.95                     # the normal of θ1·θ2 = 1
+    assert abs(sloppy @ unit([a, -b])) >= 0.95                   # its tangent
+    assert values[0][0] > 10 * abs(values[0][1])
+
+
+def test_fisher_directions_agree_with_the_hessian_and_are_stable(toy2):
+    prior, posterior, _ = toy2
+    point = np.array([0.8, 1.25])
+    fisher = fisher_information(product, prior, point, step=0.05, repeats=8, seed=1)
+    assert fisher["simulations"] == (2 * 2 + 1) * 8
+    assert abs(fisher["eigenvectors"][:, 0] @ unit([1.25, 0.8])) >= 0.99
+    _, vectors = hessian_directions(posterior, [1.0], prior.standardise(point[None]))
+    assert abs(fisher["eigenvectors"][:, 0] @ vectors[0][:, 0]) >= 0.95
+    again = fisher_information(product, prior, point, step=0.05, repeats=8, seed=2)
+    top = fisher["eigenvalues"][0], again["eigenvalues"][0]
+    assert abs(top[0] - top[1]) / top[0] < 0.5   # 8 repeats: Σ from 8 samples of 1 feature
+
+
+def test_conditional_correlation_has_the_compensating_sign(toy2):
+    prior, posterior, consistent = toy2
+    conditions = prior.standardise(consistent[:10])
+    corr = conditional_correlations(posterior, [1.0], conditions, resolution=30)
+    assert corr[0, 1] < -0.5 and corr[0, 1] == corr[1, 0] and corr[0, 0] == 1
+
+
+def test_a_surface_in_three_dimensions_has_two_dimensions():
+    prior = box(3)
+    theta = prior.sample(200000, seed=3)
+    consistent = theta[np.abs(product(theta)[:, 0] - 1.0) < 2 * NOISE]  # rejection from the prior
+    geometry = global_geometry(prior.standardise(consistent))
+    assert 1.6 < geometry["participation_ratio"] < 2.4
+    assert geometry["explained_variance_ratio"][2] < 0.1
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0, 60.0])
+def test_principal_angle_between_invariant_directions(angle):
+    """Targets w·θ = c with w at 0° and at `angle`: each set is a segment orthogonal to w."""
+    prior = Prior.from_dict({"name": "lin", "parameter": [
+        {"name": "a", "low": -1, "high": 1}, {"name": "b", "low": -1, "high": 1}]})
+    theta = prior.sample(100000, seed=4)
+    sets = []
+    for phi in (0.0, np.radians(angle)):
+        w = np.array([np.cos(phi), np.sin(phi)])
+        sets.append(prior.standardise(theta[np.abs(theta @ w - 0.1) < 0.01]))
+    first = [global_geometry(s)["components"][:, :1] for s in sets]
+    assert principal_angles(*first)[0] == pytest.approx(angle, abs=5.0)
+    overlap = overlap_coefficients(sets[0], sets[1])
+    if angle == 0:
+        assert (overlap > 0.9).all()                               # identical targets
+
+
+def test_too_few_configurations_is_a_clear_error():
+    with pytest.raises(UserError, match="needs at least 10 configurations; the consistent set has 3"):
+        global_geometry(np.zeros((3, 2)))
