@@ -40,9 +40,11 @@ class DemoSize:
 
 
 FULL = DemoSize(N=1000, C_E=100, duration=1.0, t_analysis_start=0.1, n_train=2000,
-                n_heldout=150, max_epochs=300, n_samples=200, oversample=5, diagnose_cases=100)
-QUICK = DemoSize(N=250, C_E=100, duration=0.5, t_analysis_start=0.05, n_train=500,
-                 n_heldout=60, max_epochs=60, n_samples=40, oversample=5, diagnose_cases=50)
+                n_heldout=150, max_epochs=300, n_samples=200, oversample=1, diagnose_cases=100)
+# Plain posterior samples (no oversampling): keeping only the most probable ones would raise
+# the yield but shrink the consistent set towards the mode, and the point is to find all of it.
+QUICK = DemoSize(N=250, C_E=100, duration=0.5, t_analysis_start=0.05, n_train=1000,
+                 n_heldout=60, max_epochs=300, n_samples=40, oversample=1, diagnose_cases=50)
 #: the "recording": Brunel's asynchronous irregular regime (g = 5, ν_ext = 2), the state
 #: closest to awake cortex; its seed is not used by any bank simulation
 TRUTH = {"g": 5.0, "nu_ext": 2.0}
@@ -103,7 +105,7 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
     size, workers = (QUICK if quick else FULL), workers or default_workers()
     spec, prior = demo_spec(size), Prior.load("brunel")
     truth = np.array([TRUTH[name] for name in prior.names])
-    step, started = _Steps(7, quiet=not progress), time.perf_counter()
+    step, started = _Steps(8, quiet=not progress), time.perf_counter()
 
     step("bank", f"simulating {size.n_train} reduced Brunel networks (N={size.N}, "
                  f"{size.duration:g} s) from the prior on {workers} workers")
@@ -141,22 +143,53 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
     diagnostics = diagnose_on_bank(posterior, out / "heldout", size.diagnose_cases, 200, seed,
                                    figure=out / "posterior" / "coverage.png")
 
+    step("geometry", "geometry of the consistent set")
+    geometry = _geometry(posterior, x, validated, out / "samples")
+
     step("report", "writing the report")
     step.finish()
     summary = {"yield": validated["yield"], "n_simulated": validated["n_simulated"],
                "n_accepted": validated["n_accepted"],
                "coverage_max_abs_error": diagnostics["coverage_max_abs_error"],
                "tarp_atc": diagnostics["tarp_atc"], "contraction": diagnostics["contraction"],
+               "participation_ratio": geometry.get("participation_ratio"),
+               "local_global_angle_deg": geometry.get("median_angle"),
                "quick": quick, "truth": TRUTH, "out": str(out),
                "seconds": step.seconds | {"total": round(time.perf_counter() - started, 1)}}
     summary["report"] = str(_report(out, summary, size, posterior, recording, validated,
-                                    diagnostics, inferred, curve))
+                                    diagnostics, inferred, curve, geometry))
     return summary
 
 
 
+def _geometry(posterior, x, validated: dict, samples_dir: Path, n_local: int = 20) -> dict:
+    """Global PCA of the consistent set and, at up to ``n_local`` of its configurations, the
+    posterior's sloppiest direction and its angle to the global first component."""
+    from .inference.runs import read_samples
+    from .invariance.figures import plot_directions
+    from .invariance.geometry import global_geometry, hessian_directions, principal_angles
+
+    _, samples = read_samples(samples_dir)
+    prior = posterior.prior
+    u = prior.standardise(samples[validated["accepted"]])
+    try:
+        found = global_geometry(u)
+    except UserError as err:
+        return {"message": str(err)}
+    points = u[np.random.default_rng(0).permutation(len(u))[:n_local]]
+    _, vectors = hessian_directions(posterior, x, points)
+    sloppy = vectors[:, :, -1]
+    angles = [principal_angles(s[:, None], found["components"][:, :1])[0] for s in sloppy]
+    figure = plot_directions(u, prior.names, found["components"], points, sloppy,
+                             samples_dir / "geometry.png", found["explained_variance_ratio"])
+    return {"participation_ratio": found["participation_ratio"],
+            "explained_variance_ratio": found["explained_variance_ratio"].tolist(),
+            "pc1": dict(zip(prior.names, found["components"][:, 0].round(3).tolist())),
+            "median_angle": float(np.median(angles)), "figure": figure, "n": len(u)}
+
+
 def _report(out: Path, summary: dict, size: DemoSize, posterior, recording, validated: dict,
-            diagnostics: dict, inferred: dict, curve: Path) -> Path:
+            diagnostics: dict, inferred: dict, curve: Path, geometry: dict) -> Path:
     """The demo's HTML report (``out/report/index.html``)."""
     from .features.spikedata import SpikeData
     from .inference.figures import pairplot
@@ -222,6 +255,7 @@ def _report(out: Path, summary: dict, size: DemoSize, posterior, recording, vali
             figures=[(pairs, "consistent set against the truth")],
             table=(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters]
                    + ["distance (noise sd)", "seed"], rows)),
+        _geometry_section(geometry),
         Section("Calibration on held-out simulations", [
             f"{diagnostics['n_cases']} held-out simulations: how often the truth falls inside "
             "each highest-density credible region (the diagonal is perfect calibration), and "
@@ -243,3 +277,21 @@ def _report(out: Path, summary: dict, size: DemoSize, posterior, recording, vali
     ]
     return write_report(out / "report", "automind demo: from spikes to a consistent set",
                         sections, numbers)
+
+
+def _geometry_section(geometry: dict):
+    from .report import Section
+
+    if "figure" not in geometry:
+        return Section("Geometry of the consistent set", [geometry["message"]])
+    return Section("Geometry of the consistent set", [
+        f"In prior-standardised coordinates the {geometry['n']} consistent configurations have "
+        f"a participation ratio of {geometry['participation_ratio']:.2f} (the effective number "
+        f"of dimensions they spread over); the first principal component {geometry['pc1']} "
+        f"explains {100 * geometry['explained_variance_ratio'][0]:.0f} % of their variance.",
+        "Locally, the posterior's sloppiest direction (smallest curvature of -log q, from its "
+        "Hessian) lies at a median angle of "
+        f"{geometry['median_angle']:.0f}° to that global component: small angles mean the "
+        "set's local and global invariances agree."],
+        figures=[(geometry["figure"], "consistent set with its global first component "
+                                      "and local sloppy directions; PCA spectrum")])

@@ -17,6 +17,7 @@ def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
     assert summary["n_accepted"] == round(summary["yield"] * summary["n_simulated"])
     assert np.isfinite(summary["coverage_max_abs_error"]) and 0 <= summary["coverage_max_abs_error"] <= 1
     assert summary["contraction"]["g"] > 1 and summary["contraction"]["nu_ext"] > 1  # learned
+    assert 1 <= summary["participation_ratio"] <= 2 and 0 <= summary["local_global_angle_deg"] <= 90
 
     # the recording was written as NWB and is readable as any user's recording
     recording = read_recording(out / "recording.nwb")
@@ -33,7 +34,7 @@ def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
     html = page.read_text()
     images = re.findall(r"src='(figures/[^']+)'", html)
     assert {"figures/target_vs_accepted.png", "figures/consistent_set_pairplot.png",
-            "figures/coverage.png", "figures/training_curve.png"} <= set(images)
+            "figures/coverage.png", "figures/training_curve.png", "figures/geometry.png"} <= set(images)
     assert all((page.parent / image).stat().st_size > 5000 for image in images)
     assert html.count("<tr>") >= summary["n_accepted"] + 1  # the consistent-set table
 
