@@ -35,43 +35,63 @@ def resimulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, wor
     return simulate_jobs(spec, str(compiled.directory), jobs, workers, dask, (feature_set,))
 
 
-def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,
-             threshold: float = 2.0, noise_repeats: int = 8, seed: int = 1000,
-             workers: int = 1, dask: str | None = None) -> dict:
-    """Re-simulate ``samples`` and score them against the target (raw features)."""
+def simulator_of(posterior):
+    """The simulator spec a posterior's bank was made with (to re-simulate its samples)."""
     from ..simulators.spec import SimulatorSpec
 
     simulator = posterior.provenance.get("simulator")
-    feature_set = posterior.features.get("set")
-    if not simulator or simulator.get("name") in (None, "imported", "synthetic") or not feature_set:
+    if not simulator or simulator.get("name") in (None, "imported", "synthetic") \
+            or not posterior.features.get("set"):
         raise UserError("this posterior was not trained on an automind bank, so there is no "
                         "simulator to re-simulate with; validate from Python with your simulator")
-    spec = SimulatorSpec.from_plain(simulator)
-    prior = posterior.prior
-    samples = prior.validate(samples)
-    columns = posterior.config.get("feature_columns")
-    target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
+    return SimulatorSpec.from_plain(simulator)
 
-    reference = np.asarray(truth, dtype=float) if truth is not None else samples[0]
-    repeats = resimulate(spec, prior, np.repeat(reference[None], noise_repeats, 0), seed + 1,
-                        feature_set, workers, dask)
-    noise = _transformed(posterior, [r.features[feature_set] for r in repeats], columns)
+
+def noise_scale(posterior, spec, target: np.ndarray, reference: np.ndarray, repeats: int = 8,
+                seed: int = 1001, workers: int = 1, dask: str | None = None) -> np.ndarray:
+    """σ_i: the sd of each (transformed) feature over ``repeats`` simulations of
+    ``reference`` with new seeds, floored at SIGMA_FLOOR·(1 + |target|)."""
+    feature_set = posterior.features["set"]
+    runs = resimulate(spec, posterior.prior, np.repeat(np.asarray(reference, float)[None],
+                                                       repeats, 0), seed, feature_set, workers, dask)
+    noise = _transformed(posterior, [r.features[feature_set] for r in runs],
+                         posterior.config.get("feature_columns"))
     sigma = np.nanstd(noise, axis=0)
-    sigma = np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
+    return np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
 
-    results = resimulate(spec, prior, samples, seed, feature_set, workers, dask)
-    features = _transformed(posterior, [r.features[feature_set] for r in results], columns)
+
+def score(posterior, results: list, target: np.ndarray, sigma: np.ndarray,
+          threshold: float) -> dict:
+    """Distances of re-simulations to the target in noise sd, and which are accepted."""
+    features = _transformed(posterior, [r.features[posterior.features["set"]] for r in results],
+                            posterior.config.get("feature_columns"))
     with np.errstate(invalid="ignore"):
         distance = np.sqrt(np.mean(((features - target) / sigma) ** 2, axis=1))
     status = np.array([r.status for r in results])
     accepted = (status == "ok") & np.isfinite(distance) & (distance <= threshold)
+    return {"features": features, "distance": distance, "status": status, "accepted": accepted}
+
+
+def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,
+             threshold: float = 2.0, noise_repeats: int = 8, seed: int = 1000,
+             workers: int = 1, dask: str | None = None) -> dict:
+    """Re-simulate ``samples`` and score them against the target (raw features)."""
+    spec = simulator_of(posterior)
+    samples = posterior.prior.validate(samples)
+    target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
+    reference = np.asarray(truth, dtype=float) if truth is not None else samples[0]
+    sigma = noise_scale(posterior, spec, target, reference, noise_repeats, seed + 1, workers, dask)
+    results = resimulate(spec, posterior.prior, samples, seed, posterior.features["set"],
+                         workers, dask)
+    scored = score(posterior, results, target, sigma, threshold)
+    accepted = scored["accepted"]
     return {"yield": float(accepted.mean()), "n_simulated": int(len(samples)),
             "n_accepted": int(accepted.sum()), "threshold": threshold,
             "noise_reference": "truth" if truth is not None else "most probable sample",
-            "sigma": sigma.tolist(), "distance": distance.tolist(), "accepted": accepted.tolist(),
-            "status": status.tolist(), "seeds": [r.seed for r in results],
-            "features": features.tolist(), "target": target.tolist(),
-            "results": results}
+            "sigma": sigma.tolist(), "distance": scored["distance"].tolist(),
+            "accepted": accepted.tolist(), "status": scored["status"].tolist(),
+            "seeds": [r.seed for r in results], "features": scored["features"].tolist(),
+            "target": target.tolist(), "results": results}
 
 
 def _transformed(posterior, raw: list, columns) -> np.ndarray:
