@@ -362,6 +362,38 @@ def cmd_bank_import(args) -> dict:
     return report
 
 
+def cmd_invariance(args) -> dict:
+    from .inference import load_posterior
+    from .invariance.analysis import analyse_set
+    from .invariance.consistent import (find_consistent_set, load_consistent_set,
+                                        simulated_features)
+    from .simulators.simulator import default_workers
+
+    posterior = load_posterior(args.posterior)
+    x, truth = _target_features(posterior, args.target, args)
+    workers = args.workers or default_workers()
+    found = find_consistent_set(posterior, x, args.out, args.n, truth=truth, target=args.target,
+                                seed=args.seed, threshold=args.threshold, workers=workers,
+                                dask=args.dask, progress=not args.json,
+                                posterior_path=str(args.posterior))
+    if not args.json:
+        print(f"{found['n_consistent']} of {found['n_simulated']} samples reproduce "
+              f"{args.target} (yield {found['yield']:.2f}); {found['consistent_set']}",
+              file=sys.stderr)
+    fisher = simulated_features(posterior, workers, args.dask) if args.fisher else None
+    geometry = analyse_set(posterior, x, load_consistent_set(args.out), args.out,
+                           n_local=args.local, fisher=fisher, fisher_points=args.fisher,
+                           seed=args.seed)
+    if not args.json:
+        local = geometry["local"]
+        print(f"participation ratio {geometry['participation_ratio']:.2f} of "
+              f"{len(geometry['parameters'])} parameters; local dimensionality (median) "
+              f"{local['local_dimensionality_median']:.2f}; local sloppy vs global subspace "
+              f"{local['angle_to_global_median_deg']:.0f}° (median); figures in {args.out}")
+    keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "figures")
+    return found | {k: geometry[k] for k in keep if k in geometry}
+
+
 def cmd_study_run(args) -> dict:
     from .studies import run_study
 
@@ -529,6 +561,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", default="mk1", help="prior the θ columns map to (default: mk1)")
     _add_json(p)
     p.set_defaults(func=cmd_bank_import)
+
+    p = sub.add_parser("invariance", help="find the consistent set for a target and its geometry",
+                       description="Sample the posterior for the target, re-simulate the samples "
+                                   "(resumable: re-run the same command after an interruption), "
+                                   "keep those that reproduce the target (within --threshold noise "
+                                   "sd), and analyse the set in prior-standardised coordinates: "
+                                   "PCA and participation ratio, marginal and conditional "
+                                   "correlations, local stiff / sloppy directions from the "
+                                   "posterior Hessian (and, with --fisher K, from the features' "
+                                   "Fisher information at K configurations). Writes "
+                                   "consistent_set.csv, consistent.npz, geometry.json and figures.")
+    p.add_argument("posterior", type=Path)
+    p.add_argument("--target", required=True, help="recording file or BANK:INDEX")
+    p.add_argument("-n", type=_count, default=500, help="posterior samples to re-simulate")
+    p.add_argument("--threshold", type=_positive_float, default=2.0,
+                   help="acceptance: RMS feature distance in noise sd (default 2)")
+    p.add_argument("--local", type=_count, default=50,
+                   help="configurations with a local (Hessian) analysis (default 50)")
+    p.add_argument("--fisher", type=int, default=0, metavar="K",
+                   help="Fisher information at K configurations ((2d+1)·8 simulations each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_count, help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="local[:K] or tcp://HOST:PORT")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder of the run (created, or resumed with the same settings)")
+    _add_recording_options(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_invariance)
 
     study = sub.add_parser("study", help="run a ready-made study from studies/").add_subparsers(
         dest="study_command", required=True, metavar="ACTION")

@@ -45,3 +45,41 @@ def plot_directions(u: np.ndarray, names: list[str], components: np.ndarray,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_correlations(matrices: dict[str, np.ndarray], names: list[str], path: Path) -> Path:
+    """Side-by-side correlation matrices (e.g. marginal vs conditional), -1 blue to +1 red."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices) + 0.8, 4.4),
+                             squeeze=False)
+    size = 7 if len(names) <= 12 else 5
+    for ax, (title, matrix) in zip(axes[0], matrices.items()):
+        image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=size)
+        ax.set_yticks(range(len(names)), names, fontsize=size)
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="correlation")
+    path = Path(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_local_dimensionality(local_dims: np.ndarray, angles: np.ndarray, global_pr: float,
+                              path: Path) -> Path:
+    """Histograms of the local dimensionality and of the local-vs-global subspace angle."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].hist(local_dims, bins=20, color="tab:orange")
+    axes[0].axvline(global_pr, color="k", lw=1.5, label=f"global ({global_pr:.2f})")
+    axes[0].set(xlabel="local dimensionality (participation ratio of the local covariance)",
+                ylabel="configurations")
+    axes[0].legend(frameon=False, fontsize=8)
+    axes[1].hist(angles, bins=18, range=(0, 90), color="tab:purple")
+    axes[1].set(xlabel="largest principal angle, local sloppy vs global subspace (°)",
+                ylabel="configurations")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,162 @@
+"""Finding a consistent set: posterior samples re-simulated, the ones that reproduce the
+target kept (the acceptance criterion of ``inference/validate.py``). Resumable: samples,
+the noise scale and every finished chunk of re-simulations are stored as they complete,
+and the same command continues where an interrupted one stopped.
+
+Folder layout: ``run.json`` (settings), ``samples.npy``, ``noise.json``, ``chunks/cNNNNN.npz``
+(per chunk: distance, accepted, status, transformed features, seeds), and, once complete,
+``consistent_set.csv`` and ``consistent.npz`` (θ, standardised u, features, seeds, distance).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..bank.store import atomic_write_bytes, write_json
+from ..errors import UserError
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _settings(out: Path, settings: dict) -> None:
+    """Record the run's settings, or check a resumed run has the same ones."""
+    run_file = out / "run.json"
+    if run_file.is_file():
+        before = json.loads(run_file.read_text())
+        changed = sorted(k for k in settings  # compared as JSON: NaN features equal themselves
+                         if json.dumps(before.get(k)) != json.dumps(settings[k]))
+        if changed:
+            raise UserError(f"{out} holds a consistent-set run with other settings "
+                            f"({', '.join(changed)}); resume with the same ones or use a new folder")
+    else:
+        write_json(run_file, settings)
+
+
+def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, target: str = "",
+                        seed: int = 0, threshold: float = 2.0, chunk_size: int = 50,
+                        posterior_path: str | None = None,
+                        workers: int = 1, dask: str | None = None, progress: bool = True) -> dict:
+    """Sample n θ from the posterior for raw features x, re-simulate them chunk by chunk and
+    keep those within ``threshold`` noise sd of the target. Returns the summary."""
+    from tqdm.auto import tqdm
+
+    from ..bank.engines import make_engine
+    from ..inference.validate import noise_scale, score, simulator_of
+    from ..simulators.engine import CompiledModel
+    from ..simulators.simulator import simulation_seed
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec, prior = simulator_of(posterior), posterior.prior
+    target_x = posterior.prepare_x(x)[0].numpy().astype(np.float64)
+    _settings(out, {"n": n, "seed": seed, "threshold": threshold, "chunk_size": chunk_size,
+                    "target": target, "x": np.asarray(x, float).tolist(),
+                    "truth": None if truth is None else np.asarray(truth, float).tolist(),
+                    "posterior": posterior_path})
+    if not (out / "samples.npy").is_file():
+        buffer = io.BytesIO()
+        np.save(buffer, posterior.sample(n, x, seed=seed))
+        atomic_write_bytes(out / "samples.npy", buffer.getvalue())
+    samples = np.load(out / "samples.npy")
+    if not (out / "noise.json").is_file():
+        reference = np.asarray(truth, float) if truth is not None else samples[0]
+        sigma = noise_scale(posterior, spec, target_x, reference, seed=seed + 1, workers=workers,
+                            dask=dask)
+        write_json(out / "noise.json", {"sigma": sigma.tolist(),
+                                        "reference": "truth" if truth is not None else "first sample"})
+    sigma = np.array(json.loads((out / "noise.json").read_text())["sigma"])
+
+    (out / "chunks").mkdir(exist_ok=True)
+    n_chunks = -(-n // chunk_size)
+    todo = [c for c in range(n_chunks) if not (out / "chunks" / f"c{c:05d}.npz").is_file()]
+    if todo:
+        compiled = CompiledModel.for_spec(spec)
+        feature_set = posterior.features["set"]
+        jobs = {c: [(prior.to_simulator(samples[k]), simulation_seed(seed + 2, k), k, spec.duration,
+                     samples[k]) for k in range(c * chunk_size, min(n, (c + 1) * chunk_size))]
+                for c in todo}
+        engine = make_engine(spec, str(compiled.directory), max(1, min(workers, len(todo))),
+                             dask, (feature_set,))
+        bar = tqdm(total=n, initial=n - sum(len(j) for j in jobs.values()), unit="sim",
+                   desc="re-simulating", disable=not progress)
+        try:
+            for c, results in engine.run_chunks(list(jobs.items())):
+                results = sorted(results, key=lambda r: r.index)
+                scored = score(posterior, results, target_x, sigma, threshold)
+                _save_npz(out / "chunks" / f"c{c:05d}.npz", index=[r.index for r in results],
+                          seed=[r.seed for r in results], status=scored["status"].astype("U8"),
+                          distance=scored["distance"], accepted=scored["accepted"],
+                          features=scored["features"])
+                bar.update(len(results))
+        finally:
+            bar.close()
+            engine.close()
+    return _assemble(out, posterior, samples, n_chunks, threshold)
+
+
+def _assemble(out: Path, posterior, samples: np.ndarray, n_chunks: int, threshold: float) -> dict:
+    parts = [np.load(out / "chunks" / f"c{c:05d}.npz") for c in range(n_chunks)]
+    index = np.concatenate([p["index"] for p in parts])
+    accepted = np.concatenate([p["accepted"] for p in parts])
+    distance = np.concatenate([p["distance"] for p in parts])
+    seeds = np.concatenate([p["seed"] for p in parts])
+    features = np.concatenate([p["features"] for p in parts])
+    status = np.concatenate([p["status"] for p in parts])
+    keep = index[accepted]
+    prior = posterior.prior
+    theta = samples[keep]
+    _save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta),
+              features=features[accepted], seed=seeds[accepted], distance=distance[accepted],
+              index=keep, names=np.array(prior.names))
+    with open(out / "consistent_set.csv", "w", newline="") as handle:
+        table = csv.writer(handle)
+        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters]
+                       + ["distance", "seed"])
+        for k, row, dist, s in zip(keep, theta, distance[accepted], seeds[accepted]):
+            table.writerow([int(k)] + [f"{v:.8g}" for v in row] + [f"{dist:.4g}", int(s)])
+    by_status = {str(s): int((status == s).sum()) for s in np.unique(status)}
+    summary = {"n_simulated": int(len(index)), "n_consistent": int(accepted.sum()),
+               "yield": float(accepted.mean()), "threshold": threshold, "by_status": by_status,
+               "consistent_set": str(out / "consistent_set.csv")}
+    write_json(out / "consistent.json", summary)
+    return summary
+
+
+def load_consistent_set(folder: str | Path) -> dict:
+    """The arrays of a finished consistent-set folder (theta, u, features, seed, distance)."""
+    path = Path(folder) / "consistent.npz"
+    if not path.is_file():
+        raise UserError(f"{folder} holds no finished consistent set (no consistent.npz); run "
+                        "`automind invariance` on it first")
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def simulated_features(posterior, workers: int = 1, dask: str | None = None):
+    """``features(thetas, seeds) -> (m, k)``: the posterior's transformed features of new
+    simulations with the given seeds (common random numbers for finite differences)."""
+    from ..bank.engines import simulate_jobs
+    from ..inference.validate import _transformed, simulator_of
+    from ..simulators.engine import CompiledModel
+
+    spec, prior = simulator_of(posterior), posterior.prior
+    feature_set = posterior.features["set"]
+    compiled = str(CompiledModel.for_spec(spec).directory)
+
+    def features(thetas, seeds):
+        jobs = [(prior.to_simulator(t), int(s), k, spec.duration, t)
+                for k, (t, s) in enumerate(zip(thetas, seeds))]
+        results = simulate_jobs(spec, compiled, jobs, workers, dask, (feature_set,))
+        return _transformed(posterior, [r.features[feature_set] for r in results],
+                            posterior.config.get("feature_columns"))
+
+    return features

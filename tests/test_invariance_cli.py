@@ -1,0 +1,60 @@
+"""`automind invariance` on a reduced Brunel bank: a resumable consistent-set search and its
+geometry, with the Fisher-information check."""
+
+import json
+
+import numpy as np
+import pytest
+
+from automind.bank import extend
+from automind.cli import main
+from automind.prior import Prior
+from automind.simulators import SimulatorSpec
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from automind.inference.train import train_on_bank
+
+    spec = SimulatorSpec.load("brunel")
+    spec = spec.with_overrides(N=250, duration=0.5, t_analysis_start=0.05,
+                               fixed=spec.fixed | {"C_E": 100})
+    root = tmp_path_factory.mktemp("invariance")
+    extend(root / "bank", spec, Prior.load("brunel"), n=600, seed=1, workers=2, chunk_size=50,
+           features=["spikes"], progress=False)
+    train_on_bank(root / "bank", "spikes", progress=False).save(root / "post")
+    return root
+
+
+def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, capsys):
+    from automind.bank import Bank
+    from automind.inference import load_posterior
+
+    ok = Bank(trained / "bank").arrays(features="spikes", status="ok")
+    usable = load_posterior(trained / "post").conditionable(ok["x"]) & (ok["theta"][:, 0] > 4)
+    target = f"{trained / 'bank'}:{int(ok['index'][usable][0])}"
+    args = ["invariance", str(trained / "post"), "--target", target, "-n", "60", "--local", "10",
+            "--fisher", "1", "--workers", "2", "--out", str(tmp_path / "run"), "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["n_simulated"] == 60 and first["n_consistent"] >= 10
+    assert 1 <= first["participation_ratio"] <= 2
+    assert first["fisher"]["simulations_per_configuration"] == (2 * 2 + 1) * 8
+    assert 0 <= first["local"]["angle_to_global_median_deg"] <= 90
+    for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 5000
+
+    # an interrupted run: a lost chunk is re-simulated, identically (same seeds)
+    (tmp_path / "run" / "chunks" / "c00001.npz").unlink()
+    before = (tmp_path / "run" / "consistent_set.csv").read_text()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert (tmp_path / "run" / "consistent_set.csv").read_text() == before
+
+    # other settings in the same folder are refused, nothing is overwritten
+    assert main(args[:4] + ["-n", "80"] + args[6:]) == 2
+    assert "other settings (n)" in capsys.readouterr().err
+    assert (tmp_path / "run" / "consistent_set.csv").read_text() == before
+    rows = np.atleast_2d(np.genfromtxt(tmp_path / "run" / "consistent_set.csv", delimiter=",",
+                                       skip_header=1))
+    assert len(rows) == first["n_consistent"]
