@@ -113,3 +113,23 @@ def test_principal_angle_between_invariant_directions(angle):
 def test_too_few_configurations_is_a_clear_error():
     with pytest.raises(UserError, match="needs at least 10 configurations; the consistent set has 3"):
         global_geometry(np.zeros((3, 2)))
+
+
+def test_mk1_composites_known_values_and_a_kept_combination():
+    from automind.invariance.composites import composite_spread, mk1_composites, shared_cluster_fraction
+
+    prior = Prior.load("mk1")
+    theta = prior.sample(1, seed=0)[0]
+    values = dict(zip(prior.names, theta))
+    out = mk1_composites(theta[None], prior.names, N=2000)
+    assert out["tau_m"][0] == pytest.approx(values["E.C"] / values["E.g_L"])
+    assert out["gap_thresh"][0] == pytest.approx(values["E.v_thresh"] - values["E.v_rest"])
+    assert shared_cluster_fraction(2)[()] == 1.0                 # both neurons in both clusters
+    assert shared_cluster_fraction(10)[()] == pytest.approx(1 - 28 / 45)
+    # a set that varies C and g_L together at a fixed ratio keeps tau_m constant, nothing else
+    rows = prior.sample(500, seed=1)
+    c, g = prior.names.index("E.C"), prior.names.index("E.g_L")
+    rows[:, g] = rows[:, c] / 20.0
+    inside = (rows[:, g] >= prior.low[g]) & (rows[:, g] <= prior.high[g])
+    spread = composite_spread(rows[inside], prior, N=2000)
+    assert spread["tau_m"] < 0.01 and spread["gap_thresh"] > 0.8

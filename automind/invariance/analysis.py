@@ -69,6 +69,7 @@ def analyse_set(posterior, x, consistent: dict, out: str | Path, n_local: int = 
                   "angle_to_global_median_deg": float(np.median(angles)),
                   "hessian_eigenvalues_median": np.median(local["eigenvalues"], 0).tolist()},
         "figures": [str(f) for f in figures]}
+    report |= _composites(posterior, consistent)
     if fisher is not None and fisher_points > 0:
         report["fisher"] = _fisher_check(posterior, consistent, fisher, fisher_points, chosen,
                                          local, seed)
@@ -88,3 +89,16 @@ def _fisher_check(posterior, consistent, fisher, n_points, chosen, local, seed) 
         cosines.append(float(abs(result["eigenvectors"][:, 0] @ local["stiff"][k])))
     return {"points": n_points, "simulations_per_configuration": simulations,
             "stiff_direction_cosine": cosines}
+
+
+def _composites(posterior, consistent) -> dict:
+    """For MK1 posteriors: how much each composite parameter varies over the set relative to
+    the prior (near 0 = kept constant)."""
+    from ..simulators import MODELS
+    from .composites import composite_spread
+
+    simulator = posterior.provenance.get("simulator") or {}
+    if simulator.get("model") != "mk1" or not set(MODELS["mk1"].theta_names) <= set(posterior.prior.names):
+        return {}
+    return {"composite_spread": composite_spread(consistent["theta"], posterior.prior,
+                                                 int(simulator["N"]))}
