@@ -133,3 +133,22 @@ def test_mk1_composites_known_values_and_a_kept_combination():
     inside = (rows[:, g] >= prior.low[g]) & (rows[:, g] <= prior.high[g])
     spread = composite_spread(rows[inside], prior, N=2000)
     assert spread["tau_m"] < 0.01 and spread["gap_thresh"] > 0.8
+
+
+def test_high_probability_path_stays_on_the_manifold_and_the_orthogonal_direction_leaves(toy2):
+    from automind.invariance.geometry import high_probability_path, orthogonal_steps
+
+    prior, posterior, _ = toy2
+    ends = prior.standardise(np.array([[0.65, 1 / 0.65], [1 / 0.65, 0.65]]))
+    found = high_probability_path(posterior, [1.0], ends[0], ends[1], n_points=30, iterations=30)
+    assert found["loss"] < found["straight_loss"]
+    on_path = prior.destandardise(found["path"])
+    # "re-simulated" along the path, the output stays within the acceptance criterion ...
+    assert np.quantile(np.abs(product(on_path)[:, 0] - 1.0), 0.9) < 2 * NOISE
+    # ... whereas the straight line between the ends leaves it (θ1θ2 = 1.33 midway)
+    assert np.abs(product(prior.destandardise(found["straight"]))[:, 0] - 1.0).max() > 0.2
+    middle = len(found["path"]) // 2
+    tangent = found["path"][middle + 1] - found["path"][middle - 1]
+    away = prior.destandardise(orthogonal_steps(posterior, [1.0], found["path"][middle], tangent,
+                                                n_steps=6, step=0.1))
+    assert np.abs(np.prod(away[-1]) - 1.0) > 5 * NOISE        # the output changes fast

@@ -143,3 +143,68 @@ def overlap_coefficients(a: np.ndarray, b: np.ndarray, bins: int = 30) -> np.nda
         pb, _ = np.histogram(b[:, k], edges)
         out.append(np.minimum(pa / pa.sum(), pb / pb.sum()).sum())
     return np.array(out)
+
+
+def high_probability_path(posterior, x, u_start, u_end, n_basis: int = 3, n_points: int = 50,
+                          iterations: int = 60) -> dict:
+    """A smooth path between two configurations (standardised) that stays where the
+    posterior is high (Gonçalves et al. 2020): u(s) = a + (b - a)·γ(s), γ_d(s) = s +
+    Σ_k α_kd sin(πks), minimising the line integral of -log q(u(s) | x) (BFGS on α).
+    Points outside the prior box cost a large penalty. Returns the path, its loss and the
+    straight line's."""
+    from scipy.optimize import minimize
+
+    x_t = _prepared(posterior, x)
+    a, b = (torch.as_tensor(np.asarray(v, float)) for v in (u_start, u_end))
+    s = torch.linspace(0, 1, n_points, dtype=torch.float64)
+    basis = torch.sin(torch.pi * torch.arange(1, n_basis + 1, dtype=torch.float64)[:, None] * s)
+    edge = float(np.sqrt(3.0))  # the uniform prior box in standardised coordinates
+
+    def curve(alpha):
+        gamma = s[:, None] + basis.T @ alpha.reshape(n_basis, -1)
+        return a + (b - a) * gamma
+
+    def loss(alpha):
+        points = curve(alpha)
+        speed = torch.linalg.norm(torch.diff(points, dim=0), dim=1)
+        nlp = -posterior.standardised_log_prob(points, x_t)
+        outside = torch.relu(points.abs() - edge).sum(1)
+        cost = 0.5 * (nlp[1:] + nlp[:-1]) + 1e4 * 0.5 * (outside[1:] + outside[:-1])
+        return (cost * speed).sum()
+
+    def value_and_grad(flat):
+        alpha = torch.as_tensor(flat, dtype=torch.float64).requires_grad_(True)
+        value = loss(alpha)
+        (grad,) = torch.autograd.grad(value, alpha)
+        return float(value.detach()), grad.numpy()
+
+    zero = np.zeros(n_basis * len(u_start))
+    straight = value_and_grad(zero)[0]
+    result = minimize(value_and_grad, zero, jac=True, method="BFGS",
+                      options={"maxiter": iterations})
+    with torch.no_grad():
+        path = curve(torch.as_tensor(result.x)).numpy()
+    return {"path": path, "loss": float(result.fun), "straight_loss": straight,
+            "straight": curve(torch.as_tensor(zero)).numpy()}
+
+
+def orthogonal_steps(posterior, x, u_point, tangent, n_steps: int = 10,
+                     step: float = 0.05) -> np.ndarray:
+    """From u_point, steps of length ``step`` uphill on -log q within the hyperplane
+    orthogonal to ``tangent`` (P = I - n nᵀ): the fastest-changing direction, for contrast
+    with a path along the invariance. Returns the n_steps + 1 points."""
+    x_t = _prepared(posterior, x)
+    n = np.asarray(tangent, float) / np.linalg.norm(tangent)
+    projector = torch.as_tensor(np.eye(len(n)) - np.outer(n, n))
+    point = torch.as_tensor(np.asarray(u_point, float))
+    points = [point.numpy().copy()]
+    for _ in range(n_steps):
+        p = point.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(-posterior.standardised_log_prob(p[None], x_t)[0], p)
+        direction = projector @ grad
+        norm = torch.linalg.norm(direction)
+        if norm == 0:
+            break
+        point = (point + step * direction / norm).detach()
+        points.append(point.numpy().copy())
+    return np.array(points)
