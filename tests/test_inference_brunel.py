@@ -10,15 +10,13 @@ from automind.bank import extend
 from automind.cli import main
 from automind.errors import UserError
 from automind.prior import Prior
-from automind.simulators import SimulatorSpec
+from conftest import small_brunel_spec
 
 
 @pytest.fixture(scope="module")
 def banks(tmp_path_factory):
     """Training and held-out banks of a reduced Brunel network (N = 250, C_E = 100, 0.5 s)."""
-    spec = SimulatorSpec.load("brunel")
-    spec = spec.with_overrides(N=250, duration=0.5, t_analysis_start=0.05,
-                               fixed=spec.fixed | {"C_E": 100})
+    spec = small_brunel_spec()
     root = tmp_path_factory.mktemp("brunel-inference")
     prior = Prior.load("brunel")
     extend(root / "train", spec, prior, n=800, seed=1, workers=2, chunk_size=50,
@@ -109,9 +107,7 @@ def test_restriction_makes_resimulated_samples_valid_more_often(tmp_path):
     from automind.inference.train import train_on_bank
     from automind.inference.validate import resimulate
 
-    spec = SimulatorSpec.load("brunel")
-    spec = spec.with_overrides(N=250, duration=0.5, t_analysis_start=0.05, silent=0.002,
-                               runaway=0.1, fixed=spec.fixed | {"C_E": 100})
+    spec = small_brunel_spec(silent=0.002, runaway=0.1)
     prior = Prior.load("brunel")
     extend(tmp_path / "bank", spec, prior, n=800, seed=1, workers=2, chunk_size=50,
            features=["spikes"], progress=False)

@@ -9,16 +9,14 @@ import pytest
 from automind.bank import extend
 from automind.cli import main
 from automind.prior import Prior
-from automind.simulators import SimulatorSpec
+from conftest import small_brunel_spec
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from automind.inference.train import train_on_bank
 
-    spec = SimulatorSpec.load("brunel")
-    spec = spec.with_overrides(N=250, duration=0.5, t_analysis_start=0.05,
-                               fixed=spec.fixed | {"C_E": 100})
+    spec = small_brunel_spec()
     root = tmp_path_factory.mktemp("invariance")
     extend(root / "bank", spec, Prior.load("brunel"), n=600, seed=1, workers=2, chunk_size=50,
            features=["spikes"], progress=False)
