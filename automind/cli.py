@@ -394,6 +394,21 @@ def cmd_invariance(args) -> dict:
     return found | {k: geometry[k] for k in keep if k in geometry}
 
 
+def cmd_compare(args) -> dict:
+    from .invariance.compare import compare_runs
+
+    labels = args.labels.split(",") if args.labels else None
+    report = compare_runs(args.runs, args.out, labels)
+    if not args.json:
+        for pair, result in report["pairs"].items():
+            angles = ", ".join(f"{a:.0f}°" for a in result["principal_angles_deg"])
+            print(f"{pair}: separating {result['separating_parameters'] or 'none'}; "
+                  f"principal angles of the {report['subspace_dimension']}-d invariant "
+                  f"subspaces {angles}")
+        print(f"figures and compare.json in {args.out}")
+    return report
+
+
 def cmd_study_run(args) -> dict:
     from .studies import run_study
 
@@ -589,6 +604,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recording_options(p)
     _add_json(p)
     p.set_defaults(func=cmd_invariance)
+
+    p = sub.add_parser("compare", help="compare the consistent sets of several targets",
+                       description="Compare folders of `automind invariance` (e.g. organoid ages, "
+                                   "brain areas): per-parameter shifts in prior sd, which "
+                                   "parameters separate the sets (|shift| > pooled sd), overlap "
+                                   "coefficients of the marginals, principal angles between the "
+                                   "sets' invariant (top principal) subspaces, and their global "
+                                   "and local dimensionality. Writes compare.json and figures.")
+    p.add_argument("runs", nargs="+", type=Path, help="invariance run folders")
+    p.add_argument("--labels", help="comma-separated names of the runs (default: folder names)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_json(p)
+    p.set_defaults(func=cmd_compare)
 
     study = sub.add_parser("study", help="run a ready-made study from studies/").add_subparsers(
         dest="study_command", required=True, metavar="ACTION")

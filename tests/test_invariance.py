@@ -152,3 +152,49 @@ def test_high_probability_path_stays_on_the_manifold_and_the_orthogonal_directio
     away = prior.destandardise(orthogonal_steps(posterior, [1.0], found["path"][middle], tangent,
                                                 n_steps=6, step=0.1))
     assert np.abs(np.prod(away[-1]) - 1.0) > 5 * NOISE        # the output changes fast
+
+
+def _linear_set(angle_deg, seed=4, offset=0.1):
+    prior = Prior.from_dict({"name": "lin", "parameter": [
+        {"name": "a", "low": -1, "high": 1}, {"name": "b", "low": -1, "high": 1}]})
+    theta = prior.sample(100000, seed=seed)
+    w = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+    keep = theta[np.abs(theta @ w - offset) < 0.01]
+    return prior, keep
+
+
+def test_compare_cli_reports_the_known_angle_and_separation(tmp_path, capsys):
+    """Two 'runs' whose sets are segments at 0° and 30° invariant directions."""
+    import json
+
+    from automind.cli import main
+
+    runs = []
+    for name, angle in (("young", 0.0), ("old", 30.0)):
+        prior, theta = _linear_set(angle)
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "consistent.npz", theta=theta, u=prior.standardise(theta),
+                 names=np.array(prior.names))
+        runs.append(str(tmp_path / name))
+    assert main(["compare", *runs, "--out", str(tmp_path / "cmp"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    pair = report["pairs"]["young vs old"]
+    assert report["subspace_dimension"] == 1
+    assert pair["principal_angles_deg"][0] == pytest.approx(30.0, abs=5.0)
+    assert (tmp_path / "cmp" / "compare_marginals.png").stat().st_size > 5000
+    assert main(["compare", runs[0], "--out", str(tmp_path / "x")]) == 2
+    assert "at least two runs" in capsys.readouterr().err
+
+
+def test_identical_targets_overlap_and_shifted_ones_separate():
+    from automind.invariance.compare import compare_sets
+
+    prior, a = _linear_set(0.0, seed=5)
+    _, b = _linear_set(0.0, seed=6)
+    _, c = _linear_set(0.0, seed=7, offset=0.6)
+    u = {k: prior.standardise(v) for k, v in (("a", a), ("b", b), ("c", c))}
+    report = compare_sets(u, prior.names)
+    same, moved = report["pairs"]["a vs b"], report["pairs"]["a vs c"]
+    assert min(same["overlap"].values()) > 0.85 and same["separating_parameters"] == []
+    assert same["principal_angles_deg"][0] < 5
+    assert moved["separating_parameters"] == ["a"] and moved["overlap"]["a"] < 0.1

@@ -83,3 +83,29 @@ def plot_local_dimensionality(local_dims: np.ndarray, angles: np.ndarray, global
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_marginals(sets: dict[str, np.ndarray], names: list[str], report: dict, path: Path,
+                   max_parameters: int = 8) -> Path:
+    """Marginal histograms (standardised) of the most separating parameters, one colour
+    per set."""
+    plt = _pyplot()
+    first = next(iter(report["pairs"].values()))
+    order = sorted(range(len(names)), key=lambda i: -first["separation"][names[i]])[:max_parameters]
+    cols = min(4, len(order))
+    rows = -(-len(order) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax, i in zip(axes.ravel(), order):
+        for label, u in sets.items():
+            ax.hist(u[:, i], bins=30, range=(-1.8, 1.8), density=True, alpha=0.5, label=label)
+        ax.set_title(f"{names[i]} (overlap {first['overlap'][names[i]]:.2f})", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(order):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.supxlabel("parameter (prior sd from the prior centre)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
