@@ -153,7 +153,7 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
                "coverage_max_abs_error": diagnostics["coverage_max_abs_error"],
                "tarp_atc": diagnostics["tarp_atc"], "contraction": diagnostics["contraction"],
                "participation_ratio": geometry.get("participation_ratio"),
-               "local_global_angle_deg": geometry.get("median_angle"),
+               "local_global_angle_deg": geometry.get("local", {}).get("angle_to_global_median_deg"),
                "quick": quick, "truth": TRUTH, "out": str(out),
                "seconds": step.seconds | {"total": round(time.perf_counter() - started, 1)}}
     summary["report"] = str(_report(out, summary, size, posterior, recording, validated,
@@ -162,30 +162,18 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
 
 
 
-def _geometry(posterior, x, validated: dict, samples_dir: Path, n_local: int = 20) -> dict:
-    """Global PCA of the consistent set and, at up to ``n_local`` of its configurations, the
-    posterior's sloppiest direction and its angle to the global first component."""
+def _geometry(posterior, x, validated: dict, samples_dir: Path) -> dict:
+    """The invariance analysis (``analyse_set``) of the consistent set, or why not."""
+    from .invariance.analysis import analyse_set
     from .inference.runs import read_samples
-    from .invariance.figures import plot_directions
-    from .invariance.geometry import global_geometry, hessian_directions, principal_angles
 
     _, samples = read_samples(samples_dir)
-    prior = posterior.prior
-    u = prior.standardise(samples[validated["accepted"]])
+    theta = samples[validated["accepted"]]
+    consistent = {"theta": theta, "u": posterior.prior.standardise(theta)}
     try:
-        found = global_geometry(u)
+        return analyse_set(posterior, x, consistent, samples_dir / "geometry", n_local=20)
     except UserError as err:
         return {"message": str(err)}
-    points = u[np.random.default_rng(0).permutation(len(u))[:n_local]]
-    _, vectors = hessian_directions(posterior, x, points)
-    sloppy = vectors[:, :, -1]
-    angles = [principal_angles(s[:, None], found["components"][:, :1])[0] for s in sloppy]
-    figure = plot_directions(u, prior.names, found["components"], points, sloppy,
-                             samples_dir / "geometry.png", found["explained_variance_ratio"])
-    return {"participation_ratio": found["participation_ratio"],
-            "explained_variance_ratio": found["explained_variance_ratio"].tolist(),
-            "pc1": dict(zip(prior.names, found["components"][:, 0].round(3).tolist())),
-            "median_angle": float(np.median(angles)), "figure": figure, "n": len(u)}
 
 
 def _report(out: Path, summary: dict, size: DemoSize, posterior, recording, validated: dict,
@@ -282,16 +270,23 @@ def _report(out: Path, summary: dict, size: DemoSize, posterior, recording, vali
 def _geometry_section(geometry: dict):
     from .report import Section
 
-    if "figure" not in geometry:
+    if "figures" not in geometry:
         return Section("Geometry of the consistent set", [geometry["message"]])
+    local = geometry["local"]
+    pc1 = {k: round(v, 2) for k, v in geometry["pc1"].items()}
     return Section("Geometry of the consistent set", [
-        f"In prior-standardised coordinates the {geometry['n']} consistent configurations have "
-        f"a participation ratio of {geometry['participation_ratio']:.2f} (the effective number "
-        f"of dimensions they spread over); the first principal component {geometry['pc1']} "
-        f"explains {100 * geometry['explained_variance_ratio'][0]:.0f} % of their variance.",
+        f"In prior-standardised coordinates the {geometry['n_configurations']} consistent "
+        f"configurations have a participation ratio of {geometry['participation_ratio']:.2f} "
+        f"(the effective number of dimensions they spread over); the first principal "
+        f"component {pc1} explains {100 * geometry['explained_variance_ratio'][0]:.0f} % of "
+        "their variance.",
         "Locally, the posterior's sloppiest direction (smallest curvature of -log q, from its "
-        "Hessian) lies at a median angle of "
-        f"{geometry['median_angle']:.0f}° to that global component: small angles mean the "
-        "set's local and global invariances agree."],
-        figures=[(geometry["figure"], "consistent set with its global first component "
-                                      "and local sloppy directions; PCA spectrum")])
+        f"Hessian at {local['n']} configurations) lies at a median angle of "
+        f"{local['angle_to_global_median_deg']:.0f}° to that global component: small angles "
+        "mean the set's local and global invariances agree. Conditional correlations fix "
+        "all parameters but two at a consistent configuration (`automind invariance` runs "
+        "the same analysis for any posterior and target)."],
+        figures=[(Path(f), c) for f, c in zip(geometry["figures"], (
+            "consistent set with its global first component and local sloppy directions; "
+            "PCA spectrum", "marginal vs conditional correlations",
+            "local dimensionality and local-vs-global angles"))])

@@ -34,7 +34,8 @@ def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
     html = page.read_text()
     images = re.findall(r"src='(figures/[^']+)'", html)
     assert {"figures/target_vs_accepted.png", "figures/consistent_set_pairplot.png",
-            "figures/coverage.png", "figures/training_curve.png", "figures/geometry.png"} <= set(images)
+            "figures/coverage.png", "figures/training_curve.png",
+            "figures/geometry_directions.png"} <= set(images)
     assert all((page.parent / image).stat().st_size > 5000 for image in images)
     assert html.count("<tr>") >= summary["n_accepted"] + 1  # the consistent-set table
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UserError
 
 
-def _write_theta_table(path: Path, prior, rows, extra_names: list[str]) -> None:
+def write_theta_table(path: Path, prior, rows, extra_names: list[str]) -> None:
     """CSV of (sample number, θ with units in the header, extra columns) rows."""
     with open(path, "w", newline="") as handle:
         table = csv.writer(handle)
@@ -47,7 +47,7 @@ def write_samples(posterior, x, truth, target: str, out: Path, n: int, oversampl
     samples, log_prob = drawn[keep], log_prob[keep]
     out.mkdir(parents=True, exist_ok=True)
     prior = posterior.prior
-    _write_theta_table(out / "samples.csv", prior,
+    write_theta_table(out / "samples.csv", prior,
                        ((k, row, [f"{lp:.6g}"]) for k, (row, lp) in enumerate(zip(samples, log_prob))),
                        ["log_prob"])
     meta = {"posterior": posterior_path, "target": target, "n": n, "oversample": oversample,
@@ -78,7 +78,7 @@ def validate_samples(folder: Path, posterior, x, truth=None, threshold: float = 
                       dask=dask)
     results = report.pop("results")
     accepted = np.array(report["accepted"])
-    _write_theta_table(folder / "consistent_set.csv", posterior.prior,
+    write_theta_table(folder / "consistent_set.csv", posterior.prior,
                        ((k, samples[k], [f"{report['distance'][k]:.4g}", report["seeds"][k]])
                         for k in np.flatnonzero(accepted)), ["distance", "seed"])
     names = [posterior.features["names"][c] for c in posterior.config["feature_columns"]]

@@ -10,7 +10,6 @@ Folder layout: ``run.json`` (settings), ``samples.npy``, ``noise.json``, ``chunk
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..bank.store import atomic_write_bytes, write_json
 from ..errors import UserError
+from ..inference.runs import write_theta_table
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -117,12 +117,10 @@ def _assemble(out: Path, posterior, samples: np.ndarray, n_chunks: int, threshol
     _save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta),
               features=features[accepted], seed=seeds[accepted], distance=distance[accepted],
               index=keep, names=np.array(prior.names))
-    with open(out / "consistent_set.csv", "w", newline="") as handle:
-        table = csv.writer(handle)
-        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters]
-                       + ["distance", "seed"])
-        for k, row, dist, s in zip(keep, theta, distance[accepted], seeds[accepted]):
-            table.writerow([int(k)] + [f"{v:.8g}" for v in row] + [f"{dist:.4g}", int(s)])
+    write_theta_table(out / "consistent_set.csv", prior,
+                      ((int(k), row, [f"{dist:.4g}", int(s)])
+                       for k, row, dist, s in zip(keep, theta, distance[accepted], seeds[accepted])),
+                      ["distance", "seed"])
     by_status = {str(s): int((status == s).sum()) for s in np.unique(status)}
     summary = {"n_simulated": int(len(index)), "n_consistent": int(accepted.sum()),
                "yield": float(accepted.mean()), "threshold": threshold, "by_status": by_status,
