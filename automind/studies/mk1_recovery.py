@@ -48,7 +48,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     extend(work / "heldout", spec, prior, s["heldout"], seed + 1, workers=workers,
            chunk_size=50, features=sets, progress=progress)
     say("training the posterior")
-    posterior = train_on_bank(work / "bank", config["features"], seed=seed, progress=progress)
+    posterior = train_on_bank(work / "bank", config["features"], seed=seed, progress=progress,
+                              **config.get("training", {}))
     posterior.save(work / "posterior")
     say("diagnosing on held-out simulations")
     report = diagnose_on_bank(posterior, work / "heldout", s["cases"], s["samples"], seed,
@@ -83,7 +84,7 @@ def _plot_contraction(report: dict, ranking: list[str], path: Path) -> Path:
     y = np.arange(len(ranking))[::-1]
     axes[0].barh(y, [report["contraction"][n] for n in ranking], color="tab:blue")
     axes[0].axvline(1, color="k", lw=0.8)
-    axes[0].set(xlabel="contraction (prior sd / posterior sd)", xscale="log")
+    axes[0].set(xlabel="contraction (prior sd / posterior sd; 1 = nothing learned)")
     axes[0].set_yticks(y, ranking, fontsize=8)
     axes[1].barh(y, [report["recovery_nrmse"][n] for n in ranking], color="tab:orange")
     axes[1].axvline(1 / np.sqrt(12), color="k", lw=0.8, ls="--")
