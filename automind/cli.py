@@ -419,6 +419,12 @@ def cmd_study_run(args) -> dict:
     return summary
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Where re-simulations run: local processes or a Dask cluster."""
+    p.add_argument("--workers", type=_count, help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="local, local:K or tcp://HOST:PORT")
+
+
 def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
 
@@ -543,8 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_positive_float, default=2.0,
                    help="acceptance distance in noise sd (default 2)")
     p.add_argument("--limit", type=_count, help="validate only the first N samples")
-    p.add_argument("--workers", type=_count, help="local processes (default: all cores)")
-    p.add_argument("--dask", metavar="ADDRESS", help="local, local:K or tcp://HOST:PORT")
+    _add_engine_options(p)
     _add_recording_options(p)
     _add_json(p)
     p.set_defaults(func=cmd_validate)
@@ -597,8 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fisher", type=int, default=0, metavar="K",
                    help="Fisher information at K configurations ((2d+1)·8 simulations each)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_count, help="local worker processes (default: all cores)")
-    p.add_argument("--dask", metavar="ADDRESS", help="local[:K] or tcp://HOST:PORT")
+    _add_engine_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder of the run (created, or resumed with the same settings)")
     _add_recording_options(p)
