@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, require_new_folder
 
 
 def _positive_float(text: str) -> float:
@@ -68,12 +68,6 @@ def _load_setup(args):
     prior = Prior.load(args.prior or spec.prior)
     check_prior_fits(spec, prior)
     return spec, prior
-
-
-def _require_new_folder(path: Path) -> None:
-    """Outputs go to new folders, so nothing already written is overwritten."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"{path} exists and is not empty; choose a new --out")
 
 
 def _extend_bank(args, spec, prior, keep_spikes: bool | None, progress: bool) -> dict:
@@ -205,7 +199,7 @@ def cmd_train(args) -> dict:
     from .inference.figures import training_curve
     from .inference.train import train_on_bank
 
-    _require_new_folder(args.out)
+    require_new_folder(args.out)
     posterior = train_on_bank(args.bank, args.features, estimator=args.estimator,
                               embedding=args.embedding, ensemble=args.ensemble, seed=args.seed,
                               restriction=not args.no_restriction, max_epochs=args.max_epochs,
@@ -260,7 +254,7 @@ def cmd_infer(args) -> dict:
 
     if (args.recording is None) == (args.bank is None):
         raise UserError("give either --recording FILE or --bank BANK --index I")
-    _require_new_folder(args.out)
+    require_new_folder(args.out)
     posterior = load_posterior(args.posterior)
     if args.bank is not None and not _is_bank(Path(args.bank)):
         raise UserError(f"{args.bank} is not a bank (no bank.json)")

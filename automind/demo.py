@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, require_new_folder
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,9 @@ class _Steps:
 
 
 def demo_spec(size: DemoSize):
-    from .simulators import SimulatorSpec
+    from .simulators.brunel import reduced_spec
 
-    spec = SimulatorSpec.load("brunel")
-    return spec.with_overrides(N=size.N, duration=size.duration,
-                               t_analysis_start=size.t_analysis_start,
-                               fixed=spec.fixed | {"C_E": size.C_E})
+    return reduced_spec(size.N, size.C_E, size.duration, size.t_analysis_start)
 
 
 def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, seed: int = 1,
@@ -99,8 +96,7 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
     from .simulators.simulator import default_workers
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty; give a new folder")
+    require_new_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     size, workers = (QUICK if quick else FULL), workers or default_workers()
     spec, prior = demo_spec(size), Prior.load("brunel")

@@ -63,6 +63,6 @@ def mean_isi_cv(result, t_from: float, min_spikes: int = 5) -> float:
 def small_brunel_spec(**changes) -> SimulatorSpec:
     """The reduced Brunel network of the inference tests: N = 250, C_E = 100, 0.5 s runs
     (~0.03 s each), 50 ms transient dropped."""
-    spec = SimulatorSpec.load("brunel")
-    return spec.with_overrides(N=250, duration=0.5, t_analysis_start=0.05,
-                               fixed=spec.fixed | {"C_E": 100}, **changes)
+    from automind.simulators.brunel import reduced_spec
+
+    return reduced_spec(250, 100, 0.5, 0.05, **changes)

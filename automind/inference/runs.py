@@ -48,8 +48,8 @@ def write_samples(posterior, x, truth, target: str, out: Path, n: int, oversampl
     out.mkdir(parents=True, exist_ok=True)
     prior = posterior.prior
     write_theta_table(out / "samples.csv", prior,
-                       ((k, row, [f"{lp:.6g}"]) for k, (row, lp) in enumerate(zip(samples, log_prob))),
-                       ["log_prob"])
+                      ((k, row, [f"{lp:.6g}"]) for k, (row, lp) in enumerate(zip(samples, log_prob))),
+                      ["log_prob"])
     meta = {"posterior": posterior_path, "target": target, "n": n, "oversample": oversample,
             "seed": seed, "x": np.asarray(x).tolist(),
             "truth": None if truth is None else np.asarray(truth).tolist(),
@@ -79,8 +79,8 @@ def validate_samples(folder: Path, posterior, x, truth=None, threshold: float = 
     results = report.pop("results")
     accepted = np.array(report["accepted"])
     write_theta_table(folder / "consistent_set.csv", posterior.prior,
-                       ((k, samples[k], [f"{report['distance'][k]:.4g}", report["seeds"][k]])
-                        for k in np.flatnonzero(accepted)), ["distance", "seed"])
+                      ((k, samples[k], [f"{report['distance'][k]:.4g}", report["seeds"][k]])
+                       for k in np.flatnonzero(accepted)), ["distance", "seed"])
     names = [posterior.features["names"][c] for c in posterior.config["feature_columns"]]
     figures = [str(feature_comparison(report, names, folder / "validation_features.png"))]
     if accepted.any():

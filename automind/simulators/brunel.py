@@ -90,3 +90,13 @@ def run_args(spec, params: dict, rng: np.random.Generator) -> dict:
     args["neurons.p_conn"] = f["C_E"] / n_excitatory(spec)
     args["neurons.lambda_ext"] = c_ext * params["nu_ext"] * threshold_rate(spec) * spec.dt
     return args
+
+
+def reduced_spec(N: int, C_E: int, duration: float, t_analysis_start: float, **changes):
+    """The Brunel spec at another size and in-degree (demo, studies, tests): the regimes
+    move when C_E / N_E departs from the published 0.5."""
+    from .spec import SimulatorSpec
+
+    spec = SimulatorSpec.load("brunel")
+    return spec.with_overrides(N=N, duration=duration, t_analysis_start=t_analysis_start,
+                               fixed=spec.fixed | {"C_E": C_E}, **changes)

@@ -51,17 +51,14 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..inference.train import train_on_bank
     from ..inference.validate import resimulate
     from ..prior import Prior
-    from ..simulators import SimulatorSpec
+    from ..simulators.brunel import reduced_spec
 
     start = time.perf_counter()
     settings = _settings(config, quick)
     net, seed, feature_set = settings["network"], int(config.get("seed", 1)), config["features"]
     prior = Prior.load("brunel")
     _check(config, prior)
-    spec = SimulatorSpec.load("brunel")
-    spec = spec.with_overrides(N=net["N"], duration=net["duration"],
-                               t_analysis_start=net["t_analysis_start"],
-                               fixed=spec.fixed | {"C_E": net["C_E"]})
+    spec = reduced_spec(net["N"], net["C_E"], net["duration"], net["t_analysis_start"])
 
     def say(text):
         if progress:
