@@ -32,6 +32,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _path_points(text: str) -> int:
+    value = int(_count(text)) if text.strip() != "0" else 0
+    if value in (1, 2):
+        raise argparse.ArgumentTypeError(f"must be 0 (skip) or >= 3, got {text}")
+    return value
+
+
 def _add_simulation_options(p: argparse.ArgumentParser, default_simulator: str) -> None:
     p.add_argument("--simulator", default=default_simulator,
                    help="simulator spec: short name (mk1, brunel) or path to a .toml "
@@ -361,6 +368,7 @@ def cmd_invariance(args) -> dict:
     from .invariance.analysis import analyse_set
     from .invariance.consistent import (find_consistent_set, load_consistent_set,
                                         simulated_features)
+    from .invariance.paths import analyse_path
     from .simulators.simulator import default_workers
 
     posterior = load_posterior(args.posterior)
@@ -374,17 +382,27 @@ def cmd_invariance(args) -> dict:
         print(f"{found['n_consistent']} of {found['n_simulated']} samples reproduce "
               f"{args.target} (yield {found['yield']:.2f}); {found['consistent_set']}",
               file=sys.stderr)
-    fisher = simulated_features(posterior, workers, args.dask) if args.fisher else None
+    features = simulated_features(posterior, workers, args.dask)
     geometry = analyse_set(posterior, x, load_consistent_set(args.out), args.out,
-                           n_local=args.local, fisher=fisher, fisher_points=args.fisher,
-                           seed=args.seed)
+                           n_local=args.local, fisher=features if args.fisher else None,
+                           fisher_points=args.fisher, seed=args.seed)
+    if args.path_points:
+        path = analyse_path(posterior, x, args.out, features, args.path_points, args.seed)
+        geometry["path"] = {k: path[k]["accepted_fraction"] for k in ("path", "straight", "orthogonal")}
+        geometry["path"]["simulations"] = path["simulations"]
+        if not args.json:
+            print(f"re-simulated: {geometry['path']['path']:.0%} of the high-probability path "
+                  f"reproduces the target, {geometry['path']['straight']:.0%} of the straight "
+                  f"line, {geometry['path']['orthogonal']:.0%} of the orthogonal direction",
+                  file=sys.stderr)
     if not args.json:
         local = geometry["local"]
         print(f"participation ratio {geometry['participation_ratio']:.2f} of "
               f"{len(geometry['parameters'])} parameters; local dimensionality (median) "
               f"{local['local_dimensionality_median']:.2f}; local sloppy vs global subspace "
               f"{local['angle_to_global_median_deg']:.0f}° (median); figures in {args.out}")
-    keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "figures")
+    keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "path",
+            "figures")
     return found | {k: geometry[k] for k in keep if k in geometry}
 
 
@@ -584,8 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "PCA and participation ratio, marginal and conditional "
                                    "correlations, local stiff / sloppy directions from the "
                                    "posterior Hessian (and, with --fisher K, from the features' "
-                                   "Fisher information at K configurations). Writes "
-                                   "consistent_set.csv, consistent.npz, geometry.json and figures.")
+                                   "Fisher information at K configurations), and a re-simulated "
+                                   "high-probability path through the set. Writes "
+                                   "consistent_set.csv, consistent.npz, geometry.json, path.json "
+                                   "and figures.")
     p.add_argument("posterior", type=Path)
     p.add_argument("--target", required=True, help="recording file or BANK:INDEX")
     p.add_argument("-n", type=_count, default=500, help="posterior samples to re-simulate")
@@ -595,6 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configurations with a local (Hessian) analysis (default 50)")
     p.add_argument("--fisher", type=int, default=0, metavar="K",
                    help="Fisher information at K configurations ((2d+1)·8 simulations each)")
+    p.add_argument("--path-points", type=_path_points, default=9, metavar="K",
+                   help="re-simulate K points along a high-probability path between the two "
+                        "most distant consistent configurations, and along the straight line "
+                        "and the orthogonal direction for contrast (3K simulations; 0 = skip; "
+                        "default 9)")
     p.add_argument("--seed", type=int, default=0)
     _add_engine_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",

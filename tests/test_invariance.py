@@ -154,6 +154,24 @@ def test_high_probability_path_stays_on_the_manifold_and_the_orthogonal_directio
     assert np.abs(np.prod(away[-1]) - 1.0) > 5 * NOISE        # the output changes fast
 
 
+def test_path_check_resimulates_the_path_inside_and_the_contrasts_outside(toy2, tmp_path):
+    from automind.invariance.paths import check_path, plot_path_check
+
+    prior, posterior, consistent = toy2
+    u = prior.standardise(consistent)
+    report = check_path(posterior, [1.0], u, product, np.array([1.0]), np.array([NOISE]),
+                        threshold=2.0, n_check=9, seed=3)
+    ends = np.prod(consistent[report["ends"]], axis=1)
+    assert np.abs(ends - 1).max() < 3 * NOISE and np.linalg.norm(np.subtract(*u[report["ends"]])) > 2
+    assert report["simulations"] == 27
+    assert report["path"]["accepted_fraction"] >= 0.8          # the output stays invariant
+    assert report["straight"]["accepted_fraction"] <= 0.5      # the chord leaves the set
+    away = report["orthogonal"]["distance"]
+    assert away[0] <= 2.0 < away[-1] and away[-1] > 10         # and the normal leaves fast
+    figure = plot_path_check(report, u, tmp_path / "path.png")
+    assert figure.stat().st_size > 5000
+
+
 def _linear_set(angle_deg, seed=4, offset=0.1):
     prior = Prior.from_dict({"name": "lin", "parameter": [
         {"name": "a", "low": -1, "high": 1}, {"name": "b", "low": -1, "high": 1}]})

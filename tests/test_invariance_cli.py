@@ -39,8 +39,13 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     assert 1 <= first["participation_ratio"] <= 2
     assert first["fisher"]["simulations_per_configuration"] == (2 * 2 + 1) * 8
     assert 0 <= first["local"]["angle_to_global_median_deg"] <= 90
-    for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png"):
+    for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png",
+                 "geometry_path.png"):
         assert (tmp_path / "run" / name).stat().st_size > 5000
+    path = json.loads((tmp_path / "run" / "path.json").read_text())
+    assert first["path"]["simulations"] == 27 and len(path["path"]["distance"]) == 9
+    # along the set the re-simulated output stays closer to the target than across it
+    assert np.nanmedian(path["path"]["distance"]) < np.nanmedian(path["orthogonal"]["distance"])
 
     # an interrupted run: a lost chunk is re-simulated, identically (same seeds)
     (tmp_path / "run" / "chunks" / "c00001.npz").unlink()
@@ -48,6 +53,12 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     assert main(args) == 0
     capsys.readouterr()
     assert (tmp_path / "run" / "consistent_set.csv").read_text() == before
+
+    # a path needs at least 3 points
+    with pytest.raises(SystemExit) as exit_:
+        main(args + ["--path-points", "2"])
+    assert exit_.value.code == 2
+    assert "must be 0 (skip) or >= 3" in capsys.readouterr().err
 
     # other settings in the same folder are refused, nothing is overwritten
     assert main(args[:4] + ["-n", "80"] + args[6:]) == 2

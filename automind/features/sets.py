@@ -44,6 +44,18 @@ def psd_features(data: SpikeData) -> np.ndarray:
     return population_psd(data)[1]
 
 
+# 25 near-log-spaced bands over the same 990 bins (each band >= 1 bin): a compact spectrum
+# for small banks, where a flow conditioned on 990 correlated bins learns little
+# (studies/mk1_recovery)
+PSD_BAND_EDGES = np.unique(np.round(np.geomspace(1, len(PSD_FREQS) + 1, 28)).astype(int)) - 1
+
+
+def psd_band_features(data: SpikeData) -> np.ndarray:
+    """Mean PSD in each band of PSD_BAND_EDGES (indices into the 990-value spectrum)."""
+    psd = population_psd(data)[1]
+    return np.array([psd[lo:hi].mean() for lo, hi in zip(PSD_BAND_EDGES[:-1], PSD_BAND_EDGES[1:])])
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     name: str
@@ -88,11 +100,20 @@ PSD = FeatureSet("psd", "1", tuple(f"psd_{f:g}Hz" for f in PSD_FREQS), (True,) *
                  psd_features, "Welch PSD of the (E) population rate, 0.5-495 Hz")
 BURSTS = FeatureSet("bursts", "1", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
                     bursts.burst_features, "network bursts of the (E) population rate")
+PSD_BANDS = FeatureSet("psd_bands", "1",
+                       tuple(f"psd_band_{PSD_FREQS[lo]:g}-{PSD_FREQS[hi - 1]:g}Hz"
+                             for lo, hi in zip(PSD_BAND_EDGES[:-1], PSD_BAND_EDGES[1:])),
+                       (True,) * (len(PSD_BAND_EDGES) - 1), psd_band_features,
+                       "Welch PSD of the (E) population rate averaged in 25 log-spaced bands")
 MK1 = FeatureSet("mk1", "1", SPIKES.names + PSD.names + BURSTS.names,
                  SPIKES.log10 + PSD.log10 + BURSTS.log10, _combine(SPIKES, PSD, BURSTS),
                  "spikes + psd + bursts")
 
-FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, BURSTS, MK1)}
+MK1_COMPACT = FeatureSet("mk1_compact", "1", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+                         SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
+                         _combine(SPIKES, PSD_BANDS, BURSTS), "spikes + psd_bands + bursts")
+
+FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT)}
 
 
 def get_feature_set(name: str) -> FeatureSet:

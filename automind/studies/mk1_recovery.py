@@ -30,8 +30,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 
     start = time.perf_counter()
     s = _settings(config, quick)
-    sets = [config["features"]] + list(config.get("also_compute", []))
-    for name in sets:
+    trained = _as_list(config["features"])
+    stored = list(dict.fromkeys(trained + _as_list(config.get("also_compute", []))))
+    for name in stored:
         get_feature_set(name)  # unknown set -> UserError before any simulation
     seed, prior = int(config.get("seed", 1)), Prior.load("mk1")
     spec = SimulatorSpec.load("mk1").with_overrides(N=s["N"], duration=s["duration"],
@@ -44,30 +45,37 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     work = out / "work"
     say(f"simulating {s['n']} + {s['heldout']} MK1 networks (N={s['N']}, {s['duration']:g} s)")
     extend(work / "bank", spec, prior, s["n"], seed, workers=workers, chunk_size=50,
-           features=sets, progress=progress)
+           features=stored, progress=progress)
     extend(work / "heldout", spec, prior, s["heldout"], seed + 1, workers=workers,
-           chunk_size=50, features=sets, progress=progress)
-    say("training the posterior")
-    posterior = train_on_bank(work / "bank", config["features"], seed=seed, progress=progress,
-                              **config.get("training", {}))
-    posterior.save(work / "posterior")
-    say("diagnosing on held-out simulations")
-    report = diagnose_on_bank(posterior, work / "heldout", s["cases"], s["samples"], seed,
-                              figure=out / "coverage.png")
-    ranking = sorted(prior.names, key=lambda n: -report["contraction"][n])
-    bursts = _burst_presence(Bank(work / "bank")) if "bursts" in sets else None
-    figures = [str(_plot_contraction(report, ranking, out / "contraction.png")),
-               str(out / "coverage.png"),
-               str(training_curve(posterior.metrics["training_curves"], out / "training_curve.png"))]
-    return {"settings": s, "features": config["features"],
+           chunk_size=50, features=stored, progress=progress)
+    results, figures = [], []
+    for name in trained:
+        say(f"training and diagnosing the posterior on feature set {name!r}")
+        folder = out / name
+        folder.mkdir(exist_ok=True)
+        posterior = train_on_bank(work / "bank", name, seed=seed, progress=progress,
+                                  **config.get("training", {}))
+        posterior.save(work / f"posterior_{name}")
+        report = diagnose_on_bank(posterior, work / "heldout", s["cases"], s["samples"], seed,
+                                  figure=folder / "coverage.png")
+        figures += report["figures"] + [str(training_curve(
+            posterior.metrics["training_curves"], folder / "training_curve.png"))]
+        ranking = sorted(prior.names, key=lambda n: -report["contraction"][n])
+        results.append({
+            "features": name, "n_features": len(posterior.config["feature_columns"]),
             "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
-            "n_cases": report["n_cases"],
-            "coverage_max_abs_error": report["coverage_max_abs_error"],
+            "n_cases": report["n_cases"], "coverage_max_abs_error": report["coverage_max_abs_error"],
             "tarp_atc": report["tarp_atc"],
             "ranking": [{"parameter": n, "contraction": report["contraction"][n],
-                         "recovery_nrmse": report["recovery_nrmse"][n]} for n in ranking],
-            "bursts_detected_fraction": bursts, "figures": figures,
-            "seconds": round(time.perf_counter() - start, 1)}
+                         "recovery_nrmse": report["recovery_nrmse"][n]} for n in ranking]})
+    bursts = _burst_presence(Bank(work / "bank")) if "bursts" in stored else None
+    figures.insert(0, str(_plot_contraction(results, out / "contraction.png")))
+    return {"settings": s, "results": results, "bursts_detected_fraction": bursts,
+            "figures": figures, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _burst_presence(bank) -> float:
@@ -76,17 +84,27 @@ def _burst_presence(bank) -> float:
     return float(np.isfinite(data["x"]).all(1).mean()) if len(data["x"]) else 0.0
 
 
-def _plot_contraction(report: dict, ranking: list[str], path: Path) -> Path:
+def _plot_contraction(results: list[dict], path: Path) -> Path:
+    """Contraction and recovery error per parameter, one bar colour per feature set; the
+    parameters in the order the last (richest) feature set ranks them."""
     from ..plots import _pyplot
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.28 * len(ranking) + 1.5), sharey=True)
-    y = np.arange(len(ranking))[::-1]
-    axes[0].barh(y, [report["contraction"][n] for n in ranking], color="tab:blue")
+    order = [r["parameter"] for r in results[-1]["ranking"]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * len(order) + 1.8), sharey=True)
+    y = np.arange(len(order))[::-1]
+    height = 0.8 / len(results)
+    for k, result in enumerate(results):
+        by_name = {r["parameter"]: r for r in result["ranking"]}
+        offset = y + 0.4 - height * (k + 0.5)
+        label = f"{result['features']} ({result['n_features']} features)"
+        axes[0].barh(offset, [by_name[n]["contraction"] for n in order], height, label=label,
+                     color=f"C{k}")
+        axes[1].barh(offset, [by_name[n]["recovery_nrmse"] for n in order], height, color=f"C{k}")
     axes[0].axvline(1, color="k", lw=0.8)
     axes[0].set(xlabel="contraction (prior sd / posterior sd; 1 = nothing learned)")
-    axes[0].set_yticks(y, ranking, fontsize=8)
-    axes[1].barh(y, [report["recovery_nrmse"][n] for n in ranking], color="tab:orange")
+    axes[0].set_yticks(y, order, fontsize=8)
+    axes[0].legend(fontsize=8, loc="lower right")
     axes[1].axvline(1 / np.sqrt(12), color="k", lw=0.8, ls="--")
     axes[1].set(xlabel="recovery NRMSE (posterior mean; dashed: prior guess)")
     fig.tight_layout()
