@@ -54,10 +54,11 @@ def _prepared(posterior, x) -> torch.Tensor:
 
 
 def conditional_correlations(posterior, x, conditions: np.ndarray, resolution: int = 25,
-                             half_width: float = 3.0) -> np.ndarray:
+                             half_width: float = 3.0, batch: int = 100_000) -> np.ndarray:
     """Mean conditional correlation matrix (d, d): for each condition u0 (standardised) and
     pair (i, j), the Pearson correlation of the 2-d density q(u_i, u_j | u0_rest, x) on a
-    resolution² grid within ±half_width prior sd of the prior centre (clipped to the box)."""
+    resolution² grid within ±half_width prior sd of the prior centre (clipped to the box).
+    All pairs of a condition are evaluated in batches of up to ``batch`` densities."""
     conditions = np.atleast_2d(np.asarray(conditions, dtype=float))
     require(len(conditions), 1, "conditional correlations")
     x_t = _prepared(posterior, x)
@@ -65,39 +66,48 @@ def conditional_correlations(posterior, x, conditions: np.ndarray, resolution: i
     limit = min(half_width, np.sqrt(3.0) * (1 - 1e-4))  # the uniform prior box is ±√3 sd
     grid = np.linspace(-limit, limit, resolution)
     gi, gj = (g.ravel() for g in np.meshgrid(grid, grid, indexing="ij"))
+    pairs = np.array([(i, j) for i in range(d) for j in range(i + 1, d)]).reshape(-1, 2)
+    rows = np.arange(len(pairs))[:, None]
     total = np.zeros((d, d))
     for u0 in conditions:
-        for i in range(d):
-            for j in range(i + 1, d):
-                points = np.repeat(u0[None], len(gi), 0)
-                points[:, i], points[:, j] = gi, gj
-                with torch.no_grad():
-                    logp = posterior.standardised_log_prob(torch.as_tensor(points), x_t).numpy()
-                w = np.exp(logp - logp.max())
-                w /= w.sum()
-                mi, mj = (w * gi).sum(), (w * gj).sum()
-                cov = (w * (gi - mi) * (gj - mj)).sum()
-                var = np.sqrt((w * (gi - mi) ** 2).sum() * (w * (gj - mj) ** 2).sum())
-                total[i, j] += cov / var if var > 0 else 0.0
+        points = np.repeat(np.repeat(u0[None, None], len(pairs), 0), len(gi), 1)  # (pairs, g, d)
+        points[rows, :, pairs[:, :1]] = gi
+        points[rows, :, pairs[:, 1:]] = gj
+        flat = torch.as_tensor(points.reshape(-1, d))
+        with torch.no_grad():
+            logp = torch.cat([posterior.standardised_log_prob(flat[k:k + batch], x_t)
+                              for k in range(0, len(flat), batch)]).numpy()
+        logp = logp.reshape(len(pairs), len(gi))
+        w = np.exp(logp - logp.max(1, keepdims=True))
+        w /= w.sum(1, keepdims=True)
+        mi, mj = w @ gi, w @ gj
+        di, dj = gi - mi[:, None], gj - mj[:, None]
+        cov = (w * di * dj).sum(1)
+        var = np.sqrt((w * di ** 2).sum(1) * (w * dj ** 2).sum(1))
+        total[pairs[:, 0], pairs[:, 1]] += np.where(var > 0, cov / np.where(var > 0, var, 1), 0.0)
     total /= len(conditions)
     return total + total.T + np.eye(d)
 
 
-def hessian_directions(posterior, x, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def hessian_directions(posterior, x, u: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """At each configuration u (n, d) (standardised): eigenvalues (n, d), descending, and
-    eigenvectors (n, d, d) (columns) of H = -∇² log q(u | x). Large: stiff; small: sloppy."""
+    eigenvectors (n, d, d) (columns) of H = -∇² log q(u | x). Large: stiff; small: sloppy.
+    Batched: the log densities of different rows are independent, so d double-backward
+    passes through the summed log density give every row's Hessian at once."""
     x_t = _prepared(posterior, x)
     u = np.atleast_2d(np.asarray(u, dtype=float))
-    values, vectors = [], []
-    for point in u:
-        def neg_log_prob(v):
-            return -posterior.standardised_log_prob(v[None], x_t)[0]
-
-        h = torch.autograd.functional.hessian(neg_log_prob, torch.as_tensor(point))
-        lam, vec = np.linalg.eigh(0.5 * (h.numpy() + h.numpy().T))
-        values.append(lam[::-1])
-        vectors.append(vec[:, ::-1])
-    return np.array(values), np.array(vectors)
+    d = u.shape[1]
+    hessians = []
+    for start in range(0, len(u), batch):
+        points = torch.as_tensor(u[start:start + batch]).requires_grad_(True)
+        (grad,) = torch.autograd.grad(-posterior.standardised_log_prob(points, x_t).sum(), points,
+                                      create_graph=True)
+        columns = [torch.autograd.grad(grad[:, k].sum(), points, retain_graph=k < d - 1)[0]
+                   for k in range(d)]
+        hessians.append(torch.stack(columns, 2).detach().numpy())
+    h = np.concatenate(hessians)
+    lam, vec = np.linalg.eigh(0.5 * (h + h.transpose(0, 2, 1)))
+    return lam[:, ::-1], vec[:, :, ::-1]
 
 
 def fisher_information(features, prior, theta, step: float = 0.05, repeats: int = 8,
@@ -105,8 +115,10 @@ def fisher_information(features, prior, theta, step: float = 0.05, repeats: int 
     """Fisher information of the features at θ (prior units) in standardised coordinates,
     I = Jᵀ Σ⁻¹ J, with J by central differences of the mean features at u ± step·e_k under
     common random numbers (the same ``repeats`` seeds on both sides) and Σ the feature
-    covariance over the repeats at θ. ``features(thetas (m, d), seeds (m,)) -> (m, k)``.
-    Costs (2d + 1)·repeats simulations."""
+    noise covariance pooled over the repeats at all 2d + 1 points ((2d + 1)(repeats - 1)
+    degrees of freedom; only its diagonal when those are fewer than 2k, as for a 990-bin
+    PSD). ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs (2d + 1)·repeats
+    simulations."""
     u0 = prior.standardise(np.asarray(theta, dtype=float)[None])[0]
     d = len(u0)
     seeds = np.random.SeedSequence(seed).generate_state(repeats)
@@ -116,14 +128,24 @@ def fisher_information(features, prior, theta, step: float = 0.05, repeats: int 
     thetas = np.repeat(points, repeats, axis=0)
     out = np.asarray(features(thetas, np.tile(seeds, len(points))), dtype=float)
     out = out.reshape(len(points), repeats, -1)
-    centre, plus, minus = out[0], out[1:d + 1], out[d + 1:]
+    finite = np.isfinite(out).all((0, 1))  # e.g. burst features of runs without bursts
+    if not finite.any():
+        raise UserError("no feature is finite in every simulation of the Fisher step at "
+                        f"θ = {np.round(theta, 4).tolist()}")
+    out = out[..., finite]
+    plus, minus = out[1:d + 1], out[d + 1:]
     jacobian = ((plus - minus).mean(1) / (2 * step)).T  # (k, d)
-    sigma = np.atleast_2d(np.cov(centre, rowvar=False))
+    residuals = (out - out.mean(1, keepdims=True)).reshape(-1, out.shape[-1])
+    dof = len(points) * (repeats - 1)
+    sigma = residuals.T @ residuals / dof
+    if dof < 2 * len(sigma):
+        sigma = np.diag(np.diag(sigma))
     sigma = sigma + 1e-9 * np.trace(sigma) / len(sigma) * np.eye(len(sigma))
     info = jacobian.T @ np.linalg.solve(sigma, jacobian)
     lam, vec = np.linalg.eigh(0.5 * (info + info.T))
     return {"information": info, "jacobian": jacobian, "eigenvalues": lam[::-1],
-            "eigenvectors": vec[:, ::-1], "simulations": int(len(thetas))}
+            "eigenvectors": vec[:, ::-1], "simulations": int(len(thetas)),
+            "features_used": int(finite.sum()), "diagonal_noise": bool(dof < 2 * len(sigma))}
 
 
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
