@@ -216,3 +216,28 @@ def test_identical_targets_overlap_and_shifted_ones_separate():
     assert min(same["overlap"].values()) > 0.85 and same["separating_parameters"] == []
     assert same["principal_angles_deg"][0] < 5
     assert moved["separating_parameters"] == ["a"] and moved["overlap"]["a"] < 0.1
+
+
+def test_compare_posteriors_for_two_targets_finds_the_known_shift_and_shared_geometry(tmp_path):
+    """x = θ1 + θ2: targets 2.2 and 2.8 both leave the line θ1 + θ2 = x free, so their
+    invariant and local sloppy directions agree, and the box-uniform segment's mean moves by
+    0.3 in each parameter (0.69 prior sd)."""
+    from automind.invariance.compare import compare_posteriors
+
+    prior = box(2)
+    theta = prior.sample(4000, seed=1)
+    x = theta.sum(1, keepdims=True) + NOISE * np.random.default_rng(2).standard_normal((4000, 1))
+    posterior = train(theta, x, prior, progress=False, hidden_features=32, patience=10)
+    report = compare_posteriors(posterior, {"young": [2.2], "old": [2.8]}, tmp_path, n=3000,
+                                n_local=40)
+    pair = report["pairs"]["young vs old"]
+    expected = 0.3 / (1.5 / np.sqrt(12))
+    for name in ("t1", "t2"):
+        assert pair["shift_prior_sd"][name] == pytest.approx(expected, abs=0.12)
+    assert report["subspace_dimension"] == 1 and pair["principal_angles_deg"][0] < 8
+    local = pair["local"]
+    assert max(local["sloppy_subspace_angles_deg"]) < 10
+    assert all(0.9 < d < 1.3 for d in local["local_dimensionality_median"])
+    assert (tmp_path / "compare_local.png").stat().st_size > 5000
+    with pytest.raises(UserError, match="at least two targets"):
+        compare_posteriors(posterior, {"one": [2.2]}, tmp_path)

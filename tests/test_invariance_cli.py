@@ -67,3 +67,27 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     rows = np.atleast_2d(np.genfromtxt(tmp_path / "run" / "consistent_set.csv", delimiter=",",
                                        skip_header=1))
     assert len(rows) == first["n_consistent"]
+
+
+def test_compare_posterior_for_two_bank_targets(trained, tmp_path, capsys):
+    from automind.bank import Bank
+    from automind.inference import load_posterior
+
+    ok = Bank(trained / "bank").arrays(features="spikes", status="ok")
+    usable = load_posterior(trained / "post").conditionable(ok["x"])
+    theta, index = ok["theta"][usable], ok["index"][usable]
+    low, high = int(index[np.argmin(theta[:, 0])]), int(index[np.argmax(theta[:, 0])])
+    bank = trained / "bank"
+    args = ["compare", "--posterior", str(trained / "post"), "--target", f"{bank}:{low}",
+            "--target", f"{bank}:{high}", "--labels", "low_g,high_g", "-n", "500",
+            "--local", "20", "--out", str(tmp_path / "cmp")]
+    assert main(args + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    pair = report["pairs"]["low_g vs high_g"]
+    assert pair["shift_prior_sd"]["g"] > 0.5          # the targets differ most in g
+    assert 0 <= pair["local"]["local_dimensionality_p_value"] <= 1
+    assert len(report["local_dimensionality"]["low_g"]) == 20
+    for name in ("compare_marginals.png", "compare_local.png"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 5000
+    assert main(["compare", "--target", f"{bank}:{low}", "--out", str(tmp_path / "x")]) == 2
+    assert "--target needs --posterior" in capsys.readouterr().err

@@ -21,8 +21,8 @@ def local_geometry(posterior, x, u: np.ndarray, k: int) -> dict:
     for lam in values:
         positive = lam[lam > 0]
         dims.append(participation_ratio(1 / positive) if len(positive) else np.nan)
-    return {"eigenvalues": values, "sloppy": vectors[:, :, -k:], "stiff": vectors[:, :, 0],
-            "local_dimensionality": np.array(dims)}
+    return {"eigenvalues": values, "vectors": vectors, "sloppy": vectors[:, :, -k:],
+            "stiff": vectors[:, :, 0], "local_dimensionality": np.array(dims)}
 
 
 def analyse_set(posterior, x, consistent: dict, out: str | Path, n_local: int = 50,

@@ -109,3 +109,22 @@ def plot_marginals(sets: dict[str, np.ndarray], names: list[str], report: dict, 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_local_comparison(report: dict, path: Path) -> Path:
+    """Local dimensionality per dataset (box plots) with each set's global participation ratio."""
+    plt = _pyplot()
+    labels = list(report["local_dimensionality"])
+    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2.5, 3.8))
+    data = [np.asarray(report["local_dimensionality"][label], float) for label in labels]
+    ax.boxplot([d[np.isfinite(d)] for d in data], showfliers=False)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.plot(range(1, len(labels) + 1), [report["participation_ratio"][l] for l in labels], "kD",
+            label="global participation ratio")
+    ax.set(ylabel="local dimensionality")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
