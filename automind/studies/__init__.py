@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-KINDS = ("brunel_phase", "mk1_recovery")
+KINDS = ("brunel_phase", "dataset_comparison", "mk1_recovery")
 
 
 def load_study(folder: str | Path) -> dict:
