@@ -113,7 +113,14 @@ MK1_COMPACT = FeatureSet("mk1_compact", "1", SPIKES.names + PSD_BANDS.names + BU
                          SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
                          _combine(SPIKES, PSD_BANDS, BURSTS), "spikes + psd_bands + bursts")
 
-FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT)}
+POPULATION = FeatureSet("population", "1", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+                        SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
+                        lambda data: np.concatenate([SPIKES.compute(population(data)),
+                                                     PSD_BANDS.compute(data), BURSTS.compute(data)]),
+                        "mk1_compact on the (E) population only: for recordings without E/I "
+                        "labels written from simulations' E units (MEA, sorted units)")
+
+FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT, POPULATION)}
 
 
 def get_feature_set(name: str) -> FeatureSet:

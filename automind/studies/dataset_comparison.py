@@ -1,11 +1,15 @@
 """Dataset-comparison study: several synthetic "recordings" (brain areas, organoid ages) are
-simulated at documented parameters, written to disk as a lab would hand them over (one NWB
-file, each dataset's units tagged with its area), read back, and compared with one
-posterior (``automind compare --posterior``): does the comparison find the parameters that
-were changed between datasets, in the right direction, and leave the others alone?
+simulated at documented parameters, written to disk as a lab would hand them over, read
+back, and compared with one posterior (``automind compare --posterior``): does the
+comparison find the parameters that were changed between datasets, in the right direction,
+and leave the others alone?
 
-Config: ``[network]``/``[bank]``/``[compare]`` sizes, ``model`` (brunel), ``features``, and
-``[datasets]``: name -> {parameter: value}; parameters not given take ``[baseline]``.
+Config: ``model`` (brunel or mk1), ``features``, ``format`` ("nwb": one file, each dataset's
+units in an electrode group named after it, like areas on a Neuropixels probe; "mea": one
+``electrode,sample`` CSV per dataset at ``fs`` Hz, like an MEA spike list),
+``[network]``/``[bank]``/``[compare]`` sizes (``[bank] path`` may name a bank shared with
+another study, relative to the study folder), and ``[datasets]``: name -> {parameter:
+value}; parameters a dataset does not give take ``[baseline]``.
 """
 
 from __future__ import annotations
@@ -42,20 +46,73 @@ def documented_thetas(config: dict, prior) -> dict[str, np.ndarray]:
             raise UserError(f"study.toml: dataset {name}: unknown parameters {unknown}, "
                             f"missing {missing} (give them in [baseline] or the dataset)")
         theta = np.array([float(values[p]) for p in prior.names])
-        if ((theta < prior.low) | (theta > prior.high)).any():
-            raise UserError(f"study.toml: dataset {name} = {values} lies outside the prior")
+        outside = [f"{p} = {v:g} not in [{lo:g}, {hi:g}]" for p, v, lo, hi
+                   in zip(prior.names, theta, prior.low, prior.high) if not lo <= v <= hi]
+        if outside:
+            raise UserError(f"study.toml: dataset {name} lies outside the prior: {'; '.join(outside)}")
         thetas[name] = theta
     if len(thetas) < 2:
         raise UserError("study.toml: [datasets] needs at least two datasets to compare")
     return thetas
 
 
-def _spec(config: dict, s: dict):
-    if config.get("model", "brunel") != "brunel":
-        raise UserError("study.toml: dataset_comparison supports model = 'brunel' so far")
-    from ..simulators.brunel import reduced_spec
+def study_prior(config: dict, prior):
+    """The model's prior, or with ``[prior] fraction = f`` the local prior around
+    [baseline]: each parameter within ±f of its prior range of the baseline, clipped."""
+    local = config.get("prior")
+    if not local:
+        return prior
+    from ..prior import Prior
 
-    return reduced_spec(s["N"], s["C_E"], s["duration"], s["t_analysis_start"])
+    fraction = float(local["fraction"])
+    baseline = dict(config.get("baseline", {}))
+    missing = [p for p in prior.names if p not in baseline]
+    if missing or not 0 < fraction <= 0.5:
+        raise UserError(f"study.toml: a local prior needs 0 < fraction <= 0.5 and a complete "
+                        f"[baseline] (missing {missing})")
+    data = prior.to_dict() | {"name": f"{prior.name}_local",
+                              "description": f"{prior.name} within ±{fraction:g} of each range "
+                                             "around the study's baseline"}
+    for entry in data["parameter"]:
+        value, width = float(baseline[entry["name"]]), fraction * (entry["high"] - entry["low"])
+        entry["low"], entry["high"] = max(entry["low"], value - width), min(entry["high"], value + width)
+    return Prior.from_dict(data)
+
+
+def _spec(config: dict, s: dict):
+    model = config.get("model", "brunel")
+    if model == "brunel":
+        from ..simulators.brunel import reduced_spec
+
+        return reduced_spec(s["N"], s["C_E"], s["duration"], s["t_analysis_start"])
+    if model == "mk1":
+        from ..simulators import SimulatorSpec
+
+        return SimulatorSpec.load("mk1").with_overrides(N=s["N"], duration=s["duration"],
+                                                        t_analysis_start=s["t_analysis_start"])
+    raise UserError(f"study.toml: model must be 'brunel' or 'mk1', not {model!r}")
+
+
+def _excitatory(run, t_start: float):
+    from ..features.spikedata import SpikeData
+
+    return SpikeData.from_simulation(run).window(t_start).select("E")
+
+
+def write_mea(runs: dict, t_start: float, fs: float, folder: Path) -> dict[str, Path]:
+    """One ``electrode,sample`` CSV per dataset (an MEA spike list at ``fs`` Hz): each
+    excitatory neuron an electrode; electrodes without spikes do not appear, as in a list
+    exported from an MEA."""
+    paths = {}
+    for name, run in runs.items():
+        data = _excitatory(run, t_start)
+        electrode = np.searchsorted(data.units, data.unit_ids)
+        samples = np.floor(data.times * fs).astype(np.int64)
+        path = folder / f"{name}.csv"
+        np.savetxt(path, np.c_[electrode, samples], fmt="%d", delimiter=",",
+                   header="electrode,sample", comments="")
+        paths[name] = path
+    return paths
 
 
 def write_areas(runs: dict, t_start: float, path: Path) -> Path:
@@ -67,7 +124,7 @@ def write_areas(runs: dict, t_start: float, path: Path) -> Path:
 
     times, ids, units, groups, offset, duration = [], [], [], {}, 0, None
     for name, run in runs.items():
-        data = SpikeData.from_simulation(run).window(t_start).select("E")
+        data = _excitatory(run, t_start)
         duration = data.duration
         times.append(data.times)
         ids.append(data.unit_ids + offset)
@@ -93,7 +150,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     s = _settings(config, quick)
     seed, feature_set = int(config.get("seed", 1)), config["features"]
     fs = get_feature_set(feature_set)
-    prior = Prior.load(config.get("model", "brunel"))
+    prior = study_prior(config, Prior.load(config.get("model", "brunel")))
     thetas = documented_thetas(config, prior)
     spec = _spec(config, s)
 
@@ -101,25 +158,35 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if progress:
             print(text, file=sys.stderr, flush=True)
 
+    fmt = config.get("format", "nwb")
+    if fmt not in ("nwb", "mea"):
+        raise UserError(f"study.toml: format must be 'nwb' or 'mea', not {fmt!r}")
     work = out / "work"
-    say(f"simulating {s['n']} networks (N={s['N']}, {s['duration']:g} s) into {work / 'bank'}")
-    extend(work / "bank", spec, prior, s["n"], seed, workers=workers, chunk_size=50,
+    bank = Path(config["_folder"], s["path"]) if "path" in s and not quick else work / "bank"
+    say(f"simulating {s['n']} networks (N={s['N']}, {s['duration']:g} s) into {bank}")
+    extend(bank, spec, prior, s["n"], seed, workers=workers, chunk_size=50,
            features=[feature_set], progress=progress)
     say("training the posterior")
-    posterior = train_on_bank(work / "bank", feature_set, seed=seed, progress=progress,
+    posterior = train_on_bank(bank, feature_set, seed=seed, progress=progress,
                               **config.get("training", {}))
     posterior.save(work / "posterior")
 
     names = list(thetas)
-    say(f"simulating the {len(names)} datasets and writing them to {out / 'recordings.nwb'}")
+    say(f"simulating the {len(names)} datasets and writing them as {fmt} recordings")
     runs = dict(zip(names, resimulate(spec, prior, np.array([thetas[n] for n in names]),
                                       seed + 1000, feature_set, workers=workers)))
     failed = {n: r.status for n, r in runs.items() if r.status != "ok"}
     if failed:
         raise UserError(f"datasets whose simulation did not run through: {failed}; change "
                         "their parameters in study.toml")
-    recording = write_areas(runs, spec.t_analysis_start, work / "recordings.nwb")
-    targets = {n: fs.compute(read_recording(recording, area=n)) for n in names}
+    if fmt == "nwb":
+        recording = write_areas(runs, spec.t_analysis_start, work / "recordings.nwb")
+        targets = {n: fs.compute(read_recording(recording, area=n)) for n in names}
+    else:
+        files = write_mea(runs, spec.t_analysis_start, float(config["fs"]), work)
+        recording, duration = work, spec.duration - spec.t_analysis_start
+        targets = {n: fs.compute(read_recording(files[n], fs=float(config["fs"]), duration=duration))
+                   for n in names}
     unusable = [n for n, x in targets.items() if not posterior.conditionable(x[None])[0]]
     if unusable:
         raise UserError(f"datasets with missing features ({feature_set}): {unusable}")
