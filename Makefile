@@ -31,6 +31,7 @@ bench: install
 	$(PY) benchmarks/bank.py
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/invariance.py
 
 clean:
 	rm -rf $(VENV) demo-output *.egg-info

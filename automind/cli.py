@@ -33,7 +33,7 @@ def _count(text: str) -> int:
 
 
 def _path_points(text: str) -> int:
-    value = int(_count(text)) if text.strip() != "0" else 0
+    value = 0 if text.strip() == "0" else _count(text)
     if value in (1, 2):
         raise argparse.ArgumentTypeError(f"must be 0 (skip) or >= 3, got {text}")
     return value
@@ -412,13 +412,13 @@ def cmd_compare(args) -> dict:
     labels = args.labels.split(",") if args.labels else None
     if args.posterior is not None:
         from .inference import load_posterior
-        from .invariance.compare import _labels
+        from .invariance.compare import dataset_labels
 
         if args.runs:
             raise UserError("pass either run folders or --posterior with --target, not both")
         posterior = load_posterior(args.posterior)
         targets = args.target or []
-        names = _labels(labels, [Path(t).name for t in targets])
+        names = dataset_labels(labels, [Path(t).name for t in targets])
         report = compare_posteriors(posterior, {name: _target_features(posterior, t, args)[0]
                                                 for name, t in zip(names, targets)},
                                     args.out, n=args.n, n_local=args.local, seed=args.seed)

@@ -73,6 +73,36 @@ def test_psd_peak_at_the_modulation_frequency():
     assert PSD_FREQS[0] == 0.5 and PSD_FREQS[-1] == 495.0
 
 
+def test_psd_bands_average_the_spectrum_and_peak_at_the_modulation():
+    from automind.features.sets import PSD_BAND_EDGES
+
+    rng = np.random.default_rng(4)
+    f0 = 12.5
+    times, ids = inhomogeneous(rng, 200, 30.0, lambda t: 10 * (1 + 0.8 * np.sin(2 * np.pi * f0 * t)), 18)
+    data = SpikeData(times, ids, 30.0, np.arange(200))
+    psd, bands = get_feature_set("psd").compute(data), get_feature_set("psd_bands").compute(data)
+    assert bands.shape == (25,) and PSD_BAND_EDGES[0] == 0 and PSD_BAND_EDGES[-1] == 990
+    assert (np.diff(PSD_BAND_EDGES) >= 1).all()                    # every band holds a bin
+    k = int(np.argmax(bands))
+    assert PSD_FREQS[PSD_BAND_EDGES[k]] <= f0 <= PSD_FREQS[PSD_BAND_EDGES[k + 1] - 1]
+    assert bands[3] == pytest.approx(psd[PSD_BAND_EDGES[3]:PSD_BAND_EDGES[4]].mean())
+    # a Poisson population's one-sided spectrum is flat at 2·rate / n_units: so are its bands
+    times, ids = poisson(rng, 200, 30.0, 10.0)
+    flat = get_feature_set("psd_bands").compute(SpikeData(times, ids, 30.0, np.arange(200)))
+    assert flat[8:] == pytest.approx(2 * 10.0 / 200, rel=0.15)
+
+
+def test_population_set_uses_the_excitatory_group_for_spike_statistics():
+    rng = np.random.default_rng(8)
+    e_times, e_ids = poisson(rng, 80, 10.0, 5.0)
+    i_times, i_ids = poisson(rng, 20, 10.0, 40.0)
+    data = SpikeData(np.concatenate([e_times, i_times]), np.concatenate([e_ids, i_ids + 80]), 10.0,
+                     np.arange(100), {"E": np.arange(80), "I": np.arange(80, 100)})
+    population = compute_features(data, "population")
+    assert population["rate_mean"] == pytest.approx(5.0, rel=0.05)
+    assert compute_features(data, "mk1_compact")["rate_mean"] == pytest.approx(0.8 * 5 + 0.2 * 40, rel=0.05)
+
+
 def test_periodic_bursts_recovered():
     rng = np.random.default_rng(5)
     duration, mean_interval, jitter, sigma = 120.0, 3.0, 0.3, 0.05

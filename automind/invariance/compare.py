@@ -89,7 +89,7 @@ def _finish(report: dict, sets: dict, names: list[str], out: str | Path, sources
     return report
 
 
-def _labels(labels, defaults) -> list[str]:
+def dataset_labels(labels, defaults) -> list[str]:
     labels = list(labels) if labels else [str(d) for d in defaults]
     if len(labels) != len(defaults):
         raise UserError(f"{len(labels)} labels for {len(defaults)} datasets")
@@ -109,7 +109,7 @@ def compare_runs(runs: list[str | Path], out: str | Path, labels: list[str] | No
         raise UserError("compare needs at least two runs")
     if use not in ("consistent", "posterior"):
         raise UserError(f"use must be 'consistent' or 'posterior', not {use!r}")
-    labels = _labels(labels, [Path(r).name for r in runs])
+    labels = dataset_labels(labels, [Path(r).name for r in runs])
     loaded = {label: load_consistent_set(run) for label, run in zip(labels, runs)}
     names = [str(n) for n in next(iter(loaded.values()))["names"]]
     for label, data in loaded.items():
