@@ -68,7 +68,8 @@ def main() -> None:
     for mode in ("sbi", "ours"):
         out = subprocess.run([sys.executable, str(work / "worker.py"), str(work / "data.npz"), mode,
                               args.estimator, str(args.epochs), str(args.batch)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True,
+                             cwd=work)  # sbi writes its tensorboard logs (sbi-logs/) to the cwd
         runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{mode}: {runs[mode]}", file=sys.stderr)
     print(json.dumps({
