@@ -89,5 +89,8 @@ def test_compare_posterior_for_two_bank_targets(trained, tmp_path, capsys):
     assert len(report["local_dimensionality"]["low_g"]) == 20
     for name in ("compare_marginals.png", "compare_local.png"):
         assert (tmp_path / "cmp" / name).stat().st_size > 5000
+        assert (tmp_path / "cmp" / "figures" / name).is_file()   # copied next to the report
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "low_g vs high_g" in page and "compare_local.png" in page
     assert main(["compare", "--target", f"{bank}:{low}", "--out", str(tmp_path / "x")]) == 2
     assert "--target needs --posterior" in capsys.readouterr().err

@@ -85,8 +85,45 @@ def _finish(report: dict, sets: dict, names: list[str], out: str | Path, sources
     if "local_dimensionality" in report:
         report["figures"].append(str(plot_local_comparison(report, out / "compare_local.png")))
     report["sources"] = sources
+    report["report"] = str(_html_report(report, out))
     write_json(out / "compare.json", report)
     return report
+
+
+def _html_report(report: dict, out: Path) -> Path:
+    """``out/index.html``: one table row per pair and the figures."""
+    from ..report import Section, write_report
+
+    header = ["pair", "separating parameters", "largest shifts (prior sd)", "smallest overlap",
+              "principal angles (°)", "participation ratios"]
+    local = any("local" in pair for pair in report["pairs"].values())
+    if local:
+        header += ["local dimensionality (medians, p)", "local sloppy subspaces (max °)"]
+    rows = []
+    for name, pair in report["pairs"].items():
+        shifts = sorted(pair["shift_prior_sd"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        overlap = min(pair["overlap"].items(), key=lambda kv: kv[1])
+        row = [name, ", ".join(pair["separating_parameters"]) or "none",
+               ", ".join(f"{k} {v:+.2f}" for k, v in shifts), f"{overlap[0]} {overlap[1]:.2f}",
+               ", ".join(f"{a:.0f}" for a in pair["principal_angles_deg"]),
+               " / ".join(f"{v:.2f}" for v in pair["participation_ratio"])]
+        if local:
+            lp = pair.get("local") or {}
+            row += [f"{lp['local_dimensionality_median'][0]:.2f} / "
+                    f"{lp['local_dimensionality_median'][1]:.2f}, p = "
+                    f"{lp['local_dimensionality_p_value']:.2g}" if lp else "",
+                    f"{max(lp['sloppy_subspace_angles_deg']):.0f}" if lp else ""]
+        rows.append(row)
+    captions = {"compare_marginals.png": "marginals of the most separating parameters",
+                "compare_local.png": "local dimensionality per dataset (boxes) and the global "
+                                     "participation ratio (diamonds)"}
+    figures = [(Path(f), captions.get(Path(f).name, "")) for f in report["figures"]]
+    compared = "consistent sets" if report.get("compared") == "consistent" else "posterior samples"
+    sections = [Section("Pairs", [f"Compared: {compared}, in prior-standardised coordinates; "
+                                  f"invariant subspaces of dimension {report['subspace_dimension']}."],
+                        table=(header, rows)),
+                Section("Figures", figures=figures)]
+    return write_report(out, "automind compare", sections)
 
 
 def dataset_labels(labels, defaults) -> list[str]:
