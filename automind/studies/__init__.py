@@ -24,7 +24,6 @@ def load_study(folder: str | Path) -> dict:
         config = tomllib.loads(config_file.read_text())
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"{config_file}: {err}") from None
-    config["_folder"] = str(folder.resolve())  # for paths relative to the study
     if config.get("kind") not in KINDS:
         raise UserError(f"{config_file}: kind must be one of {', '.join(KINDS)}, "
                         f"not {config.get('kind')!r}")

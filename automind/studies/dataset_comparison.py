@@ -7,9 +7,9 @@ and leave the others alone?
 Config: ``model`` (brunel or mk1), ``features``, ``format`` ("nwb": one file, each dataset's
 units in an electrode group named after it, like areas on a Neuropixels probe; "mea": one
 ``electrode,sample`` CSV per dataset at ``fs`` Hz, like an MEA spike list),
-``[network]``/``[bank]``/``[compare]`` sizes (``[bank] path`` may name a bank shared with
-another study, relative to the study folder), and ``[datasets]``: name -> {parameter:
-value}; parameters a dataset does not give take ``[baseline]``.
+``[network]``/``[bank]``/``[compare]`` sizes, an optional local prior (``[prior] fraction``
+around ``[baseline]``), and ``[datasets]``: name -> {parameter: value}; parameters a dataset
+does not give take ``[baseline]``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     if fmt not in ("nwb", "mea"):
         raise UserError(f"study.toml: format must be 'nwb' or 'mea', not {fmt!r}")
     work = out / "work"
-    bank = Path(config["_folder"], s["path"]) if "path" in s and not quick else work / "bank"
+    bank = work / "bank"
     say(f"simulating {s['n']} networks (N={s['N']}, {s['duration']:g} s) into {bank}")
     extend(bank, spec, prior, s["n"], seed, workers=workers, chunk_size=50,
            features=[feature_set], progress=progress)
