@@ -694,9 +694,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a scheduler's kill, `kill PID`) shuts down like Ctrl-C: worker pools are
+    # closed on the way out instead of being left behind as orphans
+    previous = (signal.signal(signal.SIGTERM, _interrupt)
+                if threading.current_thread() is threading.main_thread() else None)
     try:
         summary = args.func(args)
     except UserError as err:
@@ -705,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("automind: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if getattr(args, "json", False):
         print(json.dumps(summary))
     return 0

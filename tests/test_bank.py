@@ -89,6 +89,26 @@ def test_dask_local_cluster_gives_the_same_bank(tmp_path, setup, reference):
     assert_same_tables(Bank(path).table(), reference)
 
 
+def test_sigterm_stops_the_driver_and_its_workers_and_the_bank_resumes(tmp_path, reference):
+    path = tmp_path / "bank"
+    proc = subprocess.Popen(CMD + ["-n", "3000", "--out", str(path), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (path.exists() and any((path / "shards").glob("*"))):
+        time.sleep(0.2)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "the driver should have worker processes"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    time.sleep(1)
+    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")
+             and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+    assert alive == [], "worker processes outlived the driver"
+    extend(path, SimulatorSpec.load("brunel").with_overrides(duration=DURATION),
+           Prior.load("brunel"), n=12, seed=11, progress=False)
+    assert_same_tables(Bank(path).table(index_range=(0, 12)), reference)
+
+
 def test_killed_dask_worker_does_not_lose_simulations(tmp_path, setup, reference):
     from dask.distributed import Client, LocalCluster
 
