@@ -63,6 +63,20 @@ def _inverse(values, params, xp):
     return out
 
 
+@dataclass(frozen=True)
+class Constant:
+    """A model parameter held fixed (not inferred): passed to the simulator, not part of θ."""
+
+    name: str
+    value: float
+    unit: str = "1"
+    description: str = ""
+
+    @property
+    def si_factor(self) -> float:
+        return si_factor(self.unit)
+
+
 class _ScaledBox(torch.distributions.Distribution):
     """Independent uniforms, each in linear or log space; a distribution sbi accepts."""
 
@@ -118,6 +132,7 @@ class Prior:
     description: str = ""
     source: str = ""
     sha256: str = ""
+    constants: list[Constant] = field(default_factory=list)
     _dist: torch.distributions.Distribution | None = field(default=None, repr=False)
 
     # ---- construction -------------------------------------------------------
@@ -168,8 +183,25 @@ class Prior:
             si_factor(unit)  # validates the unit
             params.append(Parameter(name, low, high, unit, scale, discrete,
                                     str(entry.get("description", ""))))
+        constants = []
+        for k, entry in enumerate(data.get("constant", [])):
+            label = f"{where}, constant #{k} ({entry.get('name', '?')})"
+            unknown = set(entry) - {"name", "value", "unit", "description"}
+            if unknown or "name" not in entry or "value" not in entry:
+                raise UserError(f"{label}: needs 'name' and 'value' (and optionally 'unit', "
+                                f"'description'){f'; unknown key(s) {sorted(unknown)}' if unknown else ''}")
+            if entry["name"] in seen:
+                raise UserError(f"{where}: {entry['name']!r} is both a parameter or constant and a constant")
+            seen.add(entry["name"])
+            try:
+                value = float(entry["value"])
+            except (TypeError, ValueError):
+                raise UserError(f"{label}: 'value' must be a number") from None
+            unit = str(entry.get("unit", "1"))
+            si_factor(unit)
+            constants.append(Constant(entry["name"], value, unit, str(entry.get("description", ""))))
         return cls(str(data.get("name", Path(source).stem)), params,
-                   str(data.get("description", "")), source, sha256)
+                   str(data.get("description", "")), source, sha256, constants)
 
     # ---- basic properties ---------------------------------------------------
     @property
@@ -188,12 +220,21 @@ class Prior:
     def high(self) -> np.ndarray:
         return np.array([p.high for p in self.parameters])
 
+    @property
+    def simulator_names(self) -> list[str]:
+        """Everything the simulator receives: the parameters, then the constants."""
+        return self.names + [c.name for c in self.constants]
+
     def to_dict(self) -> dict:
         """The spec as plain data (for artifact metadata)."""
-        return {"name": self.name, "description": self.description,
+        data = {"name": self.name, "description": self.description,
                 "parameter": [{"name": p.name, "low": p.low, "high": p.high, "unit": p.unit,
                                "scale": p.scale, "discrete": p.discrete,
                                "description": p.description} for p in self.parameters]}
+        if self.constants:
+            data["constant"] = [{"name": c.name, "value": c.value, "unit": c.unit,
+                                 "description": c.description} for c in self.constants]
+        return data
 
     # ---- validation ---------------------------------------------------------
     def validate(self, theta) -> np.ndarray:
@@ -270,7 +311,8 @@ class Prior:
 
     # ---- simulator mapping --------------------------------------------------
     def to_simulator(self, theta) -> dict[str, float]:
-        """One θ -> {name: value in SI units}, with discreteness applied (e.g. floor)."""
+        """One θ -> {name: value in SI units}, with discreteness applied (e.g. floor), plus
+        the constants."""
         row = self.validate(theta)
         if row.shape[0] != 1:
             raise UserError("to_simulator takes a single θ")
@@ -279,7 +321,7 @@ class Prior:
             if p.discrete == "floor":
                 v = math.floor(v)
             values[p.name] = float(v) * p.si_factor
-        return values
+        return values | {c.name: c.value * c.si_factor for c in self.constants}
 
     def to_quantities(self, theta) -> dict:
         """One θ -> {name: Brian2 Quantity}, for users who want unit-checked values."""
@@ -289,5 +331,6 @@ class Prior:
                 "Hz": brian2.Hz, "A": brian2.amp, "1": 1}
         from .units import SI_BASE
 
-        return {name: value * base[SI_BASE[p.unit]]
-                for (name, value), p in zip(self.to_simulator(theta).items(), self.parameters)}
+        units = {p.name: p.unit for p in self.parameters} | {c.name: c.unit for c in self.constants}
+        return {name: value * base[SI_BASE[units[name]]]
+                for name, value in self.to_simulator(theta).items()}

@@ -108,3 +108,28 @@ def test_unknown_and_malformed_specs(tmp_path):
     bad.write_text("[[parameter]\nname = ")
     with pytest.raises(UserError, match="malformed spec"):
         Prior.load(bad)
+
+
+def test_constants_reach_the_simulator_but_not_theta():
+    from automind.simulators import SimulatorSpec
+    from automind.simulators.simulator import check_prior_fits
+
+    mk1 = Prior.load("mk1")
+    data = mk1.to_dict()
+    data["parameter"] = [p for p in data["parameter"] if p["name"] in ("E.b", "E.Q_ge")]
+    data["constant"] = [{"name": p.name, "value": (p.low + p.high) / 2, "unit": p.unit}
+                        for p in mk1.parameters if p.name not in ("E.b", "E.Q_ge")]
+    prior = Prior.from_dict(data)
+    assert prior.names == ["E.b", "E.Q_ge"] and prior.dim == 2
+    assert sorted(prior.simulator_names) == sorted(mk1.names)
+    values = prior.to_simulator([100.0, 2.0])
+    assert values["E.b"] == pytest.approx(100e-12) and values["E.Q_ge"] == pytest.approx(2e-9)
+    assert values["E.C"] == pytest.approx(260e-12)                  # a constant, in SI
+    assert Prior.from_dict(prior.to_dict()).to_simulator([100.0, 2.0]) == values
+    check_prior_fits(SimulatorSpec.load("mk1"), prior)               # constants count
+    data["constant"] = data["constant"][1:]
+    with pytest.raises(UserError, match="lacks parameters"):
+        check_prior_fits(SimulatorSpec.load("mk1"), Prior.from_dict(data))
+    data["constant"].append({"name": "E.b", "value": 1.0})
+    with pytest.raises(UserError, match="'E.b' is both"):
+        Prior.from_dict(data)

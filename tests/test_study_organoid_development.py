@@ -17,17 +17,25 @@ from automind.studies.dataset_comparison import documented_thetas, study_prior
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "organoid_development"
 
 
-def test_local_prior_is_the_baseline_plus_minus_the_fraction_clipped_to_mk1():
+def test_local_prior_frees_six_parameters_around_the_baseline_and_fixes_the_rest():
     config = load_study(STUDY)
     mk1, local = Prior.load("mk1"), study_prior(config, Prior.load("mk1"))
-    b = mk1.names.index("E.b")
+    assert local.names == ["p_e2e", "E.b", "E.Q_ge", "E.Q_gi", "E.poisson_rate", "I.Q_ge"]
+    b = local.names.index("E.b")
     assert (local.low[b], local.high[b]) == pytest.approx((163.701 - 30, 163.701 + 30))
-    p_e2e = mk1.names.index("p_e2e")
-    assert local.high[p_e2e] == mk1.high[p_e2e] == 0.1       # clipped at the MK1 bound
+    assert local.high[0] == mk1.high[mk1.names.index("p_e2e")] == 0.1   # clipped at MK1's bound
+    fixed = {c.name: c.value for c in local.constants}
+    assert sorted(fixed) == sorted(set(mk1.names) - set(local.names))
+    assert fixed["E.tau_w"] == 233.471 and fixed["n_clusters"] == 13        # floored, as simulated
+    values = local.to_simulator(documented_thetas(config, local)["week40"])
+    assert values["E.tau_w"] == pytest.approx(0.233471) and values["E.b"] == pytest.approx(163.701e-12)
     thetas = documented_thetas(config, local)
     assert thetas["week20"][b] - thetas["week40"][b] == pytest.approx(-20.000444)
     config["datasets"]["week9"]["E.b"] = 100.0
     with pytest.raises(UserError, match=r"week9 lies outside the prior: E.b = 100 not in \[133.701, 193.701\]"):
+        documented_thetas(config, local)
+    config["datasets"]["week9"] = {"E.tau_w": 300.0}
+    with pytest.raises(UserError, match=r"week9 changes \['E.tau_w'\], which the local prior holds fixed"):
         documented_thetas(config, local)
 
 

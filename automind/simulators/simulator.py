@@ -158,7 +158,7 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
 
 def check_prior_fits(spec: SimulatorSpec, prior) -> None:
     """The prior must name every parameter the spec's model reads."""
-    missing = [name for name in MODELS[spec.model].theta_names if name not in prior.names]
+    missing = [name for name in MODELS[spec.model].theta_names if name not in prior.simulator_names]
     if missing:
         raise UserError(f"prior {prior.name!r} lacks parameters {missing} needed by the "
                         f"{spec.model} model")

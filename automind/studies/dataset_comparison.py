@@ -7,8 +7,8 @@ and leave the others alone?
 Config: ``model`` (brunel or mk1), ``features``, ``format`` ("nwb": one file, each dataset's
 units in an electrode group named after it, like areas on a Neuropixels probe; "mea": one
 ``electrode,sample`` CSV per dataset at ``fs`` Hz, like an MEA spike list),
-``[network]``/``[bank]``/``[compare]`` sizes, an optional local prior (``[prior] fraction``
-around ``[baseline]``), and ``[datasets]``: name -> {parameter: value}; parameters a dataset
+``[network]``/``[bank]``/``[compare]`` sizes, an optional local prior around ``[baseline]``
+(``[prior] free`` parameters, the others fixed; ``fraction`` of each range), and ``[datasets]``: name -> {parameter: value}; parameters a dataset
 does not give take ``[baseline]``.
 """
 
@@ -37,9 +37,14 @@ def _settings(config: dict, quick: bool) -> dict:
 def documented_thetas(config: dict, prior) -> dict[str, np.ndarray]:
     """{dataset: θ} from [datasets] over [baseline], checked against the prior."""
     baseline = dict(config.get("baseline", {}))
+    constants = {c.name for c in prior.constants}
     thetas = {}
     for name, values in config["datasets"].items():
-        values = baseline | dict(values)
+        fixed = sorted(set(values) & constants)
+        if fixed:
+            raise UserError(f"study.toml: dataset {name} changes {fixed}, which the local prior "
+                            "holds fixed (add them to [prior] free)")
+        values = {k: v for k, v in (baseline | dict(values)).items() if k not in constants}
         unknown = sorted(set(values) - set(prior.names))
         missing = [p for p in prior.names if p not in values]
         if unknown or missing:
@@ -57,26 +62,40 @@ def documented_thetas(config: dict, prior) -> dict[str, np.ndarray]:
 
 
 def study_prior(config: dict, prior):
-    """The model's prior, or with ``[prior] fraction = f`` the local prior around
-    [baseline]: each parameter within ±f of its prior range of the baseline, clipped."""
+    """The model's prior, or a local one around [baseline]: ``[prior] free`` lists the
+    parameters to infer (the others become constants at the baseline), ``fraction`` keeps
+    each free parameter within ±fraction of its range around the baseline (clipped)."""
+    import math
+
+    from ..prior import Prior
+
     local = config.get("prior")
     if not local:
         return prior
-    from ..prior import Prior
-
-    fraction = float(local["fraction"])
+    free = list(local.get("free", prior.names))
+    fraction = float(local.get("fraction", 1.0))
     baseline = dict(config.get("baseline", {}))
     missing = [p for p in prior.names if p not in baseline]
-    if missing or not 0 < fraction <= 0.5:
-        raise UserError(f"study.toml: a local prior needs 0 < fraction <= 0.5 and a complete "
-                        f"[baseline] (missing {missing})")
+    unknown = [p for p in free if p not in prior.names]
+    if missing or unknown or not 0 < fraction <= 1:
+        raise UserError(f"study.toml: a local prior needs 0 < fraction <= 1, free parameters "
+                        f"of the model (unknown: {unknown}) and a complete [baseline] "
+                        f"(missing: {missing})")
     data = prior.to_dict() | {"name": f"{prior.name}_local",
-                              "description": f"{prior.name} within ±{fraction:g} of each range "
-                                             "around the study's baseline"}
-    for entry in data["parameter"]:
-        value, width = float(baseline[entry["name"]]), fraction * (entry["high"] - entry["low"])
+                              "description": f"{prior.name}: {len(free)} parameters within "
+                                             f"±{fraction:g} of each range around the study's "
+                                             "baseline, the others fixed there"}
+    parameters, constants = [], []
+    for entry, par in zip(data["parameter"], prior.parameters):
+        value = float(baseline[entry["name"]])
+        if entry["name"] not in free:
+            value = math.floor(value) if par.discrete == "floor" else value
+            constants.append({"name": entry["name"], "value": value, "unit": entry["unit"]})
+            continue
+        width = fraction * (entry["high"] - entry["low"])
         entry["low"], entry["high"] = max(entry["low"], value - width), min(entry["high"], value + width)
-    return Prior.from_dict(data)
+        parameters.append(entry)
+    return Prior.from_dict(data | {"parameter": parameters, "constant": constants})
 
 
 def _spec(config: dict, s: dict):
