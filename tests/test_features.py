@@ -181,3 +181,32 @@ def test_statistics_match_elephant():
     assert f["isi_cv_std"] == pytest.approx(np.std(cvs), rel=1e-9)
     assert f["rate_mean"] == pytest.approx(np.mean(rates), rel=1e-9)
     assert f["isi_mean_mean"] == pytest.approx(np.mean(isi_means), rel=1e-9)
+
+
+def test_times_on_bin_edges_bin_the_same_however_they_were_computed():
+    from automind.features.spikedata import bin_index
+
+    k = np.arange(1, 5001)
+    assert (bin_index(k * 1e-3, 1e-3) == k).all()              # 0.003 / 0.001 = 2.9999999999999996
+    rng = np.random.default_rng(9)
+    samples = np.sort(rng.integers(0, 40000, 20000))           # a 10 kHz spike list: 20 % on ms edges
+    ids = rng.integers(0, 100, len(samples))
+    direct = SpikeData(samples / 1e4, ids, 4.0, np.arange(100))
+    stepped = SpikeData(samples * 1e-4, ids, 4.0, np.arange(100))  # same times, other rounding
+    assert not np.array_equal(direct.times, stepped.times)
+    for name in ("psd_bands", "spikes"):
+        a, b = (get_feature_set(name).compute(d) for d in (direct, stepped))
+        np.testing.assert_allclose(a, b, rtol=1e-9)             # (ISIs differ by float ulps)
+
+
+def test_bursts_are_those_of_the_excitatory_population():
+    rng = np.random.default_rng(10)
+    peaks = np.arange(1.0, 19.0, 2.0)
+    profile = lambda t: 0.5 + 60 * np.exp(-0.5 * ((t[:, None] - peaks[None]) / 0.05) ** 2).sum(1)  # noqa: E731
+    e_times, e_ids = inhomogeneous(rng, 200, 20.0, profile, 61)
+    i_times, i_ids = poisson(rng, 200, 20.0, 30.0)              # tonic inhibitory units
+    data = SpikeData(np.concatenate([e_times, i_times]), np.concatenate([e_ids, i_ids + 200]), 20.0,
+                     np.arange(400), {"E": np.arange(200), "I": np.arange(200, 400)})
+    excitatory = SpikeData(e_times, e_ids, 20.0, np.arange(200))
+    np.testing.assert_array_equal(get_feature_set("bursts").compute(data),
+                                  get_feature_set("bursts").compute(excitatory))

@@ -4,8 +4,11 @@ A feature set maps a SpikeData to a fixed-length float vector (NaN = missing). R
 are stored in banks; ``transform`` (log10 where the published posteriors used it, with a
 floor for zeros) is applied by inference, identically for simulations and recordings.
 
-The population-level sets (``psd``, ``bursts``) use the excitatory group when the data has
-one (simulations), otherwise all units (recordings).
+The population-level sets (``psd``, ``psd_bands``, ``bursts``) use the excitatory group
+when the data has one (simulations), otherwise all units (recordings). Version 2 of every
+set bins spike times robustly at bin edges (``spikedata.bin_index``) and computes bursts
+on the E population (version 1 used all units for bursts); banks with version-1 features
+cannot be extended with version-2 code.
 """
 
 from __future__ import annotations
@@ -93,30 +96,30 @@ _LOG_STATS = {"rate_mean", "rate_std", "isi_mean_mean", "isi_mean_std", "isi_std
 _LOG_BURSTS = {"burst_interval_mean", "burst_width_mean", "burst_offset_time_mean",
                "burst_peak_rate_mean"}
 
-SPIKES = FeatureSet("spikes", "1", stats.NAMES, tuple(n in _LOG_STATS for n in stats.NAMES),
+SPIKES = FeatureSet("spikes", "2", stats.NAMES, tuple(n in _LOG_STATS for n in stats.NAMES),
                     stats.spike_statistics, "per-unit rate and ISI statistics, Fano factors, "
                     "pairwise count correlation")
-PSD = FeatureSet("psd", "1", tuple(f"psd_{f:g}Hz" for f in PSD_FREQS), (True,) * len(PSD_FREQS),
+PSD = FeatureSet("psd", "2", tuple(f"psd_{f:g}Hz" for f in PSD_FREQS), (True,) * len(PSD_FREQS),
                  psd_features, "Welch PSD of the (E) population rate, 0.5-495 Hz")
-BURSTS = FeatureSet("bursts", "1", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
-                    bursts.burst_features, "network bursts of the (E) population rate")
-PSD_BANDS = FeatureSet("psd_bands", "1",
+BURSTS = FeatureSet("bursts", "2", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
+                    lambda data: bursts.burst_features(population(data)),
+                    "network bursts of the (E) population rate")
+PSD_BANDS = FeatureSet("psd_bands", "2",
                        tuple(f"psd_band_{PSD_FREQS[lo]:g}-{PSD_FREQS[hi - 1]:g}Hz"
                              for lo, hi in zip(PSD_BAND_EDGES[:-1], PSD_BAND_EDGES[1:])),
                        (True,) * (len(PSD_BAND_EDGES) - 1), psd_band_features,
                        "Welch PSD of the (E) population rate averaged in 25 log-spaced bands")
-MK1 = FeatureSet("mk1", "1", SPIKES.names + PSD.names + BURSTS.names,
+MK1 = FeatureSet("mk1", "2", SPIKES.names + PSD.names + BURSTS.names,
                  SPIKES.log10 + PSD.log10 + BURSTS.log10, _combine(SPIKES, PSD, BURSTS),
                  "spikes + psd + bursts")
 
-MK1_COMPACT = FeatureSet("mk1_compact", "1", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+MK1_COMPACT = FeatureSet("mk1_compact", "2", SPIKES.names + PSD_BANDS.names + BURSTS.names,
                          SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
                          _combine(SPIKES, PSD_BANDS, BURSTS), "spikes + psd_bands + bursts")
 
-POPULATION = FeatureSet("population", "1", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+POPULATION = FeatureSet("population", "2", SPIKES.names + PSD_BANDS.names + BURSTS.names,
                         SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
-                        lambda data: np.concatenate([SPIKES.compute(population(data)),
-                                                     PSD_BANDS.compute(data), BURSTS.compute(data)]),
+                        lambda data: MK1_COMPACT.compute(population(data)),
                         "mk1_compact on the (E) population only: for recordings without E/I "
                         "labels written from simulations' E units (MEA, sorted units)")
 

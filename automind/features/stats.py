@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spikedata import SpikeData
+from .spikedata import SpikeData, bin_index
 
 FANO_BINS = (0.01, 0.1, 1.0)   # s
 CORR_BIN = 0.05                # s
@@ -71,7 +71,7 @@ def fano_factor(data: SpikeData, bin_size: float) -> float:
     n_bins = int(np.floor(data.duration / bin_size + 1e-9))
     if n_bins < 2 or data.n_spikes == 0:
         return float("nan")
-    idx = (data.times / bin_size).astype(np.int64)
+    idx = bin_index(data.times, bin_size)
     counts = np.bincount(idx[idx < n_bins], minlength=n_bins)
     return float(counts.var() / counts.mean()) if counts.mean() > 0 else float("nan")
 
@@ -95,7 +95,7 @@ def mean_pair_correlation(data: SpikeData, bin_size: float = CORR_BIN, n_pairs: 
     involved, inverse = np.unique(np.concatenate([active[a], active[b]]), return_inverse=True)
     pick = np.isin(data.unit_ids, involved)
     rows = np.searchsorted(involved, data.unit_ids[pick])
-    cols = np.minimum((data.times[pick] / bin_size).astype(np.int64), n_bins - 1)
+    cols = np.minimum(bin_index(data.times[pick], bin_size), n_bins - 1)
     counts = np.zeros((len(involved), n_bins))
     np.add.at(counts, (rows, cols), 1)
     counts -= counts.mean(1, keepdims=True)
