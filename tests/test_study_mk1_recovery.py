@@ -26,6 +26,9 @@ def test_quick_study_ranks_all_parameters(tmp_path, capsys):
         contraction = [r["contraction"] for r in ranking]
         assert contraction == sorted(contraction, reverse=True) and min(contraction) > 0
         assert np.isfinite(result["coverage_max_abs_error"]) and result["n_valid"] > 20
+        gain = result["information_nats"]
+        valid = result["n_valid"] / (result["n_valid"] + result["n_invalid"])
+        assert gain["validity"] == pytest.approx(-np.log(valid)) and np.isfinite(gain["mean"])
         for figure in ("coverage.png", "training_curve.png", "sbc_ranks.png"):
             assert (tmp_path / result["features"] / figure).stat().st_size > 5000
     assert 0 <= summary["bursts_detected_fraction"] <= 1

@@ -61,17 +61,35 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         figures += report["figures"] + [str(training_curve(
             posterior.metrics["training_curves"], folder / "training_curve.png"))]
         ranking = sorted(prior.names, key=lambda n: -report["contraction"][n])
+        gain = information_gain(posterior, work / "heldout", s["cases"])
         results.append({
             "features": name, "n_features": len(posterior.config["feature_columns"]),
             "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
             "n_cases": report["n_cases"], "coverage_max_abs_error": report["coverage_max_abs_error"],
-            "tarp_atc": report["tarp_atc"],
+            "tarp_atc": report["tarp_atc"], "information_nats": gain,
             "ranking": [{"parameter": n, "contraction": report["contraction"][n],
                          "recovery_nrmse": report["recovery_nrmse"][n]} for n in ranking]})
     bursts = _burst_presence(Bank(work / "bank")) if "bursts" in stored else None
     figures.insert(0, str(_plot_contraction(results, out / "contraction.png")))
     return {"settings": s, "results": results, "bursts_detected_fraction": bursts,
             "figures": figures, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def information_gain(posterior, heldout, cases: int) -> dict:
+    """What the features tell about θ jointly, in nats: the mean of log q(θ|x) − log p(θ)
+    over valid held-out simulations (θ, x), and the part of it that validity alone explains,
+    −ln(fraction of the training bank that was valid). Per-parameter contraction misses
+    information about combinations of parameters; this counts it."""
+    from ..bank import Bank
+
+    data = Bank(heldout).arrays(features=posterior.features["set"], status="ok")
+    usable = posterior.conditionable(data["x"])
+    theta, x = data["theta"][usable][:cases], data["x"][usable][:cases]
+    gains = [float(posterior.log_prob(t[None], xi)[0] - posterior.prior.log_prob(t[None])[0])
+             for t, xi in zip(theta, x)]
+    valid = posterior.metrics["n_valid"] / (posterior.metrics["n_valid"] + posterior.metrics["n_invalid"])
+    return {"mean": float(np.mean(gains)), "standard_error": float(np.std(gains) / np.sqrt(len(gains))),
+            "validity": float(-np.log(valid)), "cases": len(gains)}
 
 
 def _as_list(value) -> list[str]:
