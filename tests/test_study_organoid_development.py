@@ -51,4 +51,7 @@ def test_quick_study_reads_the_mea_lists_and_reports_the_documented_changes(tmp_
     for age in ("week9", "week20", "week40"):
         data = read_recording(tmp_path / "work" / f"{age}.csv", fs=10000)
         assert data.n_spikes > 0 and data.units.max() < 200   # electrodes: E neurons of N = 200
+    week40 = summary["datasets"]["week40"]
+    assert set(week40["posterior_mean"]) == set(week40["documented"])
+    assert all(-1 <= c["pearson"] <= 1 for c in week40["strongest_correlations"])
     assert (tmp_path / "documented_vs_found.png").stat().st_size > 5000

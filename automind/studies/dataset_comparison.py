@@ -218,10 +218,24 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     return {"settings": s, "features": feature_set, "recordings": str(recording),
             "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
             "datasets": {n: {"documented": dict(zip(prior.names, thetas[n].tolist()))}
+                         | dataset_posterior(posterior, targets[n], s["samples"], seed)
                          for n in names},
             "pairs": found, "participation_ratio": report["participation_ratio"],
             "figures": report["figures"] + [str(figure)],
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def dataset_posterior(posterior, x, n: int, seed: int, top: int = 3) -> dict:
+    """Posterior mean and sd (prior units) for one dataset, and its strongest pairwise
+    correlations (Pearson, standardised samples): the compensations within the dataset."""
+    theta = posterior.sample(n, x, seed=seed)
+    names = posterior.prior.names
+    corr = np.corrcoef(posterior.prior.standardise(theta), rowvar=False)
+    pairs = sorted(((names[i], names[j], float(corr[i, j])) for i in range(len(names))
+                    for j in range(i + 1, len(names))), key=lambda t: -abs(t[2]))[:top]
+    return {"posterior_mean": dict(zip(names, theta.mean(0).tolist())),
+            "posterior_sd": dict(zip(names, theta.std(0).tolist())),
+            "strongest_correlations": [{"pair": [a, b], "pearson": r} for a, b, r in pairs]}
 
 
 def _documented_vs_found(report: dict, thetas: dict, prior) -> dict:
