@@ -110,15 +110,17 @@ def hessian_directions(posterior, x, u: np.ndarray, batch: int = 256) -> tuple[n
     return lam[:, ::-1], vec[:, :, ::-1]
 
 
-def fisher_information(features, prior, theta, step: float = 0.05, repeats: int = 8,
+def fisher_information(features, prior, theta, step: float = 0.01, repeats: int = 8,
                        seed: int = 0) -> dict:
     """Fisher information of the features at θ (prior units) in standardised coordinates,
     I = Jᵀ Σ⁻¹ J, with J by central differences of the mean features at u ± step·e_k under
-    common random numbers (the same ``repeats`` seeds on both sides) and Σ the diagonal
+    common random numbers (the same ``repeats`` seeds on both sides; they make small steps
+    usable, and small steps keep strongly nonlinear directions such as MK1's linear-scale
+    E.tau_w from dominating through curvature) and Σ the diagonal
     feature noise variance, pooled over the repeats at all 2d + 1 points. (The full
     covariance from so few repeats makes the estimate unstable: its inverse amplifies the
     noise of its smallest eigenvalues; benchmarks/invariance.py.) Features missing in any
-    simulation are left out. ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs
+    simulation, or constant over the repeats at most points, are left out. ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs
     (2d + 1)·repeats simulations."""
     u0 = prior.standardise(np.asarray(theta, dtype=float)[None])[0]
     d = len(u0)
@@ -130,10 +132,16 @@ def fisher_information(features, prior, theta, step: float = 0.05, repeats: int 
     out = np.asarray(features(thetas, np.tile(seeds, len(points))), dtype=float)
     out = out.reshape(len(points), repeats, -1)
     finite = np.isfinite(out).all((0, 1))  # e.g. burst features of runs without bursts
-    if not finite.any():
-        raise UserError("no feature is finite in every simulation of the Fisher step at "
-                        f"θ = {np.round(theta, 4).tolist()}")
-    out = out[..., finite]
+    # a Gaussian noise model needs features that are noisy: counts and flags that are
+    # constant over the repeats at most points (no bursts, every unit active) would get a
+    # near-zero variance and, with one rare jump, an absurd information
+    with np.errstate(invalid="ignore"):
+        noisy = (out.var(1) > 0).mean(0) >= 0.5
+    used = finite & noisy
+    if not used.any():
+        raise UserError("no feature is finite and noisy in the simulations of the Fisher step "
+                        f"at θ = {np.round(theta, 4).tolist()}")
+    out = out[..., used]
     plus, minus = out[1:d + 1], out[d + 1:]
     # the real step: points clipped at the prior box moved less than ±step
     moved = np.diag(prior.standardise(points[1:d + 1]) - prior.standardise(points[d + 1:]))
@@ -144,7 +152,7 @@ def fisher_information(features, prior, theta, step: float = 0.05, repeats: int 
     lam, vec = np.linalg.eigh(0.5 * (info + info.T))
     return {"information": info, "jacobian": jacobian, "eigenvalues": lam[::-1],
             "eigenvectors": vec[:, ::-1], "simulations": int(len(thetas)),
-            "features_used": int(finite.sum())}
+            "features_used": int(used.sum()), "used": used, "noise_variance": variance}
 
 
 def principal_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
