@@ -120,7 +120,7 @@ def fisher_information(features, prior, theta, step: float = 0.01, repeats: int 
     feature noise variance, pooled over the repeats at all 2d + 1 points. (The full
     covariance from so few repeats makes the estimate unstable: its inverse amplifies the
     noise of its smallest eigenvalues; benchmarks/invariance.py.) Features missing in any
-    simulation, or constant over the repeats at most points, are left out. ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs
+    simulation, or taking few distinct values (counts, flags), are left out. ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs
     (2d + 1)·repeats simulations."""
     u0 = prior.standardise(np.asarray(theta, dtype=float)[None])[0]
     d = len(u0)
@@ -132,14 +132,14 @@ def fisher_information(features, prior, theta, step: float = 0.01, repeats: int 
     out = np.asarray(features(thetas, np.tile(seeds, len(points))), dtype=float)
     out = out.reshape(len(points), repeats, -1)
     finite = np.isfinite(out).all((0, 1))  # e.g. burst features of runs without bursts
-    # a Gaussian noise model needs features that are noisy: counts and flags that are
-    # constant over the repeats at most points (no bursts, every unit active) would get a
-    # near-zero variance and, with one rare jump, an absurd information
-    with np.errstate(invalid="ignore"):
-        noisy = (out.var(1) > 0).mean(0) >= 0.5
-    used = finite & noisy
+    # a Gaussian noise model needs continuous features: counts, fractions and flags (burst
+    # counts, the fraction of active units) take few distinct values, and one rare jump
+    # over a near-zero variance gives an absurd information
+    flat = out.reshape(-1, out.shape[-1])
+    continuous = np.array([len(np.unique(column)) >= 0.5 * len(column) for column in flat.T])
+    used = finite & continuous
     if not used.any():
-        raise UserError("no feature is finite and noisy in the simulations of the Fisher step "
+        raise UserError("no feature is finite and continuous in the simulations of the Fisher step "
                         f"at θ = {np.round(theta, 4).tolist()}")
     out = out[..., used]
     plus, minus = out[1:d + 1], out[d + 1:]
