@@ -635,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", type=_count, default=50,
                    help="configurations with a local (Hessian) analysis (default 50)")
     p.add_argument("--fisher", type=int, default=0, metavar="K",
-                   help="Fisher information at K configurations ((2d+1)·8 simulations each)")
+                   help="Fisher information at K configurations ((2d+1)·4 simulations each)")
     p.add_argument("--path-points", type=_path_points, default=9, metavar="K",
                    help="re-simulate K points along a high-probability path between the two "
                         "most distant consistent configurations, and along the straight line "

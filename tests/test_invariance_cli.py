@@ -37,7 +37,7 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["n_simulated"] == 60 and first["n_consistent"] >= 10
     assert 1 <= first["participation_ratio"] <= 2
-    assert first["fisher"]["simulations_per_configuration"] == (2 * 2 + 1) * 8
+    assert first["fisher"]["simulations_per_configuration"] == (2 * 2 + 1) * 4
     assert 0 <= first["local"]["angle_to_global_median_deg"] <= 90
     for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png",
                  "geometry_path.png"):

@@ -110,7 +110,7 @@ def hessian_directions(posterior, x, u: np.ndarray, batch: int = 256) -> tuple[n
     return lam[:, ::-1], vec[:, :, ::-1]
 
 
-def fisher_information(features, prior, theta, step: float = 0.01, repeats: int = 8,
+def fisher_information(features, prior, theta, step: float = 0.01, repeats: int = 4,
                        seed: int = 0) -> dict:
     """Fisher information of the features at θ (prior units) in standardised coordinates,
     I = Jᵀ Σ⁻¹ J, with J by central differences of the mean features at u ± step·e_k under
