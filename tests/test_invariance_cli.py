@@ -68,6 +68,14 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
                                        skip_header=1))
     assert len(rows) == first["n_consistent"]
 
+    # the run's posterior samples compared with themselves: identical, with local geometry
+    run = str(tmp_path / "run")
+    assert main(["compare", run, run, "--labels", "a,b", "--use", "posterior", "--local", "5",
+                 "--out", str(tmp_path / "self"), "--json"]) == 0
+    pair = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pairs"]["a vs b"]
+    assert min(pair["overlap"].values()) == pytest.approx(1.0) and pair["separating_parameters"] == []
+    assert max(pair["local"]["sloppy_subspace_angles_deg"]) < 1e-3
+
 
 def test_compare_posterior_for_two_bank_targets(trained, tmp_path, capsys):
     from automind.bank import Bank
