@@ -113,15 +113,14 @@ def hessian_directions(posterior, x, u: np.ndarray, batch: int = 256) -> tuple[n
 def fisher_information(features, prior, theta, step: float = 0.01, repeats: int = 4,
                        seed: int = 0) -> dict:
     """Fisher information of the features at θ (prior units) in standardised coordinates,
-    I = Jᵀ Σ⁻¹ J, with J by central differences of the mean features at u ± step·e_k under
-    common random numbers (the same ``repeats`` seeds on both sides; they make small steps
-    usable, and small steps keep strongly nonlinear directions such as MK1's linear-scale
-    E.tau_w from dominating through curvature) and Σ the diagonal
-    feature noise variance, pooled over the repeats at all 2d + 1 points. (The full
-    covariance from so few repeats makes the estimate unstable: its inverse amplifies the
-    noise of its smallest eigenvalues; benchmarks/invariance.py.) Features missing in any
-    simulation, or taking few distinct values (counts, flags), are left out. ``features(thetas (m, d), seeds (m,)) -> (m, k)``. Costs
-    (2d + 1)·repeats simulations."""
+    I = Jᵀ Σ⁻¹ J. J: central differences of the mean features at u ± step·e_k under common
+    random numbers (the same ``repeats`` seeds on both sides), which make small steps usable;
+    small steps keep strongly nonlinear directions (MK1's linear-scale E.tau_w) from
+    dominating through curvature. Σ: the diagonal feature noise variance pooled over the
+    repeats at all 2d + 1 points (the full covariance from so few repeats is unstable).
+    Features missing in any simulation or taking few distinct values (counts, flags) are
+    left out (docs/invariance.md). ``features(thetas (m, d), seeds (m,)) -> (m, k)``.
+    Costs (2d + 1)·repeats simulations."""
     u0 = prior.standardise(np.asarray(theta, dtype=float)[None])[0]
     d = len(u0)
     seeds = np.random.SeedSequence(seed).generate_state(repeats)
