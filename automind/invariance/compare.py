@@ -170,14 +170,15 @@ def compare_runs(runs: list[str | Path], out: str | Path, labels: list[str] | No
 
 
 def compare_posteriors(posterior, targets: dict[str, np.ndarray], out: str | Path, n: int = 2000,
-                       n_local: int = 50, seed: int = 0) -> dict:
+                       n_local: int = 50, seed: int = 0, samples: dict | None = None) -> dict:
     """Compare one posterior's samples for several targets ({label: raw features}) — no
-    re-simulation: per-parameter shifts, overlaps, subspace angles, local geometry."""
+    re-simulation: per-parameter shifts, overlaps, subspace angles, local geometry.
+    ``samples`` ({label: θ}) passes samples already drawn instead of drawing n per target."""
     if len(targets) < 2:
         raise UserError("compare needs at least two targets")
     prior = posterior.prior
-    sets = {label: prior.standardise(posterior.sample(n, x, seed=seed))
-            for label, x in targets.items()}
+    samples = samples or {label: posterior.sample(n, x, seed=seed) for label, x in targets.items()}
+    sets = {label: prior.standardise(samples[label]) for label in targets}
     local = {label: _local_fn(posterior, x, n_local, seed) for label, x in targets.items()} \
         if n_local > 0 else None
     report = compare_sets(sets, prior.names, local=local)

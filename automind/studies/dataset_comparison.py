@@ -211,26 +211,26 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         raise UserError(f"datasets with missing features ({feature_set}): {unusable}")
 
     say("comparing the datasets' posteriors")
-    report = compare_posteriors(posterior, targets, out, n=s["samples"], n_local=s["local"],
-                                seed=seed)
+    samples = {n: posterior.sample(s["samples"], x, seed=seed) for n, x in targets.items()}
+    report = compare_posteriors(posterior, targets, out, n_local=s["local"], seed=seed,
+                                samples=samples)
     found = _documented_vs_found(report, thetas, prior)
     figure = _plot_shifts(found, prior.names, out / "documented_vs_found.png")
     return {"settings": s, "features": feature_set, "recordings": str(recording),
             "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
             "datasets": {n: {"documented": dict(zip(prior.names, thetas[n].tolist()))}
-                         | dataset_posterior(posterior, targets[n], s["samples"], seed)
+                         | dataset_posterior(prior, samples[n])
                          for n in names},
             "pairs": found, "participation_ratio": report["participation_ratio"],
             "figures": report["figures"] + [str(figure)],
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def dataset_posterior(posterior, x, n: int, seed: int, top: int = 3) -> dict:
-    """Posterior mean and sd (prior units) for one dataset, and its strongest pairwise
-    correlations (Pearson, standardised samples): the compensations within the dataset."""
-    theta = posterior.sample(n, x, seed=seed)
-    names = posterior.prior.names
-    corr = np.corrcoef(posterior.prior.standardise(theta), rowvar=False)
+def dataset_posterior(prior, theta: np.ndarray, top: int = 3) -> dict:
+    """Posterior mean and sd (prior units) of one dataset's samples θ, and their strongest
+    pairwise correlations (Pearson, standardised): the compensations within the dataset."""
+    names = prior.names
+    corr = np.corrcoef(prior.standardise(theta), rowvar=False)
     pairs = sorted(((names[i], names[j], float(corr[i, j])) for i in range(len(names))
                     for j in range(i + 1, len(names))), key=lambda t: -abs(t[2]))[:top]
     return {"posterior_mean": dict(zip(names, theta.mean(0).tolist())),
