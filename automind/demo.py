@@ -93,7 +93,7 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, s
     from .prior import Prior
     from .recordings import read_recording
     from .recordings.write import write_nwb
-    from .simulators.simulator import default_workers
+    from .simulators.execution import default_workers
 
     out = Path(out)
     require_new_folder(out)

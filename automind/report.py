@@ -8,6 +8,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io import atomic_write_text
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;
 border-bottom:1px solid #ddd}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
@@ -53,5 +55,5 @@ def write_report(folder: Path, title: str, sections: list[Section],
         if section.table is not None:
             parts.append(_table(*section.table))
     page = folder / "index.html"
-    page.write_text("\n".join(parts))
+    atomic_write_text(page, "\n".join(parts))
     return page

@@ -69,7 +69,8 @@ def synthetic_bank(path: Path, rows: int, dim_theta: int = 28, dim_x: int = 1000
     """Write a bank of random rows through the real shard/manifest code (no simulation)."""
     import pyarrow as pa
 
-    from automind.bank.store import commit_shard, write_json
+    from automind.bank.store import commit_shard
+    from automind.io import write_json
     from automind.prior import Prior
 
     prior = Prior.from_dict({"name": "synthetic", "parameter": [

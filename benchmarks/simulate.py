@@ -25,7 +25,7 @@ import numpy as np
 
 from automind.prior import Prior
 from automind.simulators import Simulator, SimulatorSpec
-from automind.simulators.simulator import simulation_seed
+from automind.simulators.execution import simulation_seed
 
 
 def main() -> None:

@@ -218,7 +218,8 @@ def test_full_disk_keeps_what_was_written(small_bank, setup, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr("automind.bank.store.atomic_write_bytes", fill_up)
+    monkeypatch.setattr("automind.bank.store.atomic_write_bytes", fill_up)  # shard files
+    monkeypatch.setattr("automind.io.atomic_write_bytes", fill_up)  # JSON records
     with pytest.raises(BankError, match="disk is full.*intact"):
         extend(small_bank, *setup, n=18, seed=11, workers=1, progress=False)
     monkeypatch.undo()

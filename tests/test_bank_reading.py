@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 from automind.bank import Bank, BankError
 from automind.bank.dataset import BankDataset
 from automind.bank.importer import import_table, map_parameter
-from automind.bank.store import commit_shard, write_json
+from automind.bank.store import commit_shard
+from automind.io import write_json
 from automind.prior import Prior
 
 

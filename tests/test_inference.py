@@ -107,7 +107,8 @@ def test_streaming_training_from_a_bank_matches_the_analytic_posterior(tmp_path)
     """The same linear-Gaussian problem stored as a bank and trained by streaming shards."""
     import pyarrow as pa
 
-    from automind.bank.store import commit_shard, write_json
+    from automind.bank.store import commit_shard
+    from automind.io import write_json
     from automind.inference.train import train_on_bank
 
     prior = Prior.from_dict({"name": "lg", "parameter": [

@@ -83,7 +83,7 @@ def test_recording_too_short_for_the_feature_set(banks, tmp_path, capsys):
 
 
 def test_diagnose_refuses_a_bank_of_other_parameters(banks, tmp_path, capsys):
-    from automind.bank.store import write_json
+    from automind.io import write_json
     from automind.inference.train import train_on_bank
 
     train_on_bank(banks / "train", "spikes", progress=False, max_epochs=3).save(tmp_path / "p")

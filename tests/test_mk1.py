@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from automind.simulators import Simulator, SimulatorSpec, mk1
-from automind.bank.engines import run_chunk
+from automind.simulators.execution import Job, run_chunk
 from conftest import quiet_mk1
 
 # ---- single neuron: compiled Euler vs an independent scipy integration ------------------------
@@ -224,7 +224,7 @@ def test_timeout_and_failure_are_statuses_and_never_stop_a_batch(mk1_small):
     assert timed_out.status == "timeout" and "wall-clock" in timed_out.message
     broken = dict(ACTIVE)
     del broken["E.C"]
-    jobs = [(ACTIVE, 1, 0, 0.2, None), (broken, 2, 1, 0.2, None), (quiet_mk1(), 3, 2, 0.2, None)]
+    jobs = [Job(ACTIVE, 1, 0, 0.2, None), Job(broken, 2, 1, 0.2, None), Job(quiet_mk1(), 3, 2, 0.2, None)]
     results = run_chunk(mk1_small.spec, jobs, str(mk1_small.compiled.directory))
     assert [r.status for r in results] == ["ok", "failed", "silent"]
     assert "E.C" in results[1].message

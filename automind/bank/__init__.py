@@ -2,7 +2,7 @@
 
 from .._lazy import lazy_getattr
 
-# Lazy, so that worker processes unpickling automind.bank.engines.run_chunk do not import
+# Lazy, so that worker processes unpickling automind.simulators.execution.run_chunk do not import
 # pyarrow, scipy and torch before their first simulation.
 _LAZY = {"Bank": ("automind.bank.bank", "Bank"), "BankError": ("automind.bank.store", "BankError"),
          "extend": ("automind.bank.writer", "extend")}

@@ -17,7 +17,8 @@ from filelock import FileLock, Timeout
 
 from ..features.sets import get_feature_set, simulation_features
 from .bank import Bank, read_shard_spikes
-from .store import BankError, commit_features, write_json
+from ..io import write_json
+from .store import BankError, commit_features
 
 
 def register_feature_sets(path: Path, names: list[str]) -> None:

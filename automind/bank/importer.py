@@ -18,7 +18,8 @@ import pyarrow.csv as pacsv
 
 from ..errors import UserError
 from ..provenance import package_versions
-from .store import FORMAT, FORMAT_VERSION, commit_shard, write_json
+from ..io import write_json
+from .store import FORMAT, FORMAT_VERSION, commit_shard
 
 GROUPS = {"net": "", "Epop": "E.", "Ipop": "I."}
 BOOKKEEPING = {"", "index", "Unnamed: 0", "sim_id", "seed", "random_seed"}

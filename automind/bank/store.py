@@ -21,9 +21,6 @@ each takes a per-chunk lock (released by the OS if the writer dies).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
+from ..io import atomic_write_bytes, sha256, write_json, write_npz_streamed
 
 FORMAT = "automind-bank"
 FORMAT_VERSION = 1
@@ -44,22 +42,6 @@ FIXED_COLUMNS = ("index", "seed", "status", "t_end", "wall_time", "run_time", "r
 
 class BankError(UserError):
     """A bank that cannot be used as asked (corrupt shard, mismatched setup, ...)."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write under a temporary name, then rename. No fsync: a process crash cannot expose a
-    partial file, and after a power loss the manifest's checksums catch a damaged one."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -147,10 +129,6 @@ def new_shard_name(chunk: int) -> str:
     return f"c{chunk:08d}-{uuid.uuid4().hex[:8]}"
 
 
-def write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
-
-
 def feature_table(indices, x: np.ndarray) -> pa.Table:
     """A feature shard: simulation index and a float32 feature vector per row (NaN = missing)."""
     x = np.asarray(x, dtype=np.float32).reshape(len(indices), -1)
@@ -180,24 +158,6 @@ def fixed_size_list_to_numpy(column, width: int) -> np.ndarray:
     return np.asarray(values).reshape(-1, width)
 
 
-def _write_npz(path: Path, arrays: dict) -> tuple[str, int]:
-    """Write arrays as .npz under a temporary name, rename; returns (sha256, size)."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        digest, size = hashlib.sha256(), 0
-        with open(tmp, "rb") as handle:
-            while block := handle.read(1 << 22):
-                digest.update(block)
-                size += len(block)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest(), size
-
-
 def commit_shard(bank_path: Path, chunk: int, table: pa.Table, spikes: dict | None = None,
                  features: dict | None = None) -> ShardRecord:
     """Write a shard's files (spikes, feature sets {name: (version, x)}, table), then its
@@ -209,7 +169,7 @@ def commit_shard(bank_path: Path, chunk: int, table: pa.Table, spikes: dict | No
     record = ShardRecord(name=name, chunk=chunk, indices=indices.tolist(),
                          shard_sha256=sha256(data), shard_bytes=len(data))
     if spikes is not None:
-        record.spikes_sha256, record.spikes_bytes = _write_npz(bank_path / "spikes" / f"{name}.npz",
+        record.spikes_sha256, record.spikes_bytes = write_npz_streamed(bank_path / "spikes" / f"{name}.npz",
                                                                spikes)
     for feature_set, (version, x) in (features or {}).items():
         commit_features(bank_path, name, feature_set, version, indices, x)

@@ -21,13 +21,13 @@ from filelock import FileLock, Timeout
 
 from ..errors import UserError
 from ..provenance import package_versions
-from ..simulators.simulator import simulation_seed
+from ..io import write_json
+from ..simulators.execution import make_engine, make_jobs
 from ..features.sets import get_feature_set
 from .bank import Bank
-from .engines import make_engine
 from .featurise import register_feature_sets
 from .store import (FORMAT, FORMAT_VERSION, BankError, ShardRecord, commit_shard, shard_table,
-                    spikes_arrays, write_json)
+                    spikes_arrays)
 
 DEFAULT_CHUNK_SIZE = 8
 _IDENTITY_IGNORED = ("source", "sha256", "description")
@@ -43,7 +43,7 @@ def _describe_difference(name: str, ours: dict, theirs: dict) -> str:
 
 
 def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
-                chunk_size: int | None) -> dict:
+                chunk_size: int | None, proposal=None) -> dict:
     """Create the bank's folder and metadata, or check that an existing bank matches."""
     path = Path(path)
     try:
@@ -70,6 +70,10 @@ def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
                     "seed_rule": "simulation k: seed SeedSequence([seed, k]).generate_state(1)[0], "
                                  "θ Prior.sample_indexed(seed, [k])",
                     "feature_sets": {}}
+            if proposal is not None:  # θ from a truncation of the prior, not the prior itself
+                meta["proposal"] = proposal.identity()
+                meta["seed_rule"] = meta["seed_rule"].replace("Prior.sample_indexed",
+                                                              "proposal.sample_indexed")
             write_json(meta_file, meta)
             return meta
     meta = Bank(path).meta
@@ -80,6 +84,9 @@ def ensure_bank(path: Path, spec, prior, seed: int, keep_spikes: bool | None,
         raise BankError(f"bank {path} was made from a different prior "
                         f"({_describe_difference('prior', meta['prior'], prior.to_dict())}); "
                         "refusing to mix simulations")
+    if meta.get("proposal") != (None if proposal is None else proposal.identity()):
+        raise BankError(f"bank {path} was made with θ from a different proposal; refusing to "
+                        "mix simulations")
     if _identity(meta["simulator"]) != _identity(spec.to_dict()):
         raise BankError(f"bank {path} was made with a different simulator setup "
                         f"({_describe_difference('simulator', _identity(meta['simulator']), _identity(spec.to_dict()))}); "
@@ -148,18 +155,22 @@ def commit_chunk(path: Path, chunk: int, results: list, param_names: list[str],
 
 def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
            dask: str | None = None, keep_spikes: bool | None = None, chunk_size: int | None = None,
-           features: list[str] | None = None, progress: bool = True, on_commit=None) -> dict:
+           features: list[str] | None = None, progress: bool = True, on_commit=None,
+           proposal=None) -> dict:
     """Make the bank at ``path`` hold simulations 0..n-1 (create, extend or resume).
 
     ``features``: feature sets computed by the workers while simulating (defaults to the
-    sets the bank already holds, so extensions stay complete).
+    sets the bank already holds, so extensions stay complete). ``proposal``: draw θ from it
+    instead of the prior (an object with ``sample_indexed(seed, indices)`` and ``identity()``,
+    e.g. a truncated prior; recorded in bank.json, and an extension must use the same one).
     """
     from tqdm.auto import tqdm
 
     from ..simulators.engine import CompiledModel
 
     path = Path(path)
-    meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size)
+    meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size, proposal)
+    source = prior if proposal is None else proposal
     size, keep = meta["chunk_size"], meta["keep_spikes"]
     feature_sets = sorted(set(features or ()) | set(meta.get("feature_sets", {})))
     if feature_sets:
@@ -197,9 +208,9 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
                     lock.release()
                     del locks[chunk]
                     continue
-                thetas = prior.sample_indexed(seed, indices)
-                work.append((chunk, [(prior.to_simulator(t), simulation_seed(seed, i), i,
-                                      spec.duration, t) for i, t in zip(indices, thetas)]))
+                thetas = source.sample_indexed(seed, indices)
+                work.append((chunk, make_jobs(prior, thetas, spec.duration, seed=seed,
+                                              indices=indices)))
                 if blocking:
                     break  # after waiting for one chunk, look at the bank again
             if not work:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..io import write_json
 from .transforms import EPS, BoxToUnconstrained
 
 FORMAT = "automind-posterior"
@@ -216,8 +217,7 @@ class Posterior:
                 "features": self.features, "config": self.config, "metrics": self.metrics,
                 "provenance": self.provenance, "restriction": self.restriction is not None,
                 "weights_sha256": digest}
-        (path / ".posterior.json.tmp").write_text(json.dumps(meta, indent=1))
-        (path / ".posterior.json.tmp").replace(path / "posterior.json")
+        write_json(path / "posterior.json", meta, sort_keys=False)
         return path
 
 

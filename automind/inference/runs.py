@@ -9,21 +9,24 @@ CLI and the demo: each reads and writes the same files whoever calls it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..io import atomic_write_text, write_json
 
 
 def write_theta_table(path: Path, prior, rows, extra_names: list[str]) -> None:
     """CSV of (sample number, θ with units in the header, extra columns) rows."""
-    with open(path, "w", newline="") as handle:
-        table = csv.writer(handle)
-        table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters] + extra_names)
-        for k, theta, extra in rows:
-            table.writerow([k] + [f"{v:.8g}" for v in theta] + list(extra))
+    handle = io.StringIO(newline="")
+    table = csv.writer(handle)
+    table.writerow(["sample"] + [f"{p.name} [{p.unit}]" for p in prior.parameters] + extra_names)
+    for k, theta, extra in rows:
+        table.writerow([k] + [f"{v:.8g}" for v in theta] + list(extra))
+    atomic_write_text(path, handle.getvalue())
 
 
 def read_samples(folder: Path) -> tuple[dict, np.ndarray]:
@@ -56,7 +59,7 @@ def write_samples(posterior, x, truth, target: str, out: Path, n: int, oversampl
             "feature_set": posterior.features.get("set"),
             "note": (f"drew {n * oversample} samples and kept the {n} with the highest "
                      "posterior log-probability") if oversample > 1 else "plain samples"}
-    (out / "samples.json").write_text(json.dumps(meta, indent=1))
+    write_json(out / "samples.json", meta, sort_keys=False)
     figure = pairplot(samples, prior.names, out / "pairplot.png", truth=truth,
                       limits=list(zip(prior.low, prior.high)))
     return {"samples": str(out / "samples.csv"), "n": n, "oversample": oversample,
@@ -91,7 +94,7 @@ def validate_samples(folder: Path, posterior, x, truth=None, threshold: float = 
     summary = {k: report[k] for k in ("yield", "n_simulated", "n_accepted", "threshold",
                                        "noise_reference")}
     summary |= {"consistent_set": str(folder / "consistent_set.csv"), "figures": figures}
-    (folder / "validation.json").write_text(json.dumps(report | summary, indent=1))
+    write_json(folder / "validation.json", report | summary, sort_keys=False)
     return summary | {"results": results, "samples": samples, "accepted": accepted,
                       "distance": np.array(report["distance"])}
 

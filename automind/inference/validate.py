@@ -25,13 +25,12 @@ SIGMA_FLOOR = 1e-3
 def resimulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, workers: int = 1,
                dask: str | None = None, first_index: int = 0) -> list:
     """Simulate θ rows (prior units) with ``spec``; results carry ``feature_set``'s features."""
-    from ..bank.engines import simulate_jobs
     from ..simulators.engine import CompiledModel
-    from ..simulators.simulator import simulation_seed
+    from ..simulators.execution import make_jobs, simulate_jobs
 
     compiled = CompiledModel.for_spec(spec)
-    jobs = [(prior.to_simulator(t), simulation_seed(seed, first_index + k), first_index + k,
-             spec.duration, t) for k, t in enumerate(thetas)]
+    jobs = make_jobs(prior, thetas, spec.duration, seed=seed,
+                     indices=range(first_index, first_index + len(thetas)))
     return simulate_jobs(spec, str(compiled.directory), jobs, workers, dask, (feature_set,))
 
 
@@ -47,14 +46,21 @@ def simulator_of(posterior):
     return SimulatorSpec.from_plain(simulator)
 
 
+def noise_runs(posterior, spec, reference: np.ndarray, repeats: int = 8, seed: int = 1001,
+               workers: int = 1, dask: str | None = None) -> list:
+    """``repeats`` simulations of ``reference`` with new seeds (the noise reference)."""
+    return resimulate(spec, posterior.prior, np.repeat(np.asarray(reference, float)[None], repeats, 0),
+                      seed, posterior.features["set"], workers, dask)
+
+
 def noise_scale(posterior, spec, target: np.ndarray, reference: np.ndarray, repeats: int = 8,
-                seed: int = 1001, workers: int = 1, dask: str | None = None) -> np.ndarray:
+                seed: int = 1001, workers: int = 1, dask: str | None = None,
+                runs: list | None = None) -> np.ndarray:
     """σ_i: the sd of each (transformed) feature over ``repeats`` simulations of
-    ``reference`` with new seeds, floored at SIGMA_FLOOR·(1 + |target|)."""
-    feature_set = posterior.features["set"]
-    runs = resimulate(spec, posterior.prior, np.repeat(np.asarray(reference, float)[None],
-                                                       repeats, 0), seed, feature_set, workers, dask)
-    noise = _transformed(posterior, [r.features[feature_set] for r in runs],
+    ``reference`` with new seeds (or the given ``runs``), floored at SIGMA_FLOOR·(1 + |target|)."""
+    if runs is None:
+        runs = noise_runs(posterior, spec, reference, repeats, seed, workers, dask)
+    noise = _transformed(posterior, [r.features[posterior.features["set"]] for r in runs],
                          posterior.config.get("feature_columns"))
     sigma = np.nanstd(noise, axis=0)
     return np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bank.store import write_json
+from ..io import write_json
 from .geometry import (conditional_correlations, fisher_information, global_geometry,
                        hessian_directions, participation_ratio, principal_angles)
 

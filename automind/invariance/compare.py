@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bank.store import write_json
+from ..io import write_json
 from ..errors import UserError
 from .consistent import load_consistent_set
 from .geometry import global_geometry, overlap_coefficients, principal_angles

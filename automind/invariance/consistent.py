@@ -10,21 +10,14 @@ Folder layout: ``run.json`` (settings), ``samples.npy``, ``noise.json``, ``chunk
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..bank.store import atomic_write_bytes, write_json
 from ..errors import UserError
+from ..io import save_npy, save_npz, write_json
 from ..inference.runs import write_theta_table
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _settings(out: Path, settings: dict) -> None:
@@ -49,10 +42,9 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     keep those within ``threshold`` noise sd of the target. Returns the summary."""
     from tqdm.auto import tqdm
 
-    from ..bank.engines import make_engine
-    from ..inference.validate import noise_scale, score, simulator_of
+    from ..inference.validate import noise_runs, noise_scale, score, simulator_of
     from ..simulators.engine import CompiledModel
-    from ..simulators.simulator import simulation_seed
+    from ..simulators.execution import make_engine, make_jobs
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,16 +55,19 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
                     "truth": None if truth is None else np.asarray(truth, float).tolist(),
                     "posterior": posterior_path})
     if not (out / "samples.npy").is_file():
-        buffer = io.BytesIO()
-        np.save(buffer, posterior.sample(n, x, seed=seed))
-        atomic_write_bytes(out / "samples.npy", buffer.getvalue())
+        save_npy(out / "samples.npy", posterior.sample(n, x, seed=seed))
     samples = np.load(out / "samples.npy")
     if not (out / "noise.json").is_file():
         reference = np.asarray(truth, float) if truth is not None else samples[0]
-        sigma = noise_scale(posterior, spec, target_x, reference, seed=seed + 1, workers=workers,
-                            dask=dask)
+        runs = noise_runs(posterior, spec, reference, seed=seed + 1, workers=workers, dask=dask)
+        sigma = noise_scale(posterior, spec, target_x, reference, runs=runs)
+        # the reference's own re-simulations scored like every sample (with the truth as the
+        # reference: how often the truth itself would be accepted)
+        own = score(posterior, runs, target_x, sigma, threshold)
         write_json(out / "noise.json", {"sigma": sigma.tolist(),
-                                        "reference": "truth" if truth is not None else "first sample"})
+                                        "reference": "truth" if truth is not None else "first sample",
+                                        "reference_distances": _plain(own["distance"]),
+                                        "reference_accepted": own["accepted"].tolist()})
     sigma = np.array(json.loads((out / "noise.json").read_text())["sigma"])
 
     (out / "chunks").mkdir(exist_ok=True)
@@ -81,25 +76,22 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     if todo:
         compiled = CompiledModel.for_spec(spec)
         feature_set = posterior.features["set"]
-        jobs = {c: [(prior.to_simulator(samples[k]), simulation_seed(seed + 2, k), k, spec.duration,
-                     samples[k]) for k in range(c * chunk_size, min(n, (c + 1) * chunk_size))]
+        jobs = {c: make_jobs(prior, samples[c * chunk_size:(c + 1) * chunk_size], spec.duration,
+                             seed=seed + 2, indices=range(c * chunk_size, min(n, (c + 1) * chunk_size)))
                 for c in todo}
-        engine = make_engine(spec, str(compiled.directory), max(1, min(workers, len(todo))),
-                             dask, (feature_set,))
         bar = tqdm(total=n, initial=n - sum(len(j) for j in jobs.values()), unit="sim",
                    desc="re-simulating", disable=not progress)
-        try:
+        with make_engine(spec, str(compiled.directory), max(1, min(workers, len(todo))), dask,
+                         (feature_set,)) as engine:
             for c, results in engine.run_chunks(list(jobs.items())):
                 results = sorted(results, key=lambda r: r.index)
                 scored = score(posterior, results, target_x, sigma, threshold)
-                _save_npz(out / "chunks" / f"c{c:05d}.npz", index=[r.index for r in results],
+                save_npz(out / "chunks" / f"c{c:05d}.npz", index=[r.index for r in results],
                           seed=[r.seed for r in results], status=scored["status"].astype("U8"),
                           distance=scored["distance"], accepted=scored["accepted"],
                           features=scored["features"])
                 bar.update(len(results))
-        finally:
-            bar.close()
-            engine.close()
+        bar.close()
     return _assemble(out, posterior, samples, n_chunks, threshold)
 
 
@@ -114,7 +106,7 @@ def _assemble(out: Path, posterior, samples: np.ndarray, n_chunks: int, threshol
     keep = index[accepted]
     prior = posterior.prior
     theta = samples[keep]
-    _save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta),
+    save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta),
               features=features[accepted], seed=seeds[accepted], distance=distance[accepted],
               index=keep, names=np.array(prior.names))
     write_theta_table(out / "consistent_set.csv", prior,
@@ -142,19 +134,23 @@ def load_consistent_set(folder: str | Path) -> dict:
 def simulated_features(posterior, workers: int = 1, dask: str | None = None):
     """``features(thetas, seeds) -> (m, k)``: the posterior's transformed features of new
     simulations with the given seeds (common random numbers for finite differences)."""
-    from ..bank.engines import simulate_jobs
     from ..inference.validate import _transformed, simulator_of
     from ..simulators.engine import CompiledModel
+    from ..simulators.execution import make_jobs, simulate_jobs
 
     spec, prior = simulator_of(posterior), posterior.prior
     feature_set = posterior.features["set"]
     compiled = str(CompiledModel.for_spec(spec).directory)
 
     def features(thetas, seeds):
-        jobs = [(prior.to_simulator(t), int(s), k, spec.duration, t)
-                for k, (t, s) in enumerate(zip(thetas, seeds))]
+        jobs = make_jobs(prior, thetas, spec.duration, seeds=seeds)
         results = simulate_jobs(spec, compiled, jobs, workers, dask, (feature_set,))
         return _transformed(posterior, [r.features[feature_set] for r in results],
                             posterior.config.get("feature_columns"))
 
     return features
+
+
+def _plain(values) -> list:
+    """Floats for JSON (NaN and inf as None)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]

@@ -98,7 +98,7 @@ def analyse_path(posterior, x, run: str | Path, features, n_check: int = 9, seed
     scale and threshold); writes path.json and geometry_path.png there."""
     import json
 
-    from ..bank.store import write_json
+    from ..io import write_json
     from .consistent import load_consistent_set
 
     run = Path(run)

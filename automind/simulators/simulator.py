@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,11 +14,6 @@ from .engine import CompiledModel, RunFailed, RunTimedOut
 from .spec import SimulatorSpec
 
 STATUSES = ("ok", "silent", "runaway", "timeout", "failed")
-
-
-def simulation_seed(global_seed: int, index: int) -> int:
-    """Per-simulation seed derived from the global seed and the simulation's index."""
-    return int(np.random.SeedSequence([int(global_seed), int(index)]).generate_state(1)[0])
 
 
 @dataclass
@@ -122,10 +116,6 @@ class Simulator:
         return result
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-
-
 def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = None, theta=None,
              seed: int = 0, duration: float | None = None, N: int | None = None,
              dt: float | None = None, workers: int | None = None,
@@ -135,8 +125,8 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     θ are in the prior's units. Each simulation's seed derives from ``seed`` and its index;
     the same call gives the same spikes.
     """
-    from ..bank.engines import simulate_jobs
     from ..prior import Prior
+    from .execution import make_jobs, simulate_jobs
 
     spec = SimulatorSpec.load(simulator)
     if reference_quirks is not None:
@@ -151,8 +141,7 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     else:
         thetas = prior_obj.validate(theta)
     sim = Simulator(spec)
-    jobs = [(prior_obj.to_simulator(row), simulation_seed(seed, k), k, spec.duration, row)
-            for k, row in enumerate(thetas)]
+    jobs = make_jobs(prior_obj, thetas, spec.duration, seed=seed)
     return simulate_jobs(spec, str(sim.compiled.directory), jobs, workers or 1)
 
 

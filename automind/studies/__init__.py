@@ -5,11 +5,11 @@ quick, progress) -> dict`` and writes figures and ``results.json`` into ``out``.
 from __future__ import annotations
 
 import importlib
-import json
 import tomllib
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import write_json
 
 KINDS = ("brunel_phase", "dataset_comparison", "mk1_recovery")
 
@@ -34,7 +34,7 @@ def run_study(folder: str | Path, out: str | Path | None = None, workers: int | 
               quick: bool = False, progress: bool = True) -> dict:
     """Run the study in ``folder``; results go to ``out`` (default ``folder/results``)."""
     from ..provenance import package_versions
-    from ..simulators.simulator import default_workers
+    from ..simulators.execution import default_workers
 
     config = load_study(folder)
     out = Path(out) if out is not None else Path(folder) / "results"
@@ -43,5 +43,5 @@ def run_study(folder: str | Path, out: str | Path | None = None, workers: int | 
     summary = module.run(config, out, workers or default_workers(), quick, progress)
     summary = {"study": str(folder), "kind": config["kind"], "quick": quick,
                "out": str(out)} | summary | {"versions": package_versions()}
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "results.json", summary, sort_keys=False)
     return summary

@@ -1,4 +1,9 @@
-"""Execution engines behind one interface: run chunks of simulations, yield them as they finish.
+"""Executing simulations: the job type and the engines that run chunks of jobs.
+
+A ``Job`` is one simulation to run (simulator values, seed, index, duration, θ); ``make_jobs``
+builds them from θ rows in the one place that knows the seed rule. Engines run chunks of
+jobs and yield them as they finish; they are context managers (``with make_engine(...) as
+engine``) so worker pools and clusters are closed on every exit path.
 
 - ``LocalEngine``: worker processes on this machine (default; nothing to start). Each worker
   loads the compiled simulator once and keeps it warm.
@@ -11,16 +16,55 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import UserError
 
 _SIMULATORS: dict = {}
 
 
-def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None,
+def simulation_seed(global_seed: int, index: int) -> int:
+    """Per-simulation seed derived from the global seed and the simulation's index."""
+    return int(np.random.SeedSequence([int(global_seed), int(index)]).generate_state(1)[0])
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One simulation to run: simulator values (SI), seed, index, duration (s), θ (prior units)."""
+
+    params: dict
+    seed: int
+    index: int
+    duration: float
+    theta: np.ndarray
+
+
+def make_jobs(prior, thetas, duration: float, *, seed: int | None = None, seeds=None,
+              indices=None) -> list[Job]:
+    """Jobs for θ rows: simulation ``indices[k]`` (default 0..) gets the seed derived from the
+    global ``seed`` and its index, or the explicit ``seeds[k]`` (common random numbers)."""
+    thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+    indices = range(len(thetas)) if indices is None else [int(i) for i in indices]
+    if (seed is None) == (seeds is None):
+        raise ValueError("give either a global seed or explicit per-job seeds")
+    per_job = ([simulation_seed(seed, i) for i in indices] if seeds is None
+               else [int(s) for s in seeds])
+    return [Job(prior.to_simulator(t), s, i, duration, t)
+            for t, s, i in zip(thetas, per_job, indices)]
+
+
+def run_chunk(spec, jobs: list[Job], compiled_dir: str | None = None,
               feature_sets: tuple[str, ...] = ()) -> list:
     """Simulate a chunk in this (worker) process, reusing its warm simulator; compute the
     requested feature sets here too, so spikes need not travel or be stored."""
@@ -33,8 +77,8 @@ def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None,
         usable = compiled_dir and (Path(compiled_dir) / "automind_run_args.json").is_file()
         compiled = CompiledModel(compiled_dir) if usable else CompiledModel.for_spec(spec)
         sim = _SIMULATORS[key] = Simulator(spec, compiled)
-    results = [sim.run(params, seed, index, duration, theta=theta)
-               for params, seed, index, duration, theta in jobs]
+    results = [sim.run(job.params, job.seed, job.index, job.duration, theta=job.theta)
+               for job in jobs]
     if feature_sets:
         from ..features.sets import simulation_features
 
@@ -43,7 +87,17 @@ def run_chunk(spec, jobs: list[tuple], compiled_dir: str | None = None,
     return results
 
 
-class LocalEngine:
+class _Engine:
+    """Context-manager protocol shared by the engines."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalEngine(_Engine):
     name = "local"
     #: times a chunk is resubmitted after its worker process died (e.g. killed by the OOM killer)
     retries = 2
@@ -84,7 +138,7 @@ class LocalEngine:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DaskEngine:
+class DaskEngine(_Engine):
     name = "dask"
 
     def __init__(self, spec, compiled_dir: str, address: str, feature_sets: tuple = ()):
@@ -131,14 +185,11 @@ def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature
     return LocalEngine(spec, compiled_dir, workers, feature_sets)
 
 
-def simulate_jobs(spec, compiled_dir: str, jobs: list[tuple], workers: int = 1,
+def simulate_jobs(spec, compiled_dir: str, jobs: list[Job], workers: int = 1,
                   dask: str | None = None, feature_sets=()) -> list:
-    """Run loose jobs (params, seed, index, duration, θ) on an engine, results by index."""
+    """Run loose jobs on an engine; results in index order."""
     workers = max(1, min(workers, len(jobs)))
-    engine = make_engine(spec, compiled_dir, workers, dask, feature_sets)
-    try:
+    with make_engine(spec, compiled_dir, workers, dask, feature_sets) as engine:
         chunks = [(c, jobs[c::workers]) for c in range(workers)]
         results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
-    finally:
-        engine.close()
     return sorted(results, key=lambda r: r.index)

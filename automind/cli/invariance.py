@@ -1,0 +1,93 @@
+"""``automind invariance``: the consistent set of a target and its geometry."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
+                      recording_options, say, workers)
+
+
+def path_points(text: str) -> int:
+    value = 0 if text.strip() == "0" else count(text)
+    if value in (1, 2):
+        raise argparse.ArgumentTypeError(f"must be 0 (skip) or >= 3, got {text}")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser("invariance", help="find the consistent set for a target and its geometry",
+                       description="Sample the posterior for the target, re-simulate the samples "
+                                   "(resumable: re-run the same command after an interruption), "
+                                   "keep those that reproduce the target (within --threshold noise "
+                                   "sd), and analyse the set in prior-standardised coordinates: "
+                                   "PCA and participation ratio, marginal and conditional "
+                                   "correlations, local stiff / sloppy directions from the "
+                                   "posterior Hessian (and, with --fisher K, from the features' "
+                                   "Fisher information at K configurations), and a re-simulated "
+                                   "high-probability path through the set. Writes "
+                                   "consistent_set.csv, consistent.npz, geometry.json, path.json "
+                                   "and figures.")
+    p.add_argument("posterior", type=Path)
+    p.add_argument("--target", required=True, help="recording file or BANK:INDEX")
+    p.add_argument("-n", type=count, default=500, help="posterior samples to re-simulate")
+    p.add_argument("--threshold", type=positive_float, default=2.0,
+                   help="acceptance: RMS feature distance in noise sd (default 2)")
+    p.add_argument("--local", type=count, default=50,
+                   help="configurations with a local (Hessian) analysis (default 50)")
+    p.add_argument("--fisher", type=int, default=0, metavar="K",
+                   help="Fisher information at K configurations ((2d+1)·4 simulations each)")
+    p.add_argument("--path-points", type=path_points, default=9, metavar="K",
+                   help="re-simulate K points along a high-probability path between the two "
+                        "most distant consistent configurations, and along the straight line "
+                        "and the orthogonal direction for contrast (3K simulations; 0 = skip; "
+                        "default 9)")
+    p.add_argument("--seed", type=int, default=0)
+    add_engine_options(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder of the run (created, or resumed with the same settings)")
+    add_recording_options(p)
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from ..inference import load_posterior
+    from ..inference.targets import target_features
+    from ..invariance.analysis import analyse_set
+    from ..invariance.consistent import (find_consistent_set, load_consistent_set,
+                                         simulated_features)
+    from ..invariance.paths import analyse_path
+
+    posterior = load_posterior(args.posterior)
+    x, truth = target_features(posterior, args.target, **recording_options(args))
+    n_workers = workers(args)
+    found = find_consistent_set(posterior, x, args.out, args.n, truth=truth, target=args.target,
+                                seed=args.seed, threshold=args.threshold, workers=n_workers,
+                                dask=args.dask, progress=not args.json,
+                                posterior_path=str(Path(args.posterior).resolve()))
+    if not args.json:
+        say(f"{found['n_consistent']} of {found['n_simulated']} samples reproduce "
+            f"{args.target} (yield {found['yield']:.2f}); {found['consistent_set']}")
+    features = simulated_features(posterior, n_workers, args.dask)
+    geometry = analyse_set(posterior, x, load_consistent_set(args.out), args.out,
+                           n_local=args.local, fisher=features if args.fisher else None,
+                           fisher_points=args.fisher, seed=args.seed)
+    if args.path_points:
+        path = analyse_path(posterior, x, args.out, features, args.path_points, args.seed)
+        geometry["path"] = {k: path[k]["accepted_fraction"] for k in ("path", "straight", "orthogonal")}
+        geometry["path"]["simulations"] = path["simulations"]
+        if not args.json:
+            say(f"re-simulated: {geometry['path']['path']:.0%} of the high-probability path "
+                f"reproduces the target, {geometry['path']['straight']:.0%} of the straight "
+                f"line, {geometry['path']['orthogonal']:.0%} of the orthogonal direction")
+    if not args.json:
+        local = geometry["local"]
+        print(f"participation ratio {geometry['participation_ratio']:.2f} of "
+              f"{len(geometry['parameters'])} parameters; local dimensionality (median) "
+              f"{local['local_dimensionality_median']:.2f}; local sloppy vs global subspace "
+              f"{local['angle_to_global_median_deg']:.0f}° (median); figures in {args.out}")
+    keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "path",
+            "figures")
+    return found | {k: geometry[k] for k in keep if k in geometry}

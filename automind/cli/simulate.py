@@ -1,0 +1,48 @@
+"""``automind simulate``: create, extend or resume a simulation bank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import add_json, add_simulation_options, count, load_setup, say, workers
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="create, extend or resume a simulation bank",
+                       description="Make the bank BANK hold simulations 0..n-1 of θ drawn from the "
+                                   "prior: creates it, adds what is missing, or resumes after a "
+                                   "crash (re-run the same command). Simulation k's θ and seed "
+                                   "derive from --seed and k. The model is compiled once and "
+                                   "cached. Every simulation gets a status: ok, silent, runaway, "
+                                   "timeout or failed.")
+    add_simulation_options(p, "mk1")
+    p.add_argument("-n", type=count, required=True,
+                   help="the bank's target size: simulations 0..n-1")
+    p.add_argument("--out", type=Path, required=True, metavar="BANK", help="bank folder")
+    p.add_argument("--keep-spikes", action="store_true",
+                   help="also store compact spike trains (needed to compute new feature sets)")
+    p.add_argument("--features", action="append", metavar="SET",
+                   help="compute this feature set while simulating (repeatable: spikes, psd, "
+                        "bursts, mk1)")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from ..bank import Bank, extend
+
+    spec, prior = load_setup(args)
+    say(f"compiling or loading the {spec.model} simulator (N={spec.N}, dt={spec.dt * 1e3:g} ms) ...")
+    report = extend(args.out, spec, prior, args.n, args.seed,
+                    workers=min(workers(args), args.n), dask=args.dask,
+                    keep_spikes=args.keep_spikes or None, chunk_size=args.chunk_size,
+                    features=args.features, progress=not args.json)
+    info = Bank(args.out).info()
+    summary = {"bank": str(args.out), "added": report["added"], "total": info["total"],
+               "by_status": info["by_status"], "notes": report["notes"]}
+    if not args.json:
+        for note in report["notes"]:
+            say(f"note: {note}")
+        print(f"bank {args.out}: {report['added']} simulations added, {info['total']} in total ("
+              + ", ".join(f"{k} {v}" for k, v in info["by_status"].items()) + ")")
+    return summary
