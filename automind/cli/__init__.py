@@ -11,8 +11,8 @@ import sys
 from ..errors import UserError
 
 #: Command modules in the order ``automind --help`` lists them.
-COMMANDS = ("simulate", "demo", "features", "train", "infer", "validate", "diagnose", "bank",
-            "invariance", "compare", "study")
+COMMANDS = ("simulate", "demo", "fit", "features", "train", "infer", "validate", "diagnose",
+            "bank", "invariance", "compare", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

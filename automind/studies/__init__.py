@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..io import write_json
 
-KINDS = ("brunel_phase", "dataset_comparison", "mk1_recovery")
+KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery")
 
 
 def load_study(folder: str | Path) -> dict:

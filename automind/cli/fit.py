@@ -1,0 +1,78 @@
+"""``automind fit``: consistent configurations for a recording (probe, restrict, truncate, validate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
+                      recording_options, workers)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="fit a model to a recording: probe, restrict, truncated rounds, consistent set",
+        description="Spend simulations where the target is. Probe rounds run short simulations "
+                    "from the prior and learn the region where the model is valid and comes near "
+                    "the recording's rate and ISI CV; truncated rounds (TSNPE) run full-length "
+                    "simulations from the prior truncated to that region and then to the latest "
+                    "posterior's highest-probability region, training NPE on all rounds; finally "
+                    "posterior samples are re-simulated and those that reproduce the recording "
+                    "form the consistent set. Every round is a bank: run the same command again to "
+                    "resume an interrupted fit. Writes RUN/summary.json and RUN/report/index.html.")
+    p.add_argument("recording", help="recording file (NPZ, MEA, CSV, NWB) or BANK:INDEX")
+    p.add_argument("--simulator", default="mk1", help="simulator spec: name or .toml (default mk1)")
+    p.add_argument("--prior", help="prior spec: name or path (default: the simulator's own)")
+    p.add_argument("--features", default="mk1_compact", metavar="SET",
+                   help="feature set the posterior conditions on (default mk1_compact; must "
+                        "contain rate_mean and isi_cv_mean for the probes)")
+    p.add_argument("--budget", type=count, required=True,
+                   help="total simulations: probes, truncated rounds and the final validation")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN",
+                   help="run folder (created, or resumed with the same settings)")
+    p.add_argument("--method", choices=("sbi", "gradient"), default="sbi",
+                   help="sbi (default); gradient is reserved for the torch RSNN forward model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--N", type=int, help="network size (default: the spec's; recompiles once)")
+    p.add_argument("--probe-rounds", type=count, default=2, help="probe rounds (default 2)")
+    p.add_argument("--rounds", type=count, default=3, help="truncated rounds (default 3)")
+    p.add_argument("--probe-duration", type=positive_float, default=1.0, metavar="SECONDS",
+                   help="biological time of a probe run (default 1 s)")
+    p.add_argument("--sim-duration", type=positive_float, metavar="SECONDS",
+                   help="biological time of a truncated-round run (default: the spec's)")
+    p.add_argument("--rate-tolerance", type=positive_float, default=0.2, metavar="DECADES",
+                   help="a probe is near the target within this many decades of its rate (0.2)")
+    p.add_argument("--cv-tolerance", type=positive_float, default=0.5,
+                   help="... and within this of its mean ISI CV where both have one (0.5)")
+    p.add_argument("--final-samples", type=count,
+                   help="posterior samples re-simulated at the end (default 10 %% of the budget, "
+                        "at most 500)")
+    p.add_argument("--threshold", type=positive_float, default=2.0,
+                   help="acceptance distance in noise sd, as automind validate (default 2)")
+    add_engine_options(p)
+    add_recording_options(p)
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from ..fit import fit
+
+    if args.method == "gradient":
+        raise UserError("--method gradient needs the torch RSNN forward model, which is not part "
+                        "of this version yet; use --method sbi")
+    summary = fit(args.recording, args.out, simulator=args.simulator, prior=args.prior,
+                  features=args.features, budget=args.budget, workers=workers(args),
+                  dask=args.dask, progress=not args.json,
+                  recording_options=recording_options(args),
+                  spec_overrides={"N": args.N} if args.N else None, seed=args.seed,
+                  probe_rounds=args.probe_rounds, rounds=args.rounds,
+                  probe_duration=args.probe_duration, duration=args.sim_duration,
+                  rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
+                  final_samples=args.final_samples, threshold=args.threshold)
+    if not args.json:
+        print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "
+              f"{summary['n_simulated_final']} posterior samples reproduce {args.recording}; "
+              f"{summary['simulations']} simulations; posterior {summary['nats']:.2f} nats from "
+              f"the prior; report {summary.get('report')}")
+    return summary

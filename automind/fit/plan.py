@@ -1,0 +1,79 @@
+"""What a fit will do: its settings, validated once, and how the budget splits into rounds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import UserError
+
+#: simulations re-run at the noise reference to set the acceptance scale (``validate``)
+NOISE_REPEATS = 8
+#: smallest useful round: below this a classifier or a flow learns nothing
+MIN_PROBE_ROUND = 100
+MIN_ROUND = 100
+MIN_FINAL = 20
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Everything that decides a fit's result (recorded in fit.json; a resumed run must match).
+
+    Probe rounds run ``probe_duration`` s from the prior (then from the region learned so far)
+    and label a run *near* when it is ``ok`` and its log10 mean rate lies within
+    ``rate_tolerance`` decades of the target's (and its mean ISI CV within ``cv_tolerance``
+    where both have one). Truncated rounds run ``duration`` s (None: the simulator's) from the
+    prior restricted to that region, then to the 1 − ``hpr_epsilon`` highest-probability region
+    of the latest posterior at the target. ``final_samples`` posterior samples are re-simulated
+    and accepted within ``threshold`` noise sd (as ``automind validate``).
+    """
+
+    budget: int
+    features: str = "mk1_compact"
+    seed: int = 0
+    probe_rounds: int = 2
+    probe_fraction: float = 0.35
+    probe_duration: float = 1.0
+    rounds: int = 3
+    duration: float | None = None
+    final_samples: int | None = None
+    rate_tolerance: float = 0.2
+    cv_tolerance: float = 0.5
+    allowed_false_negatives: float = 0.05
+    hpr_epsilon: float = 1e-3
+    threshold: float = 2.0
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        checks = [(self.budget >= 1, "budget must be >= 1"),
+                  (1 <= self.probe_rounds <= 5, "probe_rounds must be 1..5"),
+                  (0 < self.probe_fraction < 1, "probe_fraction must be in (0, 1)"),
+                  (self.probe_duration > 0, "probe_duration must be > 0"),
+                  (1 <= self.rounds <= 10, "rounds must be 1..10"),
+                  (self.duration is None or self.duration > 0, "duration must be > 0"),
+                  (self.rate_tolerance > 0, "rate_tolerance must be > 0 (decades)"),
+                  (self.cv_tolerance > 0, "cv_tolerance must be > 0"),
+                  (0 <= self.allowed_false_negatives < 0.5, "allowed_false_negatives must be in [0, 0.5)"),
+                  (0 < self.hpr_epsilon < 0.5, "hpr_epsilon must be in (0, 0.5)"),
+                  (self.threshold > 0, "threshold must be > 0")]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def split(self) -> dict:
+        """Simulations per probe round, per truncated round and for the final validation
+        (whose noise repeats are included); a UserError when the budget is below one round."""
+        final = self.final_samples or min(500, max(MIN_FINAL * 2, round(0.1 * self.budget)))
+        probe = int(self.probe_fraction * self.budget) // self.probe_rounds
+        rounds = (self.budget - probe * self.probe_rounds - final - NOISE_REPEATS) // self.rounds
+        need = (MIN_PROBE_ROUND * self.probe_rounds + MIN_ROUND * self.rounds + MIN_FINAL
+                + NOISE_REPEATS)
+        if probe < MIN_PROBE_ROUND or rounds < MIN_ROUND or final < MIN_FINAL:
+            raise UserError(f"a budget of {self.budget} simulations is below one round of each "
+                            f"kind ({self.probe_rounds} probe rounds and {self.rounds} truncated "
+                            f"rounds of >= {MIN_ROUND}, and the final validation): give --budget "
+                            f">= {max(need, round(need / self.probe_fraction * 0.5))} or fewer rounds")
+        return {"probe": probe, "round": rounds, "final": final, "noise": NOISE_REPEATS,
+                "total": probe * self.probe_rounds + rounds * self.rounds + final + NOISE_REPEATS}

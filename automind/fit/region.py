@@ -1,0 +1,177 @@
+"""The region of the prior where simulations come near the target, and truncations of the prior.
+
+``Region``: a classifier p(near | θ) trained on probe simulations (labels: status ok and probe
+statistics within tolerance of the target's) with sbi's restriction rule for its threshold:
+the ``allowed_false_negatives`` quantile of p over the positive probes, so that at most that
+fraction of θ known to come near the target is cut away (Deistler et al. 2022, "restriction
+estimator"). It uses the network and training loop of the posterior's restriction classifier,
+so a region can serve as a posterior's restriction and travel inside its artifact.
+
+``TruncatedPrior``: the prior restricted to a region and, optionally, to the highest-
+probability region of a posterior at the target (TSNPE). Its draws are exact (rejection from
+the prior), and each bank index k gets the first accepted draw of its own random stream, so a
+round bank can be resumed or extended like any bank and holds the same θ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..io import atomic_write_bytes, write_json
+
+#: prior draws per batch when sampling a truncated prior by rejection
+BATCH = 4096
+#: give up on one draw after this many prior draws (the region is then too small to sample)
+MAX_DRAWS = 4_000_000
+
+
+@dataclass
+class Region:
+    """{θ : p(near | θ) > threshold} for one prior; θ in prior units."""
+
+    prior: object
+    classifier: torch.nn.Module
+    threshold: float
+    info: dict
+
+    @classmethod
+    def train(cls, prior, theta: np.ndarray, near: np.ndarray, seed: int = 0,
+              allowed_false_negatives: float = 0.05, progress: bool = False,
+              info: dict | None = None) -> "Region":
+        from ..inference.train import _train_restriction
+        from ..inference.transforms import BoxToUnconstrained
+
+        near = np.asarray(near, bool)
+        if near.sum() < 1:
+            raise UserError("no probe simulation came near the target; nothing to learn a region from")
+        z = BoxToUnconstrained.for_prior(prior).to_z(torch.as_tensor(prior.validate(theta)))
+        classifier, threshold = _train_restriction(z.float(), near, seed, progress,
+                                                   allowed_false_negatives)
+        classifier.eval()
+        info = (info or {}) | {"n_probes": int(len(near)), "n_near": int(near.sum()),
+                               "allowed_false_negatives": allowed_false_negatives,
+                               "threshold": float(threshold)}
+        return cls(prior, classifier, float(threshold), info)
+
+    def probability(self, theta) -> np.ndarray:
+        from ..inference.transforms import BoxToUnconstrained
+
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        with torch.no_grad():
+            z = BoxToUnconstrained.for_prior(self.prior).to_z(torch.as_tensor(theta)).float()
+            return torch.sigmoid(self.classifier(z)).squeeze(-1).numpy()
+
+    def contains(self, theta) -> np.ndarray:
+        return self.probability(theta) > self.threshold
+
+    # ---- artifact: weights as tensors (loaded with weights_only), metadata as JSON --------
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(self.classifier.state_dict(), buffer)
+        weights = buffer.getvalue()
+        atomic_write_bytes(path / "region.pt", weights)
+        write_json(path / "region.json", {"format": "automind-region", "version": 1,
+                                          "prior": self.prior.to_dict(), "threshold": self.threshold,
+                                          "info": self.info,
+                                          "weights_sha256": hashlib.sha256(weights).hexdigest()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Region":
+        from ..inference.posterior import make_classifier
+        from ..prior import Prior
+
+        path = Path(path)
+        try:
+            meta = json.loads((path / "region.json").read_text())
+            weights = (path / "region.pt").read_bytes()
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"{path} is not a readable region artifact: {err}") from None
+        if meta.get("format") != "automind-region":
+            raise UserError(f"{path}: not an automind region artifact")
+        if hashlib.sha256(weights).hexdigest() != meta.get("weights_sha256"):
+            raise UserError(f"{path}/region.pt does not match its checksum; refusing to load it")
+        prior = Prior.from_dict(meta["prior"], source=f"{path} (region prior)")
+        classifier = make_classifier(prior.dim)
+        classifier.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+        classifier.eval()
+        return cls(prior, classifier, float(meta["threshold"]), meta["info"])
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the weights and threshold (the same before saving and after loading)."""
+        digest = hashlib.sha256(repr(self.threshold).encode())
+        for name, tensor in self.classifier.state_dict().items():
+            digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+
+class TruncatedPrior:
+    """The prior restricted to ``region`` and, with a posterior, to {θ : log q(θ | x_o) ≥
+    log_threshold}. Sampled by rejection from the prior: exact, and a truncation of the prior,
+    so NPE trained on its draws needs no proposal correction (TSNPE)."""
+
+    def __init__(self, prior, region: Region, posterior=None, x_target=None,
+                 log_threshold: float | None = None, description: dict | None = None):
+        self.prior, self.region = prior, region
+        self.posterior, self.x_target, self.log_threshold = posterior, x_target, log_threshold
+        self.description = description or {}
+
+    # the bank writer uses these like a Prior's
+    names = property(lambda self: self.prior.names)
+    dim = property(lambda self: self.prior.dim)
+    sha256 = property(lambda self: self.prior.sha256)
+
+    def to_simulator(self, theta):
+        return self.prior.to_simulator(theta)
+
+    def to_dict(self) -> dict:
+        return self.prior.to_dict()
+
+    def identity(self) -> dict:
+        """What a round bank records about where its θ come from."""
+        out = {"kind": "truncated prior", "region_sha256": self.region.sha256,
+               "region_threshold": self.region.threshold} | self.description
+        if self.posterior is not None:
+            out["log_threshold"] = float(self.log_threshold)
+        return out
+
+    def contains(self, theta) -> np.ndarray:
+        theta = np.atleast_2d(theta)
+        keep = self.region.contains(theta)
+        if self.posterior is not None and keep.any():
+            logq = np.full(len(theta), -np.inf)
+            logq[keep] = self.posterior.log_prob(theta[keep], self.x_target)
+            keep &= logq >= self.log_threshold
+        return keep
+
+    def _first_accepted(self, rng: np.random.Generator) -> np.ndarray:
+        for _ in range(MAX_DRAWS // BATCH):
+            batch = self.prior.sample(BATCH, seed=rng)
+            hit = np.flatnonzero(self.contains(batch))
+            if len(hit):
+                return batch[hit[0]]
+        raise UserError(f"the truncated prior keeps less than 1 in {MAX_DRAWS:,} prior draws; "
+                        "it cannot be sampled (loosen the tolerance or the truncation)")
+
+    def sample_indexed(self, seed: int, indices) -> np.ndarray:
+        """θ for bank index k: the first accepted draw of the stream (seed, k)."""
+        rows = [self._first_accepted(np.random.default_rng([int(seed), int(k), 0x7E7B]))
+                for k in indices]
+        return np.array(rows).reshape(-1, self.prior.dim)
+
+    def prior_mass(self, n: int = 200_000, seed: int = 0) -> tuple[float, int]:
+        """(fraction of prior draws accepted, draws used): its −ln is the information the
+        truncation carries, in nats."""
+        draws = self.prior.sample(n, seed=seed)
+        accepted = int(sum(self.contains(draws[k:k + 50_000]).sum() for k in range(0, n, 50_000)))
+        return accepted / n, n

@@ -1,0 +1,105 @@
+"""The fit's HTML report: target vs accepted activity, the rounds, the consistent set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: accepted configurations re-simulated (with their own seeds) for the activity figure
+SHOWN = 4
+
+
+def rounds_figure(rounds: list[dict], path: Path) -> Path:
+    """Per round: simulations, valid fraction and information (nats) of its region."""
+    from ..plots import _pyplot
+
+    plt = _pyplot()
+    labels = [f"{'P' if e['stage'] == 'probe' else 'T'}{e['round']}" for e in rounds]
+    nats = [e.get("nats", e.get("posterior_nats", np.nan)) for e in rounds]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+    axes[0].bar(labels, [e["simulations"] for e in rounds], color="tab:blue")
+    axes[0].set(title="simulations", xlabel="round (P probe, T truncated)")
+    axes[1].bar(labels, [e["valid_fraction"] for e in rounds], color="tab:green")
+    axes[1].set(title="valid (ok) fraction", ylim=(0, 1), xlabel="round")
+    axes[2].plot(labels, nats, "o-", color="k")
+    axes[2].set(title="information vs the prior (nats)", xlabel="round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_fit_report(run, posterior, summary: dict) -> Path:
+    """``RUN/report/index.html``."""
+    from ..features.spikedata import SpikeData
+    from ..inference.figures import pairplot
+    from ..inference.targets import read_target
+    from ..invariance.consistent import load_consistent_set
+    from ..plots import plot_target_vs_accepted
+    from ..report import Section, write_report
+    from ..simulators.engine import CompiledModel
+    from ..simulators.execution import make_jobs, simulate_jobs
+
+    figures = run.out / "report" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    consistent = load_consistent_set(run.out / "final")
+    samples = np.load(run.out / "final" / "samples.npy")
+    names = run.prior.names
+    spec = run.spec.with_overrides(duration=run.duration)
+    order = np.argsort(consistent["distance"])[:SHOWN]
+    shown = []
+    if len(order):
+        results = simulate_jobs(spec, str(CompiledModel.for_spec(spec).directory),
+                                make_jobs(run.prior, consistent["theta"][order], spec.duration,
+                                          seeds=consistent["seed"][order]), run.workers, run.dask)
+        start = spec.t_analysis_start
+        shown = [SpikeData.from_simulation(r).window(start) for r in results if r.t_end > start]
+    source = run.target.get("source")
+    target = read_target(source, **run.recording_options) if source else None
+    sections = []
+    if target is not None:
+        activity = plot_target_vs_accepted(target, shown, figures / "target_vs_accepted.png")
+        sections.append(Section("Target and accepted configurations", [
+            f"The target ({source}) beside the {len(shown)} accepted configurations closest to it, "
+            "re-simulated with their own seeds: rasters, population rates and spectra."],
+            figures=[(activity, "target vs accepted re-simulations")]))
+    truth = run.truth
+    pairs = pairplot(consistent["theta"] if len(consistent["theta"]) else samples, names,
+                     figures / "consistent_set_pairplot.png", truth=truth, background=samples,
+                     labels=("posterior samples", "consistent set"))
+    rounds = rounds_figure(summary["rounds"], figures / "rounds.png")
+    rows = [[("probe " if e["stage"] == "probe" else "truncated ") + str(e["round"]),
+             e["simulations"], f"{e['duration_s']:g}", f"{e['valid_fraction']:.3f}",
+             f"{e.get('near_fraction', float('nan')):.3f}",
+             f"{e.get('nats', e.get('proposal_nats', float('nan'))):.2f}",
+             f"{e.get('posterior_nats', float('nan')):.2f}"] for e in summary["rounds"]]
+    sections += [
+        Section("The rounds", [
+            "Probe rounds run short simulations and learn where the model comes near the "
+            "target's rate and ISI CV; truncated rounds run full-length simulations from the "
+            "prior truncated to that region and then to the latest posterior's highest-probability "
+            "region. Information: −ln of the prior mass a region keeps (probe, proposal), and "
+            "KL(posterior at the target ‖ prior) estimated from posterior draws."],
+            figures=[(rounds, "simulations, valid fraction and information per round")],
+            table=(["round", "simulations", "duration (s)", "valid", "near the target",
+                    "region / proposal nats", "posterior nats"], rows)),
+        Section("The consistent set", [
+            f"{summary['n_consistent']} of {summary['n_simulated_final']} posterior samples "
+            f"reproduce the target within {run.settings.threshold:g} noise sd "
+            f"(yield {summary['yield']:.2f})."
+            + (f" The truth's own re-simulations were accepted "
+               f"{summary['truth_resimulations_accepted']:.0%} of the time."
+               if "truth_resimulations_accepted" in summary else "")],
+            figures=[(pairs, "consistent set" + (" against the truth" if truth is not None else ""))]),
+        Section("Reproduce", [f"automind fit {source} --out {run.out} --budget "
+                              f"{run.settings.budget} --features {run.settings.features} "
+                              f"(the same command resumes an interrupted run); settings in "
+                              f"{run.out / 'fit.json'}"]),
+    ]
+    numbers = {"yield": f"{summary['yield']:.3f}", "consistent configurations": summary["n_consistent"],
+               "simulations used": summary["simulations"], "budget": summary["budget"],
+               "posterior information (nats)": f"{summary['nats']:.2f}",
+               "probe region (nats)": f"{summary['probe_region_nats']:.2f}"}
+    return write_report(run.out / "report", "automind fit: consistent configurations for a recording",
+                        sections, numbers)

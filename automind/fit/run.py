@@ -1,0 +1,374 @@
+"""``automind fit``: a target-focused sequential fit that ends in a consistent set.
+
+Simulations are spent where the target is (Deistler et al. 2022, TSNPE):
+
+1. **probe rounds**: short runs from the prior, then from the region learned so far; a
+   classifier learns where runs are valid and come near the target's rate (and ISI CV);
+   the region (``Region``) is an artifact;
+2. **truncated rounds**: full-length runs from the prior truncated to that region, then to
+   the highest-probability region of the latest posterior at the target; NPE is trained on
+   all rounds with the plain maximum-likelihood loss, which is valid because every proposal
+   is a truncation of the prior (the posterior is the prior-based one inside the truncation);
+3. **final**: posterior samples re-simulated and accepted as in ``automind validate``: the
+   consistent set and its yield, then an HTML report.
+
+Every round is a bank and every step writes its artifact before the next one starts, so
+running the same command again after a crash or Ctrl-C resumes where it stopped. Layout::
+
+    RUN/fit.json                settings, target and provenance (a resumed run must match)
+    RUN/probe/rK/               probe bank K            RUN/probe/regionK/   region after K
+    RUN/rounds/rK/              truncated-round bank K  RUN/rounds/posteriorK/ NPE on 1..K
+    RUN/final/                  consistent-set run (samples, chunks, consistent_set.csv)
+    RUN/summary.json            rounds table, yield, information in nats
+    RUN/report/index.html
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import write_json
+from .plan import FitSettings
+
+PROBE_STATS = ("rate_mean", "isi_cv_mean")
+#: posterior draws used to set the truncation threshold and to estimate information
+POSTERIOR_DRAWS = 20_000
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        import sys
+
+        print(f"fit: {text}", file=sys.stderr, flush=True)
+
+
+def target_of(recording, feature_set: str, **recording_options) -> tuple[np.ndarray, dict, object]:
+    """(raw features, probe statistics, truth or None) of a recording file or BANK:INDEX."""
+    from ..features.sets import get_feature_set
+    from ..inference.targets import bank_target, read_target
+
+    fs = get_feature_set(feature_set)
+    data = read_target(str(recording), **recording_options)
+    if data.n_spikes == 0:
+        raise UserError(f"{recording} has no spikes; there is nothing to fit")
+    if data.duration < 2.0 and any(n.startswith("psd") for n in fs.names):
+        raise UserError(f"{recording} lasts {data.duration:g} s; the {feature_set} feature set "
+                        "needs at least 2 s (one Welch segment)")
+    x = fs.compute(data)
+    stats = probe_statistics(x[None], fs.names)[0]
+    truth = None
+    hit = bank_target(str(recording))
+    if hit is not None:
+        from ..bank import Bank
+
+        table = Bank(hit[0]).table(index_range=(hit[1], hit[1] + 1))
+        truth = table["theta"][0] if len(table["index"]) else None
+    return x, {"rate_mean": float(stats[0]), "isi_cv_mean": float(stats[1]),
+               "duration": data.duration, "n_units": data.n_units}, truth
+
+
+def probe_statistics(x: np.ndarray, names) -> np.ndarray:
+    """(n, 2): mean rate and mean ISI CV columns of raw feature rows (NaN where absent)."""
+    names = list(names)
+    missing = [s for s in PROBE_STATS if s not in names]
+    if missing:
+        raise UserError(f"the feature set lacks {missing}, which the probe rounds compare with "
+                        "the target; use a set with spike statistics (spikes, mk1_compact, "
+                        "population, mk1)")
+    return np.stack([x[:, names.index(s)] for s in PROBE_STATS], axis=1)
+
+
+def near_target(status, stats: np.ndarray, target: dict, settings: FitSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(near mask, distance in tolerances) of probe runs: ok, rate within the rate tolerance
+    (decades) and ISI CV within its tolerance where both runs have one."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_rate = np.abs(np.log10(stats[:, 0]) - np.log10(target["rate_mean"])) / settings.rate_tolerance
+        d_cv = np.abs(stats[:, 1] - target["isi_cv_mean"]) / settings.cv_tolerance
+    d_cv = np.where(np.isfinite(d_cv), d_cv, 0.0)
+    distance = np.where(np.isfinite(d_rate), np.maximum(d_rate, d_cv), np.inf)
+    near = (np.asarray(status) == "ok") & (distance <= 1.0)
+    return near, distance
+
+
+class Fit:
+    """One fit run folder: settings, steps and their artifacts (see the module docstring)."""
+
+    def __init__(self, out, spec, prior, settings: FitSettings, x_target, target: dict,
+                 truth=None, workers: int = 1, dask: str | None = None, progress: bool = True,
+                 recording_options: dict | None = None):
+        from ..features.sets import get_feature_set
+
+        self.out, self.spec, self.prior, self.settings = Path(out), spec, prior, settings
+        self.fs = get_feature_set(settings.features)
+        self.x_target, self.target = np.asarray(x_target, float), target
+        self.truth = None if truth is None else np.asarray(truth, float)
+        self.workers, self.dask, self.progress = workers, dask, progress
+        self.recording_options = recording_options or {}
+        self.plan = settings.split()
+        self.duration = settings.duration or spec.duration
+        self.rounds_log: list[dict] = []
+
+    # ---- the run folder -----------------------------------------------------------------
+    def record(self, source: str) -> None:
+        """Write fit.json, or check that an existing run folder holds this same fit."""
+        from ..provenance import package_versions
+
+        record = {"format": "automind-fit", "version": 1, "method": "sbi",
+                  "settings": self.settings.to_dict(), "plan": self.plan,
+                  "simulator": self.spec.to_dict(), "prior": self.prior.to_dict(),
+                  "target": {"source": source, "x": _plain(self.x_target)} | self.target,
+                  "truth": None if self.truth is None else self.truth.tolist()}
+        file = self.out / "fit.json"
+        if file.is_file():
+            try:
+                before = json.loads(file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise UserError(f"{file} is damaged; use a new --out") from None
+            changed = [k for k in record if json.dumps(before.get(k), sort_keys=True)
+                       != json.dumps(record[k], sort_keys=True)]
+            if changed:
+                raise UserError(f"{self.out} holds a fit with other {', '.join(changed)}; resume it "
+                                "with the same command and settings, or use a new --out")
+            return
+        if self.out.exists() and any(self.out.iterdir()):
+            raise UserError(f"{self.out} exists, is not empty and was not made by `automind fit`; "
+                            "choose a new --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(file, record | {"versions": package_versions()}, sort_keys=False)
+
+    # ---- probe rounds ----------------------------------------------------------------------
+    def _bank(self, path: Path, spec, n: int, seed: int, proposal=None):
+        from ..bank import Bank, extend
+
+        extend(path, spec, self.prior, n, seed, workers=min(self.workers, n), dask=self.dask,
+               features=[self.fs.name], progress=self.progress, proposal=proposal)
+        return Bank(path).arrays(features=self.fs.name)
+
+    def probe(self):
+        """Probe rounds; returns the final region (and logs each round)."""
+        from .region import Region, TruncatedPrior
+
+        s, spec = self.settings, self.spec.with_overrides(duration=self.settings.probe_duration)
+        region, theta, status, stats = None, [], [], []
+        for k in range(1, s.probe_rounds + 1):
+            proposal = None if region is None else TruncatedPrior(self.prior, region,
+                                                                   description={"probe_round": k})
+            _say(self.progress, f"probe round {k}/{s.probe_rounds}: {self.plan['probe']} runs of "
+                                f"{s.probe_duration:g} s" + (" from the prior" if region is None
+                                                             else " from the region"))
+            data = self._bank(self.out / "probe" / f"r{k}", spec, self.plan["probe"],
+                              s.seed + 1000 * k, proposal)
+            theta.append(data["theta"])
+            status.append(data["status"])
+            stats.append(probe_statistics(data["x"], self.fs.names))
+            all_theta, all_status, all_stats = (np.concatenate(v) for v in (theta, status, stats))
+            near, distance = near_target(all_status, all_stats, self.target, s)
+            ok_now = data["status"] == "ok"
+            near_now = near_target(data["status"], stats[-1], self.target, s)[0]
+            entry = {"stage": "probe", "round": k, "duration_s": s.probe_duration,
+                     "simulations": int(len(data["status"])), "valid_fraction": float(ok_now.mean()),
+                     "near_fraction": float(near_now.mean())}
+            if not near.any():
+                self._nearest_probes(all_theta, all_status, all_stats, distance)
+            folder = self.out / "probe" / f"region{k}"
+            if (folder / "region.json").is_file():
+                region = Region.load(folder)
+            else:
+                region = Region.train(self.prior, all_theta, near, seed=s.seed + k,
+                                      allowed_false_negatives=s.allowed_false_negatives,
+                                      info={"round": k, "target": self.target,
+                                            "rate_tolerance": s.rate_tolerance,
+                                            "cv_tolerance": s.cv_tolerance})
+                region.save(folder)
+            mass = _prior_mass(TruncatedPrior(self.prior, region), s.seed + k)
+            entry |= {"prior_mass": mass, "nats": float(-np.log(max(mass, 1e-300)))}
+            self.rounds_log.append(entry)
+            _say(self.progress, f"  valid {entry['valid_fraction']:.1%}, near the target "
+                                f"{entry['near_fraction']:.1%}; the region keeps {mass:.2%} of the "
+                                f"prior ({entry['nats']:.2f} nats)")
+        return region
+
+    def _nearest_probes(self, theta, status, stats, distance) -> None:
+        from ..inference.runs import write_theta_table
+
+        order = np.argsort(np.where(np.isfinite(distance), distance, np.inf))[:20]
+        path = self.out / "nearest_probes.csv"
+        write_theta_table(path, self.prior, [(int(k), theta[k], (status[k], f"{stats[k, 0]:.4g}",
+                                                                 f"{stats[k, 1]:.4g}",
+                                                                 f"{distance[k]:.3g}"))
+                                             for k in order], ["status", "rate_mean [Hz]",
+                                                               "isi_cv_mean", "distance [tolerances]"])
+        best = order[0]
+        raise UserError(
+            f"no probe run came near the target (rate {self.target['rate_mean']:.3g} Hz ± "
+            f"{self.settings.rate_tolerance} decades, ISI CV {self.target['isi_cv_mean']:.3g} ± "
+            f"{self.settings.cv_tolerance}): the model did not produce this recording anywhere it "
+            f"looked. The nearest probe ({status[best]}, rate {stats[best, 0]:.3g} Hz, CV "
+            f"{stats[best, 1]:.3g}) is {distance[best]:.2g} tolerances away; the 20 nearest are in "
+            f"{path}. Widen --rate-tolerance, give more probes, or check the recording")
+
+    # ---- truncated rounds ------------------------------------------------------------------
+    def truncated_rounds(self, region):
+        from ..inference.posterior import load_posterior
+        from .region import TruncatedPrior
+
+        s, spec = self.settings, self.spec.with_overrides(duration=self.duration)
+        proposal, posterior, data = TruncatedPrior(self.prior, region, description={"round": 1}), None, []
+        for r in range(1, s.rounds + 1):
+            _say(self.progress, f"round {r}/{s.rounds}: {self.plan['round']} runs of "
+                                f"{self.duration:g} s from the truncated prior")
+            data.append(self._bank(self.out / "rounds" / f"r{r}", spec, self.plan["round"],
+                                   s.seed + 100_000 + r, proposal))
+            folder = self.out / "rounds" / f"posterior{r}"
+            if (folder / "posterior.json").is_file():
+                posterior = load_posterior(folder)
+            else:
+                posterior = self._train(data, region, spec, r)
+                posterior.save(folder)
+            draws = posterior_information(posterior, self.x_target, region.contains, s.seed + r,
+                                          self.truth)
+            log_threshold = float(np.quantile(draws["log_q"], s.hpr_epsilon))
+            ok_now = data[-1]["status"] == "ok"
+            entry = {"stage": "truncated", "round": r, "duration_s": self.duration,
+                     "simulations": int(len(ok_now)), "valid_fraction": float(ok_now.mean()),
+                     "proposal_prior_mass": _prior_mass(proposal, s.seed + r),
+                     "posterior_nats": draws["nats"], "log_threshold": log_threshold}
+            entry["proposal_nats"] = float(-np.log(max(entry["proposal_prior_mass"], 1e-300)))
+            if self.truth is not None:
+                entry["truth_log_ratio_nats"] = draws["truth_log_ratio_nats"]
+            self.rounds_log.append(entry)
+            _say(self.progress, f"  valid {entry['valid_fraction']:.1%}; posterior "
+                                f"{entry['posterior_nats']:.2f} nats from the prior")
+            proposal = TruncatedPrior(self.prior, region, posterior, self.x_target, log_threshold,
+                                      description={"round": r + 1, "posterior": str(folder),
+                                                   "hpr_epsilon": s.hpr_epsilon})
+        return posterior
+
+    def _train(self, data: list, region, spec, r: int):
+        from ..inference.train import train
+
+        theta = np.concatenate([d["theta"] for d in data])
+        x = np.concatenate([d["x"] for d in data])
+        status = np.concatenate([d["status"] for d in data])
+        options = {"seed": self.settings.seed + r, "progress": self.progress,
+                   "batch_size": min(256, max(32, len(theta) // 20))} | self.settings.training
+        posterior = train(theta, x, self.prior, valid=status == "ok", restriction=False,
+                          feature_info={"set": self.fs.name} | self.fs.metadata(),
+                          provenance={"simulator": spec.to_dict(), "fit": str(self.out),
+                                      "fit_round": r}, **options)
+        # the posterior lives inside the probe region: its restriction is the region, so
+        # sampling it (here, in `automind infer`, `invariance`, ...) stays there
+        posterior.restriction = region.classifier
+        posterior.config["restriction_threshold"] = region.threshold
+        posterior.config["restriction_kind"] = "fit region: ok and near the target"
+        posterior.metrics["restriction"] = True
+        return posterior
+
+    # ---- final -----------------------------------------------------------------------------
+    def final(self, posterior) -> dict:
+        from ..invariance.consistent import find_consistent_set
+
+        n = self.plan["final"]
+        _say(self.progress, f"final: re-simulating {n} posterior samples (+{self.plan['noise']} "
+                            "noise repeats)")
+        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
+        found = find_consistent_set(posterior, self.x_target, self.out / "final", n,
+                                    truth=self.truth, target=self.target.get("source", ""),
+                                    seed=self.settings.seed + 7, threshold=self.settings.threshold,
+                                    workers=self.workers, dask=self.dask, progress=self.progress,
+                                    posterior_path=str(folder.resolve()))
+        return found
+
+
+def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:
+    """Draws of the posterior at the target, kept where ``contains`` (the region it lives in):
+    their log q, the region's share of q (log_z), KL(q restricted ‖ prior) in nats and, with a
+    known truth, log q(θ*) − log p(θ*) of the restricted q (a proper score)."""
+    raw = posterior.sample(POSTERIOR_DRAWS, x_target, seed=seed, restrict=False)
+    inside = contains(raw)
+    if not inside.any():
+        raise UserError("the posterior puts no mass where the model comes near the target; the "
+                        "target may lie outside what the model produces")
+    kept, prior = raw[inside], posterior.prior
+    log_q = posterior.log_prob(kept, x_target)
+    log_z = float(np.log(inside.mean()))
+    out = {"log_q": log_q, "log_z": log_z, "nats": float(np.mean(log_q - log_z - prior.log_prob(kept)))}
+    if truth is not None:
+        truth = np.asarray(truth, float)[None]
+        out["truth_log_ratio_nats"] = float(posterior.log_prob(truth, x_target)[0] - log_z
+                                            - prior.log_prob(truth)[0]) if contains(truth)[0] \
+            else float("-inf")
+    return out
+
+
+def _prior_mass(proposal, seed: int) -> float:
+    return proposal.prior_mass(n=100_000, seed=seed)[0]
+
+
+def _plain(x: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(x, float)]
+
+
+def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
+        features: str = "mk1_compact", budget: int = 10_000, workers: int | None = None,
+        dask: str | None = None, progress: bool = True, report: bool = True,
+        recording_options: dict | None = None, spec_overrides: dict | None = None,
+        truth=None, **settings) -> dict:
+    """Fit ``simulator`` to a recording (file or BANK:INDEX): probe rounds, truncated rounds,
+    final consistent set. Resumable: the same call on the same ``out`` continues it.
+    ``settings``: the fields of ``FitSettings``; ``truth``: the θ of a simulated recording, when
+    known (read from the bank for BANK:INDEX). Returns the summary (also summary.json)."""
+    from ..prior import Prior
+    from ..simulators import SimulatorSpec
+    from ..simulators.execution import default_workers
+    from ..simulators.simulator import check_prior_fits
+
+    settings = FitSettings(budget=budget, features=features, **settings)
+    spec = simulator if isinstance(simulator, SimulatorSpec) else SimulatorSpec.load(simulator)
+    spec = spec.with_overrides(**(spec_overrides or {}))
+    prior_obj = Prior.load(prior or spec.prior)
+    check_prior_fits(spec, prior_obj)
+    x, target, bank_truth = target_of(recording, features, **(recording_options or {}))
+    truth = bank_truth if truth is None else prior_obj.validate(truth)[0]
+    run = Fit(out, spec, prior_obj, settings, x, target | {"source": str(recording)}, truth,
+              workers or default_workers(), dask, progress, recording_options)
+    run.record(str(recording))
+    region = run.probe()
+    posterior = run.truncated_rounds(region)
+    found = run.final(posterior)
+    used = sum(e["simulations"] for e in run.rounds_log) + found["n_simulated"] + run.plan["noise"]
+    summary = {"run": str(run.out), "yield": found["yield"], "n_consistent": found["n_consistent"],
+               "n_simulated_final": found["n_simulated"], "simulations": used,
+               "budget": settings.budget, "rounds": run.rounds_log,
+               "posterior": str(run.out / "rounds" / f"posterior{settings.rounds}"),
+               "consistent_set": found["consistent_set"],
+               "nats": run.rounds_log[-1]["posterior_nats"],
+               "probe_region_nats": next(e["nats"] for e in reversed(run.rounds_log)
+                                         if e["stage"] == "probe")}
+    if truth is not None:
+        summary |= _truth_checks(run, posterior)
+    write_json(run.out / "summary.json", summary, sort_keys=False)
+    if report:
+        from .report import write_fit_report
+
+        summary["report"] = str(write_fit_report(run, posterior, summary))
+        write_json(run.out / "summary.json", summary, sort_keys=False)
+    return summary
+
+
+def _truth_checks(run: Fit, posterior) -> dict:
+    """For targets with a known θ: the truth's own re-simulations accepted (from the noise
+    repeats at the truth) and its marginal posterior quantiles."""
+    noise = json.loads((run.out / "final" / "noise.json").read_text())
+    samples = np.load(run.out / "final" / "samples.npy")
+    quantiles = (samples < run.truth[None]).mean(0)
+    out = {"truth_quantiles": dict(zip(run.prior.names, quantiles.round(4).tolist())),
+           "truth_in_90pct_intervals": int(((quantiles > 0.05) & (quantiles < 0.95)).sum()),
+           "truth_log_ratio_nats": run.rounds_log[-1].get("truth_log_ratio_nats")}
+    if noise.get("reference") == "truth" and "reference_accepted" in noise:
+        out["truth_resimulations_accepted"] = float(np.mean(noise["reference_accepted"]))
+    return out

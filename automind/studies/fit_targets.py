@@ -1,0 +1,148 @@
+"""Fit held-out targets with `automind fit` and with one prior bank of the same size.
+
+Targets are drawn from the prior and simulated at the study's size (a *pool* bank); they are
+chosen by a written rule, in index order, never by hand:
+
+- asynchronous: status ok, mean rate in [rate_low, rate_high] Hz, no network burst detected,
+  mean pairwise correlation below ``async_corr``;
+- synchronous (bursting or oscillating): status ok, rate in range, and at least
+  ``min_bursts`` network bursts or mean pairwise correlation above ``sync_corr``.
+
+Each target is written as an NWB recording (re-simulated with its pool seed: the same spikes)
+and fitted with its budget; the baseline spends the same budget on one prior bank (the
+current amortised method), trains one posterior and validates the same number of samples for
+every target. Reported per target: yield, how often the truth's own re-simulations are
+accepted, the truth's marginal posterior quantiles, information in nats (KL from the prior,
+and log q(θ*) − log p(θ*) at the truth), for both methods side by side.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _settings(config: dict, quick: bool) -> dict:
+    s = dict(config["network"]) | dict(config["targets"]) | dict(config["fit"])
+    return s | (dict(config.get("quick", {})) if quick else {})
+
+
+def select_targets(data: dict, names: list[str], s: dict) -> list[tuple[int, str]]:
+    """(pool index, kind) of the targets by the module's rule, in index order."""
+    col = {n: k for k, n in enumerate(names)}
+    x = data["x"]
+    rate, corr = x[:, col["rate_mean"]], x[:, col["corr_mean"]]
+    n_bursts = x[:, col["burst_rate"]] * s["duration_analysed"] if "burst_rate" in col else 0 * rate
+    ok = (data["status"] == "ok") & (rate >= s["rate_low"]) & (rate <= s["rate_high"])
+    n_bursts = np.nan_to_num(n_bursts)
+    asynchronous = ok & (n_bursts < 1) & (np.nan_to_num(corr, nan=1) < s["async_corr"])
+    synchronous = ok & ((n_bursts >= s["min_bursts"]) | (np.nan_to_num(corr) > s["sync_corr"]))
+    chosen = [(int(i), "asynchronous") for i in data["index"][asynchronous][:s["asynchronous"]]]
+    chosen += [(int(i), "synchronous") for i in data["index"][synchronous][:s["synchronous"]]]
+    return chosen
+
+
+def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
+    from ..bank import Bank, extend
+    from ..fit import fit
+    from ..fit.baseline import evaluate, prior_bank_posterior
+    from ..prior import Prior
+    from ..simulators import SimulatorSpec
+
+    start = time.perf_counter()
+    s = _settings(config, quick)
+    s["duration_analysed"] = s["duration"] - s["t_analysis_start"]
+    seed, features = int(config.get("seed", 1)), config.get("features", "mk1_compact")
+    model = config.get("model", "mk1")
+    prior = Prior.load(config.get("prior", model))
+    spec = SimulatorSpec.load(model).with_overrides(N=s["N"], duration=s["duration"],
+                                                    t_analysis_start=s["t_analysis_start"])
+
+    def say(text):
+        if progress:
+            print(text, file=sys.stderr, flush=True)
+
+    work = out / "work"
+    say(f"pool: {s['pool']} prior draws at N={s['N']}, {s['duration']:g} s, to choose targets from")
+    extend(work / "pool", spec, prior, s["pool"], seed, workers=workers, chunk_size=25,
+           features=[features], progress=progress)
+    pool = Bank(work / "pool")
+    data = pool.arrays(features=features)
+    targets = select_targets(data, pool.feature_sets[features]["names"], s)
+    if not targets:
+        from ..errors import UserError
+
+        raise UserError(f"no target in the pool of {s['pool']} satisfies the selection rule; "
+                        "grow [targets] pool")
+    say(f"targets: {targets}")
+    recordings = {k: _write_target(spec, prior, data, k, seed, work) for k, _ in targets}
+
+    fit_options = {k: s[k] for k in ("probe_rounds", "rounds", "probe_duration") if k in s}
+    say(f"baseline: one prior bank of {s['budget']} simulations")
+    baseline = prior_bank_posterior(work / "baseline_bank", spec, prior, features, s["budget"],
+                                    seed + 7, workers, progress)
+    rows = []
+    for k, kind in targets:
+        theta = data["theta"][data["index"] == k][0]
+        say(f"target {k} ({kind}): fit with a budget of {s['budget']}")
+        t0 = time.perf_counter()
+        summary = fit(recordings[k], work / f"fit_{k}", simulator=spec, features=features,
+                      budget=s["budget"], workers=workers, progress=progress, truth=theta,
+                      seed=seed + k, report=not quick, **fit_options)
+        fit_seconds = time.perf_counter() - t0
+        x = np.array(_load_x(work / f"fit_{k}"))
+        bank = evaluate(baseline, x, work / f"baseline_{k}", summary["n_simulated_final"],
+                        truth=theta, seed=seed + k, workers=workers, progress=progress)
+        rows.append({"index": k, "kind": kind, "truth": dict(zip(prior.names, theta.tolist())),
+                     "fit": {key: summary.get(key) for key in (
+                         "yield", "n_consistent", "simulations", "nats", "truth_log_ratio_nats",
+                         "truth_resimulations_accepted", "truth_in_90pct_intervals",
+                         "probe_region_nats")} | {"seconds": round(fit_seconds, 1)},
+                     "baseline": bank | {"simulations": int(s["budget"])}})
+    figure = _plot(rows, out / "fit_vs_bank.png")
+    return {"settings": s, "targets": rows, "figures": [str(figure)],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _write_target(spec, prior, data: dict, index: int, seed: int, work: Path) -> Path:
+    """The pool simulation ``index`` re-run with its pool seed (the same spikes), as NWB."""
+    from ..features.spikedata import SpikeData
+    from ..recordings.write import write_nwb
+    from ..simulators import Simulator
+    from ..simulators.execution import simulation_seed
+
+    path = work / f"target_{index}.nwb"
+    if not path.is_file():
+        theta = data["theta"][data["index"] == index][0]
+        result = Simulator(spec).run(prior.to_simulator(theta), simulation_seed(seed, index), index)
+        write_nwb(SpikeData.from_simulation(result).window(spec.t_analysis_start), path,
+                  description=f"fit_targets study: pool simulation {index}")
+    return path
+
+
+def _load_x(run: Path) -> list:
+    import json
+
+    return [np.nan if v is None else v for v in json.loads((run / "fit.json").read_text())["target"]["x"]]
+
+
+def _plot(rows: list[dict], path: Path) -> Path:
+    from ..plots import _pyplot
+
+    plt = _pyplot()
+    labels = [f"{r['index']}\n{r['kind'][:5]}" for r in rows]
+    x = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, key, title in ((axes[0], "yield", "yield"), (axes[1], "nats", "information (nats)")):
+        ax.bar(x - 0.2, [r["fit"][key] for r in rows], 0.4, label="automind fit")
+        ax.bar(x + 0.2, [r["baseline"][key] for r in rows], 0.4, label="one prior bank")
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set(title=f"{title} at equal simulations")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,122 @@
+"""`automind fit` vs one prior bank at equal simulations (issue: automind fit). Prints, as the
+last line, one JSON object with, for each method, the information at the target in nats (KL
+from the prior and log q(θ*) − log p(θ*) at the truth), the consistent configurations found
+by re-simulating the same number of posterior samples, CPU hours (this process and its
+workers), and per CPU-hour figures; ``ratio`` = fit / bank for each.
+
+    python benchmarks/fit.py [--model brunel|mk1] [--budget 1500] [--out DIR]
+
+Brunel (reduced, N = 250) runs in minutes; ``--model mk1`` (N = 500, 4.5 s runs) is the figure
+that matters and takes about an hour at --budget 3000 on 2 cores.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+MODELS = {
+    # reduced Brunel: the asynchronous irregular point of the demo
+    "brunel": {"theta": [5.0, 2.0], "features": "spikes", "duration": 2.0, "t0": 0.05,
+               "probe_duration": 0.3, "probe_rounds": 1},
+    # MK1 at laptop size: a target drawn from the prior by the mk1_targets rule (asynchronous)
+    "mk1": {"theta": None, "features": "mk1_compact", "duration": 4.5, "t0": 0.5,
+            "probe_duration": 1.0, "probe_rounds": 2},
+}
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def spec_for(model: str, duration: float, t0: float):
+    from automind.simulators import SimulatorSpec
+    from conftest import small_brunel_spec
+
+    if model == "brunel":
+        return small_brunel_spec(duration=duration, t_analysis_start=t0)
+    return SimulatorSpec.load("mk1").with_overrides(N=500, duration=duration, t_analysis_start=t0)
+
+
+def make_target(model: str, spec, prior, out: Path, seed: int):
+    """(recording path, θ*): the configured θ, or the first asynchronous prior draw."""
+    from automind.features.sets import get_feature_set
+    from automind.features.spikedata import SpikeData
+    from automind.recordings.write import write_nwb
+    from automind.simulators import Simulator
+
+    sim, rng = Simulator(spec), np.random.default_rng(seed)
+    for attempt in range(500):
+        theta = (np.array(MODELS[model]["theta"]) if MODELS[model]["theta"] is not None
+                 else prior.sample(1, seed=rng)[0])
+        result = sim.run(prior.to_simulator(theta), seed=seed + attempt)
+        if result.status != "ok":
+            continue
+        data = SpikeData.from_simulation(result).window(spec.t_analysis_start)
+        x = dict(zip(get_feature_set("spikes").names, get_feature_set("spikes").compute(data)))
+        if 1 <= x["rate_mean"] <= 30 and x["corr_mean"] < 0.05:
+            return write_nwb(data, out / "target.nwb"), theta
+    raise SystemExit("no asynchronous target found")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=tuple(MODELS), default="brunel")
+    parser.add_argument("--budget", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
+    args = parser.parse_args()
+
+    from automind.fit import fit
+    from automind.fit.baseline import evaluate, prior_bank_posterior
+    from automind.prior import Prior
+
+    conf = MODELS[args.model]
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-fit-"))
+    out.mkdir(parents=True, exist_ok=True)
+    spec = spec_for(args.model, conf["duration"], conf["t0"])
+    prior = Prior.load(args.model)
+    recording, truth = make_target(args.model, spec, prior, out, args.seed)
+
+    figures = {}
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    summary = fit(recording, out / "fit", simulator=spec, features=conf["features"],
+                  budget=args.budget, workers=args.workers, progress=False, truth=truth,
+                  seed=args.seed, report=False, probe_rounds=conf["probe_rounds"],
+                  probe_duration=conf["probe_duration"])
+    figures["fit"] = {k: summary[k] for k in ("yield", "n_consistent", "nats", "simulations")} | {
+        "truth_log_ratio_nats": summary.get("truth_log_ratio_nats"),
+        "cpu_hours": (cpu_seconds() - start_cpu) / 3600, "wall_s": time.perf_counter() - start}
+
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    x = np.array([np.nan if v is None else v for v in
+                  json.loads((out / "fit" / "fit.json").read_text())["target"]["x"]])
+    posterior = prior_bank_posterior(out / "bank", spec, prior, conf["features"],
+                                     summary["simulations"] - summary["n_simulated_final"] - 8,
+                                     args.seed + 1, args.workers)
+    bank = evaluate(posterior, x, out / "bank_final", summary["n_simulated_final"], truth=truth,
+                    seed=args.seed, workers=args.workers)
+    figures["bank"] = bank | {"simulations": summary["simulations"],
+                              "cpu_hours": (cpu_seconds() - start_cpu) / 3600,
+                              "wall_s": time.perf_counter() - start}
+    for method in figures.values():
+        method["consistent_per_cpu_hour"] = method["n_consistent"] / method["cpu_hours"]
+        method["nats_per_cpu_hour"] = method["nats"] / method["cpu_hours"]
+    ratio = {k: figures["fit"][k] / figures["bank"][k] if figures["bank"][k] else None
+             for k in ("nats", "consistent_per_cpu_hour", "nats_per_cpu_hour", "yield")}
+    print(json.dumps({"model": args.model, "budget": args.budget, "truth": truth.tolist(),
+                      "fit": figures["fit"], "bank": figures["bank"], "ratio": ratio,
+                      "nats_gain": figures["fit"]["nats"] - figures["bank"]["nats"]}))
+
+
+if __name__ == "__main__":
+    main()

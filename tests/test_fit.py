@@ -1,0 +1,154 @@
+"""`automind fit` on a reduced Brunel network: probe region, truncated rounds, consistent set,
+resume, and clear refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from automind.cli import main
+from automind.errors import UserError
+from automind.fit import FitSettings, fit
+from automind.fit.region import Region, TruncatedPrior
+from automind.fit.run import near_target
+from automind.prior import Prior
+from conftest import small_brunel_spec
+
+TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
+FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
+           duration=1.0, seed=3, workers=2, progress=False)
+
+
+def test_budget_splits_into_rounds_and_refuses_too_little():
+    plan = FitSettings(budget=10_000).split()
+    assert plan["probe"] == 1750 and plan["final"] == 500 and plan["total"] <= 10_000
+    assert plan["total"] == 2 * plan["probe"] + 3 * plan["round"] + plan["final"] + plan["noise"]
+    with pytest.raises(UserError, match="below one round"):
+        FitSettings(budget=300).split()
+    with pytest.raises(UserError, match="rate_tolerance"):
+        FitSettings(budget=1000, rate_tolerance=0)
+
+
+def test_near_target_needs_ok_status_and_both_tolerances():
+    target = {"rate_mean": 10.0, "isi_cv_mean": 1.0}
+    stats = np.array([[10.0, 1.0], [15.0, 1.0], [16.0, 1.0], [10.0, 1.6], [10.0, np.nan],
+                      [10.0, 1.0], [0.0, np.nan]])
+    status = np.array(["ok"] * 5 + ["runaway", "silent"])
+    near, distance = near_target(status, stats, target, FitSettings(budget=1000))
+    # log10(15/10) = 0.176 <= 0.2 decades; log10(1.6) = 0.204 > 0.2; CV 0.6 > 0.5 off
+    assert near.tolist() == [True, True, False, False, True, False, False]
+    assert distance[0] == 0 and np.isinf(distance[-1])
+
+
+def test_truncated_prior_samples_the_region_exactly_and_by_index():
+    """A region learnt from labels of a known box (g in [4, 6], ν in [1.5, 2.5]: 1/16 of the
+    prior) keeps about that mass, and bank index k always gets the same θ."""
+    prior = Prior.load("brunel")
+    theta = prior.sample(4000, seed=1)
+    inside = (np.abs(theta[:, 0] - 5) < 1) & (np.abs(theta[:, 1] - 2) < 0.5)
+    region = Region.train(prior, theta, inside, seed=0, allowed_false_negatives=0.02)
+    assert region.contains(TRUTH[None])[0]
+    proposal = TruncatedPrior(prior, region)
+    mass, _ = proposal.prior_mass(n=50_000, seed=2)
+    assert 0.045 < mass < 0.095
+    draws = proposal.sample_indexed(7, range(40))
+    assert region.contains(draws).all()
+    assert np.mean((np.abs(draws[:, 0] - 5) < 1.15) & (np.abs(draws[:, 1] - 2) < 0.6)) > 0.9
+    np.testing.assert_array_equal(proposal.sample_indexed(7, [31, 3]), draws[[31, 3]])
+
+
+def test_region_artifact_round_trips_and_refuses_tampering(tmp_path):
+    prior = Prior.load("brunel")
+    theta = prior.sample(500, seed=1)
+    region = Region.train(prior, theta, theta[:, 0] > 4, seed=0)
+    region.save(tmp_path / "region")
+    again = Region.load(tmp_path / "region")
+    assert again.sha256 == region.sha256
+    np.testing.assert_allclose(again.probability(theta[:50]), region.probability(theta[:50]))
+    data = bytearray((tmp_path / "region" / "region.pt").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "region" / "region.pt").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="checksum"):
+        Region.load(tmp_path / "region")
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    """A 2 s recording of the reduced network at the truth, as an NWB file."""
+    from automind.features.spikedata import SpikeData
+    from automind.recordings.write import write_nwb
+    from automind.simulators import Simulator
+
+    spec = small_brunel_spec()
+    result = Simulator(spec).run(Prior.load("brunel").to_simulator(TRUTH), seed=424242,
+                                 duration=2.05)
+    assert result.status == "ok"
+    path = tmp_path_factory.mktemp("fit-target") / "target.nwb"
+    write_nwb(SpikeData.from_simulation(result).window(0.05), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(target, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit") / "run"
+    return out, fit(target, out, simulator=small_brunel_spec(), **FIT)
+
+
+def test_fit_finds_a_consistent_set_around_the_truth(fitted):
+    out, summary = fitted
+    probe, *rounds = summary["rounds"]
+    assert probe["stage"] == "probe" and probe["nats"] > 0.5  # the region cuts the prior
+    assert all(r["stage"] == "truncated" for r in rounds)
+    # truncated proposals waste far fewer runs than the prior did
+    assert rounds[0]["valid_fraction"] > probe["valid_fraction"]
+    assert summary["yield"] > 0.2 and summary["n_consistent"] >= 10
+    assert summary["simulations"] <= 600
+    consistent = np.loadtxt(out / "final" / "consistent_set.csv", delimiter=",", skiprows=1,
+                            ndmin=2)[:, 1:3]
+    lo, hi = consistent.min(0), consistent.max(0)
+    assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
+    assert (out / "report" / "index.html").is_file()
+    assert (out / "probe" / "region1" / "region.json").is_file()
+    assert json.loads((out / "fit.json").read_text())["plan"]["probe"] == 210
+
+
+def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, target):
+    from automind.bank import Bank
+
+    out, summary = fitted
+    sizes = [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)]
+    again = fit(target, out, simulator=small_brunel_spec(), **FIT)
+    assert again["yield"] == summary["yield"] and again["nats"] == pytest.approx(summary["nats"])
+    assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
+    with pytest.raises(UserError, match="other settings"):
+        fit(target, out, simulator=small_brunel_spec(), **(FIT | {"rate_tolerance": 0.3}))
+
+
+def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, capsys):
+    """A 'recording' far outside anything the model produces (every unit firing regularly at
+    800 Hz, faster than its 2 ms refractory period allows) stops after the probes with a clear
+    statement, not a meaningless posterior."""
+    from automind.features.spikedata import SpikeData
+    from automind.recordings.write import write_nwb
+
+    trains = [np.arange(1e-4 * u, 4.0, 1 / 800) for u in range(10)]
+    times = np.concatenate(trains)
+    units = np.concatenate([np.full(len(t), u) for u, t in enumerate(trains)])
+    path = write_nwb(SpikeData(times, units, 4.0), tmp_path / "odd.nwb")
+    with pytest.raises(UserError, match="no probe run came near the target"):
+        fit(path, tmp_path / "run", simulator=small_brunel_spec(), **(FIT | {"probe_rounds": 1}))
+    assert (tmp_path / "run" / "nearest_probes.csv").read_text().count("\n") == 21
+
+
+def test_cli_fit_refusals(tmp_path, target, capsys):
+    assert main(["fit", str(target), "--out", str(tmp_path / "a"), "--budget", "50"]) == 2
+    assert "below one round" in capsys.readouterr().err
+    assert main(["fit", str(target), "--out", str(tmp_path / "b"), "--budget", "5000",
+                 "--method", "gradient"]) == 2
+    assert "gradient" in capsys.readouterr().err
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("mine")
+    assert main(["fit", str(target), "--simulator", "brunel", "--features", "spikes",
+                 "--out", str(tmp_path / "c"), "--budget", "5000"]) == 2
+    assert "not made by `automind fit`" in capsys.readouterr().err
+    assert (tmp_path / "c" / "notes.txt").read_text() == "mine"
