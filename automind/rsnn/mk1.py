@@ -1,0 +1,289 @@
+"""TorchMK1: the MK1 network in discrete time, batched over θ (state (B, N)).
+
+One step n (t = n·dt) in the Brian2 builder's schedule (groups, thresholds,
+before_synapses, synapses, resets), forward Euler on the old values:
+  1. not refractory: n − n_last ≥ R, R = int((t_refrac + 1e-3 dt)/dt) (Brian2's ``timestep``)
+  2. v += [nr]·dt/C·(g_L(v_rest − v) + g_LΔT·exp(clip((v − v_T)/ΔT′, −50, 30)) − w
+          + g_e(E_ge − v) + g_i(E_gi − v) + I_bias);  w += dt(a(v − v_rest) − w)/τ_w;
+     g_x −= dt·g_x/τ_gx
+  3. z = [v > v_cut]·nr
+  4. g_e += Q_poisson·Poisson(N_poisson·ν·dt)           (the external drive)
+  5. g_e += Σ_pre z·W (excitatory pre), g_i likewise (after ``delay``, by a ring buffer)
+  6. where z: v ← v_reset, w += b; spike time n·dt
+``propagation="event"`` gathers the rows of spiking neurons (banks); ``"dense"`` multiplies
+the whole spike vector (fits, autograd). Elements that the probe window finds silent or
+runaway stop there, as the compiled binary's controller does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..simulators import mk1 as b2mk1
+from ..simulators.simulator import SimulationResult, activity_status
+from . import network
+from .surrogates import spike
+
+NOISE_BLOCK = 100  # steps of Poisson drive drawn at once per element
+NEVER = -(10 ** 9)  # last-spike step of a neuron that never spiked
+
+
+def check_dt(dt: float) -> None:
+    """The 1 ms feature bins need a whole number of steps per ms."""
+    ratio = 1e-3 / dt
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise UserError(f"rsnn: dt = {dt * 1e3:g} ms does not divide 1 ms")
+
+
+def last_step(t_stop: float, dt: float) -> int:
+    """Number of steps the compiled controller runs for ``t_stop`` (it stops after the step
+    with t + 1.5 dt > t_stop)."""
+    n = max(0, int(t_stop / dt) - 3)
+    while n * dt + 1.5 * dt <= t_stop:
+        n += 1
+    return n + 1
+
+
+def dense_memory_bytes(B: int, N: int, steps: int, dtype=torch.float64) -> int:
+    """Rough autograd memory of a dense differentiable run: ~16 saved (B, N) tensors per step
+    plus the (B, N, N) graph and its intermediates."""
+    item = torch.empty((), dtype=dtype).element_size()
+    return item * (16 * B * N * steps + 6 * B * N * N)
+
+
+class TorchMK1:
+    """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
+
+    def __init__(self, spec, device: str = "cpu", dtype=torch.float64, propagation: str = "event",
+                 surrogate: str = "triangular"):
+        if spec.model != "mk1":
+            raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
+        if propagation not in ("event", "dense"):
+            raise UserError(f"rsnn: propagation must be 'event' or 'dense', got {propagation!r}")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise UserError("rsnn: CUDA requested but no CUDA device is available")
+        check_dt(spec.dt)
+        self.spec, self.device, self.dtype = spec, torch.device(device), dtype
+        self.propagation, self.surrogate = propagation, surrogate
+        self.delay_steps = int(round(spec.fixed["delay"] / spec.dt))
+
+    # -- building -----------------------------------------------------------------------------
+    def build(self, params_list: list[dict], seeds: list[int], P: dict | None = None,
+              grad: bool = False) -> dict:
+        """Per-element structure, parameters, initial state and graph. ``P`` ({name: (B, 1)
+        tensor}) replaces the θ values of ``params_list`` (for gradients)."""
+        spec, dtype, dev = self.spec, self.dtype, self.device
+        structures = [network.element_structure(spec, p, s) for p, s in zip(params_list, seeds)]
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        P = P if P is not None else network.theta_tensors(params_list, dtype, dev)
+        exc = torch.as_tensor(np.stack([s["exc"] for s in structures]), device=dev)
+        igniter = torch.as_tensor(np.stack([s["igniter"] for s in structures]), device=dev)
+        arrays = network.neuron_arrays(spec, P, exc, igniter)
+        v0 = torch.stack([torch.randn(spec.N, generator=g, dtype=torch.float64)
+                          for g in generators]).to(dev, dtype)
+        W = network.draw_graph(spec, P, arrays, structures, generators, grad)
+        refrac = torch.floor((arrays["t_refrac"].detach().double() + 1e-3 * spec.dt) / spec.dt)
+        return {"exc": exc, "arrays": arrays, "W": W, "generators": generators,
+                "v": arrays["v_rest"] + spec.fixed["v_init_sd"] * v0,
+                "refrac": refrac.long(), "n_e": exc.sum(1)}
+
+    def _noise(self, lam: torch.Tensor, generators: list) -> torch.Tensor:
+        """(NOISE_BLOCK, B, N) Poisson counts, each element from its own generator (float64)."""
+        lam64 = lam.detach().double().cpu()
+        block = [torch.poisson(lam64[b].expand(NOISE_BLOCK, -1).contiguous(), generator=g)
+                 for b, g in enumerate(generators)]
+        return torch.stack(block, 1).to(self.device, self.dtype)
+
+    # -- stepping -----------------------------------------------------------------------------
+    def integrate(self, net: dict, n_steps: int, grad: bool = False, probe: tuple | None = None,
+                  record_state: tuple = (), state_units: int = 0):
+        """Run ``n_steps``. Returns (spikes, steps_run, state): spikes = (element, step, neuron)
+        int arrays (no-grad) or a (B, T, N) tensor (grad); elements stopped by ``probe`` =
+        (probe steps, t_probe, silent, runaway) get fewer steps."""
+        spec, dt = self.spec, self.spec.dt
+        A = net["arrays"]
+        C, gL, v_rest, v_T, dT = A["C"], A["g_L"], A["v_rest"], A["v_thresh"], A["dT_safe"]
+        gL_dT, a, tau_w, b_adapt = A["g_L"] * A["delta_T"], A["a"], A["tau_w"], A["b"]
+        tau_ge, tau_gi, E_gi, v_reset, v_cut = A["tau_ge"], A["tau_gi"], A["E_gi"], A["v_reset"], A["v_cut"]
+        E_ge, I_bias, Q_p = spec.fixed["E_ge"], spec.fixed["I_bias"], spec.fixed["Q_poisson"]
+        scale = 5 * A["delta_T"].detach() + 1e-3
+        W, exc, R = net["W"], net["exc"], net["refrac"]
+        B, N = exc.shape
+        lam = A["lambda_ext"]
+        v = net["v"]
+        w, g_e, g_i = (torch.zeros_like(v) for _ in range(3))
+        last = torch.full((B, N), NEVER, dtype=torch.long, device=self.device)
+        alive = torch.arange(B, device=self.device)
+        steps_run = np.full(B, n_steps, dtype=np.int64)
+        buffer = [None] * (self.delay_steps + 1)
+        excf = exc.to(self.dtype)
+        gens = list(net["generators"])
+        probe_count = torch.zeros(B, device=self.device)
+        spikes, dense_z, state = [], [], {k: [] for k in record_state}
+        params = [C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi, v_reset,
+                  v_cut, scale, lam, excf, R]
+        noise = None
+        for n in range(n_steps):
+            if n % NOISE_BLOCK == 0:
+                noise = self._noise(lam, gens)
+            nr = (n - last) >= R
+            nrf = nr.to(self.dtype)
+            spike_current = gL_dT * torch.exp(torch.clamp((v - v_T) / dT, -50, 30))
+            dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
+                  + I_bias) / C
+            w_new = w + dt * (a * (v - v_rest) - w) / tau_w
+            g_e = g_e - dt * g_e / tau_ge
+            g_i = g_i - dt * g_i / tau_gi
+            v = v + dt * nrf * dv
+            w = w_new
+            if grad:
+                z = spike(v - v_cut, scale, self.surrogate) * nrf
+                zb = z.detach() > 0
+            else:
+                zb = (v > v_cut) & nr
+                z = zb.to(self.dtype)
+            counts = noise[n % NOISE_BLOCK]
+            drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
+            g_e = g_e + Q_p * drive
+            if grad or self.propagation == "dense":
+                d_e, d_i = self._dense(z, W, excf)
+            else:
+                b_idx, i_idx = zb.nonzero(as_tuple=True)
+                d_e, d_i = self._events(b_idx, i_idx, W, exc, g_e)
+            slot = (n + self.delay_steps) % len(buffer)
+            buffer[slot] = (d_e, d_i) if buffer[slot] is None else \
+                (buffer[slot][0] + d_e, buffer[slot][1] + d_i)
+            now = buffer[n % len(buffer)]
+            if now is not None:
+                g_e, g_i = g_e + now[0], g_i + now[1]
+                buffer[n % len(buffer)] = None
+            v = torch.where(zb, v_reset, v)
+            w = w + b_adapt * z
+            last = torch.where(zb, n, last)
+            if grad:
+                dense_z.append(z)
+            else:
+                if grad or self.propagation == "dense":
+                    b_idx, i_idx = zb.nonzero(as_tuple=True)
+                if len(b_idx):
+                    spikes.append((alive[b_idx].cpu().numpy(), np.full(len(b_idx), n),
+                                   i_idx.cpu().numpy()))
+            for k in record_state:
+                state[k].append((alive, {"v": v, "w": w, "g_e": g_e, "g_i": g_i}[k][:, :state_units]
+                                 .detach().clone()))
+            if probe is not None and not grad:
+                p_steps, t_probe, silent, runaway, t_refrac = probe
+                if n * dt < t_probe - 0.5 * dt:
+                    probe_count += (zb & exc).sum(1)
+                if n + 1 == p_steps and n + 1 < n_steps:
+                    activity = probe_count / (net["n_e"][alive] * t_probe) * t_refrac[alive]
+                    keep = (activity >= silent) & (activity <= runaway)
+                    steps_run[alive[~keep].cpu().numpy()] = n + 1
+                    if not keep.all():
+                        if not keep.any():
+                            break
+                        sel = keep.nonzero(as_tuple=True)[0]
+                        alive = alive[sel]
+                        v, w, g_e, g_i, last, W, exc = (x[sel] for x in (v, w, g_e, g_i, last, W, exc))
+                        params = [x[sel] for x in params]
+                        (C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi,
+                         v_reset, v_cut, scale, lam, excf, R) = params
+                        noise = noise[:, sel]
+                        gens = [gens[i] for i in sel.tolist()]
+                        probe_count = probe_count[sel]
+                        buffer = [None if x is None else (x[0][sel], x[1][sel]) for x in buffer]
+        net["v_final"] = (alive, v.detach())
+        if grad:
+            return torch.stack(dense_z, 1), steps_run, state
+        if spikes:
+            spikes = tuple(np.concatenate(parts) for parts in zip(*spikes))
+        else:
+            spikes = (np.zeros(0, np.int64),) * 3
+        return spikes, steps_run, state
+
+    @staticmethod
+    def _dense(z, W, excf):
+        d_e = torch.bmm((z * excf).unsqueeze(1), W).squeeze(1)
+        d_i = torch.bmm((z - z * excf).unsqueeze(1), W).squeeze(1)
+        return d_e, d_i
+
+    @staticmethod
+    def _events(b_idx, i_idx, W, exc, like):
+        """Increments from the rows of W of the spiking neurons only."""
+        d_e, d_i = torch.zeros_like(like), torch.zeros_like(like)
+        if len(b_idx):
+            rows = W[b_idx, i_idx]
+            from_e = exc[b_idx, i_idx]
+            d_e.index_add_(0, b_idx[from_e], rows[from_e])
+            d_i.index_add_(0, b_idx[~from_e], rows[~from_e])
+        return d_e, d_i
+
+    # -- the bank interface -------------------------------------------------------------------
+    def run_batch(self, params_list: list[dict], seeds: list[int], indices=None, duration=None,
+                  thetas=None, connectivity: bool = False) -> list[SimulationResult]:
+        """One ``SimulationResult`` per element, with the statuses ``Simulator.run`` gives."""
+        spec = self.spec
+        duration = spec.duration if duration is None else duration
+        B = len(params_list)
+        indices = list(range(B)) if indices is None else list(indices)
+        results = [SimulationResult(index=indices[b], seed=int(seeds[b]), status="failed",
+                                    duration=duration, dt=spec.dt,
+                                    theta=None if thetas is None else np.asarray(thetas[b]))
+                   for b in range(B)]
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                net = self.build(params_list, seeds)
+                n_steps = last_step(duration, spec.dt)
+                t_probe = min(spec.probe, duration)
+                t_refrac = torch.tensor([b2mk1.probe(spec, p)[1] for p in params_list],
+                                        dtype=torch.float64, device=self.device)
+                probe = (last_step(t_probe, spec.dt), t_probe, spec.silent, spec.runaway, t_refrac)
+                (elem, step, neuron), steps_run, state = self.integrate(
+                    net, n_steps, probe=probe, record_state=spec.record_state,
+                    state_units=spec.state_units)
+        except Exception as err:  # a failing batch is a status per element, never an exception
+            for r in results:
+                r.message = f"{type(err).__name__}: {err}"
+                r.wall_time = time.perf_counter() - start
+            return results
+        alive_final, v_final = net["v_final"]
+        nan_rows = set(alive_final[~torch.isfinite(v_final).all(1)].tolist())
+        elapsed = time.perf_counter() - start
+        order = np.lexsort((neuron, step, elem))
+        elem, step, neuron = elem[order], step[order], neuron[order]
+        bounds = np.searchsorted(elem, np.arange(B + 1))
+        for b, result in enumerate(results):
+            params = params_list[b]
+            sl = slice(bounds[b], bounds[b + 1])
+            times, ids = step[sl] * spec.dt, neuron[sl].astype(np.int32)
+            result.t_end = steps_run[b] * spec.dt
+            result.wall_time = result.run_time = elapsed / B
+            n_probe, t_ref = b2mk1.probe(spec, params)
+            result.status = activity_status(ids, times, n_probe, t_ref, t_probe, spec.dt,
+                                             spec.silent, spec.runaway)
+            if b in nan_rows:
+                result.status, result.message = "failed", "NaN in the network state"
+            for pop, (lo, hi) in b2mk1.layout(spec, params).items():
+                result.n_units[pop] = hi - lo
+                if pop in spec.record:
+                    keep = (ids >= lo) & (ids < hi)
+                    result.spikes[pop] = (times[keep], ids[keep] - lo)
+            for k, rows in state.items():
+                result.state[k] = np.stack([x[(a == b).nonzero(as_tuple=True)[0][0]].cpu().numpy()
+                                            for a, x in rows if (a == b).any()])
+            if connectivity:
+                result.connectivity = self.connectivity(net["W"][b], net["exc"][b])
+        return results
+
+    @staticmethod
+    def connectivity(W: torch.Tensor, exc: torch.Tensor) -> dict:
+        """{"syn_exc" | "syn_inh": (pre, post)} as ``Simulator.run(connectivity=True)``."""
+        pre, post = (W != 0).nonzero(as_tuple=True)
+        from_e = exc[pre]
+        return {"syn_exc": (pre[from_e].numpy(), post[from_e].numpy()),
+                "syn_inh": (pre[~from_e].numpy(), post[~from_e].numpy())}

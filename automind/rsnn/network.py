@@ -1,0 +1,112 @@
+"""MK1's per-element structure and parameters as torch tensors, batched over θ (B, N).
+
+Everything the Brian2 builder draws on the Python side (the E/I split, cluster ids,
+igniters) comes from ``simulators.mk1.run_args`` with the seed's numpy generator, exactly as
+``Simulator.run`` does, so a torch network and a Brian2 network with the same seed share
+them. What Brian2 draws inside its binary (initial v, the graph, the Poisson drive) torch
+draws from a per-element ``torch.Generator`` seeded with the same seed: the same
+distribution, not the same numbers, and independent of the batch an element runs in.
+Per-neuron values are built from θ tensors with ``torch.where``, so they carry gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..simulators import mk1 as b2mk1
+from .surrogates import connection
+
+#: θ entries that set structure (integers or draws): fixed in gradient fits (spec §2).
+STRUCTURAL = ("exc_prop", "n_clusters", "p_igniters")
+
+
+def element_structure(spec, params: dict, seed: int) -> dict[str, np.ndarray]:
+    """E flag, cluster ids and igniter flag of one element, from the seed's numpy generator.
+
+    The drive rates are replaced by 1 Hz before calling ``run_args`` so that igniters can be
+    read off ``lambda_ext`` whatever the rates; the generator's draws do not depend on them.
+    """
+    probe = params | {"E.poisson_rate": 1.0, "I.poisson_rate": 1.0}
+    args = b2mk1.run_args(spec, probe, np.random.default_rng(seed))
+    exc = args["neurons.exc"].astype(bool)
+    return {"exc": exc, "c1": args["neurons.c1"], "c2": args["neurons.c2"],
+            "igniter": exc & (args["neurons.lambda_ext"] > 0)}
+
+
+def theta_tensors(params_list: list[dict], dtype, device) -> dict[str, torch.Tensor]:
+    """[{name: SI float}] -> {name: (B, 1) tensor}."""
+    return {name: torch.tensor([[float(p[name])] for p in params_list], dtype=dtype, device=device)
+            for name in b2mk1.theta_names}
+
+
+def neuron_arrays(spec, P: dict[str, torch.Tensor], exc: torch.Tensor,
+                  igniter: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-neuron (B, N) values: E.* from θ on E neurons, I.* (fixed, or θ for I.Q_*) on I."""
+    fixed, quirks = spec.fixed, spec.reference_quirks
+    out = {}
+    for key in b2mk1.PER_NEURON:
+        if key in ("Q_ge", "Q_gi"):
+            i_value = P[f"I.{key}"]
+        elif key == "delta_T" and quirks:
+            i_value = P["E.delta_T"]
+        else:
+            i_value = torch.as_tensor(fixed[f"I.{key}"], dtype=P["E.C"].dtype, device=exc.device)
+        out[key] = torch.where(exc, P[f"E.{key}"], i_value)
+    if quirks:
+        out["v_cut"] = torch.full_like(out["v_thresh"], b2mk1.FROZEN_V_CUT)
+    else:
+        out["v_cut"] = out["v_thresh"] + 5 * out["delta_T"]
+    dtype = out["C"].dtype
+    rate = torch.where(exc, torch.where(igniter, P["E.poisson_rate"], torch.zeros((), dtype=dtype)),
+                       P["I.poisson_rate"])
+    out["lambda_ext"] = fixed["N_poisson"] * rate * spec.dt
+    out["dT_safe"] = out["delta_T"] + 1e-3 * (out["delta_T"] <= 0).to(dtype)
+    return out
+
+
+def in_cluster(c1: torch.Tensor, c2: torch.Tensor, slotwise: bool) -> torch.Tensor:
+    """(N, N) bool: pre and post share a cluster (slot by slot under reference quirks)."""
+    same = (c1[:, None] == c1[None, :]) | (c2[:, None] == c2[None, :])
+    if not slotwise:
+        same |= (c1[:, None] == c2[None, :]) | (c2[:, None] == c1[None, :])
+    return same
+
+
+def connection_probability(P: dict, b: int, exc: torch.Tensor, incl: torch.Tensor) -> torch.Tensor:
+    """(N, N) p[pre, post] of element b, as the Brian2 builder's ``connect(p=...)``."""
+    exc_pre, exc_post = exc[:, None], exc[None, :].to(P["p_e2e"].dtype)
+    from_e = exc_post * P["p_e2e"][b] * (1 + (P["R_pe2e"][b] - 1) * incl) \
+        + (1 - exc_post) * P["p_e2i"][b]
+    from_i = exc_post * P["p_i2e"][b] + (1 - exc_post) * P["p_i2i"][b]
+    p = torch.where(exc_pre, from_e, from_i)
+    return p * (1 - torch.eye(len(exc), dtype=p.dtype, device=p.device))  # no self-connections
+
+
+def weights(P: dict, b: int, arrays: dict, exc: torch.Tensor, incl: torch.Tensor) -> torch.Tensor:
+    """(N, N) q[pre, post]: Q_ge of the target (× R_Qe2e in-cluster E→E) or Q_gi of the target."""
+    exc_post = exc[None, :].to(P["R_Qe2e"].dtype)
+    q_e = arrays["Q_ge"][b][None, :] * (1 + (P["R_Qe2e"][b] - 1) * exc_post * incl)
+    q_i = arrays["Q_gi"][b][None, :].expand_as(q_e)
+    return torch.where(exc[:, None], q_e, q_i)
+
+
+def draw_graph(spec, P: dict, arrays: dict, structures: list[dict], generators: list,
+               grad: bool) -> torch.Tensor:
+    """(B, N, N) weights W[b, pre, post] (0 where unconnected), the graph drawn per element.
+
+    Uniforms are drawn in float64 whatever the dtype, so float32 and float64 runs share a graph.
+    In ``grad`` mode the connection mask has a surrogate derivative in p.
+    """
+    dtype, device = arrays["C"].dtype, arrays["C"].device
+    out = []
+    for b, (structure, gen) in enumerate(zip(structures, generators)):
+        exc = torch.as_tensor(structure["exc"], device=device)
+        incl = in_cluster(torch.as_tensor(structure["c1"], device=device),
+                          torch.as_tensor(structure["c2"], device=device),
+                          spec.reference_quirks).to(dtype)
+        u = torch.rand((len(exc), len(exc)), generator=gen, dtype=torch.float64).to(device, dtype)
+        p = connection_probability(P, b, exc, incl)
+        mask = connection(p, u) if grad else (u < p).to(dtype)
+        out.append(mask * weights(P, b, arrays, exc, incl))
+    return torch.stack(out)
