@@ -177,8 +177,8 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
         register_feature_sets(path, feature_sets)
     n_chunks = math.ceil(n / size)
     notes: list[str] = []
-    compiled = CompiledModel.for_spec(spec)
-    engine = make_engine(spec, str(compiled.directory), workers, dask, feature_sets)
+    compiled = "" if spec.backend == "torch" else str(CompiledModel.for_spec(spec).directory)
+    engine = make_engine(spec, compiled, workers, dask, feature_sets)
     committed_now = {"simulations": 0, "shards": 0}
     done_before = Bank(path).intact_indices()
     bar = tqdm(total=n, initial=len(done_before & set(range(n))), desc="simulating", unit="sim",

@@ -68,6 +68,10 @@ def run_chunk(spec, jobs: list[Job], compiled_dir: str | None = None,
               feature_sets: tuple[str, ...] = ()) -> list:
     """Simulate a chunk in this (worker) process, reusing its warm simulator; compute the
     requested feature sets here too, so spikes need not travel or be stored."""
+    if getattr(spec, "backend", "brian2") == "torch":
+        from ..rsnn.execution import run_torch_chunk
+
+        return run_torch_chunk(spec, jobs, feature_sets)
     from ..simulators.engine import CompiledModel, structure_key
     from ..simulators.simulator import Simulator
 

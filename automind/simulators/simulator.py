@@ -59,6 +59,9 @@ class Simulator:
     """A simulator spec bound to its compiled binary; ``run(theta_si, seed)`` never raises for θ."""
 
     def __init__(self, spec: SimulatorSpec, compiled: CompiledModel | None = None):
+        if spec.backend != "brian2":
+            raise UserError(f"Simulator runs the Brian2 backend; spec {spec.name!r} has backend "
+                            f"{spec.backend!r} (use automind.rsnn.TorchMK1 or simulate())")
         self.spec = spec
         self.model = MODELS[spec.model]
         self.compiled = compiled or CompiledModel.for_spec(spec)
@@ -119,7 +122,8 @@ class Simulator:
 def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = None, theta=None,
              seed: int = 0, duration: float | None = None, N: int | None = None,
              dt: float | None = None, workers: int | None = None,
-             reference_quirks: bool | None = None) -> list[SimulationResult]:
+             reference_quirks: bool | None = None,
+             backend: str | None = None) -> list[SimulationResult]:
     """Simulate ``n`` θ drawn from the prior (or the given θ rows), in index order.
 
     θ are in the prior's units. Each simulation's seed derives from ``seed`` and its index;
@@ -131,6 +135,8 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
     spec = SimulatorSpec.load(simulator)
     if reference_quirks is not None:
         spec = spec.with_overrides(reference_quirks=bool(reference_quirks))
+    if backend is not None:
+        spec = spec.with_overrides(backend=backend)
     spec = spec.with_overrides(duration=duration, N=N, dt=dt)
     prior_obj = Prior.load(prior or spec.prior)
     check_prior_fits(spec, prior_obj)
@@ -140,9 +146,9 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
         thetas = prior_obj.sample_indexed(seed, range(n))  # the same θ a bank with this seed holds
     else:
         thetas = prior_obj.validate(theta)
-    sim = Simulator(spec)
+    compiled = "" if spec.backend == "torch" else str(Simulator(spec).compiled.directory)
     jobs = make_jobs(prior_obj, thetas, spec.duration, seed=seed)
-    return simulate_jobs(spec, str(sim.compiled.directory), jobs, workers or 1)
+    return simulate_jobs(spec, compiled, jobs, workers or 1)
 
 
 def check_prior_fits(spec: SimulatorSpec, prior) -> None:

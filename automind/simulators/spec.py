@@ -12,7 +12,10 @@ from ..specs import find_spec, read_toml
 from ..units import parse_quantity
 
 _TOP_KEYS = {"name", "model", "prior", "description", "network", "run", "early_stop", "record",
-             "fixed", "reference_quirks"}
+             "fixed", "reference_quirks", "backend", "torch"}
+BACKENDS = ("brian2", "torch")
+#: [torch] settings of a spec with backend = "torch" (automind/rsnn) and their defaults
+TORCH_DEFAULTS = {"device": "cpu", "dtype": "float64", "batch": 32, "threads": 1}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class SimulatorSpec:
     state_units: int = 0
     fixed: dict = field(default_factory=dict)
     reference_quirks: bool = False
+    backend: str = "brian2"
+    torch: dict = field(default_factory=dict)
     description: str = ""
     source: str = ""
     sha256: str = ""
@@ -80,6 +85,8 @@ class SimulatorSpec:
                 fixed={k: parse_quantity(v, f"{where}: fixed.{k}")
                        for k, v in data.get("fixed", {}).items()},
                 reference_quirks=bool(data.get("reference_quirks", False)),
+                backend=str(data.get("backend", "brian2")),
+                torch=dict(data.get("torch", {})),
                 description=str(data.get("description", "")),
                 source=source,
                 sha256=sha256,
@@ -124,6 +131,35 @@ class SimulatorSpec:
             raise UserError(f"{where}: fixed parameters {'missing ' + str(missing) if missing else ''}"
                             f"{' unknown ' + str(extra) if extra else ''}".rstrip())
         model.check_spec(self)
+        self._check_backend(where)
+
+    def _check_backend(self, where: str) -> None:
+        if self.backend not in BACKENDS:
+            raise UserError(f"{where}: backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "brian2":
+            if self.torch:
+                raise UserError(f"{where}: a [torch] section needs backend = \"torch\"")
+            return
+        if self.model != "mk1":
+            raise UserError(f"{where}: backend \"torch\" runs model mk1 only, not {self.model!r}")
+        unknown = set(self.torch) - set(TORCH_DEFAULTS)
+        if unknown:
+            raise UserError(f"{where}: unknown [torch] key(s) {sorted(unknown)}; allowed: "
+                            f"{sorted(TORCH_DEFAULTS)}")
+        settings = self.torch_settings()
+        if settings["dtype"] not in ("float32", "float64"):
+            raise UserError(f"{where}: torch.dtype must be float32 or float64")
+        for key in ("batch", "threads"):
+            if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
+                raise UserError(f"{where}: torch.{key} must be an integer >= 1")
+        steps_per_ms = 1e-3 / self.dt
+        if abs(steps_per_ms - round(steps_per_ms)) > 1e-9:
+            raise UserError(f"{where}: backend torch needs a dt that divides 1 ms, got "
+                            f"{self.dt * 1e3:g} ms")
+
+    def torch_settings(self) -> dict:
+        """The [torch] settings with defaults filled in."""
+        return TORCH_DEFAULTS | dict(self.torch)
 
     def with_overrides(self, duration: float | None = None, N: int | None = None,
                        dt: float | None = None, **other) -> "SimulatorSpec":
@@ -146,5 +182,8 @@ class SimulatorSpec:
 
     def to_dict(self) -> dict:
         """Plain-data form, for provenance."""
-        return dataclasses.asdict(self) | {"record": list(self.record),
-                                           "record_state": list(self.record_state)}
+        out = dataclasses.asdict(self) | {"record": list(self.record),
+                                          "record_state": list(self.record_state)}
+        if self.backend == "brian2":  # as before backends existed: older banks still match
+            del out["backend"], out["torch"]
+        return out
