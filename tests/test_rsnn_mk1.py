@@ -104,9 +104,11 @@ def expected_counts(structure, params):
 
 def test_x3_pathway_counts_and_weights():
     spec = SimulatorSpec.load("mk1").with_overrides(N=200, duration=0.01)
-    sim = TorchMK1(spec)
-    net = sim.build([ACTIVE], [7])
-    W, exc = net["W"][0], net["exc"][0].numpy()
+    net = TorchMK1(spec, propagation="dense").build([ACTIVE], [7])
+    W, exc = net["graph"][0], net["exc"][0].numpy()
+    pre, post, weight = TorchMK1(spec).build([ACTIVE], [7])["graph"].synapses[0]  # event mode
+    assert torch.equal(torch.stack((pre, post)), torch.stack(W.nonzero(as_tuple=True)))
+    assert torch.equal(weight, W[pre, post])
     structure = element_structure(spec, ACTIVE, 7)
     conn = (W != 0).numpy()
     got = {"EE": conn[exc][:, exc].sum(), "EI": conn[exc][:, ~exc].sum(),
@@ -166,3 +168,22 @@ def test_bad_input_refused():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA"):
             TorchMK1(SimulatorSpec.load("mk1").with_overrides(N=10), device="cuda")
+
+
+def test_poisson_block_has_poisson_counts_per_step():
+    from scipy import stats
+
+    from automind.rsnn.mk1 import poisson_block
+
+    lam = torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64).repeat_interleave(2000)
+    counts = poisson_block(lam, 100, torch.Generator().manual_seed(0)).numpy()
+    assert counts[:, :2000].sum() == 0
+    for k, mean in ((1, 0.5), (2, 2.0)):
+        c = counts[:, k * 2000:(k + 1) * 2000].astype(int).ravel()
+        freq = np.bincount(c, minlength=6)[:6] / c.size
+        se = np.sqrt(stats.poisson.pmf(np.arange(6), mean) / c.size)
+        assert np.all(np.abs(freq - stats.poisson.pmf(np.arange(6), mean)) < 5 * se + 1e-12)
+    # steps are independent: lag-1 correlation of a neuron's counts ~ 0
+    x = counts[:, 2000:4000]
+    r = np.mean((x[1:] - 0.5) * (x[:-1] - 0.5)) / 0.5
+    assert abs(r) < 0.02

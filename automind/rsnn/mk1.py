@@ -55,6 +55,19 @@ def dense_memory_bytes(B: int, N: int, steps: int, dtype=torch.float64) -> int:
     return item * (16 * B * N * steps + 6 * B * N * N)
 
 
+def poisson_block(lam: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """(steps, N) independent Poisson(lam) counts per step and neuron, drawn as a Poisson
+    process: each neuron's total over the block ~ Poisson(steps·lam), its events placed
+    uniformly over the steps. Same distribution as one draw per step, but the cost follows the
+    number of events rather than steps × N."""
+    totals = torch.poisson(steps * lam, generator=generator)
+    neuron = torch.repeat_interleave(torch.arange(len(lam)), totals.long())
+    step = torch.randint(0, steps, (len(neuron),), generator=generator)
+    counts = torch.zeros(steps * len(lam), dtype=torch.float64)
+    counts.index_add_(0, step * len(lam) + neuron, torch.ones(len(neuron), dtype=torch.float64))
+    return counts.view(steps, len(lam))
+
+
 class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
@@ -85,17 +98,20 @@ class TorchMK1:
         arrays = network.neuron_arrays(spec, P, exc, igniter)
         v0 = torch.stack([torch.randn(spec.N, generator=g, dtype=torch.float64)
                           for g in generators]).to(dev, dtype)
-        W = network.draw_graph(spec, P, arrays, structures, generators, grad)
+        if grad or self.propagation == "dense":
+            graph = network.draw_graph(spec, P, arrays, structures, generators, grad)
+        else:
+            graph = network.SparseGraph(network.draw_synapses(spec, P, arrays, structures,
+                                                              generators), exc)
         refrac = torch.floor((arrays["t_refrac"].detach().double() + 1e-3 * spec.dt) / spec.dt)
-        return {"exc": exc, "arrays": arrays, "W": W, "generators": generators,
+        return {"exc": exc, "arrays": arrays, "graph": graph, "generators": generators,
                 "v": arrays["v_rest"] + spec.fixed["v_init_sd"] * v0,
                 "refrac": refrac.long(), "n_e": exc.sum(1)}
 
     def _noise(self, lam: torch.Tensor, generators: list) -> torch.Tensor:
-        """(NOISE_BLOCK, B, N) Poisson counts, each element from its own generator (float64)."""
+        """(NOISE_BLOCK, B, N) Poisson counts, each element from its own generator."""
         lam64 = lam.detach().double().cpu()
-        block = [torch.poisson(lam64[b].expand(NOISE_BLOCK, -1).contiguous(), generator=g)
-                 for b, g in enumerate(generators)]
+        block = [poisson_block(lam64[b], NOISE_BLOCK, g) for b, g in enumerate(generators)]
         return torch.stack(block, 1).to(self.device, self.dtype)
 
     # -- stepping -----------------------------------------------------------------------------
@@ -111,7 +127,7 @@ class TorchMK1:
         tau_ge, tau_gi, E_gi, v_reset, v_cut = A["tau_ge"], A["tau_gi"], A["E_gi"], A["v_reset"], A["v_cut"]
         E_ge, I_bias, Q_p = spec.fixed["E_ge"], spec.fixed["I_bias"], spec.fixed["Q_poisson"]
         scale = 5 * A["delta_T"].detach() + 1e-3
-        W, exc, R = net["W"], net["exc"], net["refrac"]
+        graph, exc, R = net["graph"], net["exc"], net["refrac"]
         B, N = exc.shape
         lam = A["lambda_ext"]
         v = net["v"]
@@ -150,10 +166,10 @@ class TorchMK1:
             drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
             g_e = g_e + Q_p * drive
             if grad or self.propagation == "dense":
-                d_e, d_i = self._dense(z, W, excf)
+                d_e, d_i = self._dense(z, graph, excf)
             else:
                 b_idx, i_idx = zb.nonzero(as_tuple=True)
-                d_e, d_i = self._events(b_idx, i_idx, W, exc, g_e)
+                d_e, d_i = graph.propagate(b_idx, i_idx, g_e)
             slot = (n + self.delay_steps) % len(buffer)
             buffer[slot] = (d_e, d_i) if buffer[slot] is None else \
                 (buffer[slot][0] + d_e, buffer[slot][1] + d_i)
@@ -188,7 +204,8 @@ class TorchMK1:
                             break
                         sel = keep.nonzero(as_tuple=True)[0]
                         alive = alive[sel]
-                        v, w, g_e, g_i, last, W, exc = (x[sel] for x in (v, w, g_e, g_i, last, W, exc))
+                        v, w, g_e, g_i, last, exc = (x[sel] for x in (v, w, g_e, g_i, last, exc))
+                        graph = graph[sel] if torch.is_tensor(graph) else graph.select(sel)
                         params = [x[sel] for x in params]
                         (C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi,
                          v_reset, v_cut, scale, lam, excf, R) = params
@@ -209,17 +226,6 @@ class TorchMK1:
     def _dense(z, W, excf):
         d_e = torch.bmm((z * excf).unsqueeze(1), W).squeeze(1)
         d_i = torch.bmm((z - z * excf).unsqueeze(1), W).squeeze(1)
-        return d_e, d_i
-
-    @staticmethod
-    def _events(b_idx, i_idx, W, exc, like):
-        """Increments from the rows of W of the spiking neurons only."""
-        d_e, d_i = torch.zeros_like(like), torch.zeros_like(like)
-        if len(b_idx):
-            rows = W[b_idx, i_idx]
-            from_e = exc[b_idx, i_idx]
-            d_e.index_add_(0, b_idx[from_e], rows[from_e])
-            d_i.index_add_(0, b_idx[~from_e], rows[~from_e])
         return d_e, d_i
 
     # -- the bank interface -------------------------------------------------------------------
@@ -277,13 +283,16 @@ class TorchMK1:
                 result.state[k] = np.stack([x[(a == b).nonzero(as_tuple=True)[0][0]].cpu().numpy()
                                             for a, x in rows if (a == b).any()])
             if connectivity:
-                result.connectivity = self.connectivity(net["W"][b], net["exc"][b])
+                result.connectivity = self.connectivity(net["graph"], b, net["exc"][b])
         return results
 
     @staticmethod
-    def connectivity(W: torch.Tensor, exc: torch.Tensor) -> dict:
-        """{"syn_exc" | "syn_inh": (pre, post)} as ``Simulator.run(connectivity=True)``."""
-        pre, post = (W != 0).nonzero(as_tuple=True)
+    def connectivity(graph, b: int, exc: torch.Tensor) -> dict:
+        """{"syn_exc" | "syn_inh": (pre, post)} of element b, as ``Simulator.run(connectivity=True)``."""
+        if torch.is_tensor(graph):
+            pre, post = (graph[b] != 0).nonzero(as_tuple=True)
+        else:
+            pre, post = graph.synapses[b][:2]
         from_e = exc[pre]
-        return {"syn_exc": (pre[from_e].numpy(), post[from_e].numpy()),
-                "syn_inh": (pre[~from_e].numpy(), post[~from_e].numpy())}
+        return {"syn_exc": (pre[from_e].cpu().numpy(), post[from_e].cpu().numpy()),
+                "syn_inh": (pre[~from_e].cpu().numpy(), post[~from_e].cpu().numpy())}

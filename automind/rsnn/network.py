@@ -91,22 +91,72 @@ def weights(P: dict, b: int, arrays: dict, exc: torch.Tensor, incl: torch.Tensor
     return torch.where(exc[:, None], q_e, q_i)
 
 
+def _element_graph(spec, P, arrays, b, structure, gen, grad):
+    """(N, N) weights of element b; uniforms in float64 whatever the dtype, so float32 and
+    float64 runs share a graph; in ``grad`` mode the mask has a surrogate derivative in p."""
+    dtype, device = arrays["C"].dtype, arrays["C"].device
+    exc = torch.as_tensor(structure["exc"], device=device)
+    incl = in_cluster(torch.as_tensor(structure["c1"], device=device),
+                      torch.as_tensor(structure["c2"], device=device),
+                      spec.reference_quirks).to(dtype)
+    u = torch.rand((len(exc), len(exc)), generator=gen, dtype=torch.float64).to(device, dtype)
+    p = connection_probability(P, b, exc, incl)
+    mask = connection(p, u) if grad else (u < p).to(dtype)
+    return mask * weights(P, b, arrays, exc, incl)
+
+
 def draw_graph(spec, P: dict, arrays: dict, structures: list[dict], generators: list,
                grad: bool) -> torch.Tensor:
-    """(B, N, N) weights W[b, pre, post] (0 where unconnected), the graph drawn per element.
+    """(B, N, N) weights W[b, pre, post] (0 where unconnected), the graph drawn per element."""
+    return torch.stack([_element_graph(spec, P, arrays, b, s, g, grad)
+                        for b, (s, g) in enumerate(zip(structures, generators))])
 
-    Uniforms are drawn in float64 whatever the dtype, so float32 and float64 runs share a graph.
-    In ``grad`` mode the connection mask has a surrogate derivative in p.
-    """
-    dtype, device = arrays["C"].dtype, arrays["C"].device
+
+def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict],
+                  generators: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The same graphs as ``draw_graph`` as synapse lists (pre, post, weight) sorted by pre."""
     out = []
     for b, (structure, gen) in enumerate(zip(structures, generators)):
-        exc = torch.as_tensor(structure["exc"], device=device)
-        incl = in_cluster(torch.as_tensor(structure["c1"], device=device),
-                          torch.as_tensor(structure["c2"], device=device),
-                          spec.reference_quirks).to(dtype)
-        u = torch.rand((len(exc), len(exc)), generator=gen, dtype=torch.float64).to(device, dtype)
-        p = connection_probability(P, b, exc, incl)
-        mask = connection(p, u) if grad else (u < p).to(dtype)
-        out.append(mask * weights(P, b, arrays, exc, incl))
-    return torch.stack(out)
+        W = _element_graph(spec, P, arrays, b, structure, gen, False)
+        pre, post = W.nonzero(as_tuple=True)
+        out.append((pre, post, W[pre, post]))
+    return out
+
+
+class SparseGraph:
+    """Synapses of a batch in one CSR table over rows b·N + pre, targets in a (2, B, N) buffer
+    (g_e increments, then g_i): a step costs O(spikes × fan-out)."""
+
+    def __init__(self, synapses: list, exc: torch.Tensor):
+        self.synapses, self.exc = synapses, exc
+        B, N = exc.shape
+        rows, targets, values = [], [], []
+        for b, (pre, post, w) in enumerate(synapses):
+            rows.append(b * N + pre)
+            targets.append(torch.where(exc[b][pre], 0, B * N) + b * N + post)
+            values.append(w)
+        rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        self.targets = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.long)
+        self.values = torch.cat(values) if values else torch.zeros(0)
+        counts = torch.bincount(rows, minlength=B * N)
+        self.rowptr = torch.cat([torch.zeros(1, dtype=torch.long, device=counts.device),
+                                 counts.cumsum(0)])
+        self.B, self.N = B, N
+
+    def select(self, keep: torch.Tensor) -> "SparseGraph":
+        return SparseGraph([self.synapses[i] for i in keep.tolist()], self.exc[keep])
+
+    def propagate(self, b_idx: torch.Tensor, i_idx: torch.Tensor, like: torch.Tensor):
+        """(g_e, g_i) increments (B, N) from the spikes (b_idx, i_idx)."""
+        out = torch.zeros(2 * self.B * self.N, dtype=like.dtype, device=like.device)
+        if len(b_idx):
+            rows = b_idx * self.N + i_idx
+            start, stop = self.rowptr[rows], self.rowptr[rows + 1]
+            n = stop - start
+            total = int(n.sum())
+            if total:
+                offsets = torch.repeat_interleave(start - (n.cumsum(0) - n), n)
+                idx = offsets + torch.arange(total, device=like.device)
+                out.index_add_(0, self.targets[idx], self.values[idx])
+        out = out.view(2, self.B, self.N)
+        return out[0], out[1]
