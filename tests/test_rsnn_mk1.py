@@ -187,3 +187,28 @@ def test_poisson_block_has_poisson_counts_per_step():
     x = counts[:, 2000:4000]
     r = np.mean((x[1:] - 0.5) * (x[:-1] - 0.5)) / 0.5
     assert abs(r) < 0.02
+
+
+def test_surrogate_gradients_have_the_known_signs():
+    """Uncoupled neurons driven by Poisson input: more drive or a lower threshold -> more spikes."""
+    from automind.rsnn.features import bin_ms
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=40, duration=0.2)
+    params = quiet_mk1(**{"E.poisson_rate": 4.0, "I.poisson_rate": 4.0, "E.Q_ge": 1e-9})
+    sim = TorchMK1(spec)
+    z, P = sim.run_differentiable([params], [4], 0.2,
+                                  trainable=("E.poisson_rate", "E.v_thresh", "E.tau_ge"))
+    assert z.shape == (1, 1000, 40) and z.sum() > 20
+    n_e = 32
+    rate = bin_ms(z, 5)[..., :n_e].sum() / (n_e * 0.2)
+    rate.backward()
+    assert P["E.poisson_rate"].grad.item() > 0
+    assert P["E.v_thresh"].grad.item() < 0
+    assert P["E.tau_ge"].grad.item() > 0
+    # the forward pass is the event simulation's
+    event = sim.run_batch([params], [4], duration=0.2)[0]
+    assert int(z[0, :, :n_e].sum()) == len(event.spikes["E"][0])
+    with pytest.raises(UserError, match="cannot be trained"):
+        sim.run_differentiable([params], [4], 0.2, trainable=("exc_prop",))
+    with pytest.raises(UserError, match="GiB"):
+        sim.run_differentiable([params], [4], 0.2, memory_limit=1e6)

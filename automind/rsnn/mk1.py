@@ -68,6 +68,12 @@ def poisson_block(lam: torch.Tensor, steps: int, generator: torch.Generator) -> 
     return counts.view(steps, len(lam))
 
 
+#: θ entries a gradient fit may move (spec §2: exc_prop, n_clusters, p_igniters and
+#: E.t_refrac set integers or draws and stay fixed)
+TRAINABLE = tuple(n for n in b2mk1.theta_names if n not in network.STRUCTURAL + ("E.t_refrac",))
+MEMORY_LIMIT = 4 * 2 ** 30  # bytes, default ceiling of a dense differentiable run
+
+
 class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
@@ -227,6 +233,30 @@ class TorchMK1:
         d_e = torch.bmm((z * excf).unsqueeze(1), W).squeeze(1)
         d_i = torch.bmm((z - z * excf).unsqueeze(1), W).squeeze(1)
         return d_e, d_i
+
+    # -- gradients ----------------------------------------------------------------------------
+    def run_differentiable(self, params_list: list[dict], seeds: list[int], duration: float,
+                           trainable: tuple[str, ...] = TRAINABLE,
+                           memory_limit: float = MEMORY_LIMIT) -> tuple[torch.Tensor, dict]:
+        """(z, P): spikes (B, steps, N) with surrogate gradients, and the θ tensors {name:
+        (B, 1)} of which ``trainable`` require grad. Dense propagation, no early stop."""
+        bad = [n for n in trainable if n not in TRAINABLE]
+        if bad:
+            raise UserError(f"rsnn: {bad} cannot be trained by gradient (structural or fixed); "
+                            f"trainable: {list(TRAINABLE)}")
+        n_steps = last_step(duration, self.spec.dt)
+        need = dense_memory_bytes(len(params_list), self.spec.N, n_steps, self.dtype)
+        if need > memory_limit:
+            raise UserError(f"rsnn: a differentiable run of {len(params_list)} x N={self.spec.N} "
+                            f"for {duration:g} s needs ~{need / 2**30:.1f} GiB, over the limit "
+                            f"{memory_limit / 2**30:.1f} GiB (fewer starts, a shorter window or "
+                            "a smaller N)")
+        P = network.theta_tensors(params_list, self.dtype, self.device)
+        for name in trainable:
+            P[name].requires_grad_(True)
+        net = self.build(params_list, seeds, P=P, grad=True)
+        z, _, _ = self.integrate(net, n_steps, grad=True)
+        return z, P
 
     # -- the bank interface -------------------------------------------------------------------
     def run_batch(self, params_list: list[dict], seeds: list[int], indices=None, duration=None,
