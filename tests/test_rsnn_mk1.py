@@ -212,3 +212,54 @@ def test_surrogate_gradients_have_the_known_signs():
         sim.run_differentiable([params], [4], 0.2, trainable=("exc_prop",))
     with pytest.raises(UserError, match="GiB"):
         sim.run_differentiable([params], [4], 0.2, memory_limit=1e6)
+
+
+def test_imported_brian2_graph_is_used_as_given():
+    spec = SimulatorSpec.load("mk1").with_overrides(N=60, duration=0.05)
+    conn = {"syn_exc": (np.array([0, 0, 5]), np.array([7, 1, 2])), "syn_inh": (np.array([59]), np.array([0]))}
+    net = TorchMK1(spec).build([ACTIVE], [1], imported=[conn])
+    pre, post, w = net["graph"].synapses[0]
+    assert pre.tolist() == [0, 0, 5, 59] and post.tolist() == [1, 7, 2, 0]
+    assert w[-1].item() == pytest.approx(ACTIVE["E.Q_gi"])
+
+
+def organoid_baseline() -> dict:
+    import tomllib
+    from pathlib import Path
+
+    from automind.prior import Prior
+
+    path = Path(__file__).parents[1] / "studies" / "organoid_development" / "study.toml"
+    baseline = tomllib.loads(path.read_text())["baseline"]
+    prior = Prior.load("mk1")
+    return prior.to_simulator(np.array([baseline[name] for name in prior.names]))
+
+
+@pytest.mark.slow
+def test_x4_statistics_on_brian2_realised_graph():
+    """P1 (the organoid-like bursting baseline, N = 500): Brian2's own graph imported, torch's
+    own noise; 8 seeds; E rate, psd_bands, fano_100ms and burst intervals as Brian2's."""
+    from automind.features.sets import simulation_features
+
+    duration, seeds = 6.0, list(range(8))
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=duration)
+    params = organoid_baseline()
+    brian = [Simulator(spec).run(params, seed=s, connectivity=True) for s in seeds]
+    ours = TorchMK1(spec).run_batch([params] * len(seeds), [s + 1000 for s in seeds],
+                                    imported=[r.connectivity for r in brian])
+
+    def summary(results):
+        feats = [simulation_features(r, ["spikes", "psd_bands", "bursts"], 0.5) for r in results]
+        rate = np.array([r.rate("E") for r in results])
+        fano = np.array([f["spikes"][12] for f in feats])
+        bands = np.log10(np.maximum(np.array([f["psd_bands"] for f in feats]), 1e-12)).mean(0)
+        interval = np.nanmean([f["bursts"][1] for f in feats])
+        return rate, fano, bands, interval
+
+    rb, fb, bb, ib = summary(brian)
+    rt, ft, bt, it = summary(ours)
+    se = np.sqrt(rb.var(ddof=1) / len(rb) + rt.var(ddof=1) / len(rt))
+    assert abs(rt.mean() - rb.mean()) <= max(0.03 * rb.mean(), 2 * se), (rt.mean(), rb.mean())
+    assert np.abs(bt - bb).mean() <= 0.1
+    assert ft.mean() == pytest.approx(fb.mean(), rel=0.1)
+    assert it == pytest.approx(ib, rel=0.1)

@@ -92,9 +92,10 @@ class TorchMK1:
 
     # -- building -----------------------------------------------------------------------------
     def build(self, params_list: list[dict], seeds: list[int], P: dict | None = None,
-              grad: bool = False) -> dict:
+              grad: bool = False, imported: list[dict] | None = None) -> dict:
         """Per-element structure, parameters, initial state and graph. ``P`` ({name: (B, 1)
-        tensor}) replaces the θ values of ``params_list`` (for gradients)."""
+        tensor}) replaces the θ values of ``params_list`` (for gradients); ``imported``
+        (event mode) takes each element's graph from a Brian2 run's connectivity."""
         spec, dtype, dev = self.spec, self.dtype, self.device
         structures = [network.element_structure(spec, p, s) for p, s in zip(params_list, seeds)]
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
@@ -108,7 +109,7 @@ class TorchMK1:
             graph = network.draw_graph(spec, P, arrays, structures, generators, grad)
         else:
             graph = network.SparseGraph(network.draw_synapses(spec, P, arrays, structures,
-                                                              generators), exc)
+                                                              generators, imported), exc)
         refrac = torch.floor((arrays["t_refrac"].detach().double() + 1e-3 * spec.dt) / spec.dt)
         return {"exc": exc, "arrays": arrays, "graph": graph, "generators": generators,
                 "v": arrays["v_rest"] + spec.fixed["v_init_sd"] * v0,
@@ -260,8 +261,10 @@ class TorchMK1:
 
     # -- the bank interface -------------------------------------------------------------------
     def run_batch(self, params_list: list[dict], seeds: list[int], indices=None, duration=None,
-                  thetas=None, connectivity: bool = False) -> list[SimulationResult]:
-        """One ``SimulationResult`` per element, with the statuses ``Simulator.run`` gives."""
+                  thetas=None, connectivity: bool = False,
+                  imported: list[dict] | None = None) -> list[SimulationResult]:
+        """One ``SimulationResult`` per element, with the statuses ``Simulator.run`` gives;
+        ``imported``: Brian2 graphs to run on (see ``build``)."""
         spec = self.spec
         duration = spec.duration if duration is None else duration
         B = len(params_list)
@@ -273,7 +276,7 @@ class TorchMK1:
         start = time.perf_counter()
         try:
             with torch.no_grad():
-                net = self.build(params_list, seeds)
+                net = self.build(params_list, seeds, imported=imported)
                 n_steps = last_step(duration, spec.dt)
                 t_probe = min(spec.probe, duration)
                 t_refrac = torch.tensor([b2mk1.probe(spec, p)[1] for p in params_list],

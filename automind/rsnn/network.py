@@ -112,14 +112,31 @@ def draw_graph(spec, P: dict, arrays: dict, structures: list[dict], generators: 
                         for b, (s, g) in enumerate(zip(structures, generators))])
 
 
-def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict],
-                  generators: list) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The same graphs as ``draw_graph`` as synapse lists (pre, post, weight) sorted by pre."""
+def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generators: list,
+                  imported: list[dict] | None = None) -> list[tuple]:
+    """The same graphs as ``draw_graph`` as synapse lists (pre, post, weight) sorted by pre.
+
+    ``imported``: per element, a Brian2 run's connectivity ({"syn_exc" | "syn_inh": (pre,
+    post)}, ``Simulator.run(connectivity=True)``) used instead of drawing; weights follow
+    the builder's rule. No uniforms are drawn then, so the drive's stream differs.
+    """
     out = []
     for b, (structure, gen) in enumerate(zip(structures, generators)):
-        W = _element_graph(spec, P, arrays, b, structure, gen, False)
-        pre, post = W.nonzero(as_tuple=True)
-        out.append((pre, post, W[pre, post]))
+        if imported is None:
+            W = _element_graph(spec, P, arrays, b, structure, gen, False)
+            pre, post = W.nonzero(as_tuple=True)
+            out.append((pre, post, W[pre, post]))
+            continue
+        device = arrays["C"].device
+        exc = torch.as_tensor(structure["exc"], device=device)
+        incl = in_cluster(torch.as_tensor(structure["c1"]), torch.as_tensor(structure["c2"]),
+                          spec.reference_quirks).to(arrays["C"].dtype).to(device)
+        rule = weights(P, b, arrays, exc, incl)
+        pre = np.concatenate([imported[b][k][0] for k in ("syn_exc", "syn_inh")]).astype(np.int64)
+        post = np.concatenate([imported[b][k][1] for k in ("syn_exc", "syn_inh")]).astype(np.int64)
+        order = np.lexsort((post, pre))
+        pre, post = torch.as_tensor(pre[order], device=device), torch.as_tensor(post[order], device=device)
+        out.append((pre, post, rule[pre, post]))
     return out
 
 
