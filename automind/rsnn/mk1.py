@@ -238,9 +238,11 @@ class TorchMK1:
     # -- gradients ----------------------------------------------------------------------------
     def run_differentiable(self, params_list: list[dict], seeds: list[int], duration: float,
                            trainable: tuple[str, ...] = TRAINABLE,
-                           memory_limit: float = MEMORY_LIMIT) -> tuple[torch.Tensor, dict]:
+                           memory_limit: float = MEMORY_LIMIT,
+                           P: dict | None = None) -> tuple[torch.Tensor, dict]:
         """(z, P): spikes (B, steps, N) with surrogate gradients, and the θ tensors {name:
-        (B, 1)} of which ``trainable`` require grad. Dense propagation, no early stop."""
+        (B, 1)} of which ``trainable`` require grad (or the given ``P``, already attached to
+        a graph). Dense propagation, no early stop."""
         bad = [n for n in trainable if n not in TRAINABLE]
         if bad:
             raise UserError(f"rsnn: {bad} cannot be trained by gradient (structural or fixed); "
@@ -252,9 +254,10 @@ class TorchMK1:
                             f"for {duration:g} s needs ~{need / 2**30:.1f} GiB, over the limit "
                             f"{memory_limit / 2**30:.1f} GiB (fewer starts, a shorter window or "
                             "a smaller N)")
-        P = network.theta_tensors(params_list, self.dtype, self.device)
-        for name in trainable:
-            P[name].requires_grad_(True)
+        if P is None:
+            P = network.theta_tensors(params_list, self.dtype, self.device)
+            for name in trainable:
+                P[name].requires_grad_(True)
         net = self.build(params_list, seeds, P=P, grad=True)
         z, _, _ = self.integrate(net, n_steps, grad=True)
         return z, P

@@ -1,0 +1,155 @@
+"""Fit θ of MK1 by gradient descent through TorchMK1 (spec rsnn.md §5a), as a library call.
+
+Loss = validate's d²: the mean over the chosen features of ((t(x) − t(x*))/σ)², t the
+feature-set transform (log10 where marked), computed by the differentiable features on the
+same units as ``mk1_compact`` (spike statistics on all units, PSD bands on E). θ moves in
+the prior box's logit coordinates (``inference.transforms``) with Adam, K starts in one
+batch, new noise and graph every step. A start whose loss or gradient turns NaN is marked
+``failed`` and frozen; the others go on. Structural entries (exc_prop, n_clusters,
+p_igniters, E.t_refrac) stay at their start values.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..features.sets import MK1_COMPACT, PSD_BANDS
+from ..simulators.simulator import simulation_seed
+from . import features as F
+from .mk1 import TRAINABLE, TorchMK1
+
+_BAND = {name: k for k, name in enumerate(PSD_BANDS.names)}
+_SPIKE_STATS = {
+    "rate_mean": lambda c: F.rate_mean_std(c)[0],
+    "rate_std": lambda c: F.rate_mean_std(c)[1],
+    "fano_10ms": lambda c: F.fano(c, 0.01),
+    "fano_100ms": lambda c: F.fano(c, 0.1),
+    "fano_1s": lambda c: F.fano(c, 1.0),
+    "corr_mean": F.corr_mean,
+}
+#: features a gradient fit can use (names as in the feature sets)
+DIFFERENTIABLE = tuple(_SPIKE_STATS) + tuple(_BAND)
+_LOG10 = dict(zip(MK1_COMPACT.names, MK1_COMPACT.log10))
+
+
+@dataclass
+class FitResult:
+    names: list[str]                 # prior parameter names (columns of theta)
+    theta: np.ndarray                # (K, d) final θ, prior units
+    loss: np.ndarray                 # (steps, K) loss curve (NaN after a start failed)
+    status: list[str]                # "ok" | "failed" per start
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> int:
+        """The start with the lowest mean loss over the last 10 steps (ok starts only)."""
+        tail = np.nanmean(self.loss[-10:], 0)
+        tail[np.array(self.status) != "ok"] = np.inf
+        return int(np.argmin(tail))
+
+
+def _check(prior, target: dict, scale: dict, free) -> list[str]:
+    unknown = [n for n in target if n not in DIFFERENTIABLE]
+    if not target or len(unknown) == len(target):
+        raise UserError(f"gradient fit: no differentiable feature among {sorted(target)}; "
+                        f"differentiable: {sorted(DIFFERENTIABLE)}")
+    if unknown:
+        raise UserError(f"gradient fit: features {unknown} are not differentiable")
+    missing = [n for n in target if not (scale.get(n, 0) > 0)]
+    if missing:
+        raise UserError(f"gradient fit: features {missing} need a noise scale σ > 0")
+    free = [n for n in prior.names if n in TRAINABLE] if free is None else list(free)
+    bad = [n for n in free if n not in prior.names or n not in TRAINABLE]
+    if bad:
+        raise UserError(f"gradient fit: cannot fit {bad} by gradient (not in the prior, or "
+                        f"structural); trainable: {[n for n in prior.names if n in TRAINABLE]}")
+    return free
+
+
+def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], starts,
+              free=None, steps: int = 100, lr: float = 0.05, seed: int = 0,
+              duration: float | None = None, t_from: float | None = None,
+              device: str = "cpu", dtype=torch.float64, progress=None) -> FitResult:
+    """Fit θ from K ``starts`` (prior units, e.g. prior or posterior samples) to ``target``
+    (feature name -> value in the transformed space, as validate compares) with noise scales
+    ``scale`` (same names). Returns every start's path end, loss curve and status."""
+    from ..inference.transforms import BoxToUnconstrained
+
+    free = _check(prior, target, scale, free)
+    starts = prior.validate(starts)
+    K = len(starts)
+    duration = spec.duration if duration is None else duration
+    t_from = spec.t_analysis_start if t_from is None else t_from
+    model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense")
+    steps_per_ms = round(1e-3 / spec.dt)
+    skip = int(round(t_from / 1e-3))
+    box = BoxToUnconstrained.for_prior(prior)
+    z = box.to_z(starts).double().requires_grad_(True)
+    free_mask = torch.tensor([n in free for n in prior.names])
+    factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
+    names = list(target)
+    goal = torch.tensor([target[n] for n in names], dtype=torch.float64)
+    sigma = torch.tensor([scale[n] for n in names], dtype=torch.float64)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    status, messages = ["ok"] * K, [""] * K
+    curve = np.full((steps, K), np.nan)
+    start_time = time.perf_counter()
+    for step in range(steps):
+        theta = box.to_theta(z)
+        live = [k for k in range(K) if status[k] == "ok"]
+        if not live:
+            break
+        params_list = [prior.to_simulator(theta[k].detach().numpy()) for k in live]
+        si = theta[live] * factors
+        P = {}
+        for j, name in enumerate(prior.names):
+            column = si[:, j:j + 1].to(dtype)
+            P[name] = column if name in free else column.detach()
+        for name, value in params_list[0].items():  # constants of the prior
+            if name not in P:
+                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
+        seeds = [simulation_seed(seed, step * K + k) for k in live]
+        spikes, _ = model.run_differentiable(params_list, seeds, duration, trainable=(), P=P)
+        counts = F.bin_ms(spikes, steps_per_ms)[:, skip:]
+        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
+        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
+                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
+        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in names], 1)
+        loss = (((values - goal) / sigma) ** 2).mean(1)
+        optimizer.zero_grad()
+        finite = torch.isfinite(loss)
+        if finite.any():
+            loss[finite].sum().backward()
+        grad_ok = torch.isfinite(z.grad).all(1) if z.grad is not None else torch.ones(K, dtype=torch.bool)
+        for b, k in enumerate(live):
+            if not finite[b] or not grad_ok[k]:
+                status[k] = "failed"
+                messages[k] = f"step {step}: {'loss' if not finite[b] else 'gradient'} is NaN"
+            else:
+                curve[step, k] = float(loss[b].detach())
+        if z.grad is not None:
+            dead = torch.tensor([status[k] != "ok" for k in range(K)])
+            z.grad[dead] = 0
+            z.grad[:, ~free_mask] = 0
+            z.grad.nan_to_num_(0.0)
+            optimizer.step()
+        if progress:
+            progress(step, curve[step])
+    return FitResult(list(prior.names), box.to_theta(z).detach().numpy(), curve, status, messages,
+                     time.perf_counter() - start_time)
+
+
+def _feature(name: str, counts, pop_counts, n_e) -> torch.Tensor:
+    """One transformed feature (B,): ``pop_counts`` (B, T) are the E population's counts."""
+    if name.startswith("psd_band_"):
+        rates = pop_counts / torch.tensor(n_e, dtype=pop_counts.dtype)[:, None]
+        raw = F.psd_bands(F.psd(rates.unsqueeze(2)))[:, _BAND[name]]
+    else:
+        raw = _SPIKE_STATS[name](counts)
+    return F.log10_floor(raw) if _LOG10.get(name, False) else raw

@@ -1,0 +1,57 @@
+"""fit_theta: gradient descent through TorchMK1 recovers a known drive rate; bad input refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from automind.errors import UserError
+from automind.features.sets import simulation_features
+from automind.prior import Prior
+from automind.rsnn.fit import fit_theta
+from automind.rsnn.mk1 import TorchMK1
+from automind.simulators import SimulatorSpec
+from conftest import QUIET_MK1
+
+
+def drive_prior() -> Prior:
+    """E.poisson_rate free in [0.5, 5] Hz; everything else an uncoupled QUIET_MK1 constant."""
+    constants = [{"name": k, "value": v} for k, v in QUIET_MK1.items() if k != "E.poisson_rate"]
+    return Prior.from_dict({"name": "drive", "parameter": [
+        {"name": "E.poisson_rate", "low": 0.5, "high": 5.0, "unit": "Hz"}], "constant": constants})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_fit_recovers_the_drive_rate():
+    prior = drive_prior()
+    spec = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.25, t_analysis_start=0.05)
+    truth = prior.to_simulator([3.0])
+    runs = TorchMK1(spec).run_batch([truth] * 4, [101, 102, 103, 104])
+    rates = [np.log10(simulation_features(r, ["spikes"], 0.05)["spikes"][0]) for r in runs]
+    target, sigma = float(np.mean(rates)), 0.05
+    result = fit_theta(spec, prior, {"rate_mean": target}, {"rate_mean": sigma}, [[1.8], [4.8]],
+                       steps=20, lr=0.2, seed=3)
+    assert result.status == ["ok", "ok"]
+    assert np.all(np.abs(result.theta[:, 0] - 3.0) < 0.6), result.theta
+    assert np.nanmean(result.loss[-5:]) < 0.2 * np.nanmean(result.loss[:2])
+
+
+def test_fit_refuses_bad_input():
+    prior = drive_prior()
+    spec = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.2)
+    with pytest.raises(UserError, match="no differentiable feature"):
+        fit_theta(spec, prior, {"burst_num": 1.0}, {"burst_num": 1.0}, [[1.0]])
+    with pytest.raises(UserError, match="outside the prior"):
+        fit_theta(spec, prior, {"rate_mean": 0.5}, {"rate_mean": 0.1}, [[9.0]])
+    with pytest.raises(UserError, match="σ"):
+        fit_theta(spec, prior, {"rate_mean": 0.5}, {}, [[1.0]])
+    mk1 = Prior.load("mk1")
+    with pytest.raises(UserError, match="cannot fit"):
+        fit_theta(spec, mk1, {"rate_mean": 0.5}, {"rate_mean": 0.1}, mk1.sample(1, seed=0),
+                  free=["n_clusters"])
