@@ -123,9 +123,7 @@ def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generator
     out = []
     for b, (structure, gen) in enumerate(zip(structures, generators)):
         if imported is None:
-            W = _element_graph(spec, P, arrays, b, structure, gen, False)
-            pre, post = W.nonzero(as_tuple=True)
-            out.append((pre, post, W[pre, post]))
+            out.append(_drawn_synapses(spec, P, arrays, b, structure, gen))
             continue
         device = arrays["C"].device
         exc = torch.as_tensor(structure["exc"], device=device)
@@ -138,6 +136,39 @@ def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generator
         pre, post = torch.as_tensor(pre[order], device=device), torch.as_tensor(post[order], device=device)
         out.append((pre, post, rule[pre, post]))
     return out
+
+
+def _drawn_synapses(spec, P, arrays, b, structure, gen):
+    """``_element_graph``'s synapses without its (N, N) probability and weight matrices:
+    the same uniforms compared block by block (pathway probabilities are scalars except
+    in-cluster E→E), weights computed on the synapses only."""
+    dtype, device = arrays["C"].dtype, arrays["C"].device
+    exc = torch.as_tensor(structure["exc"], device=device)
+    N, n_e = len(exc), int(exc.sum())
+    u = torch.rand((N, N), generator=gen, dtype=torch.float64).to(device, dtype)
+    c1 = torch.as_tensor(structure["c1"], device=device)
+    c2 = torch.as_tensor(structure["c2"], device=device)
+    E, I = slice(0, n_e), slice(n_e, N)
+    incl_ee = in_cluster(c1[E], c2[E], spec.reference_quirks).to(dtype)
+    p_ee = P["p_e2e"][b] * (1 + (P["R_pe2e"][b] - 1) * incl_ee)
+    blocks = []
+    for rows, cols, mask in ((E, E, u[E, E] < p_ee), (E, I, u[E, I] < P["p_e2i"][b]),
+                             (I, E, u[I, E] < P["p_i2e"][b]), (I, I, u[I, I] < P["p_i2i"][b])):
+        if rows == cols:
+            mask.fill_diagonal_(False)
+        pre, post = mask.nonzero(as_tuple=True)
+        blocks.append((pre + rows.start, post + cols.start))
+    pre = torch.cat([x[0] for x in blocks])
+    post = torch.cat([x[1] for x in blocks])
+    order = torch.argsort(pre * N + post)
+    pre, post = pre[order], post[order]
+    from_e, to_e = exc[pre], exc[post]
+    same = (c1[pre] == c1[post]) | (c2[pre] == c2[post])
+    if not spec.reference_quirks:
+        same |= (c1[pre] == c2[post]) | (c2[pre] == c1[post])
+    q_e = arrays["Q_ge"][b][post] * (1 + (P["R_Qe2e"][b] - 1) * (to_e & same).to(dtype))
+    w = torch.where(from_e, q_e, arrays["Q_gi"][b][post])
+    return pre, post, w
 
 
 class SparseGraph:
