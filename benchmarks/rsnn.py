@@ -27,7 +27,7 @@ from automind.rsnn.features import bin_ms
 from automind.rsnn.mk1 import TorchMK1
 from automind.rsnn.optim import ExpAdam
 from automind.simulators import Simulator, SimulatorSpec
-from automind.simulators.simulator import simulation_seed
+from automind.simulators.execution import simulation_seed
 
 
 def children_cpu() -> float:

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import UserError
 from ..features.sets import MK1_COMPACT, PSD_BANDS
-from ..simulators.simulator import simulation_seed
+from ..simulators.execution import simulation_seed
 from . import features as F
 from .mk1 import TRAINABLE, TorchMK1
 
