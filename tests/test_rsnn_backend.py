@@ -59,3 +59,20 @@ def test_mixing_backends_in_one_bank_refused(tmp_path):
     brian2 = dataclasses.replace(torch_spec(), backend="brian2", torch={})
     with pytest.raises(UserError, match="backend"):
         extend(tmp_path / "bank", brian2, prior, n=4, seed=0, progress=False)
+
+
+def test_cli_simulate_with_the_torch_backend(tmp_path, capsys):
+    from automind.cli import main
+
+    out = tmp_path / "bank"
+    assert main(["simulate", "--backend", "torch", "--batch", "3", "-n", "3", "--N", "40",
+                 "--duration", "0.2", "--out", str(out), "--workers", "1", "--json"]) == 0
+    meta = Bank(out).meta["simulator"]
+    assert meta["backend"] == "torch" and meta["torch"] == {"batch": 3}
+    assert Bank(out).info()["total"] == 3
+    # another batch size gives the same results, so it extends the same bank
+    assert main(["simulate", "--backend", "torch", "--batch", "2", "-n", "4", "--N", "40",
+                 "--duration", "0.2", "--out", str(out), "--workers", "1", "--json"]) == 0
+    assert Bank(out).info()["total"] == 4
+    assert main(["simulate", "--batch", "3", "-n", "3", "--out", str(out)]) == 2
+    assert "--backend torch" in capsys.readouterr().err

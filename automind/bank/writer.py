@@ -33,8 +33,15 @@ DEFAULT_CHUNK_SIZE = 8
 _IDENTITY_IGNORED = ("source", "sha256", "description")
 
 
+#: [torch] settings that do not change results (each element draws from its own seed)
+_TORCH_IGNORED = ("batch", "threads")
+
+
 def _identity(spec_dict: dict) -> dict:
-    return {k: v for k, v in spec_dict.items() if k not in _IDENTITY_IGNORED}
+    out = {k: v for k, v in spec_dict.items() if k not in _IDENTITY_IGNORED}
+    if "torch" in out:
+        out["torch"] = {k: v for k, v in out["torch"].items() if k not in _TORCH_IGNORED}
+    return out
 
 
 def _describe_difference(name: str, ours: dict, theirs: dict) -> str:

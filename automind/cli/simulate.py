@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
 from .options import add_json, add_simulation_options, count, load_setup, say, workers
 
 
@@ -24,14 +25,34 @@ def register(sub) -> None:
     p.add_argument("--features", action="append", metavar="SET",
                    help="compute this feature set while simulating (repeatable: spikes, psd, "
                         "bursts, mk1)")
+    p.add_argument("--backend", choices=("brian2", "torch"),
+                   help="simulation back end (default: the spec's; torch: automind.rsnn, MK1 only)")
+    p.add_argument("--device", help="torch back end: cpu or cuda (default: the spec's [torch])")
+    p.add_argument("--batch", type=count, help="torch back end: θ simulated at once (default 32)")
     add_json(p)
     p.set_defaults(func=run)
+
+
+def with_backend(spec, args):
+    """The spec with --backend / --device / --batch applied (the latter two need torch)."""
+    backend = args.backend or spec.backend
+    torch_settings = dict(spec.torch) | {k: v for k, v in (("device", args.device),
+                                                          ("batch", args.batch)) if v is not None}
+    if torch_settings and backend != "torch":
+        raise UserError("--device and --batch apply to the torch back end (add --backend torch)")
+    if backend == "torch" and str(torch_settings.get("device", "cpu")).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available on this machine")
+    return spec.with_overrides(backend=backend, torch=torch_settings if backend == "torch" else {})
 
 
 def run(args) -> dict:
     from ..bank import Bank, extend
 
     spec, prior = load_setup(args)
+    spec = with_backend(spec, args)
     say(f"compiling or loading the {spec.model} simulator (N={spec.N}, dt={spec.dt * 1e3:g} ms) ...")
     report = extend(args.out, spec, prior, args.n, args.seed,
                     workers=min(workers(args), args.n), dask=args.dask,
