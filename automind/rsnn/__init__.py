@@ -1,5 +1,6 @@
 """Differentiable (torch) spiking forward models: MK1 in discrete time, surrogate gradients,
-differentiable features and sign-preserving optimisers (``shared/spec/rsnn.md``).
+differentiable features, sign-preserving optimisers and gradient fits
+(``shared/spec/rsnn.md``; docs/rsnn.md).
 
 Imports are lazy so that ``import automind.rsnn`` does not load torch.
 """
@@ -9,4 +10,7 @@ from .._lazy import lazy_getattr
 __getattr__ = lazy_getattr(__name__, {
     "ExpAdam": ("automind.rsnn.optim", "ExpAdam"),
     "ExpSGD": ("automind.rsnn.optim", "ExpSGD"),
+    "TorchMK1": ("automind.rsnn.mk1", "TorchMK1"),
+    "fit_theta": ("automind.rsnn.fit", "fit_theta"),
+    "FitResult": ("automind.rsnn.fit", "FitResult"),
 })
