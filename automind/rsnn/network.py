@@ -118,7 +118,8 @@ def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generator
 
     ``imported``: per element, a Brian2 run's connectivity ({"syn_exc" | "syn_inh": (pre,
     post)}, ``Simulator.run(connectivity=True)``) used instead of drawing; weights follow
-    the builder's rule. No uniforms are drawn then, so the drive's stream differs.
+    the builder's rule with this element's clusters, so run it with the Brian2 run's seed.
+    No uniforms are drawn then, so the drive's stream differs.
     """
     out = []
     for b, (structure, gen) in enumerate(zip(structures, generators)):
