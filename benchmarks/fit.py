@@ -102,7 +102,7 @@ def main() -> None:
                   json.loads((out / "fit" / "fit.json").read_text())["target"]["x"]])
     posterior = prior_bank_posterior(out / "bank", spec, prior, conf["features"],
                                      summary["simulations"] - summary["n_simulated_final"] - 8,
-                                     args.seed + 1, args.workers)
+                                     args.seed + 1, x, args.workers)
     bank = evaluate(posterior, x, out / "bank_final", summary["n_simulated_final"], truth=truth,
                     seed=args.seed, workers=args.workers)
     figures["bank"] = bank | {"simulations": summary["simulations"],

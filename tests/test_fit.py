@@ -90,7 +90,27 @@ def target(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted(target, tmp_path_factory):
+    """The fit, interrupted (Ctrl-C) during its first probe round, then run again to the end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
     out = tmp_path_factory.mktemp("fit") / "run"
+    tests = Path(__file__).resolve().parent
+    code = (f"import sys; sys.path.insert(0, {str(tests)!r}); from conftest import small_brunel_spec; "
+            f"from automind.fit import fit; fit({str(target)!r}, {str(out)!r}, "
+            f"simulator=small_brunel_spec(), **{FIT!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600
+    while proc.poll() is None and time.time() < deadline and \
+            len(list(manifest.glob("*.json")) if manifest.is_dir() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(120) != 0, "the fit ended before it could be interrupted"
+    assert not (out / "summary.json").exists()
     return out, fit(target, out, simulator=small_brunel_spec(), **FIT)
 
 

@@ -8,18 +8,20 @@ from pathlib import Path
 import numpy as np
 
 
-def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, workers: int = 1,
-                         progress: bool = False):
-    """A posterior trained on a bank of ``n`` prior simulations (resumable: a bank)."""
+def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, x_target,
+                         workers: int = 1, progress: bool = False):
+    """A posterior trained on a bank of ``n`` prior simulations (resumable: a bank), on the
+    features the target has."""
     from ..bank import Bank, extend
     from ..inference.train import train
+    from .run import target_columns
 
     extend(Path(folder), spec, prior, n, seed, workers=workers, chunk_size=25,
            features=[features], progress=progress)
     bank = Bank(folder)
     data = bank.arrays(features=features)
     info = bank.feature_sets[features]
-    return train(data["theta"], data["x"], prior, valid=data["status"] == "ok",
+    return train(data["theta"], target_columns(data["x"], x_target), prior, valid=data["status"] == "ok",
                  feature_info={"set": features} | {k: info[k] for k in ("version", "names", "transforms")},
                  provenance={"simulator": spec.to_dict(), "bank": str(folder)}, seed=seed,
                  progress=progress, batch_size=min(256, max(32, len(data["theta"]) // 20)))

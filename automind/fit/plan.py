@@ -50,6 +50,8 @@ class FitSettings:
                   (self.probe_duration > 0, "probe_duration must be > 0"),
                   (1 <= self.rounds <= 10, "rounds must be 1..10"),
                   (self.duration is None or self.duration > 0, "duration must be > 0"),
+                  (self.final_samples is None or self.final_samples >= MIN_FINAL,
+                   f"final_samples must be >= {MIN_FINAL}"),
                   (self.rate_tolerance > 0, "rate_tolerance must be > 0 (decades)"),
                   (self.cv_tolerance > 0, "cv_tolerance must be > 0"),
                   (0 <= self.allowed_false_negatives < 0.5, "allowed_false_negatives must be in [0, 0.5)"),
@@ -65,15 +67,22 @@ class FitSettings:
     def split(self) -> dict:
         """Simulations per probe round, per truncated round and for the final validation
         (whose noise repeats are included); a UserError when the budget is below one round."""
-        final = self.final_samples or min(500, max(MIN_FINAL * 2, round(0.1 * self.budget)))
-        probe = int(self.probe_fraction * self.budget) // self.probe_rounds
-        rounds = (self.budget - probe * self.probe_rounds - final - NOISE_REPEATS) // self.rounds
-        need = (MIN_PROBE_ROUND * self.probe_rounds + MIN_ROUND * self.rounds + MIN_FINAL
-                + NOISE_REPEATS)
-        if probe < MIN_PROBE_ROUND or rounds < MIN_ROUND or final < MIN_FINAL:
+        plan = self._split(self.budget)
+        if not _enough(plan):
+            least = next(b for b in range(self.budget, 10**7, 10) if _enough(self._split(b)))
             raise UserError(f"a budget of {self.budget} simulations is below one round of each "
-                            f"kind ({self.probe_rounds} probe rounds and {self.rounds} truncated "
-                            f"rounds of >= {MIN_ROUND}, and the final validation): give --budget "
-                            f">= {max(need, round(need / self.probe_fraction * 0.5))} or fewer rounds")
+                            f"kind ({self.probe_rounds} probe and {self.rounds} truncated rounds "
+                            f"of >= {MIN_ROUND} runs, and the final validation): give --budget "
+                            f">= {least} or fewer rounds")
+        return plan
+
+    def _split(self, budget: int) -> dict:
+        final = self.final_samples or min(500, max(MIN_FINAL * 2, round(0.1 * budget)))
+        probe = int(self.probe_fraction * budget) // self.probe_rounds
+        rounds = (budget - probe * self.probe_rounds - final - NOISE_REPEATS) // self.rounds
         return {"probe": probe, "round": rounds, "final": final, "noise": NOISE_REPEATS,
                 "total": probe * self.probe_rounds + rounds * self.rounds + final + NOISE_REPEATS}
+
+
+def _enough(plan: dict) -> bool:
+    return plan["probe"] >= MIN_PROBE_ROUND and plan["round"] >= MIN_ROUND and plan["final"] >= MIN_FINAL

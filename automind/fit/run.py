@@ -18,6 +18,7 @@ running the same command again after a crash or Ctrl-C resumes where it stopped.
     RUN/fit.json                settings, target and provenance (a resumed run must match)
     RUN/probe/rK/               probe bank K            RUN/probe/regionK/   region after K
     RUN/rounds/rK/              truncated-round bank K  RUN/rounds/posteriorK/ NPE on 1..K
+    RUN/rounds/truncationK.json the log-density threshold of round K+1's truncation
     RUN/final/                  consistent-set run (samples, chunks, consistent_set.csv)
     RUN/summary.json            rounds table, yield, information in nats
     RUN/report/index.html
@@ -231,7 +232,7 @@ class Fit:
                 posterior.save(folder)
             draws = posterior_information(posterior, self.x_target, region.contains, s.seed + r,
                                           self.truth)
-            log_threshold = float(np.quantile(draws["log_q"], s.hpr_epsilon))
+            log_threshold = self._truncation(r, draws["log_q"])
             ok_now = data[-1]["status"] == "ok"
             entry = {"stage": "truncated", "round": r, "duration_s": self.duration,
                      "simulations": int(len(ok_now)), "valid_fraction": float(ok_now.mean()),
@@ -244,15 +245,27 @@ class Fit:
             _say(self.progress, f"  valid {entry['valid_fraction']:.1%}; posterior "
                                 f"{entry['posterior_nats']:.2f} nats from the prior")
             proposal = TruncatedPrior(self.prior, region, posterior, self.x_target, log_threshold,
-                                      description={"round": r + 1, "posterior": str(folder),
+                                      description={"round": r + 1,
+                                                   "posterior": f"rounds/posterior{r}",
                                                    "hpr_epsilon": s.hpr_epsilon})
         return posterior
+
+    def _truncation(self, r: int, log_q: np.ndarray) -> float:
+        """The log-density threshold of round r's highest-probability region, stored once so
+        that a resumed run truncates exactly as the interrupted one did."""
+        file = self.out / "rounds" / f"truncation{r}.json"
+        if file.is_file():
+            return float(json.loads(file.read_text())["log_threshold"])
+        value = float(np.quantile(log_q, self.settings.hpr_epsilon))
+        write_json(file, {"log_threshold": value, "hpr_epsilon": self.settings.hpr_epsilon,
+                          "draws": int(len(log_q))})
+        return value
 
     def _train(self, data: list, region, spec, r: int):
         from ..inference.train import train
 
         theta = np.concatenate([d["theta"] for d in data])
-        x = np.concatenate([d["x"] for d in data])
+        x = target_columns(np.concatenate([d["x"] for d in data]), self.x_target)
         status = np.concatenate([d["status"] for d in data])
         options = {"seed": self.settings.seed + r, "progress": self.progress,
                    "batch_size": min(256, max(32, len(theta) // 20))} | self.settings.training
@@ -282,6 +295,14 @@ class Fit:
                                     workers=self.workers, dask=self.dask, progress=self.progress,
                                     posterior_path=str(folder.resolve()))
         return found
+
+
+def target_columns(x: np.ndarray, x_target: np.ndarray) -> np.ndarray:
+    """Training features with the columns the target lacks (e.g. burst statistics of a
+    recording without bursts) set missing, so the posterior never conditions on them."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    x[:, ~np.isfinite(np.asarray(x_target, float))] = np.nan
+    return x
 
 
 def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:

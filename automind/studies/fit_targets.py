@@ -81,9 +81,6 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     recordings = {k: _write_target(spec, prior, data, k, seed, work) for k, _ in targets}
 
     fit_options = {k: s[k] for k in ("probe_rounds", "rounds", "probe_duration") if k in s}
-    say(f"baseline: one prior bank of {s['budget']} simulations")
-    baseline = prior_bank_posterior(work / "baseline_bank", spec, prior, features, s["budget"],
-                                    seed + 7, workers, progress)
     rows = []
     for k, kind in targets:
         theta = data["theta"][data["index"] == k][0]
@@ -94,6 +91,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                       seed=seed + k, report=not quick, **fit_options)
         fit_seconds = time.perf_counter() - t0
         x = np.array(_load_x(work / f"fit_{k}"))
+        say(f"target {k}: one prior bank of {s['budget']} simulations (shared by all targets)")
+        baseline = prior_bank_posterior(work / "baseline_bank", spec, prior, features, s["budget"],
+                                        seed + 7, x, workers, progress)
         bank = evaluate(baseline, x, work / f"baseline_{k}", summary["n_simulated_final"],
                         truth=theta, seed=seed + k, workers=workers, progress=progress)
         rows.append({"index": k, "kind": kind, "truth": dict(zip(prior.names, theta.tolist())),
