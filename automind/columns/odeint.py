@@ -34,7 +34,7 @@ def _module_class():
             I, H = y
             U = None
             if self.inputs is not None:
-                n = min(int(float(t) / self.dt + 1e-9), len(self.inputs) - 1)
+                n = min(int(float(t.detach()) / self.dt + 1e-9), len(self.inputs) - 1)
                 U = self.inputs[n]
             return derivatives(I, H, self.W, self.drive, U, self.params)
 

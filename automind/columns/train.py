@@ -46,10 +46,11 @@ class TrainConfig:
     dt: float = 1e-4
     method: str = "euler"
     settle: float = 0.2
-    xor_blank: float = 0.5
-    xor_stim: float = 0.5
+    xor_blank: float = 0.1      # O: 0.5 s; every trial starts settled at baseline (``settle``)
+    xor_stim: float = 0.3       # O: 0.5 s; 0.3 s = 30 τ_m reaches the driven steady state
     checkpoint_every: int = 10
     input_scale: float = 1.0     # multiplies the task's input rates (1 = as published)
+    max_seconds: float = 0.0     # > 0: stop after the step that passes this wall-clock budget
 
     @classmethod
     def for_task(cls, task: str, **overrides) -> "TrainConfig":
@@ -188,15 +189,20 @@ def train_task(task: str, out, progress: bool = False, **settings) -> dict:
                 scheduler.step()
             curve.append({"step": step, "loss": per.tolist(),
                           "seconds": round(time.perf_counter() - start, 3)})
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            out_of_time = 0 < config.max_seconds < time.perf_counter() - start
+            last = step == config.steps or out_of_time
+            if step % config.checkpoint_every == 0 or last:
                 _save_weights(out / "checkpoint.pt", circuit, step)
-            if step % config.eval_every == 0 or step == config.steps:
+            if step % config.eval_every == 0 or last:
                 evals.append({"step": step} | task_obj.evaluate(circuit, torch))
                 if progress:
                     print(json.dumps(evals[-1]), flush=True)
+            if last:
+                break
     seconds = time.perf_counter() - start
-    _save_weights(out / "weights.pt", circuit, config.steps)
+    _save_weights(out / "weights.pt", circuit, step)
     result = _summary(config, task_obj, circuit, curve, evals, seconds)
+    result["steps_done"] = step
     from .figures import rates_figure, training_curve_figure
 
     training_curve_figure(result, out / "curve.png")
