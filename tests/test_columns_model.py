@@ -66,7 +66,8 @@ def test_a_small_bank_recovers_a_known_parameter_pair(tmp_path):
     extend(tmp_path / "bank", spec, prior, n=300, seed=0, workers=1, chunk_size=100,
            features=["column"], progress=False)
     bank = Bank(tmp_path / "bank")
-    posterior = train_on_bank(bank, "column", max_epochs=100, progress=False, seed=0)
+    posterior = train_on_bank(bank, "column", max_epochs=80, batch_size=64, hidden_features=32,
+                              num_transforms=3, progress=False, seed=0)
     truth = np.array([7.2, 4.4])
     result = Simulator(spec).run(prior.to_simulator(truth), seed=12345)
     x = simulation_features(result, ["column"], spec.t_analysis_start)["column"]

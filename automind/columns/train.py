@@ -72,6 +72,8 @@ class TrainConfig:
         for name in ("lr", "alpha", "decay", "dt", "xor_blank", "xor_stim", "input_scale"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise UserError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.max_seconds) and self.max_seconds >= 0):
+            raise UserError(f"max_seconds must be >= 0 (0: no limit), got {self.max_seconds!r}")
         if self.task == "wta" and self.seeds != 1:
             raise UserError("wta trains one parameter set: use seeds = 1 (several runs: --seed)")
         if self.method not in ("euler", "rk4"):
