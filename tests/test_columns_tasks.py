@@ -88,3 +88,15 @@ def test_nan_stops_training_with_the_step_and_the_last_good_weights(tmp_path):
         train_task("wta", out, steps=5, trials=2, eval_trials=2, lr=1e30, settle=0.01)
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
     assert torch.isfinite(saved["conn_values"]).all()
+
+
+def test_cli_column_train(tmp_path, capsys):
+    from automind.cli import main
+
+    assert main(["column", "train", "--task", "wta", "--out", str(tmp_path / "w"), "--steps", "1",
+                 "--trials", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps_done"] == 1 and summary["task"] == "wta"
+    assert (tmp_path / "w" / "weights.pt").is_file()
+    assert main(["column", "train", "--task", "majority", "--out", str(tmp_path / "m")]) == 2
+    assert "unknown task 'majority'" in capsys.readouterr().err

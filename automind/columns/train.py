@@ -257,7 +257,7 @@ def _save_weights(path: Path, circuit, step: int) -> None:
 
     import torch
 
-    from ..bank.store import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     buffer = io.BytesIO()
     torch.save({"conn_values": circuit.conn_values.detach().clone(),
@@ -279,6 +279,6 @@ def load_weights(path, circuit) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from ..bank.store import atomic_write_bytes
+    from ..io import write_json
 
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    write_json(path, data, sort_keys=False)
