@@ -82,12 +82,24 @@ def test_bad_task_settings_and_folders(tmp_path):
     assert (tmp_path / "full" / "f").read_text() == "keep"
 
 
-def test_nan_stops_training_with_the_step_and_the_last_good_weights(tmp_path):
+def test_nan_stops_training_with_the_step_and_the_last_good_weights(tmp_path, monkeypatch):
+    calls = []
+    original = tasks.wta_batch
+
+    def poisoned(trials, rng, *args, **kwargs):  # held-out, step 1 fine; step 2 NaN targets
+        calls.append(trials)
+        batch = original(trials, rng, *args, **kwargs)
+        if len(calls) == 3:
+            batch.targets[...] = np.nan
+        return batch
+
+    monkeypatch.setattr(tasks, "wta_batch", poisoned)
     out = tmp_path / "nan"
-    with pytest.raises(UserError, match=r"diverged at step \d+ .*checkpoint.pt"):
-        train_task("wta", out, steps=5, trials=2, eval_trials=2, lr=1e30, settle=0.01)
+    with pytest.raises(UserError, match=r"diverged at step 2 .*checkpoint.pt"):
+        train_task("wta", out, steps=5, trials=2, eval_trials=2, checkpoint_every=5)
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert torch.isfinite(saved["conn_values"]).all()
+    assert int(saved["step"]) == 1 and torch.isfinite(saved["conn_values"]).all()
+    assert not (out / "train.json").exists()
 
 
 def test_cli_column_train(tmp_path, capsys):

@@ -67,7 +67,7 @@ def rates_figure(circuit, task_obj, config, path: Path, trials: int = 2) -> Path
         inputs = inputs[:, :1, pick]
         targets = np.broadcast_to(tasks.XOR_TARGETS[pick], (inputs.shape[0], len(pick)))[..., None]
     with torch.no_grad():
-        rates = circuit(torch.as_tensor(np.ascontiguousarray(inputs), dtype=torch.float32),
+        rates = circuit(torch.tensor(inputs, dtype=torch.float32),
                         config.dt, config.method, settle=config.settle)[:, 0].numpy()
     t = np.arange(1, rates.shape[0] + 1) * config.dt
     plt = _pyplot()

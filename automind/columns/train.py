@@ -132,7 +132,7 @@ class _Task:
                 return {"loss": per.tolist(), "wta_index": [float(index.mean())],
                         "correct_winner": [int((r_win > r_lose).sum())], "trials": len(r)}
             inputs, batches = self._all_patterns()
-            rates = circuit(torch.as_tensor(inputs, dtype=torch.float32), c.dt, c.method,
+            rates = circuit(torch.tensor(inputs, dtype=torch.float32), c.dt, c.method,
                             record=self.readout, settle=c.settle)
             _, per = self.loss(rates, batches, torch)
             final = rates[-1, :, :, 0].numpy()                        # (S, 4)
@@ -175,7 +175,7 @@ def train_task(task: str, out, progress: bool = False, **settings) -> dict:
         evals.append({"step": 0} | task_obj.evaluate(circuit, torch))
         for step in range(1, config.steps + 1):
             inputs, batches = task_obj.batch(rng, config.trials)
-            rates = circuit(torch.as_tensor(np.ascontiguousarray(inputs), dtype=torch.float32),
+            rates = circuit(torch.tensor(inputs, dtype=torch.float32),
                             config.dt, config.method, record=task_obj.readout,
                             settle=config.settle)
             loss, per = task_obj.loss(rates, batches, torch)
