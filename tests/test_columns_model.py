@@ -58,16 +58,28 @@ TWO_PARAMETERS = {
 }
 
 
+def test_a_bank_of_columns_has_features_and_is_reproducible(tmp_path):
+    spec = SimulatorSpec.load("column").with_overrides(duration=0.8)
+    prior = Prior.from_dict(TWO_PARAMETERS)
+    for name in ("a", "b"):
+        extend(tmp_path / name, spec, prior, n=12, seed=4, workers=1, chunk_size=6,
+               features=["column"], progress=False)
+    a, b = (Bank(tmp_path / name).arrays(features="column") for name in ("a", "b"))
+    assert (a["status"] == "ok").all() and np.isfinite(a["x"]).all()
+    np.testing.assert_array_equal(a["x"], b["x"])
+    np.testing.assert_array_equal(a["theta"], b["theta"])
+
+
+@pytest.mark.slow  # ~1.5 CPU-minutes, mostly training the flow
 def test_a_small_bank_recovers_a_known_parameter_pair(tmp_path):
     from automind.inference.train import train_on_bank
 
     spec = SimulatorSpec.load("column").with_overrides(duration=1.5)
     prior = Prior.from_dict(TWO_PARAMETERS)
-    extend(tmp_path / "bank", spec, prior, n=300, seed=0, workers=1, chunk_size=100,
+    extend(tmp_path / "bank", spec, prior, n=400, seed=0, workers=1, chunk_size=100,
            features=["column"], progress=False)
     bank = Bank(tmp_path / "bank")
-    posterior = train_on_bank(bank, "column", max_epochs=80, batch_size=64, hidden_features=32,
-                              num_transforms=3, progress=False, seed=0)
+    posterior = train_on_bank(bank, "column", max_epochs=150, progress=False, seed=0)
     truth = np.array([7.2, 4.4])
     result = Simulator(spec).run(prior.to_simulator(truth), seed=12345)
     x = simulation_features(result, ["column"], spec.t_analysis_start)["column"]

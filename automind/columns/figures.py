@@ -36,7 +36,7 @@ def training_curve_figure(result: dict, path: Path) -> Path:
         score = [e["wta_index"][0] for e in result["evaluations"]]
         ax_score.plot(ev_steps, score, "o-")
         ax_score.axhline(0.75, color="grey", ls=":", label="success 0.75")
-        ax_score.set(ylabel="WTA index (held-out)", ylim=(0, 1))
+        ax_score.set(ylabel="WTA index (held-out)", ylim=(-1.05, 1.05))
         ax_score.legend(fontsize=8)
     else:
         score = np.array([e["correct_patterns"] for e in result["evaluations"]])
