@@ -59,7 +59,7 @@ TWO_PARAMETERS = {
 
 
 def test_a_bank_of_columns_has_features_and_is_reproducible(tmp_path):
-    spec = SimulatorSpec.load("column").with_overrides(duration=0.8)
+    spec = SimulatorSpec.load("column").with_overrides(duration=1.0)  # 0.5 s analysed
     prior = Prior.from_dict(TWO_PARAMETERS)
     for name in ("a", "b"):
         extend(tmp_path / name, spec, prior, n=12, seed=4, workers=1, chunk_size=6,
