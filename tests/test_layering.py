@@ -14,6 +14,8 @@ FORBIDDEN = {
     "bank": ("inference", "invariance", "fit", "studies", "cli"),
     "inference": ("invariance", "fit", "studies", "cli"),
     "invariance": ("fit", "studies", "cli"),
+    "columns": ("simulators", "bank", "inference", "invariance", "fit", "studies", "cli"),
+    "rsnn": ("bank", "invariance", "fit", "studies", "cli"),
     "io.py": ("bank", "inference", "invariance", "simulators", "features", "fit", "cli"),
 }
 

@@ -67,9 +67,10 @@ class FeatureSet:
     log10: tuple[bool, ...]          # which features inference sees as log10
     compute_fn: Callable[[SpikeData], np.ndarray]
     description: str = ""
+    source: str = "spikes"           # "rates": compute_fn(rates (steps, P), record_dt) instead
 
-    def compute(self, data: SpikeData) -> np.ndarray:
-        values = np.asarray(self.compute_fn(data), dtype=np.float64)
+    def compute(self, data: SpikeData, *more) -> np.ndarray:
+        values = np.asarray(self.compute_fn(data, *more), dtype=np.float64)
         assert values.shape == (len(self.names),), (self.name, values.shape)
         return values
 
@@ -123,7 +124,22 @@ POPULATION = FeatureSet("population", "2", SPIKES.names + PSD_BANDS.names + BURS
                         "mk1_compact on the (E) population only: for recordings without E/I "
                         "labels written from simulations' E units (MEA, sorted units)")
 
-FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT, POPULATION)}
+def _column_features(rates, record_dt):
+    from ..columns.features import column_features
+
+    return column_features(rates, record_dt)
+
+
+def _column_set() -> FeatureSet:
+    from ..columns.features import NAMES
+
+    return FeatureSet("column", "1", NAMES, (True,) * len(NAMES), _column_features,
+                      "column model: mean rate of each of the 8 populations and the power of "
+                      "each layer's E rate in 5 bands (2-200 Hz)", source="rates")
+
+
+FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT, POPULATION,
+                                    _column_set())}
 
 
 def get_feature_set(name: str) -> FeatureSet:
@@ -139,18 +155,36 @@ def compute_features(data: SpikeData, feature_set: str = "mk1") -> dict[str, flo
     return dict(zip(fs.names, fs.compute(data).tolist()))
 
 
+def _rate_features(fs: FeatureSet, result, t_start: float) -> np.ndarray:
+    """A rate-based set from a simulation's recorded ``state["rate"]`` (steps, P); NaN when
+    there is none (failed runs, stored spikes) or for a spike-based set."""
+    state = result.get("state", {}) if isinstance(result, dict) else result.state
+    t_end = result["t_end"] if isinstance(result, dict) else result.t_end
+    rates = state.get("rate")
+    if fs.source != "rates" or rates is None or len(rates) == 0 or t_end <= 0:
+        return np.full(len(fs.names), np.nan)
+    record_dt = t_end / len(rates)
+    skip = int(round(t_start / record_dt)) if 0 < t_start < t_end else 0
+    return fs.compute(rates[skip:], record_dt)
+
+
 def simulation_features(spikes: dict, feature_sets: list[str], t_start: float = 0.0) -> dict:
     """{set name: raw feature vector} of one simulation (a SimulationResult or Bank.spikes
     dict); the transient before ``t_start`` is dropped when the run got past it (runs stopped
-    early are used whole). Nothing recorded (failed, timeout) -> all NaN."""
+    early are used whole). Nothing recorded (failed, timeout) -> all NaN. Rate-based sets
+    (``source = "rates"``) read the recorded ``state["rate"]`` instead of spikes."""
     from .spikedata import SpikeData
 
     sets = [get_feature_set(name) for name in feature_sets]
+    out = {fs.name: _rate_features(fs, spikes, t_start) for fs in sets if fs.source == "rates"}
+    sets = [fs for fs in sets if fs.source != "rates"]
+    if not sets:
+        return out
     stored = spikes["spikes"] if isinstance(spikes, dict) else spikes.spikes
     t_end = spikes["t_end"] if isinstance(spikes, dict) else spikes.t_end
     if not stored or t_end <= 0:
-        return {fs.name: np.full(len(fs.names), np.nan) for fs in sets}
+        return out | {fs.name: np.full(len(fs.names), np.nan) for fs in sets}
     data = SpikeData.from_simulation(spikes)
     if 0 < t_start < t_end:
         data = data.window(t_start)
-    return {fs.name: fs.compute(data) for fs in sets}
+    return out | {fs.name: fs.compute(data) for fs in sets}

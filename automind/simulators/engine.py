@@ -75,6 +75,12 @@ class RawRun:
     connectivity: dict      # synapses name -> (pre, post) int32 arrays, when requested
 
 
+class NotCompiled:
+    """Stand-in for models run in Python (e.g. torch): no binary, no directory."""
+
+    directory = ""
+
+
 class CompiledModel:
     """A compiled binary for one structure; ``run`` executes it for one set of run arguments."""
 
@@ -90,7 +96,12 @@ class CompiledModel:
 
     @classmethod
     def for_spec(cls, spec) -> "CompiledModel":
-        """Load the compiled project for this structure, compiling it first if needed."""
+        """Load the compiled project for this structure, compiling it first if needed; models
+        that are not Brian2 (``backend`` other than "brian2") get a stand-in with no binary."""
+        from . import MODELS
+
+        if getattr(MODELS[spec.model], "backend", "brian2") != "brian2":
+            return NotCompiled()
         key = structure_key(spec)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         root = cache_root() / "compiled"

@@ -81,8 +81,7 @@ def run_chunk(spec, jobs: list[Job], compiled_dir: str | None = None,
         usable = compiled_dir and (Path(compiled_dir) / "automind_run_args.json").is_file()
         compiled = CompiledModel(compiled_dir) if usable else CompiledModel.for_spec(spec)
         sim = _SIMULATORS[key] = Simulator(spec, compiled)
-    results = [sim.run(job.params, job.seed, job.index, job.duration, theta=job.theta)
-               for job in jobs]
+    results = sim.run_many(jobs)
     if feature_sets:
         from ..features.sets import simulation_features
 

@@ -64,7 +64,8 @@ class Simulator:
                             f"{spec.backend!r} (use automind.rsnn.TorchMK1 or simulate())")
         self.spec = spec
         self.model = MODELS[spec.model]
-        self.compiled = compiled or CompiledModel.for_spec(spec)
+        self.in_python = getattr(self.model, "backend", "brian2") != "brian2"
+        self.compiled = None if self.in_python else compiled or CompiledModel.for_spec(spec)
 
     def run_args(self, params: dict, seed: int, duration: float) -> dict:
         spec = self.spec
@@ -89,6 +90,8 @@ class Simulator:
         try:
             if duration > spec.max_duration:
                 raise UserError(f"duration {duration} s exceeds the compiled max_duration")
+            if self.in_python:
+                return self._run_in_python(result, params, seed, duration, start)
             raw = self.compiled.run(self.run_args(params, seed, duration), seed,
                                     timeout or spec.timeout, connectivity)
             result.connectivity = raw.connectivity
@@ -115,6 +118,44 @@ class Simulator:
         except Exception as err:  # a failing θ never stops a batch; keep the evidence
             result.status = "failed"
             result.message = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        result.wall_time = time.perf_counter() - start
+        return result
+
+
+    def run_many(self, jobs: list) -> list[SimulationResult]:
+        """Run jobs (``execution.Job``) in order; a Python model with ``run_batch`` integrates
+        jobs of equal duration together (same results as one by one)."""
+        one_by_one = lambda: [self.run(job.params, job.seed, job.index, job.duration,  # noqa: E731
+                                       theta=job.theta) for job in jobs]
+        if not (self.in_python and hasattr(self.model, "run_batch") and len(jobs) > 1
+                and len({job.duration for job in jobs}) == 1):
+            return one_by_one()
+        start = time.perf_counter()
+        duration = jobs[0].duration
+        try:
+            outs = self.model.run_batch(self.spec, [job.params for job in jobs],
+                                        [job.seed for job in jobs], duration)
+        except Exception:  # fall back to one by one: each failure becomes its own status
+            return one_by_one()
+        each = (time.perf_counter() - start) / len(jobs)
+        results = []
+        for job, out in zip(jobs, outs):
+            result = SimulationResult(index=job.index, seed=job.seed, status=out["status"],
+                                      duration=duration, t_end=out["t_end"], wall_time=each,
+                                      run_time=each, message=out["message"],
+                                      theta=None if job.theta is None else np.asarray(job.theta),
+                                      state=out["state"], dt=self.spec.dt)
+            result.n_units = {pop: hi - lo for pop, (lo, hi) in
+                              self.model.layout(self.spec, job.params).items()}
+            results.append(result)
+        return results
+
+    def _run_in_python(self, result, params, seed, duration, start) -> SimulationResult:
+        out = self.model.run(self.spec, params, seed, duration)
+        result.state, result.status, result.message = out["state"], out["status"], out["message"]
+        result.t_end = out["t_end"]
+        result.run_time = time.perf_counter() - start
+        result.n_units = {pop: hi - lo for pop, (lo, hi) in self.model.layout(self.spec, params).items()}
         result.wall_time = time.perf_counter() - start
         return result
 
@@ -146,7 +187,11 @@ def simulate(simulator: str = "mk1", prior: str | None = None, n: int | None = N
         thetas = prior_obj.sample_indexed(seed, range(n))  # the same θ a bank with this seed holds
     else:
         thetas = prior_obj.validate(theta)
-    compiled = "" if spec.backend == "torch" else str(Simulator(spec).compiled.directory)
+    if spec.backend == "torch":  # the torch MK1 backend runs without a compiled binary
+        compiled = ""
+    else:  # Brian2, or a model run in Python (its Simulator has no binary)
+        sim = Simulator(spec)
+        compiled = str(sim.compiled.directory) if sim.compiled else ""
     jobs = make_jobs(prior_obj, thetas, spec.duration, seed=seed)
     return simulate_jobs(spec, compiled, jobs, workers or 1)
 
