@@ -44,11 +44,13 @@ class Grid:
 
     @classmethod
     def reduced(cls) -> "Grid":
-        """What a ~20 CPU-min build affords: the full m, r and κ axes; δ, ℓ and ρ thinned to
-        the values that cover most MK1 prior draws (docs/cheap.md)."""
+        """What ~6 CPU-min afford (37,500 simulated nodes, with :data:`REDUCED_SETTINGS`): the
+        full m axis; r, ρ on 6 and 5 log-spaced values over the same ranges;
+        δ ∈ {0, .3, 1.2, 5}, ℓ ∈ {0, 2, 4}, κ ∈ {0, .1, 1, 10, 100}."""
         full = cls.full()
-        return cls(m=full.m, r=full.r, delta=(0.0, 0.3, 1.2, 5.0), ell=(0.0, 2.0, 5.0),
-                   rho=full.rho[::2] + (full.rho[-1],), kappa=full.kappa)
+        return cls(m=full.m, r=_round(np.geomspace(0.5, 100.0, 6)), delta=(0.0, 0.3, 1.2, 5.0),
+                   ell=(0.0, 2.0, 4.0), rho=_round(np.geomspace(0.03, 30.0, 5)),
+                   kappa=(0.0, 0.1, 1.0, 10.0, 100.0))
 
     @classmethod
     def from_dict(cls, data: dict) -> "Grid":

@@ -160,13 +160,15 @@ def _limit_cycle(trace, dt):
     return settled, period
 
 
-def solve(net, silent=SILENT, runaway=RUNAWAY, integrate_unstable=True) -> Prediction:
+def solve(net, silent=SILENT, runaway=RUNAWAY, integrate_unstable=True,
+          max_iter=MAX_ITER) -> Prediction:
     """Predict status, regime and rates for every θ of the network's batch."""
     B, P = net.max_rate.shape
     everyone = np.arange(B)
-    quiet, conv_q, iters = fixed_point(net, np.zeros((B, P)))
-    drive_only, conv_d, _ = fixed_point(net, _map(net, np.zeros((B, P)), everyone))
-    saturated, conv_s, _ = fixed_point(net, net.max_rate.copy())
+    quiet, conv_q, iters = fixed_point(net, np.zeros((B, P)), max_iter=max_iter)
+    drive_only, conv_d, _ = fixed_point(net, _map(net, np.zeros((B, P)), everyone),
+                                        max_iter=max_iter)
+    saturated, conv_s, _ = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
     w = net.adiabatic(quiet, everyone)
     stable = np.zeros(B, bool)
     if conv_q.any():

@@ -9,6 +9,7 @@ Storage ``$AUTOMIND_CACHE/cheap/<hash>/``:
     cv.npy, rel_se.npy, count.npy, flags.npy
     chunks/cNNNNNN.npy  raw per-chunk results while building (resumable; kept)
 
+Lookups interpolate log10 of the free ISI 1/ν − ρ (then ν = 1/(ρ + T)) multilinearly.
 Nodes with fewer than ``MIN_COUNT`` spikes are filled down the m axis from the lowest
 well-measured node with the coloured-noise Siegert tail (flag 1); log10 ν is then made
 non-decreasing in m (flag 2 where that changed a node). Lookups beyond the m axis use the
@@ -36,6 +37,7 @@ from .nodes import EQUATIONS, RESET, NodeSettings
 FORMAT = "automind-cheap-table"
 FORMAT_VERSION = 1
 MIN_COUNT = 30
+FREE_ISI_FLOOR = 1e-4  # of the ISI: where the measured ISI is all refractory
 ARRAYS = ("log10_rate", "cv", "rel_se", "count", "flags")
 FLAG_TAIL, FLAG_MONOTONE = 1, 2
 
@@ -109,8 +111,7 @@ def _run_chunk(directory: str, settings: dict, seed: int, chunk: int) -> int:
 def build_table(grid: Grid | None = None, settings: NodeSettings | None = None, seed: int = 0,
                 workers: int = 1, root: Path | None = None, progress=None) -> Path:
     """Build (or resume, or just return) the table for this key; returns its folder."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from concurrent.futures import ThreadPoolExecutor
 
     from .nodes import NodeBinary
 
@@ -135,7 +136,8 @@ def build_table(grid: Grid | None = None, settings: NodeSettings | None = None, 
                 if progress:
                     progress(1, n_chunks)
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            # threads suffice: each chunk is a child process running the compiled binary
+            with ThreadPoolExecutor(workers) as pool:
                 futures = [pool.submit(_run_chunk, str(folder), asdict(settings), seed, c)
                            for c in todo]
                 for f in futures:
@@ -189,6 +191,15 @@ def finish(grid: Grid, rate, cv, rel_se, count) -> tuple[dict, dict]:
     return arrays, summary
 
 
+def save_table(folder: Path, grid: Grid, rate, cv, rel_se, count, key: dict) -> Path:
+    """Store node results (flattened in C order) as a table in ``folder`` (tests, baselines)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays, summary = finish(grid, *(np.asarray(v, float) for v in (rate, cv, rel_se, count)))
+    _write_table(folder, key | {"grid": grid.to_dict()}, arrays, summary)
+    return folder
+
+
 def _write_table(folder: Path, key: dict, arrays: dict, summary: dict) -> None:
     from ..provenance import package_versions
 
@@ -229,7 +240,11 @@ class Table:
                 raise UserError(f"cheap table {folder} (key {meta['key_sha256']}): {name}.npy "
                                 f"fails its sha256 check; rebuild with `{BUILD_HINT}`")
             self.arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
-        self._log_rate = self.arrays["log10_rate"].astype(np.float64).ravel()
+        # Interpolate the free ISI T = 1/ν − ρ, not ν: T hardly depends on ρ (for the white-noise
+        # LIF not at all), while log ν bends where ρ ≈ T (6 % errors between ρ nodes).
+        rho = self.grid.nodes()["rho"]
+        inv = 10.0 ** -self.arrays["log10_rate"].astype(np.float64).ravel()
+        self._log_free_isi = np.log10(np.maximum(inv - rho, FREE_ISI_FLOOR * inv))
         self._cv = np.nan_to_num(self.arrays["cv"].astype(np.float64), nan=1.0).ravel()
         self._coords = [COORDINATES[k](self.grid.axis(k)) for k in AXES]
         self._strides = np.array([int(np.prod(self.grid.shape[i + 1:])) for i in range(6)])
@@ -285,7 +300,7 @@ class Table:
         for k in AXES:
             extrapolated |= np.abs(clamped[k] - raw[k]) > 1e-12 * (1 + np.abs(raw[k]))
         coords = [COORDINATES[k](clamped[k]) for k in AXES]
-        log_rate = self._interpolate(coords, self._log_rate)
+        log_rate = -np.log10(raw["rho"] + 10.0 ** self._interpolate(coords, self._log_free_isi))
         cv = self._interpolate(coords, self._cv)
         m = raw["m"]
         low = (m < m_lo) & ~det
