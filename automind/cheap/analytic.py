@@ -45,8 +45,9 @@ def _log_siegert_integral(a, b):
         + 2 * np.exp(lo**2 - hi**2) * special.dawsn(lo)
     out = np.asarray(hi**2 + np.log(np.maximum(2 * special.dawsn(hi) - rest, 1e-300)))
     small = hi < 5.0  # direct sum where nothing overflows (and D(hi) − ... cancels less)
-    direct = neg + 2 * (np.exp(hi**2) * special.dawsn(hi) - np.exp(lo**2) * special.dawsn(lo)) \
-        - (_int_erfcx(hi) - _int_erfcx(lo))
+    hs, ls = np.minimum(hi, 5.0), np.minimum(lo, 5.0)
+    direct = neg + 2 * (np.exp(hs**2) * special.dawsn(hs) - np.exp(ls**2) * special.dawsn(ls)) \
+        - (_int_erfcx(hs) - _int_erfcx(ls))
     return np.where(small, np.log(np.maximum(direct, 1e-300)), out)
 
 

@@ -20,7 +20,10 @@ import numpy as np
 
 ALPHA, TOL, MAX_ITER, DEPTH = 0.2, 1e-4, 300, 5
 ABS_TOL = 1e-6  # Hz: rates below this are zero for convergence purposes
-SILENT, RUNAWAY = 1e-4, 0.99  # the simulators' early-stop thresholds on ν_E · t_ref
+SILENT, RUNAWAY = 1e-4, 0.99
+#: Exponential-Euler step of the 5 s integration (exact relaxation per step, so stable for
+#: any τ_eff; it resolves bursts slower than ~10 ms, not fast oscillations, which are out of scope).
+INTEGRATION_DT = 2e-3  # the simulators' early-stop thresholds on ν_E · t_ref
 
 
 @dataclass
@@ -126,35 +129,53 @@ def jacobian_stable(net, rates, w, index) -> np.ndarray:
     return np.max(np.linalg.eigvals(jac).real, axis=-1) < 0
 
 
-def integrate(net, index, duration=5.0, dt=5e-4):
-    """Rate + adaptation dynamics from rest (ν = 0, w = 0); returns the status-rate trace,
-    the final (ν, w) and the time-averaged ν per population over the last 80 %."""
+def integrate(net, index, duration=5.0, dt=INTEGRATION_DT, block=0.5):
+    """Rate + adaptation dynamics from rest (ν = 0, w = 0), exponential Euler.
+
+    Returns the status-rate trace after the first second (NaN once a row has settled: it
+    stops being integrated when a whole ``block`` varies by < 1 %), the final (ν, w) and the
+    time-averaged ν per population after the first second."""
     P = net.max_rate.shape[-1]
-    nu, w = np.zeros((len(index), P)), np.zeros((len(index), P))
+    n = len(index)
+    nu, w = np.zeros((n, P)), np.zeros((n, P))
     tau_w = net.tau_w[index]
-    steps = int(round(duration / dt))
-    trace = np.zeros((steps, len(index)))
-    mean = np.zeros_like(nu)
-    start = steps // 5
+    steps, per_block, start = int(round(duration / dt)), int(round(block / dt)), int(round(1.0 / dt))
+    trace = np.full((steps - start, n), np.nan)
+    total, counted = np.zeros_like(nu), np.zeros(n)
+    live = np.arange(n)
     for s in range(steps):
-        out, _, _, tau, target = net.evaluate(nu, w, index)
-        nu = out + (nu - out) * np.exp(-dt / tau)
-        w = np.where(np.isfinite(tau_w), target + (w - target) * np.exp(-dt / tau_w), w)
-        trace[s] = np.sum(nu * net.excitatory_weights[index], -1)
+        out, _, _, tau, target = net.evaluate(nu[live], w[live], index[live])
+        nu[live] = out + (nu[live] - out) * np.exp(-dt / tau)
+        tw = tau_w[live]
+        w[live] = np.where(np.isfinite(tw), target + (w[live] - target) * np.exp(-dt / tw), w[live])
         if s >= start:
-            mean += nu
-    return trace[start:], nu, w, mean / (steps - start)
+            trace[s - start, live] = np.sum(nu[live] * net.excitatory_weights[index[live]], -1)
+            total[live] += nu[live]
+            counted[live] += 1
+            if (s - start + 1) % per_block == 0:
+                recent = trace[s - start + 1 - per_block:s - start + 1, live]
+                still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
+                live = live[~still]
+                if len(live) == 0:
+                    break
+    return trace, nu, w, total / np.maximum(counted, 1)[:, None]
 
 
 def _limit_cycle(trace, dt):
-    """(settled, period) of a rate trace: settled when it varies < 5 %; period from peaks."""
+    """(settled, period) of status-rate traces (NaN after a row settled): settled when the
+    last half second varies < 5 %; period from ≥ 3 prominent peaks."""
     from scipy.signal import find_peaks
 
-    lo, hi = trace.min(0), trace.max(0)
-    settled = hi - lo <= 0.05 * (np.abs(trace.mean(0)) + 1e-3)
+    settled = np.zeros(trace.shape[1], bool)
     period = np.full(trace.shape[1], np.nan)
-    for j in np.flatnonzero(~settled):
-        peaks, _ = find_peaks(trace[:, j], prominence=0.5 * (hi[j] - lo[j]))
+    tail = int(round(0.5 / dt))
+    for j in range(trace.shape[1]):
+        x = trace[:, j][np.isfinite(trace[:, j])]
+        last = x[-tail:]
+        if last.max() - last.min() <= 0.05 * (abs(last.mean()) + 1e-3):
+            settled[j] = True
+            continue
+        peaks, _ = find_peaks(x, prominence=0.5 * (x.max() - x.min()))
         if len(peaks) >= 3:
             period[j] = np.median(np.diff(peaks)) * dt
     return settled, period
@@ -177,7 +198,7 @@ def solve(net, silent=SILENT, runaway=RUNAWAY, integrate_unstable=True,
     rates, status_known = quiet.copy(), conv_q & stable
     regime = np.where(status_known, "async", "").astype(object)
     period = np.full(B, np.nan)
-    dt = 5e-4
+    dt = INTEGRATION_DT
     todo = np.flatnonzero(~status_known)
     if integrate_unstable and len(todo):
         trace, nu_end, w_end, mean = integrate(net, todo, dt=dt)

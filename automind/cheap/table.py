@@ -216,6 +216,23 @@ def _write_table(folder: Path, key: dict, arrays: dict, summary: dict) -> None:
 
 # ---- reading and lookup -------------------------------------------------------------------
 
+def default_keys() -> list[tuple[str, Grid, NodeSettings]]:
+    """The tables ``CheapModel`` looks for, best first: the design grid, then the reduced one."""
+    return [("full", Grid.full(), NodeSettings()), ("reduced", Grid.reduced(), NodeSettings.reduced())]
+
+
+def default_table(root: Path | None = None) -> "Table":
+    """The best built table in the cache, or a UserError with the build command."""
+    root = root or cache_root()
+    for _, grid, settings in default_keys():
+        folder = root / key_digest(table_key(grid, settings, 0))
+        if (folder / "table.json").is_file():
+            return Table(folder)
+    keys = ", ".join(f"{name} {key_digest(table_key(g, s, 0))}" for name, g, s in default_keys())
+    raise UserError(f"no cheap table in {root} (looked for {keys}); build one with "
+                    f"`{BUILD_HINT} --grid reduced` (~6 CPU-min) or `{BUILD_HINT}` (~2 CPU-h)")
+
+
 BUILD_HINT = "automind cheap build"
 
 
