@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from .solve import RUNAWAY, SILENT, solve
+from .solve import RUNAWAY, SILENT, Protocol, solve
 
 
 def theta_to_si(prior, theta: np.ndarray) -> dict:
@@ -81,7 +81,9 @@ class CheapModel:
     def predict(self, theta, batch: int = 4096):
         """Solve every θ row; returns a :class:`solve.Prediction` (batched for memory)."""
         theta = self.prior.validate(theta)
-        parts = [solve(self.network(theta[i:i + batch])) for i in range(0, len(theta), batch)]
+        protocol = Protocol.of_spec(self.spec)
+        parts = [solve(self.network(theta[i:i + batch]), protocol)
+                 for i in range(0, len(theta), batch)]
         return _concat(parts)
 
     def screen(self, theta, window: Window | None = None):

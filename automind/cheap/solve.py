@@ -1,15 +1,19 @@
-"""Joint equilibrium of populations coupled through the table; stability; bursting.
+"""Populations coupled through the table: the run from rest, equilibria, stability, bursting.
 
-For a batch of θ at once: damped, Anderson-accelerated fixed-point iteration
-ν ← ν + α(Φ(ν) − ν) (adaptation at its adiabatic mean) from the quiet (ν = 0, the
-simulator's start), drive-only (ν = Φ(0)) and saturated (1/t_ref) starts; stability from
-the Jacobian of
+For a batch of θ at once, on the rate + adaptation dynamics
 
-    τ_eff ν̇ = −ν + Φ(ν, w),   τ_w ẇ = −w + a(μ_V − v_rest) + b τ_w ν;
+    τ_eff ν̇ = −ν + Φ(ν, w),   τ_w ẇ = −w + a(μ_V − v_rest) + b τ_w ν:
 
-a quiet-start equilibrium that is unstable (or not reached) is integrated for 5 s: a limit
-cycle is ``bursting`` with its period, a settled trajectory gives the equilibrium, anything
-else is ``undetermined`` — never a guess.
+1. **The run from rest** (ν = 0, w = 0: the simulator's start), integrated for the run's
+   duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
+   probe window vs 1e-4 / 0.99), the rates are means over the analysis window. This
+   matters: with τ_w up to 20 s, adaptation is far from its adiabatic mean within a run.
+   A trajectory that neither settles nor cycles before an unfinished run ends is
+   ``undetermined`` — never a guess. A limit cycle (≥ 3 prominent peaks) is ``bursting``,
+   its period the inter-burst interval.
+2. **Equilibria**: damped, Anderson-accelerated fixed-point iteration ν ← ν + α(Φ(ν) − ν)
+   (adaptation at its adiabatic mean) from the quiet and saturated (1/t_ref) starts, with
+   stability from the Jacobian; another stable state than the run's is ``multistable``.
 """
 
 from __future__ import annotations
@@ -21,9 +25,24 @@ import numpy as np
 ALPHA, TOL, MAX_ITER, DEPTH = 0.2, 1e-4, 300, 5
 ABS_TOL = 1e-6  # Hz: rates below this are zero for convergence purposes
 SILENT, RUNAWAY = 1e-4, 0.99
-#: Exponential-Euler step of the 5 s integration (exact relaxation per step, so stable for
-#: any τ_eff; it resolves bursts slower than ~10 ms, not fast oscillations, which are out of scope).
-INTEGRATION_DT = 2e-3  # the simulators' early-stop thresholds on ν_E · t_ref
+#: Step of the run from rest: exponential Euler for w (exact relaxation), ν relaxed towards Φ
+#: by at most half the gap per step (a map iterated without damping would oscillate with period
+#: 2 dt when τ_eff ≪ dt). Resolves bursts, not fast (gamma) oscillations, which are out of scope.
+INTEGRATION_DT = 4e-3
+HORIZON = 5.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What the simulator measures: probe window, run duration, analysis start (s)."""
+
+    probe: float = 1.0
+    duration: float = 10.0
+    t_start: float = 0.1
+
+    @classmethod
+    def of_spec(cls, spec) -> "Protocol":
+        return cls(min(spec.probe, spec.duration), spec.duration, spec.t_analysis_start)  # the simulators' early-stop thresholds on ν_E · t_ref
 
 
 @dataclass
@@ -129,104 +148,114 @@ def jacobian_stable(net, rates, w, index) -> np.ndarray:
     return np.max(np.linalg.eigvals(jac).real, axis=-1) < 0
 
 
-def integrate(net, index, duration=5.0, dt=INTEGRATION_DT, block=0.5):
-    """Rate + adaptation dynamics from rest (ν = 0, w = 0), exponential Euler.
+def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25):
+    """Integrate the rate + adaptation dynamics from rest for min(duration, horizon).
 
-    Returns the status-rate trace after the first second (NaN once a row has settled: it
-    stops being integrated when a whole ``block`` varies by < 1 %), the final (ν, w) and the
-    time-averaged ν per population after the first second."""
-    P = net.max_rate.shape[-1]
-    n = len(index)
-    nu, w = np.zeros((n, P)), np.zeros((n, P))
-    tau_w = net.tau_w[index]
-    steps, per_block, start = int(round(duration / dt)), int(round(block / dt)), int(round(1.0 / dt))
-    trace = np.full((steps - start, n), np.nan)
-    total, counted = np.zeros_like(nu), np.zeros(n)
-    live = np.arange(n)
+    Rows whose status rate varies < 1 % over a ``block`` are frozen (their remaining time
+    counts at the final value). Returns a dict: probe-window mean status rate, analysis-window
+    mean rates per population, final ν and w, ``finished`` (settled or the whole run
+    integrated), ``period`` (s, NaN unless a limit cycle) and the trace (float32)."""
+    B, P = net.max_rate.shape
+    end = min(protocol.duration, horizon)
+    steps = max(int(round(end / dt)), 1)
+    n_probe = max(int(round(protocol.probe / dt)), 1)
+    first = min(int(round(protocol.t_start / dt)), steps - 1)
+    n_analysis = max(int(round(protocol.duration / dt)) - first, 1)
+    nu, w = np.zeros((B, P)), np.zeros((B, P))
+    probe_sum, analysis_sum = np.zeros(B), np.zeros((B, P))
+    trace = np.full((steps, B), np.nan, np.float32)
+    settled = np.zeros(B, bool)
+    live = np.arange(B)
+    per_block = max(int(round(block / dt)), 2)
+    finite_w = np.isfinite(net.tau_w)
+    tau_w = np.where(finite_w, net.tau_w, 1.0)
     for s in range(steps):
-        out, _, _, tau, target = net.evaluate(nu[live], w[live], index[live])
-        nu[live] = out + (nu[live] - out) * np.exp(-dt / tau)
-        tw = tau_w[live]
-        w[live] = np.where(np.isfinite(tw), target + (w[live] - target) * np.exp(-dt / tw), w[live])
-        if s >= start:
-            trace[s - start, live] = np.sum(nu[live] * net.excitatory_weights[index[live]], -1)
-            total[live] += nu[live]
-            counted[live] += 1
-            if (s - start + 1) % per_block == 0:
-                recent = trace[s - start + 1 - per_block:s - start + 1, live]
-                still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
-                live = live[~still]
-                if len(live) == 0:
-                    break
-    return trace, nu, w, total / np.maximum(counted, 1)[:, None]
+        out, _, _, tau, target = net.evaluate(nu[live], w[live], live)
+        gain = np.minimum(1.0 - np.exp(-dt / tau), 0.5)
+        nu[live] = nu[live] + gain * (out - nu[live])
+        w[live] = np.where(finite_w[live], target + (w[live] - target) * np.exp(-dt / tau_w[live]),
+                           w[live])
+        rate = np.sum(nu[live] * net.excitatory_weights[live], -1)
+        trace[s, live] = rate
+        if s < n_probe:
+            probe_sum[live] += rate
+        if s >= first:
+            analysis_sum[live] += nu[live]
+        if (s + 1) % per_block == 0 and s >= per_block:
+            recent = trace[s + 1 - per_block:s + 1, live].astype(float)
+            still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
+            frozen = live[still]
+            settled[frozen] = True
+            _fill(frozen, s, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
+            live = live[~still]
+            if len(live) == 0:
+                break
+    _fill(live, steps - 1, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
+    period = np.full(B, np.nan)
+    if len(live):
+        period[live] = _periods(trace[:, live], dt)
+    finished = settled | (steps * dt >= protocol.duration - 1e-9) | np.isfinite(period)
+    return {"probe_rate": probe_sum / n_probe, "rates": analysis_sum / n_analysis, "nu": nu, "w": w,
+            "finished": finished, "settled": settled, "period": period, "trace": trace}
 
 
-def _limit_cycle(trace, dt):
-    """(settled, period) of status-rate traces (NaN after a row settled): settled when the
-    last half second varies < 5 %; period from ≥ 3 prominent peaks."""
+def _fill(rows, s, nu, weights, probe_sum, analysis_sum, n_probe, first, n_analysis):
+    """Steps after ``s`` count at the rows' final rates (frozen, or the horizon reached)."""
+    if len(rows) == 0:
+        return
+    done = s + 1
+    probe_sum[rows] += max(n_probe - done, 0) * np.sum(nu[rows] * weights[rows], -1)
+    analysis_sum[rows] += max(n_analysis - max(done - first, 0), 0) * nu[rows]
+
+
+def _periods(trace, dt):
+    """Limit-cycle period per column (NaN unless ≥ 3 prominent peaks after the first second)."""
     from scipy.signal import find_peaks
 
-    settled = np.zeros(trace.shape[1], bool)
-    period = np.full(trace.shape[1], np.nan)
-    tail = int(round(0.5 / dt))
+    skip = int(round(1.0 / dt))
+    out = np.full(trace.shape[1], np.nan)
     for j in range(trace.shape[1]):
-        x = trace[:, j][np.isfinite(trace[:, j])]
-        last = x[-tail:]
-        if last.max() - last.min() <= 0.05 * (abs(last.mean()) + 1e-3):
-            settled[j] = True
+        x = trace[skip:, j].astype(float)
+        x = x[np.isfinite(x)]
+        if len(x) < 10 or x.max() - x.min() <= 0.05 * (abs(x.mean()) + 1e-3):
             continue
         peaks, _ = find_peaks(x, prominence=0.5 * (x.max() - x.min()))
         if len(peaks) >= 3:
-            period[j] = np.median(np.diff(peaks)) * dt
-    return settled, period
+            out[j] = np.median(np.diff(peaks)) * dt
+    return out
 
 
-def solve(net, silent=SILENT, runaway=RUNAWAY, integrate_unstable=True,
-          max_iter=MAX_ITER) -> Prediction:
+def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
+          max_iter=MAX_ITER, horizon=HORIZON) -> Prediction:
     """Predict status, regime and rates for every θ of the network's batch."""
+    protocol = protocol or Protocol()
     B, P = net.max_rate.shape
     everyone = np.arange(B)
+    run = run_from_rest(net, protocol, horizon=horizon)
+    rates, w = run["rates"], run["w"]
+    known = run["finished"] & np.all(np.isfinite(rates), -1)
+    regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
+    # equilibria: another stable state than where the run ends is multistability
     quiet, conv_q, iters = fixed_point(net, np.zeros((B, P)), max_iter=max_iter)
-    drive_only, conv_d, _ = fixed_point(net, _map(net, np.zeros((B, P)), everyone),
-                                        max_iter=max_iter)
     saturated, conv_s, _ = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
-    w = net.adiabatic(quiet, everyone)
-    stable = np.zeros(B, bool)
-    if conv_q.any():
-        idx = np.flatnonzero(conv_q)
-        stable[idx] = jacobian_stable(net, quiet[idx], w[idx], idx)
-    rates, status_known = quiet.copy(), conv_q & stable
-    regime = np.where(status_known, "async", "").astype(object)
-    period = np.full(B, np.nan)
-    dt = INTEGRATION_DT
-    todo = np.flatnonzero(~status_known)
-    if integrate_unstable and len(todo):
-        trace, nu_end, w_end, mean = integrate(net, todo, dt=dt)
-        settled, cyc = _limit_cycle(trace, dt)
-        rates[todo[settled]] = nu_end[settled]
-        w[todo[settled]] = w_end[settled]
-        regime[todo[settled]] = "async"
-        bursting = ~settled & np.isfinite(cyc)
-        rates[todo[bursting]] = mean[bursting]
-        regime[todo[bursting]] = "bursting"
-        period[todo[bursting]] = cyc[bursting]
-        status_known[todo[settled | bursting]] = True
-    # another stable state from the other starts: multistable (status still from rest)
-    for other, conv in ((drive_only, conv_d), (saturated, conv_s)):
-        differs = conv & status_known & (regime == "async") & (
-            np.abs(np.log10((net.status_rate(other) + 1e-3) / (net.status_rate(rates) + 1e-3))) > 0.1)
+    end_rate = net.status_rate(run["nu"])
+    for other, conv in ((quiet, conv_q), (saturated, conv_s)):
+        differs = conv & (regime == "async") & run["settled"] & (
+            np.abs(np.log10((net.status_rate(other) + 1e-3) / (end_rate + 1e-3))) > 0.1)
         if differs.any():
             idx = np.flatnonzero(differs)
             w_o = net.adiabatic(other[idx], idx)
             regime[idx[jacobian_stable(net, other[idx], w_o, idx)]] = "multistable"
     _, cv, extra, _, _ = net.evaluate(rates, w, everyone)
     rate_e = net.status_rate(rates)
-    activity = rate_e * net.t_refrac_probe
+    activity = run["probe_rate"] * net.t_refrac_probe
     status = np.where(activity < silent, "silent", np.where(activity > runaway, "runaway", "ok"))
-    status = np.where(status_known, status, "undetermined").astype(object)
+    status = np.where(known, status, "undetermined").astype(object)
+    regime = np.where(known, regime, "").astype(object)
     log_a = np.log10(np.maximum(activity, 1e-30))
     margin = np.minimum(np.abs(log_a - np.log10(silent)), np.abs(log_a - np.log10(runaway)))
-    margin = np.where(status_known, margin, np.nan)
-    return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, period,
+    margin = np.where(known, margin, np.nan)
+    return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, run["period"],
                       np.any(extra, axis=-1), iters,
-                      {"negative_leak": np.asarray(net.flag_negative_leak)})
+                      {"negative_leak": np.asarray(net.flag_negative_leak),
+                       "probe_rate_E": run["probe_rate"]})
