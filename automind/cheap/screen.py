@@ -120,39 +120,53 @@ class CheapModel:
         return grad.T
 
 
+def probe_activity(pred, t_refrac) -> np.ndarray:
+    """Predicted ν_E · t_ref over the probe window: what the early stop measures."""
+    return pred.flags["probe_rate_E"] * np.asarray(t_refrac, float)
+
+
+def classify(pred, t_refrac, window: Window) -> np.ndarray:
+    """Statuses under the window's thresholds (undetermined stays undetermined)."""
+    activity = probe_activity(pred, t_refrac)
+    status = np.where(activity < window.low, "silent",
+                      np.where(activity > window.high, "runaway", "ok")).astype(object)
+    return np.where(pred.status == "undetermined", "undetermined", status)
+
+
 def keep_mask(pred, t_refrac, window: Window) -> np.ndarray:
-    activity = pred.rate_E * t_refrac
-    inside = (activity >= window.low) & (activity <= window.high)
-    return inside | (pred.status == "undetermined")
+    """θ to simulate: predicted ok under the window, or undetermined."""
+    return np.isin(classify(pred, t_refrac, window), ("ok", "undetermined"))
 
 
 def calibrate_window(pred, t_refrac, simulated_status, recall: float = 0.95) -> Window:
-    """The narrowest symmetric-in-quantile window of predicted activity that keeps ``recall``
-    of the simulated ``ok`` runs (undetermined predictions are always kept)."""
+    """Status thresholds recalibrated on a bank (spec §2): the window of predicted probe
+    activity that keeps ``recall`` of the simulated ``ok`` runs, cutting equal quantiles of
+    them on both sides (undetermined predictions are always kept)."""
     if not 0 < recall <= 1:
         raise UserError(f"recall must be in (0, 1], got {recall}")
     ok = (np.asarray(simulated_status) == "ok") & (pred.status != "undetermined")
     if ok.sum() < 10:
         raise UserError(f"calibration needs >= 10 ok runs with a prediction, got {int(ok.sum())}")
-    activity = np.log10(np.maximum(pred.rate_E[ok] * np.asarray(t_refrac)[ok], 1e-30))
+    activity = np.log10(np.maximum(probe_activity(pred, t_refrac)[ok], 1e-30))
     tail = (1 - recall) / 2
     low, high = np.quantile(activity, [tail, 1 - tail])
     return Window(float(10 ** low), float(10 ** high), recall)
 
 
 def scores(pred, t_refrac, simulated_status, window: Window) -> dict:
-    """Per-class recall/precision of predicted vs simulated status, and the screen's
-    ok-recall, precision (ok among kept) and kept fraction."""
+    """Per-class recall/precision of the statuses under ``window`` vs the simulated ones, and
+    the screen's ok-recall, precision (ok among kept) and kept fraction."""
     sim = np.asarray(simulated_status)
-    out = {"n": int(len(sim))}
+    said_all = classify(pred, t_refrac, window)
+    out = {"n": int(len(sim)), "window": window.to_dict()}
     for cls in ("silent", "ok", "runaway"):
-        truth, said = sim == cls, pred.status == cls
+        truth, said = sim == cls, said_all == cls
         out[cls] = {"n": int(truth.sum()),
                     "recall": float((truth & said).sum() / max(truth.sum(), 1)),
                     "precision": float((truth & said).sum() / max(said.sum(), 1))}
     keep = keep_mask(pred, t_refrac, window)
     ok = sim == "ok"
-    out["screen"] = {"window": window.to_dict(), "kept": float(keep.mean()),
+    out["screen"] = {"kept": float(keep.mean()),
                      "ok_recall": float((keep & ok).sum() / max(ok.sum(), 1)),
                      "precision": float((keep & ok).sum() / max(keep.sum(), 1)),
                      "unscreened_precision": float(ok.mean())}
