@@ -22,14 +22,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..io import atomic_write_bytes as _atomic_write
 from . import analytic
 from .grid import AXES, COORDINATES, Grid
 from .nodes import EQUATIONS, RESET, NodeSettings
@@ -58,16 +57,6 @@ def table_key(grid: Grid, settings: NodeSettings, seed: int) -> dict:
 
 def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
