@@ -8,12 +8,14 @@ For a batch of θ at once, on the rate + adaptation dynamics
    duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
    probe window vs 1e-4 / 0.99), the rates are means over the analysis window. This
    matters: with τ_w up to 20 s, adaptation is far from its adiabatic mean within a run.
-   A trajectory that neither settles nor cycles before an unfinished run ends is
-   ``undetermined`` — never a guess. A limit cycle (≥ 3 prominent peaks) is ``bursting``,
-   its period the inter-burst interval.
+   The status needs only the probe window, always integrated in full (``undetermined`` only
+   if the integration fails); a run that neither settles nor cycles before the horizon keeps
+   its regime undetermined ("") and its rates are flagged ``unsettled`` — never a guess. A
+   limit cycle (≥ 3 prominent peaks) is ``bursting``, its period the inter-burst interval.
 2. **Equilibria**: damped, Anderson-accelerated fixed-point iteration ν ← ν + α(Φ(ν) − ν)
-   (adaptation at its adiabatic mean) from the quiet and saturated (1/t_ref) starts, with
-   stability from the Jacobian; another stable state than the run's is ``multistable``.
+   (adaptation at its adiabatic mean) from the saturated start (1/t_ref), with stability from
+   the Jacobian; a stable state other than where the run settles is ``multistable``.
+   (``fixed_point`` also serves quiet or drive-only starts.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ SILENT, RUNAWAY = 1e-4, 0.99
 #: Step of the run from rest: exponential Euler for w (exact relaxation), ν relaxed towards Φ
 #: by at most half the gap per step (a map iterated without damping would oscillate with period
 #: 2 dt when τ_eff ≪ dt). Resolves bursts, not fast (gamma) oscillations, which are out of scope.
-INTEGRATION_DT = 4e-3
+INTEGRATION_DT = 1e-2
 HORIZON = 5.0
 
 
@@ -233,13 +235,15 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     everyone = np.arange(B)
     run = run_from_rest(net, protocol, horizon=horizon)
     rates, w = run["rates"], run["w"]
-    known = run["finished"] & np.all(np.isfinite(rates), -1)
+    # The status needs only the probe window, which is always integrated in full; the regime
+    # needs the run to settle or cycle before the horizon, else it stays undetermined ("").
+    known = np.isfinite(run["probe_rate"]) & np.all(np.isfinite(rates), -1)
     regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
+    regime[~run["finished"]] = ""
     # equilibria: another stable state than where the run ends is multistability
-    quiet, conv_q, iters = fixed_point(net, np.zeros((B, P)), max_iter=max_iter)
-    saturated, conv_s, _ = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
+    saturated, conv_s, iters = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
     end_rate = net.status_rate(run["nu"])
-    for other, conv in ((quiet, conv_q), (saturated, conv_s)):
+    for other, conv in ((saturated, conv_s),):
         differs = conv & (regime == "async") & run["settled"] & (
             np.abs(np.log10((net.status_rate(other) + 1e-3) / (end_rate + 1e-3))) > 0.1)
         if differs.any():
@@ -251,11 +255,12 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     activity = run["probe_rate"] * net.t_refrac_probe
     status = np.where(activity < silent, "silent", np.where(activity > runaway, "runaway", "ok"))
     status = np.where(known, status, "undetermined").astype(object)
-    regime = np.where(known, regime, "").astype(object)
+    regime = np.where(known, regime, "").astype(object)  # unsettled runs: rates are flagged
     log_a = np.log10(np.maximum(activity, 1e-30))
     margin = np.minimum(np.abs(log_a - np.log10(silent)), np.abs(log_a - np.log10(runaway)))
     margin = np.where(known, margin, np.nan)
     return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, run["period"],
                       np.any(extra, axis=-1), iters,
                       {"negative_leak": np.asarray(net.flag_negative_leak),
-                       "probe_rate_E": run["probe_rate"]})
+                       "probe_rate_E": run["probe_rate"],
+                       "unsettled": ~run["finished"]})

@@ -223,6 +223,26 @@ def default_table(root: Path | None = None) -> "Table":
 
 
 BUILD_HINT = "automind cheap build"
+TAIL_M = -60.0  # the Siegert tail is tabulated down to here (ν τ ≈ 1e-300 below)
+
+
+def multilinear(coords: list, strides, values: list) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (n, 2^k) and weights (n, 2^k) of the cells enclosing ``values`` (one array
+    per axis, already in interpolation coordinates) on a C-ordered grid; axes with a single
+    node are skipped."""
+    n = values[0].size
+    index = np.zeros((n, 1), np.int64)
+    weight = np.ones((n, 1))
+    for a, (coord, v) in enumerate(zip(coords, values)):
+        if len(coord) < 2:
+            continue
+        v = np.ravel(v)
+        i = np.clip(np.searchsorted(coord, v, side="right") - 1, 0, len(coord) - 2)
+        t = np.clip((v - coord[i]) / (coord[i + 1] - coord[i]), 0.0, 1.0)[:, None]
+        lo = index + (i * strides[a])[:, None]
+        index = np.concatenate([lo, lo + strides[a]], axis=1)
+        weight = np.concatenate([weight * (1.0 - t), weight * t], axis=1)
+    return index, weight
 
 
 class Table:
@@ -254,6 +274,7 @@ class Table:
         self._cv = np.nan_to_num(self.arrays["cv"].astype(np.float64), nan=1.0).ravel()
         self._coords = [COORDINATES[k](self.grid.axis(k)) for k in AXES]
         self._strides = np.array([int(np.prod(self.grid.shape[i + 1:])) for i in range(6)])
+        self._tail = self._tail_table()
 
     @classmethod
     def find(cls, grid: Grid | None = None, settings: NodeSettings | None = None, seed: int = 0,
@@ -270,29 +291,22 @@ class Table:
     def key(self) -> str:
         return self.meta["key_sha256"]
 
-    def _interpolate(self, values: list, which: np.ndarray) -> np.ndarray:
-        shape = values[0].shape
-        base = np.zeros(shape, np.int64)
-        axes = []  # (stride, weight of the upper neighbour) of axes with >= 2 nodes
-        for a, (coord, v) in enumerate(zip(self._coords, values)):
-            if len(coord) < 2:
-                continue
-            i = np.clip(np.searchsorted(coord, v, side="right") - 1, 0, len(coord) - 2)
-            base += i * self._strides[a]
-            axes.append((self._strides[a], np.clip((v - coord[i]) / (coord[i + 1] - coord[i]),
-                                                   0.0, 1.0)))
-        out = np.zeros(shape)
-        for corner in range(2 ** len(axes)):
-            weight = np.ones(shape)
-            offset = 0
-            for bit, (stride, t) in enumerate(axes):
-                if corner >> bit & 1:
-                    weight = weight * t
-                    offset += stride
-                else:
-                    weight = weight * (1.0 - t)
-            out += weight * which[base + offset]
-        return out
+    def _corners(self, values: list) -> tuple[np.ndarray, np.ndarray]:
+        return multilinear(self._coords, self._strides, values)
+
+    def _tail_table(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """log10 Siegert(m) − log10 Siegert(m_lo) on m ∈ [TAIL_M, m_lo] × the table's r, ρ, κ
+        nodes, computed once: the tail costs a lookup, not quadratures."""
+        g = self.grid
+        m = np.arange(TAIL_M, g.m[0] + 1e-9, 0.5)
+        mesh = np.meshgrid(m, g.axis("r"), g.axis("rho"), g.axis("kappa"), indexing="ij")
+        anchor = np.meshgrid(np.full(1, g.m[0]), g.axis("r"), g.axis("rho"), g.axis("kappa"),
+                             indexing="ij")
+        values = analytic.log10_siegert(mesh[0], mesh[1], mesh[2], mesh[3]) - \
+            analytic.log10_siegert(*anchor)
+        coords = [m, np.log(g.axis("r")), np.log(g.axis("rho")), COORDINATES["kappa"](g.axis("kappa"))]
+        strides = np.array([int(np.prod(values.shape[i + 1:])) for i in range(4)])
+        return coords, strides, values.ravel()
 
     def lookup(self, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(log10 ν τ_eff, ISI CV, extrapolated) for a :class:`moments.Inputs`."""
@@ -305,15 +319,19 @@ class Table:
         extrapolated = det.copy()
         for k in AXES:
             extrapolated |= np.abs(clamped[k] - raw[k]) > 1e-12 * (1 + np.abs(raw[k]))
-        coords = [COORDINATES[k](clamped[k]) for k in AXES]
-        log_rate = -np.log10(raw["rho"] + 10.0 ** self._interpolate(coords, self._log_free_isi))
-        cv = self._interpolate(coords, self._cv)
+        index, weight = self._corners([COORDINATES[k](clamped[k]) for k in AXES])
+        free_isi = np.sum(weight * self._log_free_isi[index], axis=1).reshape(shape)
+        log_rate = -np.log10(raw["rho"] + 10.0 ** free_isi)
+        cv = np.sum(weight * self._cv[index], axis=1).reshape(shape)
         m = raw["m"]
         low = (m < m_lo) & ~det
         if low.any():
-            args = (raw["r"][low], raw["rho"][low], raw["kappa"][low])
-            log_rate[low] += analytic.log10_siegert(m[low], *args) - \
-                analytic.log10_siegert(np.full(low.sum(), m_lo), *args)
+            coords, strides, values = self._tail
+            values_at = [np.clip(m[low], TAIL_M, m_lo), np.log(raw["r"][low]),
+                         np.log(raw["rho"][low]), COORDINATES["kappa"](raw["kappa"][low])]
+            values_at = [np.clip(v, c[0], c[-1]) for v, c in zip(values_at, coords)]
+            index, weight = multilinear(coords, strides, values_at)
+            log_rate[low] += np.sum(weight * values[index], axis=1)
             cv[low] = 1.0
         high = (m > m_hi) & ~det
         if high.any():
