@@ -48,6 +48,10 @@ def main() -> None:
     pred = model.predict(theta)
     cheap_cpu = cpu_now() - start
     per_second = args.n / cheap_cpu
+    start = cpu_now()
+    screened = model.predict(theta, status_only=True)
+    screen_cpu = cpu_now() - start
+    agree = float(np.mean(screened.status == pred.status))
 
     # one engine run of an ok-predicted θ (early stop would make a silent one cheap)
     ok = np.flatnonzero(pred.status == "ok")
@@ -61,6 +65,9 @@ def main() -> None:
            "engine": {"N": args.N, "duration": args.duration, "status": result.status,
                       "t_end": result.t_end, "cpu_seconds": engine_cpu},
            "ratio_vs_engine_run": per_second * engine_cpu,
+           "status_only": {"cpu_seconds": screen_cpu, "predictions_per_cpu_second": args.n / screen_cpu,
+                           "ratio_vs_engine_run": args.n / screen_cpu * engine_cpu,
+                           "same_status_as_full": agree},
            "targets": {"predictions_per_cpu_second": 1000, "ratio_vs_engine_run": 2000},
            "statuses": {s: int(np.sum(pred.status == s)) for s in
                         ("silent", "ok", "runaway", "undetermined")},

@@ -228,11 +228,17 @@ def _periods(trace, dt):
 
 
 def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
-          max_iter=MAX_ITER, horizon=HORIZON) -> Prediction:
-    """Predict status, regime and rates for every θ of the network's batch."""
+          max_iter=MAX_ITER, horizon=HORIZON, status_only=False) -> Prediction:
+    """Predict status, regime and rates for every θ of the network's batch.
+
+    ``status_only``: integrate the probe window only and skip the equilibria (what a screen
+    needs; rates are then means over the probe window and regimes are left undetermined)."""
     protocol = protocol or Protocol()
     B, P = net.max_rate.shape
     everyone = np.arange(B)
+    if status_only:
+        horizon = protocol.probe
+        protocol = Protocol(protocol.probe, protocol.probe, 0.0)
     run = run_from_rest(net, protocol, horizon=horizon)
     rates, w = run["rates"], run["w"]
     # The status needs only the probe window, which is always integrated in full; the regime
@@ -241,7 +247,11 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
     regime[~run["finished"]] = ""
     # equilibria: another stable state than where the run ends is multistability
-    saturated, conv_s, iters = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
+    if status_only:
+        regime[:] = ""
+        saturated, conv_s, iters = np.zeros((B, P)), np.zeros(B, bool), np.zeros(B, int)
+    else:
+        saturated, conv_s, iters = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
     end_rate = net.status_rate(run["nu"])
     for other, conv in ((saturated, conv_s),):
         differs = conv & (regime == "async") & run["settled"] & (
