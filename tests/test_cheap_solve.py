@@ -73,10 +73,10 @@ def test_table_build_resumes_without_resimulating(simulated_slice):
 
 
 def test_unconverged_is_undetermined_never_a_guess(simulated_slice):
-    # a 10 s run integrated for 20 ms: neither settled nor cycling, so nothing is claimed
+    # integrated for 20 ms of a 1 s probe window: not settled, so nothing is claimed
     pred = solve(_brunel(simulated_slice), Protocol(probe=1.0, duration=10.0), horizon=0.02)
-    assert list(pred.status) == ["undetermined"] * 4
-    assert np.all(np.isnan(pred.margin))
+    assert list(pred.status) == ["undetermined"] * 4 and list(pred.regime) == [""] * 4
+    assert np.all(np.isnan(pred.margin)) and pred.flags["unsettled"].all()
 
 
 def _mk1_params(n, seed, **changes):

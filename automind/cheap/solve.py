@@ -243,7 +243,9 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     rates, w = run["rates"], run["w"]
     # The status needs only the probe window, which is always integrated in full; the regime
     # needs the run to settle or cycle before the horizon, else it stays undetermined ("").
-    known = np.isfinite(run["probe_rate"]) & np.all(np.isfinite(rates), -1)
+    probe_integrated = min(protocol.duration, horizon) >= protocol.probe - 1e-9
+    known = np.isfinite(run["probe_rate"]) & np.all(np.isfinite(rates), -1) & \
+        (run["settled"] | probe_integrated)
     regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
     regime[~run["finished"]] = ""
     # equilibria: another stable state than where the run ends is multistability
