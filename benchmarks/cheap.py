@@ -53,17 +53,23 @@ def main() -> None:
     screen_cpu = cpu_now() - start
     agree = float(np.mean(screened.status == pred.status))
 
-    # one engine run of an ok-predicted θ (early stop would make a silent one cheap)
-    ok = np.flatnonzero(pred.status == "ok")
-    row = theta[ok[0] if len(ok) else 0]
+    # one full engine run: an ok-predicted θ (largest margin first) that Brian2 runs to the end
+    # (an early-stopped run would not be the 10 s baseline)
     sim = Simulator(spec)  # compiles once (cached) before timing
-    start = cpu_now()
-    result = sim.run(prior.to_simulator(row), seed=1)
-    engine_cpu = cpu_now() - start
+    ok = np.flatnonzero(pred.status == "ok")
+    attempts = []
+    for k in ok[np.argsort(-pred.margin[ok])][:6]:
+        start = cpu_now()
+        result = sim.run(prior.to_simulator(theta[k]), seed=1)
+        engine_cpu = cpu_now() - start
+        attempts.append({"index": int(k), "status": result.status, "t_end": result.t_end,
+                         "cpu_seconds": engine_cpu})
+        if result.status == "ok" and result.t_end >= args.duration - 1e-9:
+            break
     out = {"n_predictions": args.n, "cheap_cpu_seconds": cheap_cpu,
            "predictions_per_cpu_second": per_second,
            "engine": {"N": args.N, "duration": args.duration, "status": result.status,
-                      "t_end": result.t_end, "cpu_seconds": engine_cpu},
+                      "t_end": result.t_end, "cpu_seconds": engine_cpu, "attempts": attempts},
            "ratio_vs_engine_run": per_second * engine_cpu,
            "status_only": {"cpu_seconds": screen_cpu, "predictions_per_cpu_second": args.n / screen_cpu,
                            "ratio_vs_engine_run": args.n / screen_cpu * engine_cpu,
