@@ -15,6 +15,7 @@ FORBIDDEN = {
     "inference": ("invariance", "fit", "studies", "cli"),
     "invariance": ("fit", "studies", "cli"),
     "columns": ("simulators", "bank", "inference", "invariance", "fit", "studies", "cli"),
+    "cheap": ("bank", "inference", "invariance", "fit", "studies", "cli"),
     "rsnn": ("bank", "invariance", "fit", "studies", "cli"),
     "io.py": ("bank", "inference", "invariance", "simulators", "features", "fit", "cli"),
 }

@@ -12,7 +12,7 @@ from ..errors import UserError
 
 #: Command modules in the order ``automind --help`` lists them.
 COMMANDS = ("simulate", "demo", "fit", "features", "train", "infer", "validate", "diagnose",
-            "bank", "invariance", "compare", "study", "column")
+            "bank", "invariance", "compare", "study", "column", "cheap")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,69 @@
+"""``automind cheap check BANK``: the cheap model's statuses and rates against Brian2 runs.
+
+Calibrates the screen window on the first part of the bank and scores everything on the
+rest (held out), for the table and for the analytic transfer function (spec §4).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
+               calibration: float = 0.5, baseline: bool = True) -> dict:
+    """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
+    bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline."""
+    from .screen import CheapModel, calibrate_window, scores
+
+    done = np.isin(status, ("ok", "silent", "runaway"))
+    theta, status, rate_E = theta[done], np.asarray(status)[done].astype(str), rate_E[done]
+    if len(theta) < 20:
+        raise UserError(f"checking needs at least 20 ok/silent/runaway runs, got {len(theta)}")
+    n_cal = int(round(calibration * len(theta)))
+    out = {"n": int(len(theta)), "calibration": n_cal, "held_out": int(len(theta) - n_cal),
+           "recall_target": recall, "models": {}}
+    models = [("table", table)] if table != "analytic" else []
+    models += [("analytic", "analytic")] if baseline or table == "analytic" else []
+    for name, which in models:
+        model = CheapModel.for_spec(spec, prior, which)
+        start = time.process_time()
+        pred = model.predict(theta)
+        cpu = time.process_time() - start
+        t_ref = model.t_refrac(theta)
+        window = calibrate_window(_take(pred, slice(0, n_cal)), t_ref[:n_cal], status[:n_cal], recall)
+        held = slice(n_cal, None)
+        result = {"calibrated": scores(_take(pred, held), t_ref[held], status[held], window),
+                  "default_thresholds": scores(_take(pred, held), t_ref[held], status[held],
+                                               type(window)())}
+        ok = (status[held] == "ok") & (pred.status[held] != "undetermined")
+        sim_rate, cheap_rate = rate_E[held][ok], pred.rate_E[held][ok]
+        dlog = np.abs(np.log10(np.maximum(cheap_rate, 1e-3)) - np.log10(np.maximum(sim_rate, 1e-3)))
+        result["ok_rate"] = {"spearman": spearman(cheap_rate, sim_rate), "n": int(ok.sum()),
+                             "median_abs_dlog10": float(np.median(dlog)) if ok.any() else None}
+        result["regimes"] = {r: int(np.sum(pred.regime == r)) for r in ("async", "bursting",
+                                                                       "multistable", "")}
+        result["cpu_seconds"] = cpu
+        result["predictions_per_cpu_second"] = len(theta) / max(cpu, 1e-9)
+        result["table"] = getattr(model.table, "key", "analytic")
+        out["models"][name] = result
+    return out
+
+
+def _take(pred, index):
+    from dataclasses import fields, replace
+
+    values = {f.name: getattr(pred, f.name)[index] for f in fields(pred)
+              if f.name not in ("populations", "flags")}
+    return replace(pred, **values, flags={k: v[index] for k, v in pred.flags.items()})

@@ -1,0 +1,163 @@
+"""MK1 and Brunel as a few homogeneous populations coupled through the table.
+
+Each network maps population rates ν (batch × populations, Hz) and adaptation currents w to
+output rates through :class:`moments` and a table: ``rates_out(ν, w)``. In-degrees follow the
+simulators' connection rules (spec §2 of ``shared/spec/cheap-forward.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from .moments import Drive, Neuron, adiabatic_w, current_based, dimensionless, membrane, source
+
+
+class _Network:
+    names: tuple
+    excitatory_weights: np.ndarray  # (B, P): weights of the status ("E") rate
+    t_refrac_probe: np.ndarray      # (B,)
+    max_rate: np.ndarray            # (B, P): 1 / t_refrac
+
+    def status_rate(self, rates) -> np.ndarray:
+        return np.sum(rates * self.excitatory_weights, axis=-1)
+
+
+class MK1Network(_Network):
+    """Driven E (igniters), undriven E and I populations of MK1 for a batch of θ (SI dicts of arrays)."""
+
+    names = ("E_d", "E_n", "I")
+
+    def __init__(self, params: dict, fixed: dict, N: int, table):
+        self.table = table
+        p = {k: np.asarray(v, float) for k, v in params.items()}
+        B = np.broadcast(*p.values()).shape
+        n_e = np.clip(np.floor(N * p["exc_prop"] + 0.5), 1, N - 1)
+        n_i = N - n_e
+        igniters = np.floor(p["p_igniters"] * n_e + 0.5) / n_e
+        k = np.floor(p["n_clusters"])
+        clustered = (k >= 2) & (p["R_pe2e"] > 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_in = np.where(clustered, 1 - (k - 2) * (k - 3) / np.maximum(k * (k - 1), 1), 0.0)
+        boost = 1 + (p["R_pe2e"] - 1) * p_in
+        k_ee = p["p_e2e"] * (n_e - 1) * boost
+        in_share = p_in * p["R_pe2e"] / boost
+        self.k_ee_in, self.k_ee_out = k_ee * in_share, k_ee * (1 - in_share)
+        self.q_ee_in = p["E.Q_ge"] * p["R_Qe2e"]
+        self.k_ei, self.k_ie, self.k_ii = p["p_i2e"] * n_i, p["p_e2i"] * n_e, p["p_i2i"] * (n_i - 1)
+        self.p = p
+        self.fixed = fixed
+        self.igniters = igniters
+        e = Neuron(C=p["E.C"], g_L=p["E.g_L"], v_rest=p["E.v_rest"], v_thresh=p["E.v_thresh"],
+                   v_reset=p["E.v_reset"], t_refrac=p["E.t_refrac"], delta_T=p["E.delta_T"],
+                   a=p["E.a"], b=p["E.b"], tau_w=p["E.tau_w"], tau_e=p["E.tau_ge"],
+                   tau_i=p["E.tau_gi"], E_e=fixed["E_ge"], E_i=p["E.E_gi"])
+        f = {k: np.full(B, fixed[f"I.{k}"]) for k in
+             ("C", "g_L", "v_rest", "v_thresh", "v_reset", "t_refrac", "delta_T", "a", "b", "tau_w",
+              "tau_ge", "tau_gi", "E_gi")}
+        i = Neuron(C=f["C"], g_L=f["g_L"], v_rest=f["v_rest"], v_thresh=f["v_thresh"],
+                   v_reset=f["v_reset"], t_refrac=f["t_refrac"], delta_T=f["delta_T"], a=f["a"],
+                   b=f["b"], tau_w=f["tau_w"], tau_e=f["tau_ge"], tau_i=f["tau_gi"],
+                   E_e=fixed["E_ge"], E_i=f["E_gi"])
+        self.neurons = (e, e, i)
+        n_p, q_p = fixed["N_poisson"], fixed["Q_poisson"]
+        self.external = (source(n_p * p["E.poisson_rate"], q_p, True),
+                         source(np.zeros(B), q_p, True),
+                         source(n_p * p["I.poisson_rate"], q_p, True))
+        self.excitatory_weights = np.stack([igniters, 1 - igniters, np.zeros(B)], axis=-1)
+        self.t_refrac_probe = p["E.t_refrac"]
+        self.max_rate = np.stack([1 / p["E.t_refrac"], 1 / p["E.t_refrac"], 1 / f["t_refrac"]], -1)
+        self.tau_w = np.stack([n.tau_w for n in self.neurons], axis=-1)
+        # μ_G + a ≤ 0: the adiabatic adaptation has no equilibrium (spec §2, flagged)
+        self.flag_negative_leak = p["E.g_L"] + p["E.a"] <= 0
+
+    def drives(self, rates, index=slice(None)) -> list[Drive]:
+        p = self.p
+        sel = lambda v: np.asarray(v)[index] if np.ndim(v) else v  # noqa: E731
+        ig = sel(self.igniters)
+        nu_e = ig * rates[..., 0] + (1 - ig) * rates[..., 1]
+        nu_i = rates[..., 2]
+        recurrent_e = (source(sel(self.k_ee_out) * nu_e, sel(p["E.Q_ge"]), True)
+                       + source(sel(self.k_ee_in) * nu_e, sel(self.q_ee_in), True)
+                       + source(sel(self.k_ei) * nu_i, sel(p["E.Q_gi"]), False))
+        to_i = (source(sel(self.k_ie) * nu_e, sel(p["I.Q_ge"]), True)
+                + source(sel(self.k_ii) * nu_i, sel(p["I.Q_gi"]), False))
+        ext = [Drive(*(sel(getattr(d, k)) for k in ("e1", "e2", "i1", "i2"))) for d in self.external]
+        return [ext[0] + recurrent_e, ext[1] + recurrent_e, ext[2] + to_i]
+
+    def neuron(self, pop: int, index=slice(None)) -> Neuron:
+        n = self.neurons[pop]
+        return Neuron(**{k: (np.asarray(v)[index] if np.ndim(v) else v) for k, v in vars(n).items()})
+
+    def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
+        drives = self.drives(rates, index)
+        return np.stack([adiabatic_w(self.neuron(q, index), drives[q], rates[..., q])
+                         for q in range(3)], axis=-1)
+
+    def evaluate(self, rates, w, index=slice(None)):
+        """(ν_out Hz, CV, extrapolated, τ_eff s, a(μ_V − v_rest) + bτ_wν target of w), each (b, P)."""
+        drives = self.drives(rates, index)
+        out = [[] for _ in range(5)]
+        for q in range(3):
+            n = self.neuron(q, index)
+            mom = membrane(n, drives[q], w[..., q])
+            log_rate, cv, extra = self.table.lookup(dimensionless(n, mom))
+            nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
+            target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates[..., q]
+            for lst, v in zip(out, (nu, cv, extra, mom.tau_eff, target)):
+                lst.append(np.broadcast_to(v, nu.shape))
+        return tuple(np.stack(v, axis=-1) for v in out)
+
+
+class BrunelNetwork(_Network):
+    """Brunel (2000): one population (E and I are identical), current-based LIF with delta
+    synapses; no adaptation."""
+
+    names = ("E",)
+
+    def __init__(self, params: dict, fixed: dict, table):
+        self.table = table
+        g = np.asarray(params["g"], float)
+        nu_ext = np.asarray(params["nu_ext"], float)
+        B = np.broadcast(g, nu_ext).shape
+        f = fixed
+        self.f, self.g = f, g
+        self.nu_x = nu_ext * f["theta"] / (f["C_E"] * f["J"] * f["tau_m"])
+        self.gamma = (1 - f["exc_fraction"]) / f["exc_fraction"]
+        self.excitatory_weights = np.ones(B + (1,))
+        self.t_refrac_probe = np.full(B, f["t_refrac"])
+        self.max_rate = np.full(B + (1,), 1 / f["t_refrac"])
+        self.tau_w = np.full(B + (1,), np.inf)
+        self.flag_negative_leak = np.zeros(B, bool)
+
+    def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
+        return np.zeros_like(rates)
+
+    def evaluate(self, rates, w, index=slice(None)):
+        f = self.f
+        g = self.g[index] if np.ndim(self.g) else self.g
+        nu_x = self.nu_x[index] if np.ndim(self.nu_x) else self.nu_x
+        nu = rates[..., 0]
+        c_e, j, tau = f["C_E"], f["J"], f["tau_m"]
+        mu = c_e * j * tau * (nu_x + nu * (1 - self.gamma * g))
+        sigma = np.sqrt(c_e * j**2 * tau * (nu_x + nu * (1 + self.gamma * g**2)) / 2)
+        inputs = current_based(mu, sigma, f["theta"], f["v_reset"], f["t_refrac"], tau)
+        log_rate, cv, extra = self.table.lookup(inputs)
+        out = np.minimum(10.0 ** log_rate / tau, 1 / f["t_refrac"])
+        zeros = np.zeros_like(out)
+        return (out[..., None], cv[..., None], extra[..., None], np.full_like(out, tau)[..., None],
+                zeros[..., None])
+
+
+def for_spec(spec, params: dict, table):
+    """The network of a simulator spec (model with a reduction) for θ given as SI arrays."""
+    if spec.model == "mk1":
+        if spec.reference_quirks:
+            raise UserError("cheap: no reduction for mk1 with reference_quirks = true "
+                            "(frozen v_cut); use the published model")
+        return MK1Network(params, spec.fixed, spec.N, table)
+    if spec.model == "brunel":
+        return BrunelNetwork(params, spec.fixed, table)
+    raise UserError(f"cheap: no reduction (moments) for model {spec.model!r}; "
+                    "available: mk1, brunel")
+

@@ -1,0 +1,193 @@
+"""``CheapModel``: predictions for θ of a prior, the status screen and its calibration.
+
+    model = CheapModel.for_spec(SimulatorSpec.load("mk1"))
+    pred = model.predict(theta)              # θ rows in the prior's units
+    keep = model.screen(theta, window=...)   # which θ to simulate
+    grad = model.rate_gradient(theta)        # d log10 ν_E / dθ (prior units)
+
+The screen keeps θ whose predicted E activity ν_E·t_ref lies in a window calibrated on a
+bank (:func:`calibrate_window`: the window that keeps a given fraction of the bank's ``ok``
+runs), plus every ``undetermined`` θ — the screen never drops what it cannot predict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+from .solve import RUNAWAY, SILENT, Protocol, solve
+
+
+def theta_to_si(prior, theta: np.ndarray) -> dict:
+    """Validated θ rows (prior units) → {name: SI array}, discreteness applied, constants added."""
+    theta = prior.validate(theta)
+    params = {}
+    for j, p in enumerate(prior.parameters):
+        v = theta[:, j]
+        params[p.name] = (np.floor(v) if p.discrete == "floor" else v) * p.si_factor
+    for c in prior.constants:
+        params[c.name] = np.full(len(theta), c.value * c.si_factor)
+    return params
+
+
+@dataclass(frozen=True)
+class Window:
+    """Keep θ with predicted ν_E·t_ref in [low, high] (log-activity window)."""
+
+    low: float = SILENT
+    high: float = RUNAWAY
+    recall: float | None = None  # the ok-recall it was calibrated for, if any
+
+    def to_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "recall": self.recall}
+
+
+class CheapModel:
+    """A simulator spec's reduction bound to a table (or the analytic baseline)."""
+
+    def __init__(self, spec, prior, table):
+        from ..simulators.simulator import check_prior_fits
+
+        check_prior_fits(spec, prior)
+        self.spec, self.prior, self.table = spec, prior, table
+        from .networks import for_spec  # raises a UserError for models without a reduction
+
+        for_spec(spec, theta_to_si(prior, (prior.low + prior.high)[None] / 2), table)
+
+    @classmethod
+    def for_spec(cls, spec, prior=None, table=None) -> "CheapModel":
+        """``table``: a :class:`table.Table`, a folder, ``"analytic"``, or None for the built
+        table in the cache (full grid first, then the reduced one)."""
+        from ..prior import Prior
+        from .baseline import AnalyticPhi
+        from .table import Table, default_table
+
+        prior = prior or Prior.load(spec.prior)
+        if table is None:
+            table = default_table()
+        elif isinstance(table, str) and table == "analytic":
+            table = AnalyticPhi()
+        elif not hasattr(table, "lookup"):
+            table = Table(table)
+        return cls(spec, prior, table)
+
+    def network(self, theta):
+        from .networks import for_spec
+
+        return for_spec(self.spec, theta_to_si(self.prior, theta), self.table)
+
+    def predict(self, theta, batch: int = 4096, status_only: bool = False):
+        """Solve every θ row; returns a :class:`solve.Prediction` (batched for memory).
+        ``status_only``: the probe window only (what the screen needs; ~5× faster)."""
+        theta = self.prior.validate(theta)
+        protocol = Protocol.of_spec(self.spec)
+        parts = [solve(self.network(theta[i:i + batch]), protocol, status_only=status_only)
+                 for i in range(0, len(theta), batch)]
+        return _concat(parts)
+
+    def screen(self, theta, window: Window | None = None):
+        """(keep mask, prediction): θ to simulate under ``window`` (default: the early-stop
+        thresholds themselves)."""
+        window = window or Window()
+        pred = self.predict(theta, status_only=True)
+        return keep_mask(pred, self.t_refrac(theta), window), pred
+
+    def t_refrac(self, theta) -> np.ndarray:
+        return np.asarray(self.network(self.prior.validate(theta)).t_refrac_probe, float)
+
+    def rate_gradient(self, theta, step: float = 1e-3) -> np.ndarray:
+        """d log10 ν_E / dθ (prior units), central differences of ``step`` × prior width;
+        NaN where a side is not ``ok``."""
+        theta = self.prior.validate(theta)
+        n, d = theta.shape
+        width = self.prior.high - self.prior.low
+        rows = [theta]
+        for sign in (1, -1):
+            for j in range(d):
+                shifted = theta.copy()
+                shifted[:, j] = np.clip(theta[:, j] + sign * step * width[j], self.prior.low[j],
+                                        self.prior.high[j])
+                rows.append(shifted)
+        stacked = np.concatenate(rows)
+        pred = self.predict(stacked)
+        log_rate = np.log10(np.maximum(pred.rate_E, 1e-30)).reshape(2 * d + 1, n)
+        ok = (pred.status == "ok").reshape(2 * d + 1, n)
+        span = (np.concatenate(rows[1:d + 1]) - np.concatenate(rows[d + 1:])).reshape(d, n, d)
+        span = np.stack([span[j, :, j] for j in range(d)])  # (d, n)
+        grad = (log_rate[1:d + 1] - log_rate[d + 1:]) / np.where(span > 0, span, np.nan)
+        grad[~(ok[1:d + 1] & ok[d + 1:])] = np.nan
+        return grad.T
+
+
+def probe_activity(pred, t_refrac) -> np.ndarray:
+    """Predicted ν_E · t_ref over the probe window: what the early stop measures."""
+    return pred.flags["probe_rate_E"] * np.asarray(t_refrac, float)
+
+
+def classify(pred, t_refrac, window: Window) -> np.ndarray:
+    """Statuses under the window's thresholds (undetermined stays undetermined)."""
+    activity = probe_activity(pred, t_refrac)
+    status = np.where(activity < window.low, "silent",
+                      np.where(activity > window.high, "runaway", "ok")).astype(object)
+    return np.where(pred.status == "undetermined", "undetermined", status)
+
+
+def keep_mask(pred, t_refrac, window: Window) -> np.ndarray:
+    """θ to simulate: predicted ok under the window, or undetermined."""
+    return np.isin(classify(pred, t_refrac, window), ("ok", "undetermined"))
+
+
+def calibrate_window(pred, t_refrac, simulated_status, recall: float = 0.95) -> Window:
+    """Status thresholds recalibrated on a bank (spec §2): the window of predicted probe
+    activity that keeps ``recall`` of the simulated ``ok`` runs, cutting equal quantiles of
+    them on both sides (undetermined predictions are always kept)."""
+    if not 0 < recall <= 1:
+        raise UserError(f"recall must be in (0, 1], got {recall}")
+    ok = (np.asarray(simulated_status) == "ok") & (pred.status != "undetermined")
+    if ok.sum() < 10:
+        raise UserError(f"calibration needs >= 10 ok runs with a prediction, got {int(ok.sum())}")
+    activity = np.log10(np.maximum(probe_activity(pred, t_refrac)[ok], 1e-30))
+    tail = (1 - recall) / 2
+    low, high = np.quantile(activity, [tail, 1 - tail])
+    return Window(float(10 ** low), float(10 ** high), recall)
+
+
+def scores(pred, t_refrac, simulated_status, window: Window) -> dict:
+    """Per-class recall/precision of the statuses under ``window`` vs the simulated ones, and
+    the screen's ok-recall, precision (ok among kept) and kept fraction."""
+    sim = np.asarray(simulated_status)
+    said_all = classify(pred, t_refrac, window)
+    out = {"n": int(len(sim)), "window": window.to_dict()}
+    for cls in ("silent", "ok", "runaway"):
+        truth, said = sim == cls, said_all == cls
+        out[cls] = {"n": int(truth.sum()),
+                    "recall": float((truth & said).sum() / max(truth.sum(), 1)),
+                    "precision": float((truth & said).sum() / max(said.sum(), 1))}
+    keep = keep_mask(pred, t_refrac, window)
+    ok = sim == "ok"
+    out["screen"] = {"kept": float(keep.mean()),
+                     "ok_recall": float((keep & ok).sum() / max(ok.sum(), 1)),
+                     "precision": float((keep & ok).sum() / max(keep.sum(), 1)),
+                     "unscreened_precision": float(ok.mean())}
+    out["undetermined"] = float((pred.status == "undetermined").mean())
+    out["extrapolated"] = float(np.mean(pred.extrapolated))
+    return out
+
+
+def _concat(parts):
+    from dataclasses import fields, replace
+
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    values = {}
+    for f in fields(first):
+        if f.name == "populations":
+            continue
+        if f.name == "flags":
+            values[f.name] = {k: np.concatenate([p.flags[k] for p in parts]) for k in first.flags}
+        else:
+            values[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
+    return replace(first, **values)

@@ -1,0 +1,278 @@
+"""Populations coupled through the table: the run from rest, equilibria, stability, bursting.
+
+For a batch of θ at once, on the rate + adaptation dynamics
+
+    τ_eff ν̇ = −ν + Φ(ν, w),   τ_w ẇ = −w + a(μ_V − v_rest) + b τ_w ν:
+
+1. **The run from rest** (ν = 0, w = 0: the simulator's start), integrated for the run's
+   duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
+   probe window vs 1e-4 / 0.99), the rates are means over the analysis window. This
+   matters: with τ_w up to 20 s, adaptation is far from its adiabatic mean within a run.
+   The status needs only the probe window, always integrated in full (``undetermined`` only
+   if the integration fails); a run that neither settles nor cycles before the horizon keeps
+   its regime undetermined ("") and its rates are flagged ``unsettled`` — never a guess. A
+   limit cycle (≥ 3 prominent peaks) is ``bursting``, its period the inter-burst interval.
+2. **Equilibria**: damped, Anderson-accelerated fixed-point iteration ν ← ν + α(Φ(ν) − ν)
+   (adaptation at its adiabatic mean) from the saturated start (1/t_ref), with stability from
+   the Jacobian; a stable state other than where the run settles is ``multistable``.
+   (``fixed_point`` also serves quiet or drive-only starts.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALPHA, TOL, MAX_ITER, DEPTH = 0.2, 1e-4, 300, 5
+ABS_TOL = 1e-6  # Hz: rates below this are zero for convergence purposes
+SILENT, RUNAWAY = 1e-4, 0.99
+#: Step of the run from rest: exponential Euler for w (exact relaxation), ν relaxed towards Φ
+#: by at most half the gap per step (a map iterated without damping would oscillate with period
+#: 2 dt when τ_eff ≪ dt). Resolves bursts, not fast (gamma) oscillations, which are out of scope.
+INTEGRATION_DT = 1e-2
+HORIZON = 5.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What the simulator measures: probe window, run duration, analysis start (s)."""
+
+    probe: float = 1.0
+    duration: float = 10.0
+    t_start: float = 0.1
+
+    @classmethod
+    def of_spec(cls, spec) -> "Protocol":
+        return cls(min(spec.probe, spec.duration), spec.duration, spec.t_analysis_start)  # the simulators' early-stop thresholds on ν_E · t_ref
+
+
+@dataclass
+class Prediction:
+    """Per-θ outputs (arrays over the batch; per population along the last axis)."""
+
+    populations: tuple
+    rates: np.ndarray          # Hz, (B, P) quiet-start equilibrium (cycle mean when bursting)
+    rate_E: np.ndarray         # Hz, the status rate (E populations weighted by size)
+    cv: np.ndarray             # ISI CV per population
+    w: np.ndarray              # adaptation current per population, A
+    status: np.ndarray         # silent / ok / runaway / undetermined
+    regime: np.ndarray         # async / bursting / multistable / "" when undetermined
+    margin: np.ndarray         # log10 distance of ν_E t_ref to the nearest status threshold
+    period: np.ndarray         # s, inter-burst interval (nan unless bursting)
+    extrapolated: np.ndarray   # any table lookup at the solution outside the table
+    iterations: np.ndarray
+    flags: dict = field(default_factory=dict)
+
+    def as_columns(self) -> dict:
+        cols = {f"rate_{p}": self.rates[:, i] for i, p in enumerate(self.populations)}
+        cols |= {f"cv_{p}": self.cv[:, i] for i, p in enumerate(self.populations)}
+        return cols | {"rate_E": self.rate_E, "status": self.status, "regime": self.regime,
+                       "margin": self.margin, "period": self.period,
+                       "extrapolated": self.extrapolated, "iterations": self.iterations}
+
+
+def _map(net, x, index):
+    w = net.adiabatic(x, index)
+    return net.evaluate(x, w, index)[0]
+
+
+def fixed_point(net, start: np.ndarray, alpha=ALPHA, tol=TOL, max_iter=MAX_ITER, depth=DEPTH):
+    """Anderson-accelerated damped iteration for every row of ``start``; returns
+    (ν*, converged, iterations)."""
+    x = np.array(start, float)
+    B, P = x.shape
+    converged = np.zeros(B, bool)
+    iterations = np.full(B, max_iter)
+    hist_dx = np.zeros((B, depth, P))
+    hist_dg = np.zeros((B, depth, P))
+    prev_x, prev_g = np.zeros((B, P)), np.zeros((B, P))
+    active = np.arange(B)
+    vmax = net.max_rate
+    for it in range(max_iter):
+        xa = x[active]
+        fa = _map(net, xa, active)
+        g = fa - xa
+        done = np.all(np.abs(g) <= tol * np.maximum(np.abs(fa), np.abs(xa)) + ABS_TOL, axis=-1)
+        done |= ~np.all(np.isfinite(fa), axis=-1)  # reported unconverged below
+        finished = active[done]
+        ok = np.all(np.isfinite(fa[done]), axis=-1)
+        x[finished[ok]] = fa[done][ok]
+        converged[finished[ok]] = True
+        iterations[finished] = it + 1
+        keep = ~done
+        active, xa, g = active[keep], xa[keep], g[keep]
+        if len(active) == 0:
+            break
+        if it > 0:
+            slot = it % depth
+            hist_dx[active, slot] = xa - prev_x[active]
+            hist_dg[active, slot] = g - prev_g[active]
+        prev_x[active], prev_g[active] = xa, g
+        dg, dx = hist_dg[active], hist_dx[active]
+        gram = np.einsum("bmp,bnp->bmn", dg, dg)
+        reg = 1e-10 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-300
+        gram = gram + reg * np.eye(depth)
+        gamma = np.linalg.solve(gram, np.einsum("bmp,bp->bm", dg, g)[..., None])[..., 0]
+        step = xa + alpha * g - np.einsum("bm,bmp->bp", gamma, dx + alpha * dg)
+        plain = xa + alpha * g
+        # Anderson is a secant method: far from the root it can jump backwards or out of the
+        # physical range; then take the damped step and forget the history.
+        sane = np.all(np.isfinite(step), axis=-1) & (np.sum((step - xa) * g, axis=-1) > 0) & \
+            np.all((step >= 0) & (step <= vmax[active]), axis=-1)
+        step = np.where(sane[:, None], step, plain)
+        hist_dx[active[~sane]] = 0.0
+        hist_dg[active[~sane]] = 0.0
+        x[active] = np.clip(step, 0.0, vmax[active])
+    return x, converged, iterations
+
+
+def jacobian_stable(net, rates, w, index) -> np.ndarray:
+    """Whether (ν, w) is a stable equilibrium of the rate + adaptation dynamics."""
+    b, P = rates.shape
+    state = np.concatenate([rates, w], axis=-1)
+
+    def rhs(s):
+        nu, ww = s[:, :P], s[:, P:]
+        out, _, _, tau, target = net.evaluate(nu, ww, index)
+        tau_w = net.tau_w[index]
+        dw = np.where(np.isfinite(tau_w), (target - ww) / np.where(np.isfinite(tau_w), tau_w, 1.0), 0)
+        return np.concatenate([(out - nu) / tau, dw], axis=-1)
+
+    base = rhs(state)
+    jac = np.zeros((b, 2 * P, 2 * P))
+    for k in range(2 * P):
+        h = np.where(k < P, 1e-3 * np.maximum(state[:, k], 0.1), 1e-3 * np.maximum(np.abs(state[:, k]), 1e-12))
+        shifted = state.copy()
+        shifted[:, k] += h
+        jac[:, :, k] = (rhs(shifted) - base) / h[:, None]
+    jac = np.nan_to_num(jac)
+    return np.max(np.linalg.eigvals(jac).real, axis=-1) < 0
+
+
+def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25):
+    """Integrate the rate + adaptation dynamics from rest for min(duration, horizon).
+
+    Rows whose status rate varies < 1 % over a ``block`` are frozen (their remaining time
+    counts at the final value). Returns a dict: probe-window mean status rate, analysis-window
+    mean rates per population, final ν and w, ``finished`` (settled or the whole run
+    integrated), ``period`` (s, NaN unless a limit cycle) and the trace (float32)."""
+    B, P = net.max_rate.shape
+    end = min(protocol.duration, horizon)
+    steps = max(int(round(end / dt)), 1)
+    n_probe = max(int(round(protocol.probe / dt)), 1)
+    first = min(int(round(protocol.t_start / dt)), steps - 1)
+    n_analysis = max(int(round(protocol.duration / dt)) - first, 1)
+    nu, w = np.zeros((B, P)), np.zeros((B, P))
+    probe_sum, analysis_sum = np.zeros(B), np.zeros((B, P))
+    trace = np.full((steps, B), np.nan, np.float32)
+    settled = np.zeros(B, bool)
+    live = np.arange(B)
+    per_block = max(int(round(block / dt)), 2)
+    finite_w = np.isfinite(net.tau_w)
+    tau_w = np.where(finite_w, net.tau_w, 1.0)
+    for s in range(steps):
+        out, _, _, tau, target = net.evaluate(nu[live], w[live], live)
+        gain = np.minimum(1.0 - np.exp(-dt / tau), 0.5)
+        nu[live] = nu[live] + gain * (out - nu[live])
+        w[live] = np.where(finite_w[live], target + (w[live] - target) * np.exp(-dt / tau_w[live]),
+                           w[live])
+        rate = np.sum(nu[live] * net.excitatory_weights[live], -1)
+        trace[s, live] = rate
+        if s < n_probe:
+            probe_sum[live] += rate
+        if s >= first:
+            analysis_sum[live] += nu[live]
+        if (s + 1) % per_block == 0 and s >= per_block:
+            recent = trace[s + 1 - per_block:s + 1, live].astype(float)
+            still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
+            frozen = live[still]
+            settled[frozen] = True
+            _fill(frozen, s, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
+            live = live[~still]
+            if len(live) == 0:
+                break
+    _fill(live, steps - 1, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
+    period = np.full(B, np.nan)
+    if len(live):
+        period[live] = _periods(trace[:, live], dt)
+    finished = settled | (steps * dt >= protocol.duration - 1e-9) | np.isfinite(period)
+    return {"probe_rate": probe_sum / n_probe, "rates": analysis_sum / n_analysis, "nu": nu, "w": w,
+            "finished": finished, "settled": settled, "period": period, "trace": trace}
+
+
+def _fill(rows, s, nu, weights, probe_sum, analysis_sum, n_probe, first, n_analysis):
+    """Steps after ``s`` count at the rows' final rates (frozen, or the horizon reached)."""
+    if len(rows) == 0:
+        return
+    done = s + 1
+    probe_sum[rows] += max(n_probe - done, 0) * np.sum(nu[rows] * weights[rows], -1)
+    analysis_sum[rows] += max(n_analysis - max(done - first, 0), 0) * nu[rows]
+
+
+def _periods(trace, dt):
+    """Limit-cycle period per column (NaN unless ≥ 3 prominent peaks after the first second)."""
+    from scipy.signal import find_peaks
+
+    skip = int(round(1.0 / dt))
+    out = np.full(trace.shape[1], np.nan)
+    for j in range(trace.shape[1]):
+        x = trace[skip:, j].astype(float)
+        x = x[np.isfinite(x)]
+        if len(x) < 10 or x.max() - x.min() <= 0.05 * (abs(x.mean()) + 1e-3):
+            continue
+        peaks, _ = find_peaks(x, prominence=0.5 * (x.max() - x.min()))
+        if len(peaks) >= 3:
+            out[j] = np.median(np.diff(peaks)) * dt
+    return out
+
+
+def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
+          max_iter=MAX_ITER, horizon=HORIZON, status_only=False) -> Prediction:
+    """Predict status, regime and rates for every θ of the network's batch.
+
+    ``status_only``: integrate the probe window only and skip the equilibria (what a screen
+    needs; rates are then means over the probe window and regimes are left undetermined)."""
+    protocol = protocol or Protocol()
+    B, P = net.max_rate.shape
+    everyone = np.arange(B)
+    if status_only:
+        horizon = protocol.probe
+        protocol = Protocol(protocol.probe, protocol.probe, 0.0)
+    run = run_from_rest(net, protocol, horizon=horizon)
+    rates, w = run["rates"], run["w"]
+    # The status needs only the probe window, which is always integrated in full; the regime
+    # needs the run to settle or cycle before the horizon, else it stays undetermined ("").
+    probe_integrated = min(protocol.duration, horizon) >= protocol.probe - 1e-9
+    known = np.isfinite(run["probe_rate"]) & np.all(np.isfinite(rates), -1) & \
+        (run["settled"] | probe_integrated)
+    regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
+    regime[~run["finished"]] = ""
+    # equilibria: another stable state than where the run ends is multistability
+    if status_only:
+        regime[:] = ""
+        saturated, conv_s, iters = np.zeros((B, P)), np.zeros(B, bool), np.zeros(B, int)
+    else:
+        saturated, conv_s, iters = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
+    end_rate = net.status_rate(run["nu"])
+    for other, conv in ((saturated, conv_s),):
+        differs = conv & (regime == "async") & run["settled"] & (
+            np.abs(np.log10((net.status_rate(other) + 1e-3) / (end_rate + 1e-3))) > 0.1)
+        if differs.any():
+            idx = np.flatnonzero(differs)
+            w_o = net.adiabatic(other[idx], idx)
+            regime[idx[jacobian_stable(net, other[idx], w_o, idx)]] = "multistable"
+    _, cv, extra, _, _ = net.evaluate(rates, w, everyone)
+    rate_e = net.status_rate(rates)
+    activity = run["probe_rate"] * net.t_refrac_probe
+    status = np.where(activity < silent, "silent", np.where(activity > runaway, "runaway", "ok"))
+    status = np.where(known, status, "undetermined").astype(object)
+    regime = np.where(known, regime, "").astype(object)  # unsettled runs: rates are flagged
+    log_a = np.log10(np.maximum(activity, 1e-30))
+    margin = np.minimum(np.abs(log_a - np.log10(silent)), np.abs(log_a - np.log10(runaway)))
+    margin = np.where(known, margin, np.nan)
+    return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, run["period"],
+                      np.any(extra, axis=-1), iters,
+                      {"negative_leak": np.asarray(net.flag_negative_leak),
+                       "probe_rate_E": run["probe_rate"],
+                       "unsettled": ~run["finished"]})

@@ -1,0 +1,347 @@
+"""The table: stationary rate and ISI CV of the reduced neuron over a grid, built once by
+compiled Brian2 runs, stored as checked arrays + JSON, looked up multilinearly.
+
+Storage ``$AUTOMIND_CACHE/cheap/<hash>/``:
+
+    table.json          key (equations, grid, dt rule, node settings, seed, Brian2), build
+                        summary, sha256 and shape of every array
+    log10_rate.npy      float32 log10(ν τ_eff) per node (filled / made monotone, see below)
+    cv.npy, rel_se.npy, count.npy, flags.npy
+    chunks/cNNNNNN.npy  raw per-chunk results while building (resumable; kept)
+
+Lookups interpolate log10 of the free ISI 1/ν − ρ (then ν = 1/(ρ + T)) multilinearly.
+Nodes with fewer than ``MIN_COUNT`` spikes are filled down the m axis from the lowest
+well-measured node with the coloured-noise Siegert tail (flag 1); log10 ν is then made
+non-decreasing in m (flag 2 where that changed a node). Lookups beyond the m axis use the
+Siegert tail below and the deterministic ISI above; beyond any other axis they clamp; all
+three are reported as ``extrapolated``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import atomic_write_bytes as _atomic_write
+from . import analytic
+from .grid import AXES, COORDINATES, Grid
+from .nodes import EQUATIONS, RESET, NodeSettings
+
+FORMAT = "automind-cheap-table"
+FORMAT_VERSION = 1
+MIN_COUNT = 30
+FREE_ISI_FLOOR = 1e-4  # of the ISI: where the measured ISI is all refractory
+ARRAYS = ("log10_rate", "cv", "rel_se", "count", "flags")
+FLAG_TAIL, FLAG_MONOTONE = 1, 2
+
+
+def cache_root() -> Path:
+    from ..simulators.engine import cache_root as root
+
+    return root() / "cheap"
+
+
+def table_key(grid: Grid, settings: NodeSettings, seed: int) -> dict:
+    key = settings.key()
+    return {"format": FORMAT, "version": FORMAT_VERSION, "grid": grid.to_dict(),
+            "equations": EQUATIONS, "reset": RESET, "dt_rule": f"dt = {settings.dt} tau_eff",
+            "nodes": {k: v for k, v in key.items() if k not in ("equations", "reset")},
+            "seed": int(seed), "min_count": MIN_COUNT}
+
+
+def key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+# ---- building -----------------------------------------------------------------------------
+
+def _run_chunk(directory: str, settings: dict, seed: int, chunk: int) -> int:
+    """Worker: simulate one chunk of unique nodes unless it is done or claimed."""
+    from filelock import FileLock, Timeout
+
+    from .nodes import NodeBinary, node_arguments
+
+    folder = Path(directory)
+    out = folder / "chunks" / f"c{chunk:06d}.npy"
+    lock = FileLock(str(folder / "chunks" / f"c{chunk:06d}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0  # another builder is on it
+    try:
+        if out.exists():
+            return 0
+        node_settings = NodeSettings(**settings)
+        nodes = np.load(folder / "nodes.npy", allow_pickle=False)
+        size = node_settings.group_size
+        part = nodes[chunk * size:(chunk + 1) * size]
+        args = node_arguments(*part.T, dt=node_settings.dt)
+        result = NodeBinary(node_settings).run(
+            args, int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0]))
+        _atomic_write(out, _npy_bytes(np.stack([result[k] for k in
+                                                ("rate", "cv", "rel_se", "count")])))
+        return len(part)
+    finally:
+        lock.release()
+
+
+def build_table(grid: Grid | None = None, settings: NodeSettings | None = None, seed: int = 0,
+                workers: int = 1, root: Path | None = None, progress=None) -> Path:
+    """Build (or resume, or just return) the table for this key; returns its folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .nodes import NodeBinary
+
+    grid, settings = grid or Grid.full(), settings or NodeSettings()
+    key = table_key(grid, settings, seed)
+    folder = (root or cache_root()) / key_digest(key)
+    if (folder / "table.json").is_file():
+        return folder
+    (folder / "chunks").mkdir(parents=True, exist_ok=True)
+    unique, inverse = grid.unique_nodes()
+    nodes = np.stack([unique[k] for k in AXES], axis=1)
+    if not (folder / "nodes.npy").exists():
+        _atomic_write(folder / "nodes.npy", _npy_bytes(nodes))
+        _atomic_write(folder / "key.json", json.dumps(key, indent=1).encode())
+    n_chunks = -(-len(nodes) // settings.group_size)
+    todo = [c for c in range(n_chunks) if not (folder / "chunks" / f"c{c:06d}.npy").exists()]
+    NodeBinary(settings)  # compile once, before the workers start
+    if todo:
+        if workers <= 1:
+            for c in todo:
+                _run_chunk(str(folder), asdict(settings), seed, c)
+                if progress:
+                    progress(1, n_chunks)
+        else:
+            # threads suffice: each chunk is a child process running the compiled binary
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(_run_chunk, str(folder), asdict(settings), seed, c)
+                           for c in todo]
+                for f in futures:
+                    f.result()
+                    if progress:
+                        progress(1, n_chunks)
+    missing = [c for c in range(n_chunks) if not (folder / "chunks" / f"c{c:06d}.npy").exists()]
+    if missing:
+        raise UserError(f"table build incomplete: {len(missing)} chunks claimed by another "
+                        "builder; run the build again when it finishes")
+    raw = np.concatenate([np.load(folder / "chunks" / f"c{c:06d}.npy", allow_pickle=False)
+                          for c in range(n_chunks)], axis=1)[:, inverse]
+    arrays, summary = finish(grid, *raw)
+    _write_table(folder, key, arrays, summary | {"unique_nodes": len(nodes),
+                                                 "chunks": n_chunks})
+    return folder
+
+
+def finish(grid: Grid, rate, cv, rel_se, count) -> tuple[dict, dict]:
+    """Raw node results (C order) → stored arrays: low-count nodes filled with the Siegert
+    tail along m, log10 rate made non-decreasing in m."""
+    shape = grid.shape
+    nodes = {k: v.reshape(shape) for k, v in grid.nodes().items()}
+    count = count.reshape(shape)
+    log_rate = np.log10(np.maximum(rate.reshape(shape), 1e-30))
+    cv = np.where(count >= MIN_COUNT, cv.reshape(shape), np.nan)
+    flags = np.zeros(shape, np.uint8)
+    good = count >= MIN_COUNT
+    # lowest index along m from which every node is well measured
+    reliable_from = shape[0] - good[::-1].cumprod(0).sum(0)
+    tail = analytic.log10_siegert(nodes["m"], nodes["r"], nodes["rho"], nodes["kappa"])
+    idx = np.minimum(reliable_from, shape[0] - 1)[None]
+    anchor_value = np.take_along_axis(log_rate, idx, 0)
+    anchor_tail = np.take_along_axis(tail, idx, 0)
+    below = np.arange(shape[0]).reshape((-1,) + (1,) * 5) < reliable_from[None]
+    no_anchor = (reliable_from >= shape[0])[None]
+    filled = np.where(no_anchor, tail, anchor_value + tail - anchor_tail)
+    log_rate = np.where(below, filled, log_rate)
+    flags[np.broadcast_to(below, shape)] |= FLAG_TAIL
+    cv = np.where(below, 1.0, cv)
+    monotone = np.maximum.accumulate(log_rate, axis=0)
+    changed = monotone > log_rate + 1e-9
+    flags[changed] |= FLAG_MONOTONE
+    arrays = {"log10_rate": monotone.astype(np.float32), "cv": cv.astype(np.float32),
+              "rel_se": rel_se.reshape(shape).astype(np.float32),
+              "count": count.astype(np.float32), "flags": flags}
+    summary = {"nodes": int(np.prod(shape)), "tail_filled": int(np.count_nonzero(flags & FLAG_TAIL)),
+               "monotone_fixed": int(np.count_nonzero(changed)),
+               "median_rel_se_measured": float(np.median(rel_se.reshape(shape)[good]))
+               if good.any() else None}
+    return arrays, summary
+
+
+def save_table(folder: Path, grid: Grid, rate, cv, rel_se, count, key: dict) -> Path:
+    """Store node results (flattened in C order) as a table in ``folder`` (tests, baselines)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays, summary = finish(grid, *(np.asarray(v, float) for v in (rate, cv, rel_se, count)))
+    _write_table(folder, key | {"grid": grid.to_dict()}, arrays, summary)
+    return folder
+
+
+def _write_table(folder: Path, key: dict, arrays: dict, summary: dict) -> None:
+    from ..provenance import package_versions
+
+    files = {}
+    for name, array in arrays.items():
+        data = _npy_bytes(array)
+        _atomic_write(folder / f"{name}.npy", data)
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "shape": list(array.shape),
+                       "dtype": str(array.dtype)}
+    meta = {"key": key, "key_sha256": key_digest(key), "arrays": files, "build": summary,
+            "versions": package_versions()}
+    _atomic_write(folder / "table.json", json.dumps(meta, indent=1).encode())  # written last
+
+
+# ---- reading and lookup -------------------------------------------------------------------
+
+def default_keys() -> list[tuple[str, Grid, NodeSettings]]:
+    """The tables ``CheapModel`` looks for, best first: the design grid, then the reduced one."""
+    return [("full", Grid.full(), NodeSettings()), ("reduced", Grid.reduced(), NodeSettings.reduced())]
+
+
+def default_table(root: Path | None = None) -> "Table":
+    """The best built table in the cache, or a UserError with the build command."""
+    root = root or cache_root()
+    for _, grid, settings in default_keys():
+        folder = root / key_digest(table_key(grid, settings, 0))
+        if (folder / "table.json").is_file():
+            return Table(folder)
+    keys = ", ".join(f"{name} {key_digest(table_key(g, s, 0))}" for name, g, s in default_keys())
+    raise UserError(f"no cheap table in {root} (looked for {keys}); build one with "
+                    f"`{BUILD_HINT} --grid reduced` (~6 CPU-min) or `{BUILD_HINT}` (~2 CPU-h)")
+
+
+BUILD_HINT = "automind cheap build"
+TAIL_M = -60.0  # the Siegert tail is tabulated down to here (ν τ ≈ 1e-300 below)
+
+
+def multilinear(coords: list, strides, values: list) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (n, 2^k) and weights (n, 2^k) of the cells enclosing ``values`` (one array
+    per axis, already in interpolation coordinates) on a C-ordered grid; axes with a single
+    node are skipped."""
+    n = values[0].size
+    index = np.zeros((n, 1), np.int64)
+    weight = np.ones((n, 1))
+    for a, (coord, v) in enumerate(zip(coords, values)):
+        if len(coord) < 2:
+            continue
+        v = np.ravel(v)
+        i = np.clip(np.searchsorted(coord, v, side="right") - 1, 0, len(coord) - 2)
+        t = np.clip((v - coord[i]) / (coord[i + 1] - coord[i]), 0.0, 1.0)[:, None]
+        lo = index + (i * strides[a])[:, None]
+        index = np.concatenate([lo, lo + strides[a]], axis=1)
+        weight = np.concatenate([weight * (1.0 - t), weight * t], axis=1)
+    return index, weight
+
+
+class Table:
+    """A verified table; :meth:`lookup` gives log10(ν τ_eff), ISI CV and an extrapolation flag."""
+
+    def __init__(self, folder: Path):
+        folder = Path(folder)
+        meta_path = folder / "table.json"
+        if not meta_path.is_file():
+            raise UserError(f"no cheap table at {folder}; build it with `{BUILD_HINT}`")
+        meta = json.loads(meta_path.read_text())
+        if key_digest(meta["key"]) != folder.name and meta["key_sha256"] != key_digest(meta["key"]):
+            raise UserError(f"cheap table {folder}: its key does not match its hash "
+                            f"{meta['key_sha256']}; rebuild with `{BUILD_HINT}`")
+        self.folder, self.meta = folder, meta
+        self.grid = Grid.from_dict(meta["key"]["grid"])
+        self.arrays = {}
+        for name, info in meta["arrays"].items():
+            data = (folder / f"{name}.npy").read_bytes()
+            if hashlib.sha256(data).hexdigest() != info["sha256"]:
+                raise UserError(f"cheap table {folder} (key {meta['key_sha256']}): {name}.npy "
+                                f"fails its sha256 check; rebuild with `{BUILD_HINT}`")
+            self.arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
+        # Interpolate the free ISI T = 1/ν − ρ, not ν: T hardly depends on ρ (for the white-noise
+        # LIF not at all), while log ν bends where ρ ≈ T (6 % errors between ρ nodes).
+        rho = self.grid.nodes()["rho"]
+        inv = 10.0 ** -self.arrays["log10_rate"].astype(np.float64).ravel()
+        self._log_free_isi = np.log10(np.maximum(inv - rho, FREE_ISI_FLOOR * inv))
+        self._cv = np.nan_to_num(self.arrays["cv"].astype(np.float64), nan=1.0).ravel()
+        self._coords = [COORDINATES[k](self.grid.axis(k)) for k in AXES]
+        self._strides = np.array([int(np.prod(self.grid.shape[i + 1:])) for i in range(6)])
+        self._tail = self._tail_table()
+
+    @classmethod
+    def find(cls, grid: Grid | None = None, settings: NodeSettings | None = None, seed: int = 0,
+             root: Path | None = None) -> "Table":
+        """The table for this key, or a UserError naming the key and the build command."""
+        key = table_key(grid or Grid.full(), settings or NodeSettings(), seed)
+        folder = (root or cache_root()) / key_digest(key)
+        if not (folder / "table.json").is_file():
+            raise UserError(f"no cheap table with key {key_digest(key)} in {folder.parent}; "
+                            f"build it with `{BUILD_HINT}`")
+        return cls(folder)
+
+    @property
+    def key(self) -> str:
+        return self.meta["key_sha256"]
+
+    def _corners(self, values: list) -> tuple[np.ndarray, np.ndarray]:
+        return multilinear(self._coords, self._strides, values)
+
+    def _tail_table(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """log10 Siegert(m) − log10 Siegert(m_lo) on m ∈ [TAIL_M, m_lo] × the table's r, ρ, κ
+        nodes, computed once: the tail costs a lookup, not quadratures."""
+        g = self.grid
+        m = np.arange(TAIL_M, g.m[0] + 1e-9, 0.5)
+        mesh = np.meshgrid(m, g.axis("r"), g.axis("rho"), g.axis("kappa"), indexing="ij")
+        anchor = np.meshgrid(np.full(1, g.m[0]), g.axis("r"), g.axis("rho"), g.axis("kappa"),
+                             indexing="ij")
+        values = analytic.log10_siegert(mesh[0], mesh[1], mesh[2], mesh[3]) - \
+            analytic.log10_siegert(*anchor)
+        coords = [m, np.log(g.axis("r")), np.log(g.axis("rho")), COORDINATES["kappa"](g.axis("kappa"))]
+        strides = np.array([int(np.prod(values.shape[i + 1:])) for i in range(4)])
+        return coords, strides, values.ravel()
+
+    def lookup(self, inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log10 ν τ_eff, ISI CV, extrapolated) for a :class:`moments.Inputs`."""
+        raw = {k: np.asarray(getattr(inputs, k), float) for k in AXES}
+        shape = np.broadcast(*raw.values()).shape
+        raw = {k: np.broadcast_to(v, shape) for k, v in raw.items()}
+        det = np.broadcast_to(np.asarray(inputs.deterministic, bool), shape)
+        m_lo, m_hi = self.grid.m[0], self.grid.m[-1]
+        clamped = {k: np.clip(raw[k], self.grid.axis(k)[0], self.grid.axis(k)[-1]) for k in AXES}
+        extrapolated = det.copy()
+        for k in AXES:
+            extrapolated |= np.abs(clamped[k] - raw[k]) > 1e-12 * (1 + np.abs(raw[k]))
+        index, weight = self._corners([COORDINATES[k](clamped[k]) for k in AXES])
+        free_isi = np.sum(weight * self._log_free_isi[index], axis=1).reshape(shape)
+        log_rate = -np.log10(raw["rho"] + 10.0 ** free_isi)
+        cv = np.sum(weight * self._cv[index], axis=1).reshape(shape)
+        m = raw["m"]
+        low = (m < m_lo) & ~det
+        if low.any():
+            coords, strides, values = self._tail
+            values_at = [np.clip(m[low], TAIL_M, m_lo), np.log(raw["r"][low]),
+                         np.log(raw["rho"][low]), COORDINATES["kappa"](raw["kappa"][low])]
+            values_at = [np.clip(v, c[0], c[-1]) for v, c in zip(values_at, coords)]
+            index, weight = multilinear(coords, strides, values_at)
+            log_rate[low] += np.sum(weight * values[index], axis=1)
+            cv[low] = 1.0
+        high = (m > m_hi) & ~det
+        if high.any():
+            args = (raw["r"][high], raw["delta"][high], raw["ell"][high], raw["rho"][high])
+            with np.errstate(divide="ignore"):
+                log_rate[high] += np.log10(analytic.deterministic_rate(m[high], *args)) - \
+                    np.log10(analytic.deterministic_rate(np.full(high.sum(), m_hi), *args))
+        if det.any():
+            with np.errstate(divide="ignore"):
+                log_rate[det] = np.log10(analytic.deterministic_rate(
+                    m[det], raw["r"][det], raw["delta"][det], raw["ell"][det], raw["rho"][det]))
+            cv[det] = 0.0
+        return log_rate, np.clip(cv, 0.0, None), extrapolated

@@ -1,0 +1,150 @@
+"""``automind cheap build | predict | check``: the tabulated local-equilibrium model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import add_json, count, say
+
+
+def register(sub) -> None:
+    cheap = sub.add_parser("cheap", help="cheap forward model: rates and regimes in microseconds "
+                                         "from a precomputed table").add_subparsers(
+        dest="cheap_command", required=True, metavar="ACTION")
+    p = cheap.add_parser("build", help="build (or resume) the table of the reduced neuron",
+                         description="Simulate the reduced AdEx neuron on every grid node with a "
+                                     "compiled Brian2 group, in chunks (resumable: re-run the same "
+                                     "command), into $AUTOMIND_CACHE/cheap/<key>/. Full grid "
+                                     "(384,000 nodes): ~2 CPU-hours; --grid reduced: ~6 CPU-min.")
+    p.add_argument("--grid", choices=("full", "reduced"), default="full")
+    p.add_argument("--workers", type=count, default=1, help="parallel chunks (default: 1)")
+    add_json(p)
+    p.set_defaults(func=run_build)
+
+    p = cheap.add_parser("predict", help="predict status, regime and rates for prior draws",
+                         description="θ k is the θ a bank with the same --seed holds at index k.")
+    p.add_argument("--simulator", default="mk1", help="simulator spec (mk1, brunel or a path)")
+    p.add_argument("--prior", help="prior spec (default: the simulator's own)")
+    p.add_argument("-n", type=count, required=True, help="number of prior draws")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="new Parquet file")
+    _table_option(p)
+    add_json(p)
+    p.set_defaults(func=run_predict)
+
+    p = cheap.add_parser("check", help="statuses and rates of the cheap model vs a bank's Brian2 runs",
+                         description="Calibrate the status window on the first half of the bank "
+                                     "(ok-recall --recall), score the second half; also the "
+                                     "analytic transfer function, for comparison.")
+    p.add_argument("bank", type=Path, help="bank folder")
+    p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
+    _table_option(p)
+    add_json(p)
+    p.set_defaults(func=run_check)
+
+
+def _table_option(p) -> None:
+    p.add_argument("--table", help="table folder, or 'analytic' (default: the built table in the "
+                                   "cache, full grid first)")
+
+
+def run_build(args) -> dict:
+    import time
+
+    from ..cheap.grid import Grid
+    from ..cheap.nodes import NodeSettings
+    from ..cheap.table import Table, build_table
+
+    grid = Grid.full() if args.grid == "full" else Grid.reduced()
+    settings = NodeSettings() if args.grid == "full" else NodeSettings.reduced()
+    say(f"cheap table: {grid.size} nodes ({args.grid} grid), chunks of {settings.group_size}")
+    start = time.perf_counter()
+    done = [0]
+
+    def progress(k, n):
+        done[0] += k
+        if not args.json:
+            say(f"\r  chunk {done[0]}/{n}", end="")
+
+    folder = build_table(grid, settings, seed=0, workers=args.workers, progress=progress)
+    table = Table(folder)
+    summary = {"table": str(folder), "key": table.key, "grid": args.grid,
+               "build": table.meta["build"], "wall_seconds": time.perf_counter() - start}
+    if not args.json:
+        say("")
+        print(f"cheap table {table.key} at {folder}: {table.meta['build']}")
+    return summary
+
+
+def _model(args, spec=None, prior=None):
+    from ..cheap.screen import CheapModel
+    from ..prior import Prior
+    from ..simulators import SimulatorSpec
+
+    spec = spec or SimulatorSpec.load(args.simulator)
+    prior = prior or Prior.load(args.prior or spec.prior)
+    return CheapModel.for_spec(spec, prior, args.table)
+
+
+def run_predict(args) -> dict:
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..errors import UserError
+    from ..io import atomic_write_bytes
+
+    if args.out.exists():
+        raise UserError(f"{args.out} exists; choose a new --out")
+    model = _model(args)
+    theta = model.prior.sample_indexed(args.seed, range(args.n))
+    start = time.process_time()
+    pred = model.predict(theta)
+    cpu = time.process_time() - start
+    columns = {name: theta[:, j] for j, name in enumerate(model.prior.names)}
+    columns |= {k: np.asarray(v, float if v.dtype != object else str)
+                for k, v in pred.as_columns().items()}
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), sink)
+    atomic_write_bytes(args.out, sink.getvalue().to_pybytes())
+    counts = {s: int(np.sum(pred.status == s)) for s in ("silent", "ok", "runaway", "undetermined")}
+    summary = {"out": str(args.out), "n": args.n, "by_status": counts,
+               "regimes": {r: int(np.sum(pred.regime == r)) for r in ("async", "bursting", "multistable")},
+               "extrapolated_fraction": float(np.mean(pred.extrapolated)),
+               "cpu_seconds": cpu, "predictions_per_cpu_second": args.n / max(cpu, 1e-9),
+               "table": getattr(model.table, "key", "analytic")}
+    if not args.json:
+        print(f"{args.n} predictions in {cpu:.2f} CPU-s -> {args.out}: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items())
+              + f"; extrapolated {summary['extrapolated_fraction']:.1%}")
+    return summary
+
+
+def run_check(args) -> dict:
+    from ..bank import Bank
+    from ..cheap.check import check_runs
+    from ..prior import Prior
+    from ..simulators import SimulatorSpec
+
+    bank = Bank(args.bank)
+    rows = bank.table()
+    spec = SimulatorSpec.from_plain(bank.meta["simulator"])
+    prior = Prior.from_dict(bank.meta["prior"])
+    report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
+                        table=args.table, recall=args.recall)
+    report["bank"] = str(args.bank)
+    if not args.json:
+        print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
+              f"scored on {report['held_out']}")
+        for name, m in report["models"].items():
+            c = m["calibrated"]
+            print(f"  {name}: ok recall {c['ok']['recall']:.2f} precision {c['ok']['precision']:.2f}; "
+                  f"silent recall {c['silent']['recall']:.2f}; runaway recall "
+                  f"{c['runaway']['recall']:.2f}; screen keeps {c['screen']['kept']:.0%} "
+                  f"(ok recall {c['screen']['ok_recall']:.2f}, precision "
+                  f"{c['screen']['precision']:.2f} vs {c['screen']['unscreened_precision']:.2f}); "
+                  f"ok-rate Spearman {m['ok_rate']['spearman']:.2f}; "
+                  f"{m['predictions_per_cpu_second']:.0f} predictions/CPU-s")
+    return report

@@ -1,0 +1,106 @@
+"""Cheap forward model vs the compiled MK1 engine, measured in the same run (JSON on stdout).
+
+    python benchmarks/cheap.py [--n 2000] [--N 2000] [--duration 10] [--table analytic]
+                               [--bank BANK]
+
+- predictions per CPU-second (batched, prior draws) and the ratio to one MK1 engine run of
+  ``--duration`` s at ``--N`` neurons (spec §4 target: ≥ 1,000/s and ≥ 2,000× a 10 s run);
+- with ``--bank``: the screen's measured ok-fraction q (unscreened) and precision P (held-out,
+  window at ok-recall 0.95) give the CPU per ok simulation with and without the screen,
+  (T + p(1−q)/q) / (T + p(1−P)/P), T the run's CPU and p the probe's (T × probe/duration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+
+
+def cpu_now() -> float:
+    """CPU seconds of this process and its finished children (the engine runs a binary)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    from automind.cheap.screen import CheapModel
+    from automind.prior import Prior
+    from automind.simulators import Simulator, SimulatorSpec
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--N", type=int, default=2000)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--table", default=None)
+    ap.add_argument("--bank", default=None)
+    args = ap.parse_args()
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=args.N, duration=args.duration)
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(spec, prior, args.table)
+    theta = prior.sample_indexed(1, range(args.n))
+    start = cpu_now()
+    pred = model.predict(theta)
+    cheap_cpu = cpu_now() - start
+    per_second = args.n / cheap_cpu
+    start = cpu_now()
+    screened = model.predict(theta, status_only=True)
+    screen_cpu = cpu_now() - start
+    agree = float(np.mean(screened.status == pred.status))
+
+    # one full engine run: an ok-predicted θ (largest margin first) that Brian2 runs to the end
+    # (an early-stopped run would not be the 10 s baseline)
+    sim = Simulator(spec)  # compiles once (cached) before timing
+    ok = np.flatnonzero(pred.status == "ok")
+    attempts = []
+    for k in ok[np.argsort(-pred.margin[ok])][:6]:
+        start = cpu_now()
+        result = sim.run(prior.to_simulator(theta[k]), seed=1)
+        engine_cpu = cpu_now() - start
+        attempts.append({"index": int(k), "status": result.status, "t_end": result.t_end,
+                         "cpu_seconds": engine_cpu})
+        if result.status == "ok" and result.t_end >= args.duration - 1e-9:
+            break
+    out = {"n_predictions": args.n, "cheap_cpu_seconds": cheap_cpu,
+           "predictions_per_cpu_second": per_second,
+           "engine": {"N": args.N, "duration": args.duration, "status": result.status,
+                      "t_end": result.t_end, "cpu_seconds": engine_cpu, "attempts": attempts},
+           "ratio_vs_engine_run": per_second * engine_cpu,
+           "status_only": {"cpu_seconds": screen_cpu, "predictions_per_cpu_second": args.n / screen_cpu,
+                           "ratio_vs_engine_run": args.n / screen_cpu * engine_cpu,
+                           "same_status_as_full": agree},
+           "targets": {"predictions_per_cpu_second": 1000, "ratio_vs_engine_run": 2000},
+           "statuses": {s: int(np.sum(pred.status == s)) for s in
+                        ("silent", "ok", "runaway", "undetermined")},
+           "extrapolated_fraction": float(np.mean(pred.extrapolated)),
+           "table": getattr(model.table, "key", "analytic")}
+    if args.bank:
+        from automind.bank import Bank
+        from automind.cheap.check import check_runs
+
+        bank = Bank(args.bank)
+        rows = bank.table()
+        report = check_runs(SimulatorSpec.from_plain(bank.meta["simulator"]),
+                            Prior.from_dict(bank.meta["prior"]), rows["theta"], rows["status"],
+                            rows["rate_E"], table=args.table, baseline=False)
+        screen = next(iter(report["models"].values()))["calibrated"]["screen"]
+        q, P = screen["unscreened_precision"], screen["precision"]
+        T = engine_cpu if result.t_end >= args.duration else float("nan")
+        p = T * spec.probe / args.duration
+        per_ok_plain = (T + p * (1 - q) / q) if q > 0 else float("nan")
+        # screened: every kept θ is simulated; wasted ones are the kept non-ok (1-P)/P per ok
+        per_ok_screened = (T + p * (1 - P) / P) if P > 0 else float("nan")
+        out["screen"] = {"bank": args.bank, "q": q, "P": P, "ok_recall": screen["ok_recall"],
+                         "kept": screen["kept"], "cpu_per_ok_unscreened": per_ok_plain,
+                         "cpu_per_ok_screened": per_ok_screened,
+                         "gain": per_ok_plain / per_ok_screened}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

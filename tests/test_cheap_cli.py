@@ -1,0 +1,56 @@
+"""`automind cheap predict` end to end, and bad input: one line, exit 2, nothing overwritten."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from automind.cheap.networks import for_spec
+from automind.cheap.screen import CheapModel
+from automind.cli import main
+from automind.errors import UserError
+from automind.prior import Prior
+from automind.simulators import SimulatorSpec
+
+
+def test_predict_writes_a_table_of_predictions(tmp_path, capsys):
+    out = tmp_path / "pred.parquet"
+    assert main(["cheap", "predict", "-n", "12", "--seed", "3", "--table", "analytic",
+                 "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == 12 and sum(summary["by_status"].values()) == 12
+    # θ k is the θ a bank with the same seed holds at index k
+    np.testing.assert_allclose(table["exc_prop"], Prior.load("mk1").sample_indexed(3, range(12))[:, 0])
+    assert set(table["status"]) <= {"silent", "ok", "runaway", "undetermined"}
+    before = out.read_bytes()
+    assert main(["cheap", "predict", "-n", "12", "--table", "analytic", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_missing_table_names_the_build_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AUTOMIND_CACHE", str(tmp_path))
+    assert main(["cheap", "predict", "-n", "2", "--out", str(tmp_path / "p.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "automind cheap build" in err
+
+
+def test_theta_outside_the_prior_or_nan_is_refused():
+    model = CheapModel.for_spec(SimulatorSpec.load("mk1"), table="analytic")
+    theta = Prior.load("mk1").sample(2, seed=0)
+    theta[1, 9] = 1e4  # E.C far above 500 pF
+    with pytest.raises(UserError, match="E.C.*outside the prior"):
+        model.predict(theta)
+    theta[1, 9] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        model.predict(theta)
+
+
+def test_a_model_without_a_reduction_is_refused():
+    with pytest.raises(UserError, match="no reduction"):
+        for_spec(SimpleNamespace(model="hh", reference_quirks=False), {}, None)
+    quirks = SimulatorSpec.load("mk1").with_overrides(reference_quirks=True)
+    with pytest.raises(UserError, match="reference_quirks"):
+        CheapModel.for_spec(quirks, table="analytic")
