@@ -16,6 +16,7 @@ Formats (chosen by extension, or ``fmt``):
 from __future__ import annotations
 
 import csv
+import io
 import operator
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..features.spikedata import SpikeData
+from .npz import SafeNpz, max_array_bytes
 
 FORMATS = ("npz", "csv", "nwb")
 
@@ -57,55 +59,74 @@ def _finish(times, ids, duration, path, units=None, groups=None, kind="") -> Spi
                      {"path": str(path), "format": kind})
 
 
+def _numbers(data, key: str, path: Path) -> np.ndarray:
+    values = data[key]
+    if values.dtype.kind not in "biuf":
+        raise UserError(f"{path}: array {key!r} must hold numbers, not {values.dtype}")
+    return values
+
+
+def _scalar(data, key: str, path: Path) -> float:
+    values = _numbers(data, key, path)
+    if values.size != 1:
+        raise UserError(f"{path}: {key!r} must be one number, got shape {values.shape}")
+    return float(values.ravel()[0])
+
+
 def read_npz(path: Path, duration: float | None = None) -> SpikeData:
-    try:
-        data = np.load(path, allow_pickle=False)
+    """Arrays are parsed by ``recordings.npz`` (never ``np.load(allow_pickle=True)``)."""
+    with SafeNpz(path, ragged=("spikes",)) as data:
         keys = set(data.files)
-    except (ValueError, OSError) as err:
-        if "allow_pickle" in str(err):
-            return _read_automind_layout(path, duration)
-        raise UserError(f"{path}: not a readable .npz file ({err})") from None
-    if {"spike_times", "unit_ids"} <= keys:
-        duration = duration if duration is not None else (
-            float(data["duration"]) if "duration" in keys else None)
-        return _finish(data["spike_times"], data["unit_ids"], duration, path,
-                       data["units"] if "units" in keys else None, kind="npz")
-    if "spikes" in keys and "fs" in keys:
-        return _read_automind_layout(path, duration)
-    electrode_key = "electrodes" if "electrodes" in keys else "channels" if "channels" in keys else None
-    if electrode_key and {"samples", "fs"} <= keys:
-        fs = float(data["fs"])
-        if not fs > 0:
-            raise UserError(f"{path}: sampling rate fs must be > 0")
-        if duration is None and "n_samples" in keys:
-            duration = float(data["n_samples"]) / fs
-        return _finish(np.asarray(data["samples"], np.float64) / fs, data[electrode_key], duration,
-                       path, kind="mea")
+        if {"spike_times", "unit_ids"} <= keys:
+            if duration is None and "duration" in keys:
+                duration = _scalar(data, "duration", path)
+            return _finish(_numbers(data, "spike_times", path), _numbers(data, "unit_ids", path),
+                           duration, path,
+                           _numbers(data, "units", path) if "units" in keys else None, kind="npz")
+        if "spikes" in keys and "fs" in keys:
+            return _read_automind_layout(data, path, duration)
+        electrode_key = ("electrodes" if "electrodes" in keys
+                         else "channels" if "channels" in keys else None)
+        if electrode_key and {"samples", "fs"} <= keys:
+            fs = _scalar(data, "fs", path)
+            if not fs > 0:
+                raise UserError(f"{path}: sampling rate fs must be > 0")
+            if duration is None and "n_samples" in keys:
+                duration = _scalar(data, "n_samples", path) / fs
+            return _finish(_numbers(data, "samples", path) / fs,
+                           _numbers(data, electrode_key, path), duration, path, kind="mea")
     raise UserError(f"{path}: expected arrays spike_times + unit_ids, or spikes + fs + t_end "
                     f"(AutoMIND layout), or electrodes + samples + fs (MEA); found {sorted(keys)}")
 
 
-def _read_automind_layout(path: Path, duration: float | None) -> SpikeData:
-    # The published example files store a ragged list of per-unit arrays (an object array).
-    # Reading it needs pickle; we accept only plain numeric arrays inside it.
-    data = np.load(path, allow_pickle=True)
+def _read_automind_layout(data: SafeNpz, path: Path, duration: float | None) -> SpikeData:
+    # The published example files store a ragged list of per-unit arrays: an object array,
+    # decoded by SafeNpz without general unpickling (numbers only).
     spikes = data["spikes"]
-    fs = float(data["fs"])
+    fs = _scalar(data, "fs", path)
     if not fs > 0:
         raise UserError(f"{path}: sampling rate fs must be > 0")
-    trains = [np.asarray(unit, dtype=np.float64).ravel() for unit in spikes]
+    if spikes.dtype.kind not in "Obiuf":
+        raise UserError(f"{path}: array 'spikes' must hold numbers, not {spikes.dtype}")
+    trains = [np.asarray(unit, dtype=np.float64).ravel()
+              for unit in (spikes if spikes.ndim else spikes.reshape(1))]
     times = np.concatenate(trains) / fs if trains else np.zeros(0)
     ids = np.repeat(np.arange(len(trains)), [len(t) for t in trains])
-    if duration is None and "t_end" in data.files:
-        duration = float(data["t_end"])
+    if duration is None and "t_end" in data:
+        duration = _scalar(data, "t_end", path)
     return _finish(times, ids, duration, path, np.arange(len(trains)), kind="automind-npz")
 
 
 def read_csv(path: Path, duration: float | None = None, fs: float | None = None) -> SpikeData:
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise UserError(f"{path}: empty file")
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise UserError(f"{path}: not a readable CSV file ({err})") from None
+    if not rows or not rows[0]:
+        raise UserError(f"{path}: empty file" if not rows else f"{path}: the first line (the "
+                        "header) is empty")
     header = [h.strip().lower() for h in rows[0]]
     try:
         values = np.array(rows[1:], dtype=np.float64).reshape(-1, len(header))
@@ -118,7 +139,7 @@ def read_csv(path: Path, duration: float | None = None, fs: float | None = None)
             raise UserError(f"{path}: electrode,sample files need the sampling rate (--fs)")
         return _finish(values[:, 1] / fs, values[:, 0], duration, path, kind="mea-csv")
     raise UserError(f"{path}: header must be 'unit,time' (seconds) or 'electrode,sample'; "
-                    f"got {','.join(rows[0])}")
+                    f"got {','.join(rows[0])[:200]!r}")
 
 
 _QUALITY = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
@@ -171,33 +192,59 @@ def read_nwb(path: Path, duration: float | None = None, area: str | None = None,
         raise UserError("reading NWB files needs pynwb (pip install pynwb)") from None
     try:
         io = NWBHDF5IO(str(path), "r", load_namespaces=True)
-        nwb = io.read()
     except Exception as err:  # h5py/hdmf raise many types for a bad file
-        raise UserError(f"{path}: not a readable NWB file ({type(err).__name__}: {err})") from None
+        raise UserError(f"{path}: not a readable NWB file ({_one_line(err)})") from None
     try:
-        units = nwb.units
-        if units is None or len(units) == 0:
-            raise UserError(f"{path}: the NWB file has no Units table")
-        keep = _quality_mask(units, quality or [], path)
-        areas = _unit_areas(units)
-        if area is not None:
-            known = sorted({a for a in areas if a})
-            if area not in known:
-                raise UserError(f"{path}: no units in area {area!r}; areas: {known}")
-            keep &= np.array([a == area for a in areas])
-        ids = np.asarray(units.id[:])
-        times, unit_ids, groups = [], [], {}
-        for k in np.flatnonzero(keep):
-            train = np.asarray(units.get_unit_spike_times(int(k)), dtype=np.float64)
-            times.append(train)
-            unit_ids.append(np.full(len(train), ids[k]))
-            if areas[k]:
-                groups.setdefault(areas[k], []).append(ids[k])
-        if not times:
-            raise UserError(f"{path}: no units pass the filters")
-        if duration is None and "obs_intervals" in units.colnames:
-            duration = float(max(np.max(np.asarray(v)) for v in units["obs_intervals"][:]))
-        return _finish(np.concatenate(times), np.concatenate(unit_ids), duration, path,
-                       ids[keep], groups, kind="nwb")
+        return _read_units(io.read(), path, duration, area, quality)
+    except UserError:
+        raise
+    except Exception as err:  # a damaged file fails deep inside h5py/hdmf, with any type
+        raise UserError(f"{path}: not a readable NWB file ({_one_line(err)})") from None
     finally:
         io.close()
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _check_size(dataset, path: Path, what: str) -> None:
+    """Refuse a dataset declaring more elements than we are willing to hold (no blow-up)."""
+    shape = getattr(dataset, "shape", None)
+    dtype = getattr(dataset, "dtype", None)
+    if shape is not None and dtype is not None:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        if nbytes > max_array_bytes():
+            raise UserError(f"{path}: {what} declares {nbytes} bytes, more than the "
+                            f"{max_array_bytes()}-byte limit (AUTOMIND_MAX_ARRAY_BYTES)")
+
+
+def _read_units(nwb, path: Path, duration, area, quality) -> SpikeData:
+    units = nwb.units
+    if units is None or len(units) == 0:
+        raise UserError(f"{path}: the NWB file has no Units table")
+    if "spike_times" not in units.colnames:
+        raise UserError(f"{path}: the Units table has no spike_times column")
+    _check_size(units["spike_times"].target.data, path, "spike_times")
+    keep = _quality_mask(units, quality or [], path)
+    areas = _unit_areas(units)
+    if area is not None:
+        known = sorted({a for a in areas if a})
+        if area not in known:
+            raise UserError(f"{path}: no units in area {area!r}; areas: {known}")
+        keep &= np.array([a == area for a in areas])
+    ids = np.asarray(units.id[:])
+    times, unit_ids, groups = [], [], {}
+    for k in np.flatnonzero(keep):
+        train = np.asarray(units.get_unit_spike_times(int(k)), dtype=np.float64)
+        times.append(train)
+        unit_ids.append(np.full(len(train), ids[k]))
+        if areas[k]:
+            groups.setdefault(areas[k], []).append(ids[k])
+    if not times:
+        raise UserError(f"{path}: no units pass the filters")
+    if duration is None and "obs_intervals" in units.colnames:
+        duration = float(max(np.max(np.asarray(v)) for v in units["obs_intervals"][:]))
+    return _finish(np.concatenate(times), np.concatenate(unit_ids), duration, path,
+                   ids[keep], groups, kind="nwb")
