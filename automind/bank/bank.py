@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..recordings.npz import SafeNpz
 from .store import (FORMAT, FORMAT_VERSION, SHARD_RE, BankError, ShardRecord,
-                    fixed_size_list_to_numpy, parse_table, read_verified)
+                    check_feature_record, fixed_size_list_to_numpy, inside, parse_table,
+                    read_verified)
 
 KNOWN_DIRS = {"shards": ".parquet", "spikes": ".npz", "manifest": ".json", "features": None,
               "claims": ".lock", "quarantine": None}
@@ -33,18 +34,55 @@ def read_shard_spikes(path: Path, record: ShardRecord, dt: float) -> dict[int, d
     if record.spikes_sha256 is None:
         raise BankError(f"shard {record.name} was stored without spikes "
                         "(create the bank with --keep-spikes)")
-    file = Path(path) / "spikes" / f"{record.name}.npz"
-    data = np.load(io.BytesIO(read_verified(file, record.spikes_sha256, record.spikes_bytes,
-                                            "spike file")))
+    file = inside(path, Path(path) / "spikes" / f"{record.name}.npz", "spike file")
+    data = SafeNpz(read_verified(file, record.spikes_sha256, record.spikes_bytes, "spike file"),
+                   name=str(file))
     out = {}
-    for index in record.indices:
-        pops = sorted({k.split("/")[1] for k in data.files
-                       if k.startswith(f"{index}/") and k.count("/") == 2})
-        out[index] = {"spikes": {p: (data[f"{index}/{p}/steps"] * dt,
-                                     data[f"{index}/{p}/ids"].astype(np.int32)) for p in pops},
-                      "n_units": {p: int(data[f"{index}/{p}/n_units"]) for p in pops},
-                      "t_end": float(data[f"{index}/t_end"])}
+    try:
+        for index in record.indices:
+            pops = sorted({k.split("/")[1] for k in data.files
+                           if k.startswith(f"{index}/") and k.count("/") == 2})
+            out[index] = {"spikes": {p: (data[f"{index}/{p}/steps"] * dt,
+                                         data[f"{index}/{p}/ids"].astype(np.int32)) for p in pops},
+                          "n_units": {p: int(data[f"{index}/{p}/n_units"].item()) for p in pops},
+                          "t_end": float(data[f"{index}/t_end"].item())}
+    except (KeyError, ValueError, TypeError) as err:  # consistent checksum, inconsistent content
+        raise BankError(f"spike file {file} does not hold what its manifest lists "
+                        f"({type(err).__name__}: {err})") from None
     return out
+
+
+def _check_columns(table: pa.Table, path: Path, types: dict, fixed_list: tuple[str, int]) -> None:
+    """A table read from disk has the columns (and widths) the bank format promises."""
+    name, width = fixed_list
+    problems = [f"{c} ({t})" for c, t in types.items()
+                if c not in table.column_names or str(table[c].type) != t]
+    column_type = table.schema.field(name).type if name in table.column_names else None
+    if not (pa.types.is_fixed_size_list(column_type) and column_type.list_size == width):
+        problems.append(f"{name} (fixed-size list of {width})")
+    if problems:
+        raise BankError(f"{path} lacks the columns {', '.join(problems)}; not a shard of this bank")
+
+
+def _check_meta(meta, path: Path) -> None:
+    """bank.json holds what readers use, with the right types (else one clear message)."""
+    def ok():
+        parameters = meta["prior"]["parameter"]
+        sets = meta.get("feature_sets", {})
+        return (isinstance(meta["prior"].get("name"), str) and isinstance(parameters, list)
+                and all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in parameters)
+                and isinstance(meta["simulator"].get("name"), str)
+                and isinstance(meta["simulator"].get("dt", 1.0), (int, float))
+                and isinstance(sets, dict)
+                and all(isinstance(s, dict) and isinstance(s.get("names"), list)
+                        for s in sets.values()))
+    try:
+        valid = isinstance(meta, dict) and ok()
+    except (KeyError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise BankError(f"{path}/bank.json lacks the prior, simulator or feature-set entries a "
+                        "bank needs (damaged?)")
 
 
 class Bank:
@@ -59,9 +97,10 @@ class Bank:
             self.meta = json.loads(meta_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise BankError(f"{meta_file} is not valid JSON: {err}") from None
-        if self.meta.get("format") != FORMAT or self.meta.get("version") != FORMAT_VERSION:
-            raise BankError(f"{self.path}: unsupported bank format "
-                            f"{self.meta.get('format')!r} v{self.meta.get('version')!r}")
+        if not isinstance(self.meta, dict) or (self.meta.get("format") != FORMAT
+                                               or self.meta.get("version") != FORMAT_VERSION):
+            raise BankError(f"{self.path}: not an automind bank of format {FORMAT} v{FORMAT_VERSION}")
+        _check_meta(self.meta, self.path)
         self.problems: list[str] = []
         self.records: list[ShardRecord] = self._load_records()
         self._scan_folder()
@@ -77,8 +116,11 @@ class Bank:
             if not SHARD_RE.match(path.stem):
                 continue  # reported as a foreign file by _scan_folder
             try:
-                record = ShardRecord.from_json(json.loads(path.read_text()))
-            except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
+                record = ShardRecord.from_json(json.loads(inside(self.path, path, "record")
+                                                          .read_text()))
+                if record.name != path.stem:
+                    raise TypeError(f"it names shard {record.name}")
+            except (json.JSONDecodeError, TypeError, UnicodeDecodeError, BankError) as err:
                 self.problems.append(f"manifest record {path.name} is unreadable ({err}); "
                                      "its shard is ignored")
                 continue
@@ -128,8 +170,12 @@ class Bank:
 
     # ---- reading ----------------------------------------------------------------------
     def read_shard(self, record: ShardRecord) -> pa.Table:
-        path = self.path / "shards" / f"{record.name}.parquet"
-        return parse_table(read_verified(path, record.shard_sha256, record.shard_bytes, "shard"), path)
+        path = inside(self.path, self.path / "shards" / f"{record.name}.parquet", "shard")
+        table = parse_table(read_verified(path, record.shard_sha256, record.shard_bytes, "shard"),
+                            path)
+        _check_columns(table, path, {"index": "int64", "status": "string"},
+                       ("theta", len(self.parameter_names)))
+        return table
 
     def iter_tables(self, records: list[ShardRecord] | None = None):
         for record in records if records is not None else self.records:
@@ -175,17 +221,20 @@ class Bank:
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             if path.stem in committed:
                 try:
-                    records[path.stem] = json.loads(path.read_text())
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    records[path.stem] = check_feature_record(
+                        json.loads(inside(self.path, path, "feature record").read_text()), path.stem)
+                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, BankError):
                     self.problems.append(f"feature record {path} is unreadable (ignored)")
         return records
 
     def read_features(self, feature_set: str, record: dict) -> tuple[np.ndarray, np.ndarray]:
         """(indices, x float32 (rows, d)) of one committed feature shard."""
-        path = self.path / "features" / feature_set / f"{record['shard']}.arrow"
+        path = inside(self.path, self.path / "features" / feature_set / f"{record['shard']}.arrow",
+                      "feature shard")
         table = parse_table(read_verified(path, record["sha256"], record["bytes"], "feature shard"),
                             path)
         width = len(self.feature_sets[feature_set]["names"])
+        _check_columns(table, path, {"index": "int64"}, ("x", width))
         return (table["index"].to_numpy(),
                 fixed_size_list_to_numpy(table["x"], width).astype(np.float32, copy=False))
 

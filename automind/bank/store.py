@@ -59,7 +59,43 @@ class ShardRecord:
 
     @classmethod
     def from_json(cls, data: dict) -> "ShardRecord":
-        return cls(**data)
+        """A record from its JSON; TypeError names what is malformed (a damaged or hostile
+        record must not steer reads outside the bank or into huge allocations)."""
+        record = cls(**data) if isinstance(data, dict) else None
+        if record is None:
+            raise TypeError("a manifest record must be a JSON object")
+        if not isinstance(record.name, str) or not SHARD_RE.match(record.name):
+            raise TypeError(f"shard name {str(record.name)[:80]!r} is not cNNNNNNNN-XXXXXXXX")
+        ints = [record.chunk, record.shard_bytes, record.spikes_bytes]
+        if (not all(type(v) is int and v >= 0 for v in ints)
+                or not isinstance(record.indices, list)
+                or not all(type(i) is int and i >= 0 for i in record.indices)
+                or not _is_digest(record.shard_sha256)
+                or not (record.spikes_sha256 is None or _is_digest(record.spikes_sha256))
+                or not isinstance(record.features, dict)):
+            raise TypeError("fields of the wrong type")
+        return record
+
+
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def check_feature_record(record, shard: str) -> dict:
+    """A feature shard's commit record, checked like ``ShardRecord.from_json``."""
+    if (not isinstance(record, dict) or record.get("shard") != shard
+            or not _is_digest(record.get("sha256"))
+            or type(record.get("bytes")) is not int or record["bytes"] < 0):
+        raise TypeError("fields missing or of the wrong type")
+    return record
+
+
+def inside(root: Path, path: Path, what: str) -> Path:
+    """``path``, refused if it (through a symlink) lies outside the folder ``root``."""
+    if not Path(path).resolve().is_relative_to(Path(root).resolve()):
+        raise BankError(f"{what} {path} points outside the bank (symlink to "
+                        f"{Path(path).resolve()}); refusing to read it")
+    return path
 
 
 def shard_table(results, param_names: list[str]) -> pa.Table:
@@ -108,6 +144,8 @@ def read_verified(path: Path, expected_sha: str, expected_bytes: int, what: str)
         data = path.read_bytes()
     except FileNotFoundError:
         raise BankError(f"{what} {path} is listed in the manifest but missing") from None
+    except OSError as err:  # a folder in its place, no permission, ...
+        raise BankError(f"{what} {path} cannot be read ({err.strerror or err})") from None
     if len(data) != expected_bytes or sha256(data) != expected_sha:
         raise BankError(f"{what} {path} is corrupt (size or checksum differs from the manifest: "
                         f"{len(data)} bytes vs {expected_bytes}); move it aside and run the same "
