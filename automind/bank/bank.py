@@ -69,13 +69,15 @@ def _check_meta(meta, path: Path) -> None:
     def ok():
         parameters = meta["prior"]["parameter"]
         sets = meta.get("feature_sets", {})
-        return (isinstance(meta["prior"].get("name"), str) and isinstance(parameters, list)
+        return (all(key in meta for key in ("seed", "created", "keep_spikes", "versions",
+                                            "chunk_size"))
+                and isinstance(meta["prior"].get("name"), str) and isinstance(parameters, list)
                 and all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in parameters)
                 and isinstance(meta["simulator"].get("name"), str)
                 and isinstance(meta["simulator"].get("dt", 1.0), (int, float))
                 and isinstance(sets, dict)
                 and all(isinstance(s, dict) and isinstance(s.get("names"), list)
-                        for s in sets.values()))
+                        and "version" in s for s in sets.values()))
     try:
         valid = isinstance(meta, dict) and ok()
     except (KeyError, TypeError, AttributeError):

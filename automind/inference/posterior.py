@@ -234,7 +234,7 @@ def load_posterior(path: str | Path) -> Posterior:
         meta = json.loads(meta_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{meta_file} is not valid JSON: {err}") from None
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: not an automind posterior (format {meta.get('format')!r})")
     raw = weights_file.read_bytes()
     if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
@@ -243,6 +243,7 @@ def load_posterior(path: str | Path) -> Posterior:
     try:
         state = torch.load(weights_file, weights_only=True)  # tensors only, never code
         config = meta["config"]
+        _check_sizes(config, state)
         estimators = []
         for k in range(config["ensemble"]):
             est = build_estimator(config, seed=k)
@@ -253,8 +254,25 @@ def load_posterior(path: str | Path) -> Posterior:
             restriction = make_classifier(config["theta_dim"])
             restriction.load_state_dict(state["restriction"])
         prior = Prior.from_dict(meta["prior"], source=f"{path} (embedded prior)")
-    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        return Posterior(estimators, prior, config, meta["features"], restriction,
+                         meta.get("metrics"), meta.get("provenance"))
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- torch and sbi raise many types for a bad state
+        lines = str(err).strip().splitlines()
         raise UserError(f"{path}: posterior artifact is inconsistent ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0][:200]})") from None
-    return Posterior(estimators, prior, config, meta["features"], restriction,
-                     meta.get("metrics"), meta.get("provenance"))
+                        f"{lines[0][:200] if lines else ''})") from None
+
+
+def _check_sizes(config: dict, state: dict) -> None:
+    """Refuse a config that would build networks far larger than the weights stored (a
+    hostile ``hidden_features: 10**9`` must not allocate before the state fails to load)."""
+    stored = sum(t.numel() for part in state.values() if isinstance(part, dict)
+                 for t in part.values() if isinstance(t, torch.Tensor))
+    sizes = {k: config.get(k) for k in ("hidden_features", "num_transforms", "theta_dim",
+                                        "x_dim", "ensemble")}
+    if not all(type(v) is int and 0 < v <= stored for v in sizes.values()):
+        raise ValueError(f"config sizes {sizes} do not match the {stored} stored weights")
+    if sizes["num_transforms"] * sizes["hidden_features"] ** 2 > 64 * stored:
+        raise ValueError(f"config sizes {sizes} describe networks far larger than the {stored} "
+                         "stored weights")

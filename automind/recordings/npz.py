@@ -61,7 +61,7 @@ class SafeNpz:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
             members = self._zip.infolist()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
             raise UserError(f"{self.name}: not a readable .npz file ({_first_line(err)})") from None
         self._members = {m.filename[:-4]: m for m in members if m.filename.endswith(".npy")}
         self.files = list(self._members)

@@ -31,6 +31,58 @@ from . import build as _build  # its source is part of the structure key
 
 
 
+#: bumped when the layout of a cache entry changes (2: entries carry checksums), so older
+#: entries are never used
+CACHE_FORMAT = 2
+#: what a run reads from its entry: the binary, our two descriptions, Brian2's static arrays
+CHECKSUMS = "automind_checksums.json"
+
+
+def _run_files(directory: Path) -> list[Path]:
+    files = [directory / "main", directory / "automind_run_args.json",
+             directory / "automind_structure.json"]
+    static = directory / "static_arrays"
+    return files + (sorted(p for p in static.rglob("*") if p.is_file()) if static.is_dir() else [])
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(directory: Path) -> None:
+    """Record the sha256 of every file a run reads (done once, right after building)."""
+    sums = {str(p.relative_to(directory)): _file_sha256(p) for p in _run_files(directory)}
+    (directory / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True))
+
+
+def verify_entry(directory: Path) -> None:
+    """Refuse a cache entry whose run files differ from what was built (damaged, tampered,
+    or replaced), or that anyone may overwrite: we are about to execute its binary."""
+    def refuse(why: str):
+        raise UserError(f"compiled-model cache entry {directory} {why}; delete that folder and "
+                        "automind rebuilds it")
+
+    try:
+        sums = json.loads((directory / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        refuse("has no readable checksum record")
+    expected = {str(p.relative_to(directory)) for p in _run_files(directory)}
+    if not isinstance(sums, dict) or set(sums) != expected:
+        refuse("holds other files than its checksum record lists")
+    for name, digest in sums.items():
+        path = directory / name
+        if path.is_symlink() or path.stat().st_mode & 0o002:
+            refuse(f"has {name} as a symlink or world-writable file")
+        if _file_sha256(path) != digest:
+            refuse(f"was altered after it was built ({name} differs from its checksum)")
+    if directory.stat().st_mode & 0o002:
+        refuse("is world-writable")
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("AUTOMIND_CACHE", Path.home() / ".cache" / "automind"))
 
@@ -51,7 +103,7 @@ def structure_key(spec) -> dict:
     sources = hashlib.sha256()
     for module in (model, _build):
         sources.update(Path(module.__file__).read_bytes())
-    return {"model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
+    return {"cache_format": CACHE_FORMAT, "model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
             "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
             "record_state": list(spec.record_state), "state_units": spec.state_units,
             "builder_sha256": sources.hexdigest(), "brian2": version("Brian2")}
@@ -87,6 +139,7 @@ class CompiledModel:
     def __init__(self, directory: Path, compile_seconds: float = 0.0):
         self.directory = Path(directory)
         self.compile_seconds = compile_seconds
+        verify_entry(self.directory)
         self.run_arg_specs = json.loads((self.directory / "automind_run_args.json").read_text())
         self.binary = self.directory / "main"
         structure = json.loads((self.directory / "automind_structure.json").read_text())
@@ -116,6 +169,7 @@ class CompiledModel:
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
             try:
                 _compile(spec, key, tmp)
+                write_checksums(tmp)
                 os.replace(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
