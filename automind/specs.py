@@ -54,6 +54,7 @@ def read_toml(path: Path) -> tuple[dict, str]:
     raw = Path(path).read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"malformed spec {path}: {err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
+        # (RecursionError: tomllib recurses into nested arrays, e.g. a hostile a = [[[[...]]]])
+        raise UserError(f"malformed spec {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     return data, hashlib.sha256(raw).hexdigest()

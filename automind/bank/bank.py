@@ -97,7 +97,7 @@ class Bank:
             raise BankError(f"{self.path} is not a bank (no bank.json)")
         try:
             self.meta = json.loads(meta_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise BankError(f"{meta_file} is not valid JSON: {err}") from None
         if not isinstance(self.meta, dict) or (self.meta.get("format") != FORMAT
                                                or self.meta.get("version") != FORMAT_VERSION):
@@ -122,7 +122,8 @@ class Bank:
                                                           .read_text()))
                 if record.name != path.stem:
                     raise TypeError(f"it names shard {record.name}")
-            except (json.JSONDecodeError, TypeError, UnicodeDecodeError, BankError) as err:
+            except (json.JSONDecodeError, TypeError, UnicodeDecodeError, RecursionError,
+                    BankError) as err:
                 self.problems.append(f"manifest record {path.name} is unreadable ({err}); "
                                      "its shard is ignored")
                 continue
@@ -225,7 +226,7 @@ class Bank:
                 try:
                     records[path.stem] = check_feature_record(
                         json.loads(inside(self.path, path, "feature record").read_text()), path.stem)
-                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, BankError):
+                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, RecursionError, BankError):
                     self.problems.append(f"feature record {path} is unreadable (ignored)")
         return records
 

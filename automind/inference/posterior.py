@@ -232,7 +232,7 @@ def load_posterior(path: str | Path) -> Posterior:
                         "weights.pt)")
     try:
         meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{meta_file} is not valid JSON: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: not an automind posterior (format {meta.get('format')!r})")
