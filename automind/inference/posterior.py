@@ -14,6 +14,7 @@ On disk (a directory):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from pathlib import Path
@@ -241,7 +242,8 @@ def load_posterior(path: str | Path) -> Posterior:
         raise UserError(f"{weights_file} does not match the checksum in posterior.json: the "
                         "artifact was altered or is incomplete; refusing to load it")
     try:
-        state = torch.load(weights_file, weights_only=True)  # tensors only, never code
+        # the bytes just verified (not the file again), tensors only, never code
+        state = torch.load(io.BytesIO(raw), weights_only=True)
         config = meta["config"]
         _check_sizes(config, state)
         estimators = []
