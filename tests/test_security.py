@@ -87,13 +87,18 @@ def test_pickled_code_in_an_automind_layout_file_never_runs(tmp_path, capsys, na
     assert "refuses" in err and ("posix.system" if name == "os.system" else name) in err
 
 
-def test_pickled_object_in_a_plain_member_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("layout, key", [
+    (dict(unit_ids=np.zeros(1)), "spike_times"),   # spike_times + unit_ids
+    (dict(samples=np.zeros(1), fs=1000.0), "electrodes"),  # MEA electrode lists
+    (dict(spikes=object_array(np.arange(2))), "fs"),  # AutoMIND layout: only spikes may be ragged
+])
+def test_pickled_object_in_a_plain_member_is_refused(tmp_path, capsys, layout, key):
     marker = tmp_path / "MARKER"
     path = tmp_path / "evil.npz"
-    np.savez(path, spike_times=object_array(gadgets(marker)["os.system"]), unit_ids=np.zeros(1))
-    assert unpickling_runs_it(path, marker, "spike_times")
+    np.savez(path, **layout, **{key: object_array(gadgets(marker)["os.system"])})
+    assert unpickling_runs_it(path, marker, key)
     err = one_line_error(capsys, ["features", path])
-    assert not marker.exists() and "'spike_times' is a pickled object array" in err
+    assert not marker.exists() and f"'{key}' is a pickled object array" in err
 
 
 @pytest.mark.parametrize("spikes, message", [
