@@ -107,7 +107,8 @@ def make_bank(folder: Path, rng) -> Path:
     feature set (no simulation needed: the format is what is being fuzzed)."""
     import pyarrow as pa
 
-    from automind.bank.store import commit_shard, write_json
+    from automind.bank.store import commit_shard
+    from automind.io import write_json
     from automind.prior import Prior
 
     path = folder / "bank"

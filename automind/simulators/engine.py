@@ -27,6 +27,7 @@ import numpy as np
 from filelock import FileLock
 
 from ..errors import UserError
+from ..io import file_sha256, write_json
 from . import build as _build  # its source is part of the structure key
 
 
@@ -46,17 +47,13 @@ def _run_files(directory: Path) -> list[Path]:
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)[0]
 
 
 def write_checksums(directory: Path) -> None:
     """Record the sha256 of every file a run reads (done once, right after building)."""
-    sums = {str(p.relative_to(directory)): _file_sha256(p) for p in _run_files(directory)}
-    (directory / CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True))
+    write_json(directory / CHECKSUMS,
+               {str(p.relative_to(directory)): _file_sha256(p) for p in _run_files(directory)})
 
 
 def verify_entry(directory: Path) -> None:
