@@ -56,5 +56,6 @@ def read_toml(path: Path) -> tuple[dict, str]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as err:
         # (RecursionError: tomllib recurses into nested arrays, e.g. a hostile a = [[[[...]]]])
-        raise UserError(f"malformed spec {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        lines = str(err).splitlines()
+        raise UserError(f"malformed spec {path}: {lines[0] if lines else type(err).__name__}") from None
     return data, hashlib.sha256(raw).hexdigest()

@@ -101,7 +101,8 @@ class Bank:
             raise BankError(f"{meta_file} is not valid JSON: {err}") from None
         if not isinstance(self.meta, dict) or (self.meta.get("format") != FORMAT
                                                or self.meta.get("version") != FORMAT_VERSION):
-            raise BankError(f"{self.path}: not an automind bank of format {FORMAT} v{FORMAT_VERSION}")
+            raise BankError(f"{self.path}: not an automind bank of format {FORMAT} "
+                            f"v{FORMAT_VERSION}")
         _check_meta(self.meta, self.path)
         self.problems: list[str] = []
         self.records: list[ShardRecord] = self._load_records()
@@ -224,9 +225,10 @@ class Bank:
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             if path.stem in committed:
                 try:
-                    records[path.stem] = check_feature_record(
-                        json.loads(inside(self.path, path, "feature record").read_text()), path.stem)
-                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, RecursionError, BankError):
+                    text = inside(self.path, path, "feature record").read_text()
+                    records[path.stem] = check_feature_record(json.loads(text), path.stem)
+                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, RecursionError,
+                        BankError):
                     self.problems.append(f"feature record {path} is unreadable (ignored)")
         return records
 

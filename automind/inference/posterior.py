@@ -235,7 +235,9 @@ def load_posterior(path: str | Path) -> Posterior:
         meta = json.loads(meta_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{meta_file} is not valid JSON: {err}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_file} is not a JSON object")
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: not an automind posterior (format {meta.get('format')!r})")
     raw = weights_file.read_bytes()
     if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):

@@ -30,8 +30,6 @@ from ..errors import UserError
 from ..io import file_sha256, write_json
 from . import build as _build  # its source is part of the structure key
 
-
-
 #: bumped when the layout of a cache entry changes (2: entries carry checksums), so older
 #: entries are never used
 CACHE_FORMAT = 2
@@ -46,14 +44,10 @@ def _run_files(directory: Path) -> list[Path]:
     return files + (sorted(p for p in static.rglob("*") if p.is_file()) if static.is_dir() else [])
 
 
-def _file_sha256(path: Path) -> str:
-    return file_sha256(path)[0]
-
-
 def write_checksums(directory: Path) -> None:
     """Record the sha256 of every file a run reads (done once, right after building)."""
     write_json(directory / CHECKSUMS,
-               {str(p.relative_to(directory)): _file_sha256(p) for p in _run_files(directory)})
+               {str(p.relative_to(directory)): file_sha256(p)[0] for p in _run_files(directory)})
 
 
 def verify_entry(directory: Path) -> None:
@@ -72,9 +66,11 @@ def verify_entry(directory: Path) -> None:
         refuse("holds other files than its checksum record lists")
     for name, digest in sums.items():
         path = directory / name
+        if not path.is_file():
+            refuse(f"misses {name}")
         if path.is_symlink() or path.stat().st_mode & 0o002:
             refuse(f"has {name} as a symlink or world-writable file")
-        if _file_sha256(path) != digest:
+        if file_sha256(path)[0] != digest:
             refuse(f"was altered after it was built ({name} differs from its checksum)")
     if directory.stat().st_mode & 0o002:
         refuse("is world-writable")
@@ -100,7 +96,8 @@ def structure_key(spec) -> dict:
     sources = hashlib.sha256()
     for module in (model, _build):
         sources.update(Path(module.__file__).read_bytes())
-    return {"cache_format": CACHE_FORMAT, "model": spec.model, "N": spec.N, "dt": spec.dt, "max_duration": spec.max_duration,
+    return {"cache_format": CACHE_FORMAT, "model": spec.model, "N": spec.N, "dt": spec.dt,
+            "max_duration": spec.max_duration,
             "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
             "record_state": list(spec.record_state), "state_units": spec.state_units,
             "builder_sha256": sources.hexdigest(), "brian2": version("Brian2")}
