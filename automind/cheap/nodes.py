@@ -115,7 +115,7 @@ class NodeBinary:
     def __init__(self, settings: NodeSettings):
         from filelock import FileLock
 
-        from ..simulators.engine import cache_root
+        from ..simulators.engine import cache_root, verify_entry, write_checksums
 
         self.settings = settings
         key = settings.key()
@@ -129,9 +129,11 @@ class NodeBinary:
                     tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}-", dir=root))
                     try:
                         _compile(settings, tmp)
+                        write_checksums(tmp)  # we execute its binary: see docs/security.md
                         os.replace(tmp, self.directory)
                     finally:
                         shutil.rmtree(tmp, ignore_errors=True)
+        verify_entry(self.directory)
 
     def run(self, args: dict, seed: int) -> dict:
         """Simulate up to ``group_size`` nodes; returns rate (ν τ), ISI CV, relative SE, counts."""

@@ -38,8 +38,8 @@ CHECKSUMS = "automind_checksums.json"
 
 
 def _run_files(directory: Path) -> list[Path]:
-    files = [directory / "main", directory / "automind_run_args.json",
-             directory / "automind_structure.json"]
+    files = [p for p in (directory / "main", directory / "automind_run_args.json",
+                         directory / "automind_structure.json") if p.is_file()]
     static = directory / "static_arrays"
     return files + (sorted(p for p in static.rglob("*") if p.is_file()) if static.is_dir() else [])
 
