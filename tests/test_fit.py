@@ -2,6 +2,7 @@
 resume, and clear refusals."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +13,11 @@ from automind.fit import FitSettings, fit
 from automind.fit.region import Region, TruncatedPrior
 from automind.fit.run import near_target
 from automind.prior import Prior
-from conftest import small_brunel_spec
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
            duration=1.0, seed=3, workers=2, progress=False)
+SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 
 def test_budget_splits_into_rounds_and_refuses_too_little():
@@ -73,13 +74,27 @@ def test_region_artifact_round_trips_and_refuses_tampering(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory):
+def spec_file(tmp_path_factory):
+    """The reduced network as a simulator spec file (the CLI takes a name or a path)."""
+    text = (SIMULATORS / "brunel.toml").read_text()
+    for old, new in (("N = 2500", "N = 250"), ("C_E = 1000", "C_E = 100"),
+                     ('duration = "1.2 s"', 'duration = "0.5 s"'),
+                     ('t_analysis_start = "0.2 s"', 't_analysis_start = "0.05 s"')):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path_factory.mktemp("fit-spec") / "small_brunel.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def target(spec_file, tmp_path_factory):
     """A 2 s recording of the reduced network at the truth, as an NWB file."""
     from automind.features.spikedata import SpikeData
     from automind.recordings.write import write_nwb
-    from automind.simulators import Simulator
+    from automind.simulators import Simulator, SimulatorSpec
 
-    spec = small_brunel_spec()
+    spec = SimulatorSpec.load(spec_file)
     result = Simulator(spec).run(Prior.load("brunel").to_simulator(TRUTH), seed=424242,
                                  duration=2.05)
     assert result.status == "ok"
@@ -89,29 +104,28 @@ def target(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fitted(target, tmp_path_factory):
-    """The fit, interrupted (Ctrl-C) during its first probe round, then run again to the end."""
+def fitted(spec_file, target, tmp_path_factory):
+    """`automind fit`, stopped (SIGTERM, as a scheduler would) during its first probe round,
+    then run again to the end from Python: the resumed run must complete the same fit."""
     import signal
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     out = tmp_path_factory.mktemp("fit") / "run"
-    tests = Path(__file__).resolve().parent
-    code = (f"import sys; sys.path.insert(0, {str(tests)!r}); from conftest import small_brunel_spec; "
-            f"from automind.fit import fit; fit({str(target)!r}, {str(out)!r}, "
-            f"simulator=small_brunel_spec(), **{FIT!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "automind.cli", "fit", str(target), "--simulator",
+               str(spec_file), "--features", "spikes", "--budget", "600", "--probe-rounds", "1",
+               "--rounds", "2", "--probe-duration", "0.3", "--sim-duration", "1.0", "--seed", "3",
+               "--workers", "2", "--out", str(out), "--json"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600
     while proc.poll() is None and time.time() < deadline and \
             len(list(manifest.glob("*.json")) if manifest.is_dir() else []) < 2:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(120) != 0, "the fit ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(300) == 130, "the fit was not interrupted as a user's Ctrl-C would"
     assert not (out / "summary.json").exists()
-    return out, fit(target, out, simulator=small_brunel_spec(), **FIT)
+    return out, fit(target, out, simulator=str(spec_file), **FIT)
 
 
 def test_fit_finds_a_consistent_set_around_the_truth(fitted):
@@ -132,19 +146,19 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert json.loads((out / "fit.json").read_text())["plan"]["probe"] == 210
 
 
-def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, target):
+def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, target, spec_file):
     from automind.bank import Bank
 
     out, summary = fitted
     sizes = [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)]
-    again = fit(target, out, simulator=small_brunel_spec(), **FIT)
+    again = fit(target, out, simulator=str(spec_file), **FIT)
     assert again["yield"] == summary["yield"] and again["nats"] == pytest.approx(summary["nats"])
     assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
     with pytest.raises(UserError, match="other settings"):
-        fit(target, out, simulator=small_brunel_spec(), **(FIT | {"rate_tolerance": 0.3}))
+        fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))
 
 
-def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, capsys):
+def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, spec_file):
     """A 'recording' far outside anything the model produces (every unit firing regularly at
     800 Hz, faster than its 2 ms refractory period allows) stops after the probes with a clear
     statement, not a meaningless posterior."""
@@ -156,7 +170,7 @@ def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, cap
     units = np.concatenate([np.full(len(t), u) for u, t in enumerate(trains)])
     path = write_nwb(SpikeData(times, units, 4.0), tmp_path / "odd.nwb")
     with pytest.raises(UserError, match="no probe run came near the target"):
-        fit(path, tmp_path / "run", simulator=small_brunel_spec(), **(FIT | {"probe_rounds": 1}))
+        fit(path, tmp_path / "run", simulator=str(spec_file), **FIT)
     assert (tmp_path / "run" / "nearest_probes.csv").read_text().count("\n") == 21
 
 
