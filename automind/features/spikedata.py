@@ -37,7 +37,10 @@ class SpikeData:
 
     ``units`` lists every unit that was observed, including silent ones (they count in
     per-unit averages and rates). ``groups`` maps a group name (E / I, a brain area, an
-    electrode) to the unit ids in it. Times are sorted on construction.
+    electrode) to the unit ids in it. Times are sorted on construction. ``positions``
+    (optional, one row per unit of ``units`` as given, e.g. electrode x, y in µm) follow the
+    units' sorting; ``metadata`` carries what a recording says about itself (age, region,
+    silent channels, masked line frequencies, ...): JSON-friendly values only.
     """
 
     times: np.ndarray
@@ -46,6 +49,8 @@ class SpikeData:
     units: np.ndarray | None = None
     groups: dict[str, np.ndarray] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    positions: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=np.float64).ravel()
@@ -73,13 +78,25 @@ class SpikeData:
             times, ids = times[order], ids[order]
         self.times, self.unit_ids = times, ids
         present = _distinct(ids)
-        units = present if self.units is None else np.unique(np.asarray(self.units, np.int64))
+        given = None if self.units is None else np.asarray(self.units, np.int64).ravel()
+        units = present if given is None else np.unique(given)
         if ids.size and not np.isin(present, units).all():
             raise UserError(f"{where}: spikes from units that are not in the unit list")
+        if self.positions is not None:
+            self.positions = self._sorted_positions(given, units, where)
         self.units = units
         self.duration = float(self.duration)
         self.groups = {name: np.unique(np.asarray(members, np.int64))
                        for name, members in self.groups.items()}
+
+    def _sorted_positions(self, given, units, where) -> np.ndarray:
+        positions = np.asarray(self.positions, dtype=np.float64)
+        positions = positions[:, None] if positions.ndim == 1 else positions
+        if given is None or len(given) != len(units) or len(positions) != len(given):
+            raise UserError(f"{where}: positions need one row per unit of a list of distinct "
+                            f"units ({len(positions)} rows, "
+                            f"{'no unit list' if given is None else f'{len(given)} units'})")
+        return positions[np.argsort(given, kind="stable")]
 
     @property
     def n_units(self) -> int:
@@ -98,7 +115,21 @@ class SpikeData:
         members = self.groups[group]
         keep = np.isin(self.unit_ids, members)
         return SpikeData(self.times[keep], self.unit_ids[keep], self.duration, members,
-                         {group: members}, self.source)
+                         {group: members}, self.source, self._positions_of(members), self.metadata)
+
+    def _positions_of(self, members: np.ndarray) -> np.ndarray | None:
+        if self.positions is None:
+            return None
+        return self.positions[np.searchsorted(self.units, members)]
+
+    def keep_units(self, members) -> "SpikeData":
+        """Only the listed units (and their spikes); groups shrink to their kept members."""
+        members = np.intersect1d(self.units, np.asarray(members, np.int64))
+        keep = np.isin(self.unit_ids, members)
+        groups = {name: np.intersect1d(m, members) for name, m in self.groups.items()}
+        return SpikeData(self.times[keep], self.unit_ids[keep], self.duration, members,
+                         {k: v for k, v in groups.items() if len(v)}, self.source,
+                         self._positions_of(members), dict(self.metadata))
 
     def window(self, start: float, stop: float | None = None) -> "SpikeData":
         """Spikes in [start, stop), re-timed to start at 0 (e.g. to drop a transient)."""
@@ -107,7 +138,7 @@ class SpikeData:
             raise UserError(f"window [{start}, {stop}) is not inside [0, {self.duration})")
         keep = (self.times >= start) & (self.times < stop)
         return SpikeData(self.times[keep] - start, self.unit_ids[keep], stop - start, self.units,
-                         self.groups, self.source)
+                         self.groups, self.source, self.positions, self.metadata)
 
     def population_rate(self, bin_size: float = 1e-3) -> np.ndarray:
         """Mean rate per unit (Hz) in bins of ``bin_size`` over [0, duration)."""

@@ -10,7 +10,10 @@ Formats (chosen by extension, or ``fmt``):
 - ``.csv`` with a header: ``unit,time`` (s), or ``electrode,sample`` (needs ``fs``);
 - ``.nwb`` via pynwb: the Units table, optionally only units of one brain area
   (``area``: matched against the electrodes' ``location`` or the electrode group) and
-  passing unit-quality filters (``quality=["quality==good", "isi_violations<0.5"]``).
+  passing unit-quality filters (``quality=["quality==good", "isi_violations<0.5"]``);
+- MEA spike lists in HDF5 (``spikes``, ``sCount``, ``names``, ...; ``mea_hdf5``), found by
+  content whatever the extension;
+- anything the ``neo`` package reads (``neo_reader``), when it is installed.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ import numpy as np
 
 from ..errors import UserError
 from ..features.spikedata import SpikeData
+from .mea_hdf5 import hdf5_kind, read_mea_hdf5
+from .neo_reader import neo_available, neo_io_name, read_neo
 from .npz import SafeNpz, max_array_bytes
 
 FORMATS = ("npz", "csv", "nwb")
+MEA_HDF5 = ("h5", "hdf5", "mea")
 
 
 def read_recording(path: str | Path, fmt: str | None = None, duration: float | None = None,
@@ -38,8 +44,17 @@ def read_recording(path: str | Path, fmt: str | None = None, duration: float | N
     if not path.is_file():
         raise UserError(f"recording not found: {path}")
     fmt = (fmt or path.suffix.lstrip(".")).lower()
+    kind = hdf5_kind(path) if fmt not in FORMATS else None
+    by_neo = kind != "mea" and fmt not in FORMATS and neo_available() and neo_io_name(path)
+    if kind == "mea" or (fmt in MEA_HDF5 and not (by_neo and kind in ("hdf5", "nwb"))):
+        if area or quality:
+            raise UserError("--area and --quality filters apply to NWB files only")
+        return read_mea_hdf5(path, duration)  # (its errors say why a .h5 is not readable)
+    if by_neo:
+        return read_neo(path, duration)
     if fmt not in FORMATS:
-        raise UserError(f"cannot tell the format of {path}; use one of {', '.join(FORMATS)}")
+        raise UserError(f"cannot tell the format of {path}; use one of {', '.join(FORMATS)}, "
+                        "an MEA HDF5 spike list, or a Neo format (pip install neo)")
     if fmt == "nwb":
         return read_nwb(path, duration, area, quality)
     if area or quality:
