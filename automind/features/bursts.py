@@ -1,46 +1,69 @@
-"""Network bursts on the smoothed population rate (the published detection).
+"""Network bursts: episodes of the smoothed population rate above a threshold.
 
-Peaks of the Gaussian-smoothed population rate with prominence >= half the maximum rate
-(only when that maximum is >= 5 Hz), at least 1 s apart; burst widths at 95 % relative
-height (scipy.signal.peak_widths). Fewer than 2 bursts: every burst feature is missing
-(NaN) and ``burst_valid`` is 0 — never zero-filled.
+The 1 ms population rate (per unit) is smoothed with a Gaussian (sd ``SMOOTHING``). A
+burst is an episode where the smoothed rate exceeds ``max(MIN_PEAK_RATE, BASELINE_FACTOR
+× its median)``; episodes separated by less than ``MERGE_GAP`` of sub-threshold rate are
+one burst. Each burst's peak is its highest smoothed rate; its width is measured at 95 %
+relative height (scipy.signal.peak_widths) around that peak. Fewer than 2 bursts: every
+burst feature is missing (NaN) and ``burst_valid`` is 0 — never zero-filled.
+
+Version 2 of the ``bursts`` set kept peaks with a prominence of half the *largest* peak,
+at least 1 s apart: on real cultures, whose bursts vary tenfold in size, it missed two
+bursts in three (docs/recordings.md). The threshold is now fixed by the rate's floor and
+its median, so one large burst no longer hides the others.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks, peak_widths
+from scipy.signal import peak_widths
 
 from .spikedata import SpikeData
 
-BIN = 1e-3            # s
-SMOOTHING = 0.02      # s, sd of the Gaussian kernel (our choice; the reference code's is not public)
-MIN_PEAK_RATE = 5.0   # Hz
-MIN_DISTANCE = 1.0    # s
+BIN = 1e-3             # s
+SMOOTHING = 0.02       # s, sd of the Gaussian kernel (our choice; the reference code's is not public)
+MIN_PEAK_RATE = 5.0    # Hz per unit: the smoothed rate must exceed this inside a burst
+BASELINE_FACTOR = 2.0  # ... and this multiple of its median (tonic activity is no burst)
+MERGE_GAP = 0.5        # s: episodes closer than this are one burst
 REL_HEIGHT = 0.95
-PROMINENCE = 0.5      # of the maximum smoothed rate
 
 NAMES = ("burst_num", "burst_interval_mean", "burst_interval_cv", "burst_width_mean",
          "burst_offset_time_mean", "burst_peak_rate_mean", "burst_rate", "burst_valid")
 
 
+def burst_threshold(smooth: np.ndarray) -> float:
+    """The rate (Hz per unit) a smoothed population rate must exceed inside a burst."""
+    return max(MIN_PEAK_RATE, BASELINE_FACTOR * float(np.median(smooth))) if len(smooth) else MIN_PEAK_RATE
+
+
+def episodes(above: np.ndarray, merge_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """[start, stop) bin ranges of runs of True, runs closer than ``merge_bins`` joined."""
+    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if not len(starts):
+        return starts, stops
+    new = np.concatenate([[True], starts[1:] - stops[:-1] >= merge_bins])
+    return starts[new], np.concatenate([stops[np.flatnonzero(new)[1:] - 1], stops[-1:]])
+
+
 def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SMOOTHING) -> dict:
-    """Peaks (s), widths (s), offsets (peak to burst end, s) and peak rates (Hz) of bursts."""
+    """Peaks (s), widths (s), offsets (peak to burst end, s), peak rates (Hz), the left and
+    right ends at 95 % height (s) of bursts; ``smooth`` and ``threshold`` for plotting."""
     smooth = gaussian_filter1d(rate.astype(float), smoothing / bin_size) if len(rate) else rate
-    empty = {"smooth": smooth, "peaks": np.zeros(0), "widths": np.zeros(0),
-             "offsets": np.zeros(0), "heights": np.zeros(0), "left": np.zeros(0),
-             "right": np.zeros(0)}
-    if not len(smooth) or smooth.max() < MIN_PEAK_RATE:
+    threshold = burst_threshold(smooth)
+    empty = {"smooth": smooth, "threshold": threshold, "peaks": np.zeros(0),
+             "widths": np.zeros(0), "offsets": np.zeros(0), "heights": np.zeros(0),
+             "left": np.zeros(0), "right": np.zeros(0)}
+    if not len(smooth) or smooth.max() <= threshold:
         return empty
-    peaks, _ = find_peaks(smooth, prominence=PROMINENCE * smooth.max(),
-                          distance=max(1, int(round(MIN_DISTANCE / bin_size))))
-    if not len(peaks):
-        return empty
+    starts, stops = episodes(smooth > threshold, max(1, int(round(MERGE_GAP / bin_size))))
+    peaks = np.array([start + int(np.argmax(smooth[start:stop]))
+                      for start, stop in zip(starts, stops)], dtype=np.int64)
     widths, _, left, right = peak_widths(smooth, peaks, rel_height=REL_HEIGHT)
-    return {"smooth": smooth, "peaks": peaks * bin_size, "widths": widths * bin_size,
-            "offsets": (right - peaks) * bin_size, "heights": smooth[peaks],
-            "left": left * bin_size, "right": right * bin_size}
+    return {"smooth": smooth, "threshold": threshold, "peaks": peaks * bin_size,
+            "widths": widths * bin_size, "offsets": (right - peaks) * bin_size,
+            "heights": smooth[peaks], "left": left * bin_size, "right": right * bin_size}
 
 
 def burst_features(data: SpikeData) -> np.ndarray:

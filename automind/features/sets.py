@@ -8,7 +8,9 @@ The population-level sets (``psd``, ``psd_bands``, ``bursts``) use the excitator
 when the data has one (simulations), otherwise all units (recordings). Version 2 of every
 set bins spike times robustly at bin edges (``spikedata.bin_index``) and computes bursts
 on the E population (version 1 used all units for bursts); banks with version-1 features
-cannot be extended with version-2 code.
+cannot be extended with version-2 code. Version 3 of the sets holding bursts (``bursts``,
+``mk1``, ``mk1_compact``, ``population``) detects bursts as threshold episodes of the
+smoothed rate instead of peaks of half the largest prominence (``bursts`` module).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ SPIKES = FeatureSet("spikes", "2", stats.NAMES, tuple(n in _LOG_STATS for n in s
                     "pairwise count correlation")
 PSD = FeatureSet("psd", "2", tuple(f"psd_{f:g}Hz" for f in PSD_FREQS), (True,) * len(PSD_FREQS),
                  psd_features, "Welch PSD of the (E) population rate, 0.5-495 Hz")
-BURSTS = FeatureSet("bursts", "2", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
+BURSTS = FeatureSet("bursts", "3", bursts.NAMES, tuple(n in _LOG_BURSTS for n in bursts.NAMES),
                     lambda data: bursts.burst_features(population(data)),
                     "network bursts of the (E) population rate")
 PSD_BANDS = FeatureSet("psd_bands", "2",
@@ -110,15 +112,15 @@ PSD_BANDS = FeatureSet("psd_bands", "2",
                              for lo, hi in zip(PSD_BAND_EDGES[:-1], PSD_BAND_EDGES[1:])),
                        (True,) * (len(PSD_BAND_EDGES) - 1), psd_band_features,
                        "Welch PSD of the (E) population rate averaged in 25 log-spaced bands")
-MK1 = FeatureSet("mk1", "2", SPIKES.names + PSD.names + BURSTS.names,
+MK1 = FeatureSet("mk1", "3", SPIKES.names + PSD.names + BURSTS.names,
                  SPIKES.log10 + PSD.log10 + BURSTS.log10, _combine(SPIKES, PSD, BURSTS),
                  "spikes + psd + bursts")
 
-MK1_COMPACT = FeatureSet("mk1_compact", "2", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+MK1_COMPACT = FeatureSet("mk1_compact", "3", SPIKES.names + PSD_BANDS.names + BURSTS.names,
                          SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
                          _combine(SPIKES, PSD_BANDS, BURSTS), "spikes + psd_bands + bursts")
 
-POPULATION = FeatureSet("population", "2", SPIKES.names + PSD_BANDS.names + BURSTS.names,
+POPULATION = FeatureSet("population", "3", SPIKES.names + PSD_BANDS.names + BURSTS.names,
                         SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
                         lambda data: MK1_COMPACT.compute(population(data)),
                         "mk1_compact on the (E) population only: for recordings without E/I "
