@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import bursts, stats
+from .line_noise import mask_lines
 from .psd import rate_psd
 from .spikedata import SpikeData
 
@@ -37,12 +38,15 @@ def population(data: SpikeData) -> SpikeData:
 
 def population_psd(data: SpikeData) -> tuple[np.ndarray, np.ndarray]:
     """(freqs, psd): Welch PSD of the (E) population rate at 1 ms (Hann, 2 s segments, 75 %
-    overlap) at 0.5-495 Hz, the published 990 values; NaN when shorter than one segment."""
+    overlap) at 0.5-495 Hz, the published 990 values; NaN when shorter than one segment.
+    Lines listed in ``data.metadata["masked_lines_hz"]`` are interpolated over."""
     pop = population(data)
     if pop.duration < PSD_SEGMENT:
         return PSD_FREQS, np.full(len(PSD_FREQS), np.nan)
-    return rate_psd(pop.population_rate(PSD_BIN), PSD_BIN, PSD_SEGMENT, 0.75,
-                    PSD_FREQS[0] - 1e-9, PSD_FREQS[-1] + 1e-9)
+    freqs, psd = rate_psd(pop.population_rate(PSD_BIN), PSD_BIN, PSD_SEGMENT, 0.75,
+                          PSD_FREQS[0] - 1e-9, PSD_FREQS[-1] + 1e-9)
+    lines = data.metadata.get("masked_lines_hz")  # a recording's line noise (line_noise.py)
+    return freqs, (mask_lines(freqs, psd, lines) if lines else psd)
 
 
 def psd_features(data: SpikeData) -> np.ndarray:

@@ -51,7 +51,8 @@ def read_recording(path: str | Path, fmt: str | None = None, duration: float | N
             raise UserError("--area and --quality filters apply to NWB files only")
         return read_mea_hdf5(path, duration)  # (its errors say why a .h5 is not readable)
     if by_neo:
-        return read_neo(path, duration)
+        return read_neo(path, duration, "; an HDF5 file without spikes and sCount (MEA layout)"
+                        if kind else "")
     if fmt not in FORMATS:
         raise UserError(f"cannot tell the format of {path}; use one of {', '.join(FORMATS)}, "
                         "an MEA HDF5 spike list, or a Neo format (pip install neo)")

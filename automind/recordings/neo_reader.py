@@ -33,8 +33,9 @@ def neo_io_name(path: Path) -> str | None:
     return None
 
 
-def read_neo(path: str | Path, duration: float | None = None) -> SpikeData:
-    """Spike trains of a single-segment Neo file; times re-timed to the segment's start."""
+def read_neo(path: str | Path, duration: float | None = None, note: str = "") -> SpikeData:
+    """Spike trains of a single-segment Neo file; times re-timed to the segment's start.
+    ``note`` is added to the message when Neo cannot read the file."""
     import neo.io
 
     path = Path(path)
@@ -49,7 +50,7 @@ def read_neo(path: str | Path, duration: float | None = None) -> SpikeData:
     except Exception as err:  # Neo's IOs raise anything for a file that is not theirs
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise UserError(f"{path}: cannot tell the format: Neo's {name} cannot read it "
-                        f"({first})") from None
+                        f"({first}){note}") from None
     if len(block.segments) != 1:
         raise UserError(f"{path}: {len(block.segments)} segments; automind reads Neo files with "
                         "exactly one segment (one recording)")
