@@ -57,16 +57,38 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
     for peak, left, right in zip(bursts["peaks"], bursts["left"], bursts["right"]):
         if t0 <= peak < t1:
             axes[1].axvspan(left, right, color="tab:orange", alpha=0.25, lw=0)
+    axes[1].axhline(bursts["threshold"], color="tab:orange", lw=0.6, ls="--")
     label = "E" if "E" in data.groups else "population"
     axes[1].set(xlabel="time (s)", ylabel=f"{label} rate (Hz)", xlim=(t0, t1))
-    if len(bursts["peaks"]):
-        n = len(bursts["peaks"])
-        axes[1].set_title(f"{n} network burst{'s' if n > 1 else ''} (shaded)", fontsize=9)
+    n = len(bursts["peaks"])
+    note = f"{n} network burst{'s' if n != 1 else ''} (shaded; dashed: threshold)"
+    if "E" not in data.groups:  # a recording: the independent participation count beside it
+        from .recordings.events import population_events
+
+        events = population_events(data)
+        shown_events = events[(events >= t0) & (events < t1)]
+        axes[1].plot(shown_events, np.full(len(shown_events), 1.02), "v", ms=3,
+                     color="tab:purple", transform=axes[1].get_xaxis_transform(), clip_on=False)
+        note += f"; {len(events)} population events (▼, 25 % of electrodes in 100 ms)"
+    axes[1].set_title(note, fontsize=9)
     freqs, psd = rate_psd(rate, PSD_BIN, PSD_SEGMENT)
+    lines = data.metadata.get("masked_lines_hz") or []
     if len(freqs):
-        axes[2].loglog(freqs, psd, color="k", lw=0.8)
+        axes[2].loglog(freqs, psd, color="0.6" if lines else "k", lw=0.8,
+                       label="as recorded" if lines else None)
+    if lines and len(freqs):
+        from .features.line_noise import mask_lines
+
+        axes[2].loglog(freqs, mask_lines(freqs, psd, lines), color="k", lw=0.8,
+                       label=f"{len(lines)} lines masked (features)")
+        for line in lines:
+            axes[2].axvline(line, color="tab:red", lw=0.5, alpha=0.5)
+        axes[2].legend(frameon=False, fontsize=8)
     axes[2].set(xlabel="frequency (Hz)", ylabel=f"PSD of {label} rate (Hz²/Hz)")
-    fig.suptitle(title or f"{data.n_units} units, {data.n_spikes} spikes, {data.duration:g} s")
+    described = [f"{data.metadata[k]}" for k in ("region",) if k in data.metadata]
+    described += [f"DIV {data.metadata['age_div']}"] if "age_div" in data.metadata else []
+    fig.suptitle(title or ", ".join(described + [f"{data.n_units} units, {data.n_spikes} spikes, "
+                                                 f"{data.duration:g} s"]))
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
