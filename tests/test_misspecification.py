@@ -1,0 +1,74 @@
+"""The misspecification check: per-feature ranges name what is out, sbi's MMD test sees
+unusual combinations, on references with known distributions."""
+
+import numpy as np
+import pytest
+
+from automind.inference.misspecification import check_misspecification
+
+NAMES = ["rate", "cv", "corr", "burst_rate", "psd"]
+LOG10 = [True, False, False, False, True]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """2000 simulations: log10 rate ~ N(0.5, 0.2), cv ~ N(1, 0.1), corr = cv - 1 + noise
+    (tightly tied to cv), burst_rate ~ N(0.3, 0.05), log10 psd ~ N(-2, 0.3)."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    cv = rng.normal(1.0, 0.1, n)
+    return np.column_stack([10 ** rng.normal(0.5, 0.2, n), cv, cv - 1 + rng.normal(0, 0.01, n),
+                            rng.normal(0.3, 0.05, n), 10 ** rng.normal(-2, 0.3, n)])
+
+
+def test_a_typical_target_passes(reference):
+    report = check_misspecification([10 ** 0.5, 1.0, 0.0, 0.3, 0.01], reference, NAMES, LOG10)
+    assert report.out_of_range == [] and report.p_value > 0.05 and not report.misspecified
+    assert report.message() == "" and report.n_reference == 2000
+
+
+def test_out_of_range_features_are_named_in_order(reference):
+    # burst_rate 10 sd above, rate (log10) 4 sd below; the others typical
+    target = [10 ** (0.5 - 0.8), 1.0, 0.0, 0.8, 0.01]
+    report = check_misspecification(target, reference, NAMES, LOG10)
+    assert [o["name"] for o in report.out_of_range] == ["burst_rate", "rate"]
+    assert report.out_of_range[0]["z"] == pytest.approx(10, rel=0.1)
+    assert report.out_of_range[1]["value"] == pytest.approx(-0.3)    # reported in log10
+    assert report.p_value < 0.01 and report.misspecified
+    assert report.message().startswith("the target may be outside what the model produces: "
+                                       "2 of 5 features outside the central 99 %")
+    only = check_misspecification(target, reference, NAMES, LOG10, columns=[1, 2, 4])
+    assert only.out_of_range == [] and only.n_features == 3        # the posterior's columns
+
+
+def test_an_unusual_combination_fails_jointly(reference):
+    # cv 2 sd high but corr 2 sd low: each inside its range, together never simulated
+    report = check_misspecification([10 ** 0.5, 1.2, -0.2, 0.3, 0.01], reference, NAMES, LOG10)
+    assert report.out_of_range == []
+    assert report.p_value < 0.01 and report.misspecified and "jointly atypical" in report.message()
+
+
+def test_missing_target_values_are_out_of_range(reference):
+    report = check_misspecification([10 ** 0.5, 1.0, np.nan, 0.3, 0.01], reference, NAMES, LOG10)
+    assert [o["name"] for o in report.out_of_range] == ["corr"]
+    assert report.out_of_range[0]["value"] is None and report.p_value is None
+    assert "corr (NaN vs" in report.message()
+
+
+def test_same_seed_same_p_value(reference):
+    target = [10 ** 0.9, 1.1, 0.1, 0.35, 0.02]
+    first, again = (check_misspecification(target, reference, NAMES, LOG10, seed=3)
+                    for _ in range(2))
+    assert first.p_value == again.p_value
+
+
+def test_joint_p_values_are_calibrated_for_targets_from_the_model():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(400, 4)) @ np.array([[1, 0.8, 0, 0], [0, 0.6, 0, 0],
+                                                      [0, 0, 1, 0], [0, 0, 0, 2.0]])
+    targets = rng.normal(size=(300, 4)) @ np.array([[1, 0.8, 0, 0], [0, 0.6, 0, 0],
+                                                    [0, 0, 1, 0], [0, 0, 0, 2.0]])
+    p = np.array([check_misspecification(t, reference, list("abcd"), quantile=0.0).p_value
+                  for t in targets])
+    assert 0.05 <= np.mean(p <= 0.1) <= 0.15                     # uniform under the null
+    assert 0.4 <= np.mean(p <= 0.5) <= 0.6
