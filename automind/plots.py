@@ -57,11 +57,13 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
     for peak, left, right in zip(bursts["peaks"], bursts["left"], bursts["right"]):
         if t0 <= peak < t1:
             axes[1].axvspan(left, right, color="tab:orange", alpha=0.25, lw=0)
+    axes[1].plot(t[window], bursts["smooth"][window], color="tab:orange", lw=0.7)
     axes[1].axhline(bursts["threshold"], color="tab:orange", lw=0.6, ls="--")
     label = "E" if "E" in data.groups else "population"
     axes[1].set(xlabel="time (s)", ylabel=f"{label} rate (Hz)", xlim=(t0, t1))
     n = len(bursts["peaks"])
-    note = f"{n} network burst{'s' if n != 1 else ''} (shaded; dashed: threshold)"
+    note = (f"{n} network burst{'s' if n != 1 else ''} (shaded; orange: rate smoothed for "
+            "detection, dashed: its threshold)")
     if "E" not in data.groups:  # a recording: the independent participation count beside it
         from .recordings.events import population_events
 
