@@ -62,8 +62,7 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
     label = "E" if "E" in data.groups else "population"
     axes[1].set(xlabel="time (s)", ylabel=f"{label} rate (Hz)", xlim=(t0, t1))
     n = len(bursts["peaks"])
-    note = (f"{n} network burst{'s' if n != 1 else ''} (shaded; orange: rate smoothed for "
-            "detection, dashed: its threshold)")
+    note = f"{n} bursts (shaded; orange: detection's rate, dashed: threshold)"
     if "E" not in data.groups:  # a recording: the independent participation count beside it
         from .recordings.events import population_events
 
@@ -71,7 +70,7 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
         shown_events = events[(events >= t0) & (events < t1)]
         axes[1].plot(shown_events, np.full(len(shown_events), 1.02), "v", ms=3,
                      color="tab:purple", transform=axes[1].get_xaxis_transform(), clip_on=False)
-        note += f"; {len(events)} population events (▼, 25 % of electrodes in 100 ms)"
+        note += f"; {len(events)} population events (▼)"
     axes[1].set_title(note, fontsize=9)
     freqs, psd = rate_psd(rate, PSD_BIN, PSD_SEGMENT)
     lines = data.metadata.get("masked_lines_hz") or []

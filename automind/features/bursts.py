@@ -4,7 +4,8 @@ The 1 ms population rate (per unit) is smoothed with a Gaussian (sd ``SMOOTHING`
 burst is an episode where the smoothed rate exceeds ``max(MIN_PEAK_RATE, BASELINE_FACTOR
 × its median)``; episodes separated by less than ``MERGE_GAP`` of sub-threshold rate are
 one burst. Each burst's peak is its highest smoothed rate; its width is measured at 95 %
-relative height (scipy.signal.peak_widths) around that peak. Fewer than 2 bursts: every
+relative height (scipy.signal.peak_widths) around that peak, with the bases of its
+prominence searched within the episode ± ``MERGE_GAP``. Fewer than 2 bursts: every
 burst feature is missing (NaN) and ``burst_valid`` is 0 — never zero-filled.
 
 Version 2 of the ``bursts`` set kept peaks with a prominence of half the *largest* peak,
@@ -47,6 +48,17 @@ def episodes(above: np.ndarray, merge_bins: int) -> tuple[np.ndarray, np.ndarray
     return starts[new], np.concatenate([stops[np.flatnonzero(new)[1:] - 1], stops[-1:]])
 
 
+def _bases(smooth, peaks, starts, stops, gap):
+    """Prominence data for peak_widths, searched within each burst's episode ± ``gap``:
+    on a noisy rate, scipy's unbounded search finds bases seconds away (widths of seconds)."""
+    left = np.array([lo + int(np.argmin(smooth[lo:p + 1])) for lo, p in
+                     zip(np.maximum(starts - gap, 0), peaks)], dtype=np.intp)
+    right = np.array([p + int(np.argmin(smooth[p:hi])) for p, hi in
+                      zip(peaks, np.minimum(stops + gap, len(smooth)))], dtype=np.intp)
+    prominences = smooth[peaks] - np.maximum(smooth[left], smooth[right])
+    return prominences, left, right
+
+
 def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SMOOTHING) -> dict:
     """Peaks (s), widths (s), offsets (peak to burst end, s), peak rates (Hz), the left and
     right ends at 95 % height (s) of bursts; ``smooth`` and ``threshold`` for plotting."""
@@ -57,10 +69,12 @@ def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SM
              "left": np.zeros(0), "right": np.zeros(0)}
     if not len(smooth) or smooth.max() <= threshold:
         return empty
-    starts, stops = episodes(smooth > threshold, max(1, int(round(MERGE_GAP / bin_size))))
+    gap = max(1, int(round(MERGE_GAP / bin_size)))
+    starts, stops = episodes(smooth > threshold, gap)
     peaks = np.array([start + int(np.argmax(smooth[start:stop]))
                       for start, stop in zip(starts, stops)], dtype=np.int64)
-    widths, _, left, right = peak_widths(smooth, peaks, rel_height=REL_HEIGHT)
+    widths, _, left, right = peak_widths(smooth, peaks, rel_height=REL_HEIGHT,
+                                         prominence_data=_bases(smooth, peaks, starts, stops, gap))
     return {"smooth": smooth, "threshold": threshold, "peaks": peaks * bin_size,
             "widths": widths * bin_size, "offsets": (right - peaks) * bin_size,
             "heights": smooth[peaks], "left": left * bin_size, "right": right * bin_size}
