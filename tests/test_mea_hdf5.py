@@ -140,3 +140,16 @@ def test_spikedata_positions_must_match_units():
     data = SpikeData(np.array([1.0, 1.5]), np.array([5, 2]), 2.0, units=[5, 2],
                      positions=[[0.0, 5.0], [0.0, 2.0]])
     np.testing.assert_allclose(data.positions[:, 1], [2.0, 5.0])   # sorted with the units
+
+
+def test_prepare_reports_each_step(tmp_path):
+    from automind.recordings.prepare import prepare_recording, recording_summary
+
+    data = read_recording(write_mea(tmp_path / "c.h5"))
+    prepared, notes = prepare_recording(data, min_rate=0.1)
+    assert notes == ["--min-rate 0.1 Hz: kept 2 of 4 units, dropped 2 (ch_13A_unit_0, "
+                     "ch_21A_unit_0)"]                         # 30 s: too short to find lines
+    summary = recording_summary(prepared)
+    assert summary["units"] == 2 and summary["masked_lines_hz"] == []
+    assert summary["dropped_units"] == ["ch_13A_unit_0", "ch_21A_unit_0"]
+    assert summary["age_div"] == 14 and summary["n_silent"] == 1

@@ -72,3 +72,46 @@ def test_joint_p_values_are_calibrated_for_targets_from_the_model():
                   for t in targets])
     assert 0.05 <= np.mean(p <= 0.1) <= 0.15                     # uniform under the null
     assert 0.4 <= np.mean(p <= 0.5) <= 0.6
+
+
+def test_checked_against_the_bank_a_posterior_was_trained_on(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from automind.bank.store import commit_shard, write_json
+    from automind.inference.misspecification import write_report
+    from automind.prior import Prior
+
+    prior = Prior.from_dict({"name": "lg", "parameter": [{"name": "a", "low": -5, "high": 5}]})
+    bank = tmp_path / "bank"
+    for sub in ("shards", "manifest", "features"):
+        (bank / sub).mkdir(parents=True)
+    names = ["xa", "xb", "gap"]
+    write_json(bank / "bank.json", {
+        "format": "automind-bank", "version": 1, "seed": 0, "created": "", "chunk_size": 200,
+        "keep_spikes": False, "prior": prior.to_dict(), "simulator": {"name": "synthetic"},
+        "versions": {}, "feature_sets": {"obs": {"version": "1", "names": names,
+                                                 "transforms": ["log10", "none", "none"]}}})
+    rng = np.random.default_rng(0)
+    x = np.column_stack([10 ** rng.normal(0, 0.1, 400), rng.normal(0, 1, 400), np.full(400, np.nan)])
+    status = np.where(np.arange(400) % 4 == 3, "failed", "ok")
+    x[status == "failed"] = np.nan
+    for chunk in range(2):
+        rows = np.arange(chunk * 200, chunk * 200 + 200)
+        table = pa.table({"index": pa.array(rows), "seed": pa.array(rows),
+                          "status": pa.array(status[rows]),
+                          "theta": pa.FixedSizeListArray.from_arrays(pa.array(rows * 0.01), 1)})
+        commit_shard(bank, chunk, table, features={"obs": ("1", x[rows])})
+    posterior = SimpleNamespace(provenance={"bank": str(bank)}, config={"feature_columns": [0, 1]},
+                                features={"set": "obs", "names": names,
+                                          "transforms": ["log10", "none", "none"]})
+    report = write_report(posterior, [100.0, 0.5, np.nan], tmp_path)   # xa = 10^2: 20 sd out
+    assert report.n_reference == 300 and report.n_features == 2        # ok rows, used columns
+    assert [o["name"] for o in report.out_of_range] == ["xa"]
+    assert report.out_of_range[0]["value"] == pytest.approx(2.0)
+    saved = json.loads((tmp_path / "misspecification.json").read_text())
+    assert saved["misspecified"] and saved["out_of_range"][0]["name"] == "xa"
+    posterior.provenance = {"bank": str(tmp_path / "gone")}
+    assert write_report(posterior, [1.0, 0.5, np.nan], tmp_path / "other") is None

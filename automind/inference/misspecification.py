@@ -150,3 +150,18 @@ def check_posterior_target(posterior, x_target, seed: int = 0) -> Misspecificati
     flags = [t == "log10" for t in posterior.features["transforms"]]
     return check_misspecification(x_target, data["x"], posterior.features["names"], flags,
                                   posterior.config.get("feature_columns"), seed=seed)
+
+
+def write_report(posterior, x_target, folder: Path, seed: int = 0) -> MisspecificationReport | None:
+    """Run ``check_posterior_target`` and write FOLDER/misspecification.json (None, and no
+    file, when the posterior's bank is not available)."""
+    import json
+
+    report = check_posterior_target(posterior, x_target, seed)
+    if report is None:
+        return None
+    folder = Path(folder)
+    tmp = folder / ".misspecification.json.tmp"
+    tmp.write_text(json.dumps(report.to_dict(), indent=1))
+    tmp.replace(folder / "misspecification.json")
+    return report
