@@ -80,7 +80,8 @@ def test_checked_against_the_bank_a_posterior_was_trained_on(tmp_path):
 
     import pyarrow as pa
 
-    from automind.bank.store import commit_shard, write_json
+    from automind.bank.store import commit_shard
+    from automind.io import write_json
     from automind.inference.misspecification import write_report
     from automind.prior import Prior
 
@@ -115,3 +116,55 @@ def test_checked_against_the_bank_a_posterior_was_trained_on(tmp_path):
     assert saved["misspecified"] and saved["out_of_range"][0]["name"] == "xa"
     posterior.provenance = {"bank": str(tmp_path / "gone")}
     assert write_report(posterior, [1.0, 0.5, np.nan], tmp_path / "other") is None
+
+
+def _toy_bank(path, theta, x, names):
+    import pyarrow as pa
+
+    from automind.bank.store import commit_shard
+    from automind.io import write_json
+    from automind.prior import Prior
+
+    prior = Prior.from_dict({"name": "toy", "parameter": [
+        {"name": "a", "low": -5, "high": 5}, {"name": "b", "low": -5, "high": 5}]})
+    for sub in ("shards", "manifest", "features"):
+        (path / sub).mkdir(parents=True)
+    write_json(path / "bank.json", {
+        "format": "automind-bank", "version": 1, "seed": 0, "created": "", "chunk_size": len(x),
+        "keep_spikes": False, "prior": prior.to_dict(), "simulator": {"name": "synthetic"},
+        "versions": {}, "feature_sets": {"bursts": {"version": "3", "names": names,
+                                                    "transforms": ["none"] * len(names)}}})
+    rows = np.arange(len(x))
+    table = pa.table({"index": pa.array(rows), "seed": pa.array(rows),
+                      "status": pa.array(["ok"] * len(x)),
+                      "theta": pa.FixedSizeListArray.from_arrays(pa.array(theta.ravel()), 2)})
+    commit_shard(path, 0, table, features={"bursts": ("3", x)})
+
+
+def test_infer_warns_with_the_out_of_range_features(tmp_path, capsys):
+    import json
+
+    from automind.cli import main
+    from automind.features import get_feature_set
+    from automind.inference.train import train_on_bank
+
+    names = list(get_feature_set("bursts").names)
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(-5, 5, (600, 2))
+    x = np.column_stack([theta + 0.3 * rng.normal(size=theta.shape), rng.normal(size=(600, 6))])
+    _toy_bank(tmp_path / "train", theta, x, names)
+    train_on_bank(tmp_path / "train", "bursts", progress=False, max_epochs=2,
+                  restriction=False).save(tmp_path / "post")
+    targets = np.array([[1.0, 2.0, 0, 0, 0, 0, 0, 0],            # typical
+                        [1.0, 40.0, 0, 0, 0, 0, 0, 0]])          # burst_interval_mean far out
+    _toy_bank(tmp_path / "targets", np.zeros((2, 2)), targets, names)
+    for index, warned in ((0, False), (1, True)):
+        out = tmp_path / f"samples{index}"
+        assert main(["infer", str(tmp_path / "post"), "--bank", str(tmp_path / "targets"),
+                     "--index", str(index), "-n", "20", "--out", str(out), "--json"]) == 0
+        captured = capsys.readouterr()
+        summary = json.loads(captured.out.strip().splitlines()[-1])
+        assert summary["misspecification"]["misspecified"] == warned
+        assert ("warning: the target may be outside" in captured.err) == warned
+        assert (out / "misspecification.json").is_file()
+    assert "burst_interval_mean (40 vs" in captured.err

@@ -38,7 +38,8 @@ def register(sub) -> None:
 
 def run_features(args) -> dict:
     from ..features.sets import PSD_FREQS, get_feature_set
-    from ..inference.targets import is_bank, read_target
+    from ..inference.targets import bank_target, is_bank, read_target
+    from ..recordings.prepare import recording_summary
 
     fs = get_feature_set(args.set)
     if is_bank(args.target):
@@ -60,11 +61,13 @@ def run_features(args) -> dict:
     if is_psd.any():  # the spectrum as arrays, not 990 keys
         features["psd"] = [plain(v) for v in values[is_psd]]
         features["psd_freqs"] = PSD_FREQS.tolist()
+    if bank_target(args.target) is None:
+        features["recording"] = recording_summary(data)
     if not args.json:
         print(f"{data.source.get('path', args.target)}: {data.n_units} units, {data.n_spikes} "
               f"spikes, {data.duration:g} s; feature set {fs.name} v{fs.version}")
         for name, value in features.items():
-            if not name.startswith("psd"):
+            if not name.startswith("psd") and name != "recording":
                 print(f"  {name:24s} {'missing' if value is None else f'{value:.6g}'}")
         psd = values[is_psd]
         if len(psd) and np.isfinite(psd).any():

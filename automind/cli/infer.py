@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError, require_new_folder
-from .options import add_json, add_recording_options, count, recording_options
+from .options import add_json, add_recording_options, count, recording_options, say
 
 
 def register(sub) -> None:
@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 def run(args) -> dict:
     from ..inference import load_posterior
+    from ..inference.misspecification import write_report
     from ..inference.runs import write_samples
     from ..inference.targets import is_bank, target_features
 
@@ -42,6 +43,10 @@ def run(args) -> dict:
     x, truth = target_features(posterior, target, **recording_options(args))
     summary = write_samples(posterior, x, truth, target, args.out, args.n, args.oversample,
                             args.seed, posterior_path=str(args.posterior))
+    report = write_report(posterior, x, args.out, seed=args.seed)
+    summary["misspecification"] = None if report is None else report.to_dict()
+    if report is not None and report.misspecified:
+        say(f"warning: {report.message()}")
     if not args.json:
         print(f"{args.n} samples for {target} in {summary['samples']} ({summary['note']}); "
               f"pairplot {summary['figure']}")

@@ -75,7 +75,8 @@ def load_setup(args):
 
 
 def add_recording_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("npz", "csv", "nwb"), help="file format (default: extension)")
+    p.add_argument("--format", choices=("npz", "csv", "nwb", "h5"),
+                   help="file format (default: the content or extension; h5 = MEA spike list)")
     p.add_argument("--duration", type=positive_float, metavar="SECONDS",
                    help="recording length (default: from the file, else the last spike)")
     p.add_argument("--fs", type=positive_float, help="sampling rate (Hz) of electrode,sample CSVs")
@@ -83,12 +84,18 @@ def add_recording_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", action="append", metavar="EXPR",
                    help="NWB: keep units passing COLUMN OP VALUE, e.g. 'isi_violations<0.5' "
                         "(repeatable)")
+    p.add_argument("--min-rate", type=float, metavar="HZ",
+                   help="drop electrodes / units firing below HZ (reported; default: keep all)")
+    p.add_argument("--keep-lines", action="store_true",
+                   help="do not mask line-noise peaks from the spectral features")
 
 
 def recording_options(args) -> dict:
-    """The recording options of ``args`` as keyword arguments of ``read_recording``."""
+    """The recording options of ``args`` as keyword arguments of ``read_target``: those of
+    ``read_recording``, then ``--min-rate`` and line masking, each step noted on stderr."""
     return {"fmt": args.format, "duration": args.duration, "fs": args.fs, "area": args.area,
-            "quality": args.quality}
+            "quality": args.quality, "min_rate": args.min_rate,
+            "mask_lines": not args.keep_lines, "report": lambda note: say(f"note: {note}")}
 
 
 def workers(args) -> int:

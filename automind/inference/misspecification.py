@@ -155,13 +155,10 @@ def check_posterior_target(posterior, x_target, seed: int = 0) -> Misspecificati
 def write_report(posterior, x_target, folder: Path, seed: int = 0) -> MisspecificationReport | None:
     """Run ``check_posterior_target`` and write FOLDER/misspecification.json (None, and no
     file, when the posterior's bank is not available)."""
-    import json
+    from ..io import write_json
 
     report = check_posterior_target(posterior, x_target, seed)
     if report is None:
         return None
-    folder = Path(folder)
-    tmp = folder / ".misspecification.json.tmp"
-    tmp.write_text(json.dumps(report.to_dict(), indent=1))
-    tmp.replace(folder / "misspecification.json")
+    write_json(Path(folder) / "misspecification.json", report.to_dict(), sort_keys=False)
     return report

@@ -27,10 +27,12 @@ def bank_target(text: str) -> tuple[str, int] | None:
         raise UserError(f"{text}: write BANK:INDEX with an integer index") from None
 
 
-def read_target(target: str, **recording_options):
+def read_target(target: str, min_rate: float | None = None, mask_lines: bool = False,
+                report=None, **recording_options):
     """The target's ``SpikeData``: a recording (read with ``read_recording`` and these options:
-    fmt, duration, fs, area, quality) or a stored simulation of a bank that kept spikes (from
-    the bank's analysis start on)."""
+    fmt, duration, fs, area, quality; then units below ``min_rate`` Hz dropped and line noise
+    masked, each step passed to ``report`` as one line: ``recordings.prepare``) or a stored
+    simulation of a bank that kept spikes (from the bank's analysis start on)."""
     from ..features.spikedata import SpikeData
     from ..recordings import read_recording
 
@@ -42,7 +44,13 @@ def read_target(target: str, **recording_options):
         data = SpikeData.from_simulation(bank.spikes(hit[1]), {"path": target, "format": "bank"})
         start = bank.meta["simulator"].get("t_analysis_start", 0.0)
         return data.window(start) if 0 < start < data.duration else data
-    return read_recording(target, **recording_options)
+    from ..recordings.prepare import prepare_recording
+
+    data, notes = prepare_recording(read_recording(target, **recording_options), min_rate,
+                                    mask_lines)
+    for note in notes if report else ():
+        report(note)
+    return data
 
 
 def target_features(posterior, target: str, **recording_options) -> tuple[np.ndarray, np.ndarray | None]:
