@@ -153,3 +153,23 @@ def test_prepare_reports_each_step(tmp_path):
     assert summary["units"] == 2 and summary["masked_lines_hz"] == []
     assert summary["dropped_units"] == ["ch_13A_unit_0", "ch_21A_unit_0"]
     assert summary["age_div"] == 14 and summary["n_silent"] == 1
+
+
+def test_features_cli_reports_min_rate_and_bad_files(tmp_path, capsys):
+    import json
+
+    from automind.cli import main
+
+    path = write_mea(tmp_path / "culture.h5")
+    assert main(["features", str(path), "--set", "spikes", "--min-rate", "0.1", "--json"]) == 0
+    captured = capsys.readouterr()
+    values = json.loads(captured.out.strip().splitlines()[-1])
+    assert values["recording"]["units"] == 2 and values["recording"]["age_div"] == 14
+    assert values["recording"]["dropped_units"] == ["ch_13A_unit_0", "ch_21A_unit_0"]
+    assert values["rate_mean"] == pytest.approx((4 / 30 + 200 / 30) / 2)
+    assert captured.err.strip() == ("note: --min-rate 0.1 Hz: kept 2 of 4 units, dropped 2 "
+                                    "(ch_13A_unit_0, ch_21A_unit_0)")
+    bad = write_mea(tmp_path / "bad.h5", counts=[4, 0, 2, 201])
+    assert main(["features", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sCount adds up to 207" in err and str(bad) in err
