@@ -99,3 +99,14 @@ def test_line_noise_of_the_T209_insula_is_found_and_masked():
 def test_recordings_without_lines_are_left_alone():
     data = read_recording(PROBES / "T224_2019_12_18_bank0.nwb", area="PrL")
     assert len(find_lines(data.population_rate(1e-3))) == 0
+
+
+@needs_mea
+def test_with_the_active_electrodes_only_even_div7_agrees(cultures):
+    from automind.recordings.selection import drop_slow_units
+
+    for name, *_ in CULTURES:                    # the count's own selection: >= 0.1 Hz
+        data = drop_slow_units(cultures[name], 0.1)
+        bursts = len(detect_bursts(data.population_rate(1e-3))["peaks"])
+        events = len(population_events(data))
+        assert abs(bursts - events) <= 0.1 * events, (name, bursts, events)
