@@ -29,6 +29,7 @@ import numpy as np
 
 from automind.features import get_feature_set
 from automind.features.bursts import detect_bursts
+from automind.io import atomic_write_text
 from automind.provenance import package_versions
 from automind.recordings import read_recording
 from automind.recordings.events import population_events
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
         out = {"about": "feature vectors of the real recordings beside the repository "
                         "(benchmarks/recordings.py --features-out); values raw (log10 is applied "
                         "by inference)", "versions": package_versions(), "recordings": vectors}
-        args.features_out.write_text(json.dumps(out, indent=1) + "\n")
+        atomic_write_text(args.features_out, json.dumps(out, indent=1) + "\n")
     print(json.dumps(result))
     return result
 
