@@ -173,3 +173,24 @@ def test_features_cli_reports_min_rate_and_bad_files(tmp_path, capsys):
     assert main(["features", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "sCount adds up to 207" in err and str(bad) in err
+
+
+def test_damaged_files_give_one_clear_message(tmp_path):
+    """Truncations and byte flips of a valid file: read, or a UserError — never h5py's own
+    exceptions (it raises OSError, RuntimeError, ... for corrupt internals)."""
+    raw = write_mea(tmp_path / "base.h5").read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for k in range(90):
+        damaged = bytearray(raw[: rng.integers(0, len(raw))] if k % 3 == 0 else raw)
+        for _ in range(0 if k % 3 == 0 else rng.integers(1, 20)):
+            damaged[rng.integers(0, len(damaged))] = rng.integers(0, 256)
+        path = tmp_path / f"damaged{k}.h5"
+        path.write_bytes(bytes(damaged))
+        try:
+            read_recording(path)
+            outcomes.append("read")
+        except UserError as err:
+            assert "\n" not in str(err) and str(path) in str(err)
+            outcomes.append("refused")
+    assert outcomes.count("refused") > 45

@@ -49,8 +49,8 @@ def hdf5_kind(path: Path) -> str | None:
                 return "mea"
             if "nwb_version" in handle.attrs or "general" in handle:
                 return "nwb"
-    except (OSError, ValueError):
-        return None  # truncated or corrupt: read_mea_hdf5 says why
+    except Exception:  # h5py raises OSError, RuntimeError, ... for truncated or corrupt files
+        return None  # read_mea_hdf5 says why
     return "hdf5"
 
 
@@ -111,7 +111,7 @@ def read_mea_hdf5(path: str | Path, duration: float | None = None) -> SpikeData:
             meta = _metadata(handle)
     except UserError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:  # truncated / corrupt HDF5
+    except Exception as err:  # h5py raises OSError, RuntimeError, ... for a corrupt file
         raise UserError(f"{path}: unreadable HDF5 file ({str(err).splitlines()[0][:160]})") from None
     return _spike_data(path, spikes, counts, names, span, positions, meta, duration)
 
