@@ -90,7 +90,7 @@ def test_cli_argument_errors_exit_nonzero(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "automind.cli", "simulate", "--simulator", "nope",
                            "-n", "1", "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "automind: error: unknown simulator 'nope'; available: brunel, " \
+    assert proc.stderr.strip() == "automind: error: unknown simulator 'nope'; available: brunel, column, " \
                                   "mk1 (or give a path to a .toml file)"
 
 
