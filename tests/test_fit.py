@@ -142,6 +142,9 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     lo, hi = consistent.min(0), consistent.max(0)
     assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
     assert (out / "report" / "index.html").is_file()
+    # a simulation of the model itself is inside what the rounds produced
+    assert json.loads((out / "misspecification.json").read_text())["n_reference"] > 100
+    assert not summary["misspecified"], summary["out_of_range_features"]
     assert (out / "probe" / "region1" / "region.json").is_file()
     assert json.loads((out / "fit.json").read_text())["plan"]["probe"] == 210
 

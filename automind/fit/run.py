@@ -244,6 +244,7 @@ class Fit:
             self.rounds_log.append(entry)
             _say(self.progress, f"  valid {entry['valid_fraction']:.1%}; posterior "
                                 f"{entry['posterior_nats']:.2f} nats from the prior")
+            self.round_data = data
             proposal = TruncatedPrior(self.prior, region, posterior, self.x_target, log_threshold,
                                       description={"round": r + 1,
                                                    "posterior": f"rounds/posterior{r}",
@@ -280,6 +281,23 @@ class Fit:
         posterior.config["restriction_kind"] = "fit region: ok and near the target"
         posterior.metrics["restriction"] = True
         return posterior
+
+    def misspecification(self) -> dict:
+        """Is the target inside what the truncated rounds produced (their valid runs, the
+        simulations nearest to it)? Written to misspecification.json; a warning when not."""
+        import sys
+
+        from ..inference.misspecification import check_misspecification
+
+        x = np.concatenate([d["x"][d["status"] == "ok"] for d in self.round_data])
+        # the features the posterior conditions on: the target has them, most runs too
+        used = np.isfinite(self.x_target) & (np.isfinite(x).mean(0) >= 0.5)
+        report = check_misspecification(self.x_target, x, self.fs.names, self.fs.log10,
+                                        columns=np.flatnonzero(used), seed=self.settings.seed)
+        write_json(self.out / "misspecification.json", report.to_dict(), sort_keys=False)
+        if report.misspecified:
+            print(f"automind fit: warning: {report.message()}", file=sys.stderr, flush=True)
+        return report.to_dict()
 
     # ---- final -----------------------------------------------------------------------------
     def final(self, posterior) -> dict:
@@ -360,6 +378,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     run.record(str(recording))
     region = run.probe()
     posterior = run.truncated_rounds(region)
+    misspecification = run.misspecification()
     found = run.final(posterior)
     used = sum(e["simulations"] for e in run.rounds_log) + found["n_simulated"] + run.plan["noise"]
     summary = {"run": str(run.out), "yield": found["yield"], "n_consistent": found["n_consistent"],
@@ -368,6 +387,8 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "posterior": str(run.out / "rounds" / f"posterior{settings.rounds}"),
                "consistent_set": found["consistent_set"],
                "nats": run.rounds_log[-1]["posterior_nats"],
+               "misspecified": misspecification["misspecified"],
+               "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],
                "probe_region_nats": next(e["nats"] for e in reversed(run.rounds_log)
                                          if e["stage"] == "probe")}
     if truth is not None:
