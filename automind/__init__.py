@@ -13,6 +13,7 @@ _LAZY = {
     "simulate": ("automind.simulators.simulator", "simulate"),
     "UserError": ("automind.errors", "UserError"),
     "train": ("automind.inference.train", "train"),
+    "TrainingConfig": ("automind.inference.config", "TrainingConfig"),
     "load_posterior": ("automind.inference.posterior", "load_posterior"),
     "SpikeData": ("automind.features.spikedata", "SpikeData"),
     "compute_features": ("automind.features.sets", "compute_features"),

@@ -255,6 +255,11 @@ class Prior:
                             f"support [{p.low:g}, {p.high:g}]")
         return arr
 
+    def inside(self, theta) -> np.ndarray:
+        """Rows of θ (n, dim) inside the prior box."""
+        arr = np.atleast_2d(np.asarray(theta, dtype=float))
+        return ((arr >= self.low) & (arr <= self.high)).all(1)
+
     # ---- distribution -------------------------------------------------------
     @property
     def distribution(self) -> torch.distributions.Distribution:

@@ -335,7 +335,7 @@ def test_posterior_config_declaring_enormous_networks(posterior_dir, tmp_path):
     post = tmp_path / "post"
     shutil.copytree(posterior_dir, post)
     meta = json.loads((post / "posterior.json").read_text())
-    meta["config"]["hidden_features"] = 10**9
+    meta["training"]["hidden_features"] = 10**9   # posterior format 2
     (post / "posterior.json").write_text(json.dumps(meta))
     before = peak_rss_mb()
     with pytest.raises(UserError, match="do not match the .* stored weights"):

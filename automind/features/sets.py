@@ -65,6 +65,25 @@ def psd_band_features(data: SpikeData) -> np.ndarray:
     return np.array([psd[lo:hi].mean() for lo, hi in zip(PSD_BAND_EDGES[:-1], PSD_BAND_EDGES[1:])])
 
 
+TRANSFORMS = ("none", "log10")
+
+
+def transform_features(x, transforms) -> np.ndarray:
+    """Raw features (..., d) -> the space inference works in: log10 (floored at LOG_FLOOR)
+    where ``transforms[i] == "log10"``, unchanged where "none"; NaN stays NaN. The one
+    feature-transform path, for simulations and recordings, training and sampling alike."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    unknown = set(transforms) - set(TRANSFORMS)
+    if unknown:
+        raise UserError(f"unknown feature transform(s) {sorted(unknown)}; known: {TRANSFORMS}")
+    if x.shape[-1] != len(transforms):
+        raise UserError(f"features have {x.shape[-1]} values but {len(transforms)} transforms")
+    mask = np.array([t == "log10" for t in transforms], dtype=bool)
+    with np.errstate(invalid="ignore"):
+        x[..., mask] = np.log10(np.maximum(x[..., mask], LOG_FLOOR))
+    return x
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     name: str
@@ -82,11 +101,7 @@ class FeatureSet:
 
     def transform(self, x) -> np.ndarray:
         """Raw features -> the space inference works in (log10 where marked); NaN stays NaN."""
-        x = np.array(x, dtype=np.float64, copy=True)
-        mask = np.asarray(self.log10)
-        with np.errstate(invalid="ignore"):
-            x[..., mask] = np.log10(np.maximum(x[..., mask], LOG_FLOOR))
-        return x
+        return transform_features(x, self.metadata()["transforms"])
 
     def metadata(self) -> dict:
         return {"version": self.version, "names": list(self.names),

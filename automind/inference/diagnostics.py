@@ -35,15 +35,17 @@ def coverage_curve(levels: np.ndarray, grid: np.ndarray | None = None) -> tuple[
 
 
 def diagnose(posterior, theta_true, x, n_samples: int = 200, seed: int = 0) -> dict:
-    """All diagnostics for held-out simulations (θ in prior units, raw x)."""
+    """All diagnostics for held-out simulations (θ in prior units, raw x); any prior."""
     prior = posterior.prior
     theta_true = np.atleast_2d(theta_true)
     samples, levels = posterior_draws(posterior, theta_true, x, n_samples, seed)
     nominal, empirical = coverage_curve(levels)
     sbc_ranks = (samples < theta_true[:, None, :]).sum(1)
-    width = prior.high - prior.low
     prior_sd = prior._moments()[1] if all(p.scale == "linear" for p in prior.parameters) \
         else prior.sample(20000, seed=seed).std(0)
+    # the prior's range; for unbounded priors that of a uniform with the prior's sd
+    width = np.where(np.isfinite(prior.high - prior.low), prior.high - prior.low,
+                     np.sqrt(12) * prior_sd)
     post_sd = samples.std(1).mean(0)
     post_mean = samples.mean(1)
     nrmse = np.sqrt(((post_mean - theta_true) ** 2).mean(0)) / width

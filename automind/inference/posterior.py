@@ -1,13 +1,16 @@
 """Posterior artifacts: sample, evaluate, save and load without ever unpickling code.
 
-A posterior is an ensemble of sbi conditional density estimators over z = the prior box
-mapped to R^d (see transforms.py), an optional restriction classifier p(valid | θ), the
-prior, and the feature set whose transforms turn raw features into the estimator's input.
+A posterior is an ensemble of sbi conditional density estimators over z = θ mapped to the
+unconstrained space of its prior (see transforms.py), an optional restriction classifier
+p(valid | θ), the prior, and the feature set whose transforms turn raw features into the
+estimator's input. ``to_sbi()`` gives the same posterior as an sbi ``NeuralPosterior``.
 
 On disk (a directory):
 
-    posterior.json   format, prior spec, feature set (names, transforms), training
-                     configuration, validation metrics, provenance, sha256 of weights.pt
+    posterior.json   format, prior (spec or distribution, as data), feature set (names,
+                     transforms), training configuration (``TrainingConfig``), model facts
+                     (dimensions, embedding, θ space), validation metrics, provenance,
+                     sha256 of weights.pt
     weights.pt       tensors only (state dicts), read with torch.load(weights_only=True)
 """
 
@@ -24,11 +27,13 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..features.sets import transform_features
 from ..io import write_json
-from .transforms import EPS, BoxToUnconstrained
+from .config import TrainingConfig
+from .transforms import theta_transform
 
 FORMAT = "automind-posterior"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 1: one "config" dict mixing training settings and model facts
 
 
 def make_embedding(kind: str, x_dim: int) -> nn.Module:
@@ -86,19 +91,32 @@ def make_classifier(theta_dim: int) -> nn.Module:
 class Posterior:
     """p(θ | x) for one prior and feature set. θ in the prior's units, x as raw features."""
 
-    def __init__(self, estimators: list, prior, config: dict, features: dict,
-                 restriction: nn.Module | None = None, metrics: dict | None = None,
-                 provenance: dict | None = None):
+    def __init__(self, estimators: list, prior, training: TrainingConfig, model: dict,
+                 features: dict, restriction: nn.Module | None = None,
+                 metrics: dict | None = None, provenance: dict | None = None):
         self.estimators = estimators
         self.prior = prior
-        self.config = config
+        self.training = training        # how it was trained
+        self.model = model              # dimensions, embedding, feature columns, θ space
         self.features = features        # {"set", "version", "names", "transforms"}
         self.restriction = restriction
         self.metrics = metrics or {}
         self.provenance = provenance or {}
-        self.box = BoxToUnconstrained.for_prior(prior)
+        self.theta_map = theta_transform(prior, model.get("theta_space", "bijection"))
         for module in self.estimators + ([restriction] if restriction is not None else []):
             module.eval()
+
+    @property
+    def config(self) -> dict:
+        """Training configuration and model facts in one read-only dict."""
+        return self.training.to_dict() | self.model
+
+    def to_sbi(self):
+        """This posterior as an sbi ``NeuralPosterior`` (for ``sbi.analysis`` and
+        ``sbi.diagnostics``: SBC, TARP, ...)."""
+        from .sbi_posterior import SbiPosterior
+
+        return SbiPosterior(self)
 
     # ---- features ----------------------------------------------------------------------
     def prepare_x(self, x) -> torch.Tensor:
@@ -108,22 +126,18 @@ class Posterior:
         if x.shape[1] != len(names):
             raise UserError(f"features have {x.shape[1]} values, but this posterior was trained "
                             f"on {len(names)} ({self.features.get('set') or 'custom'} set)")
-        columns = self.config.get("feature_columns", list(range(len(names))))
-        x = x[:, columns]
+        columns = self.model["feature_columns"]
+        x = transform_features(x, self.features["transforms"])[:, columns]
         if not np.isfinite(x).all():
             bad = [names[columns[k]] for k in np.flatnonzero(~np.isfinite(x).all(0))][:5]
             raise UserError(f"target features contain NaN or inf ({', '.join(bad)}); this "
                             "posterior cannot condition on missing features")
-        flags = np.array([t == "log10" for t in self.features["transforms"]], dtype=bool)[columns]
-        x = x.copy()
-        x[:, flags] = np.log10(np.maximum(x[:, flags], 1e-12))
         return torch.as_tensor(x, dtype=torch.float32)
 
     def conditionable(self, x) -> np.ndarray:
         """Rows of raw features (n, d) this posterior can condition on (no NaN where it looks)."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        columns = self.config.get("feature_columns", list(range(x.shape[1])))
-        return np.isfinite(x[:, columns]).all(1)
+        return np.isfinite(x[:, self.model["feature_columns"]]).all(1)
 
     # ---- density --------------------------------------------------------------------------
     def _z_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -135,24 +149,24 @@ class Posterior:
         """log p(θ | x) (unrestricted) for θ (n, d) and one x; -inf outside the prior."""
         theta_arr = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         x_t = self.prepare_x(x)[:1]
-        inside = ((theta_arr >= self.prior.low) & (theta_arr <= self.prior.high)).all(1)
+        inside = self.prior.inside(theta_arr)
         with torch.no_grad():
-            theta_t = torch.as_tensor(theta_arr)
-            z = self.box.to_z(theta_t)
-            out = (self._z_log_prob(z, x_t).double() + self.box.log_abs_det_dz_dtheta(theta_t))
-        out = out.numpy()
+            out = self.log_prob_tensor(torch.as_tensor(theta_arr), x_t).numpy()
         out[~inside] = -np.inf
         return out
+
+    def log_prob_tensor(self, theta: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """log p(θ | x) (unrestricted, differentiable) for θ (n, d) inside the prior and
+        prepared features x_t (1, dx)."""
+        z = self.theta_map.to_z(theta)
+        return self._z_log_prob(z, x_t).double() + self.theta_map.log_abs_det_dz_dtheta(theta)
 
     def standardised_log_prob(self, u: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """Differentiable log density of prior-standardised coordinates u (n, d) given the
         prepared x_t (1, dx), up to a constant: u = (s - mean) / sd with s the prior's scale
-        space (log for log-scale parameters), where the box map to z is affine + logit."""
+        space (log for log-scale parameters of automind priors, else θ)."""
         mean, sd = (torch.as_tensor(v) for v in self.prior._moments())
-        s = u.double() * sd + mean
-        unit = ((s - self.box.low) / self.box.width).clamp(EPS, 1 - EPS)
-        z = torch.logit(unit)
-        log_dz_ds = (-torch.log(unit * (1 - unit)) - torch.log(self.box.width)).sum(-1)
+        z, log_dz_ds = self.theta_map.scaled_to_z(u.double() * sd + mean)
         return self._z_log_prob(z.float(), x_t).double() + log_dz_ds
 
     #: samples drawn per call of an estimator: autoregressive inversion holds large
@@ -169,7 +183,7 @@ class Posterior:
     @property
     def restriction_threshold(self) -> float:
         """Samples are kept where p(valid | θ) exceeds this (calibrated at training)."""
-        return float(self.config.get("restriction_threshold", 0.5))
+        return float(self.model.get("restriction_threshold", 0.5))
 
     def valid_probability(self, theta) -> np.ndarray:
         """The restriction classifier's p(valid | θ) (1 everywhere without one)."""
@@ -177,34 +191,44 @@ class Posterior:
         if self.restriction is None:
             return np.ones(len(theta_arr))
         with torch.no_grad():
-            return torch.sigmoid(self.restriction(self.box.to_z(torch.as_tensor(theta_arr)))).squeeze(-1).numpy()
+            z = self.theta_map.to_z(torch.as_tensor(theta_arr))
+            return torch.sigmoid(self.restriction(z)).squeeze(-1).numpy()
 
     def sample(self, n: int, x, seed: int | None = 0, restrict: bool = True,
-               max_rounds: int = 50) -> np.ndarray:
-        """n θ (prior units) from p(θ | x); with a restriction classifier, only θ it deems
-        valid (p above ``restriction_threshold``), drawn by rejection."""
+               max_draws: int | None = None) -> np.ndarray:
+        """n θ (prior units) from p(θ | x), drawn by rejection: outside the prior's support
+        (only possible when the flow models θ itself) and, with a restriction classifier,
+        where it deems simulations invalid (p below ``restriction_threshold``). ``seed``
+        None draws from torch's global generator; at most ``max_draws`` (default 50 n)."""
         x_t = self.prepare_x(x)[:1]
-        with torch.random.fork_rng(), torch.no_grad():
+        max_draws = max_draws or 50 * max(n, 256)
+        with torch.random.fork_rng(enabled=seed is not None), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            accepted, total = [], 0
-            for _ in range(max_rounds):
-                batch = self.box.to_theta(self._raw_sample(max(n, 256), x_t)).numpy()
-                if restrict and self.restriction is not None:
+            accepted, total, drawn = [], 0, 0
+            while total < n and drawn < max_draws:
+                rate = max(total / drawn, 1e-3) if drawn else 1.0
+                size = max(n, 256) if not drawn else \
+                    int(min(max(256, 1.2 * (n - total) / rate), 1_000_000, max_draws - drawn))
+                batch = self.theta_map.to_theta(self._raw_sample(size, x_t)).numpy()
+                drawn += size
+                if not self.theta_map.within_support:
+                    batch = batch[self.prior.inside(batch)]
+                if restrict and self.restriction is not None and len(batch):
                     batch = batch[self.valid_probability(batch) > self.restriction_threshold]
                 accepted.append(batch)
                 total += len(batch)
-                if total >= n:
-                    break
         samples = np.concatenate(accepted)
         if len(samples) < n:
-            raise UserError(f"only {len(samples)} of {n} posterior samples fall where the "
-                            "restriction classifier expects valid simulations; the target may "
-                            "lie outside what the bank covers (or sample with restrict=False)")
+            raise UserError(f"only {len(samples)} of {n} posterior samples in {drawn} draws fall "
+                            "inside the prior and where the restriction classifier expects valid "
+                            "simulations; the target may lie outside what the simulations cover "
+                            "(or sample with restrict=False)")
         return samples[:n]
 
     # ---- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        prior = self.prior.to_dict()   # refuses priors that cannot be stored as data, first
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {f"estimator.{k}": est.state_dict() for k, est in enumerate(self.estimators)}
@@ -214,17 +238,31 @@ class Posterior:
         torch.save(state, tmp)
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
         tmp.replace(path / "weights.pt")
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "prior": self.prior.to_dict(),
-                "features": self.features, "config": self.config, "metrics": self.metrics,
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "prior": prior,
+                "features": self.features, "training": self.training.to_dict(),
+                "model": self.model, "metrics": self.metrics,
                 "provenance": self.provenance, "restriction": self.restriction is not None,
                 "weights_sha256": digest}
         write_json(path / "posterior.json", meta, sort_keys=False)
         return path
 
 
+def _split_config(meta: dict) -> tuple[TrainingConfig, dict]:
+    """(training configuration, model facts) of an artifact, either format version."""
+    if meta["version"] >= 2:
+        return TrainingConfig.from_dict(meta["training"]), meta["model"]
+    config = dict(meta["config"])   # version 1: one dict, box-logit θ space
+    known = set(TrainingConfig().to_dict())
+    training = TrainingConfig.from_dict({k: v for k, v in config.items() if k in known})
+    model = {k: v for k, v in config.items() if k not in known}
+    model.setdefault("feature_columns", list(range(config["x_dim"])))
+    model["theta_space"] = "bijection"   # version 1 always trained on the logit of the box
+    return training, model
+
+
 def load_posterior(path: str | Path) -> Posterior:
     """Load an artifact written by Posterior.save; refuses incomplete or altered ones."""
-    from ..prior import Prior
+    from .priors import prior_from_dict
 
     path = Path(path)
     meta_file, weights_file = path / "posterior.json", path / "weights.pt"
@@ -237,8 +275,9 @@ def load_posterior(path: str | Path) -> Posterior:
         raise UserError(f"{meta_file} is not valid JSON: {err}") from None
     if not isinstance(meta, dict):
         raise UserError(f"{meta_file} is not a JSON object")
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise UserError(f"{path}: not an automind posterior (format {meta.get('format')!r})")
+    if meta.get("format") != FORMAT or meta.get("version") not in (1, FORMAT_VERSION):
+        raise UserError(f"{path}: not an automind posterior of a version this automind reads "
+                        f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
     raw = weights_file.read_bytes()
     if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
         raise UserError(f"{weights_file} does not match the checksum in posterior.json: the "
@@ -246,19 +285,19 @@ def load_posterior(path: str | Path) -> Posterior:
     try:
         # the bytes just verified (not the file again), tensors only, never code
         state = torch.load(io.BytesIO(raw), weights_only=True)
-        config = meta["config"]
-        _check_sizes(config, state)
+        training, model = _split_config(meta)
+        _check_sizes(training.to_dict() | model, state)
         estimators = []
-        for k in range(config["ensemble"]):
-            est = build_estimator(config, seed=k)
+        for k in range(training.ensemble):
+            est = build_estimator(training.to_dict() | model, seed=k)
             est.load_state_dict(state[f"estimator.{k}"])
             estimators.append(est)
         restriction = None
         if meta.get("restriction"):
-            restriction = make_classifier(config["theta_dim"])
+            restriction = make_classifier(model["theta_dim"])
             restriction.load_state_dict(state["restriction"])
-        prior = Prior.from_dict(meta["prior"], source=f"{path} (embedded prior)")
-        return Posterior(estimators, prior, config, meta["features"], restriction,
+        prior = prior_from_dict(meta["prior"], source=f"{path} (embedded prior)")
+        return Posterior(estimators, prior, training, model, meta["features"], restriction,
                          meta.get("metrics"), meta.get("provenance"))
     except UserError:
         raise

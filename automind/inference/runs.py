@@ -61,7 +61,8 @@ def write_samples(posterior, x, truth, target: str, out: Path, n: int, oversampl
                      "posterior log-probability") if oversample > 1 else "plain samples"}
     write_json(out / "samples.json", meta, sort_keys=False)
     figure = pairplot(samples, prior.names, out / "pairplot.png", truth=truth,
-                      limits=list(zip(prior.low, prior.high)))
+                      limits=[(lo, hi) if np.isfinite([lo, hi]).all() else (col.min(), col.max())
+                              for lo, hi, col in zip(prior.low, prior.high, samples.T)])
     return {"samples": str(out / "samples.csv"), "n": n, "oversample": oversample,
             "note": meta["note"], "figure": str(figure)}
 

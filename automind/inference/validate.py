@@ -102,10 +102,7 @@ def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,
 
 def _transformed(posterior, raw: list, columns) -> np.ndarray:
     """Raw feature vectors -> the posterior's transformed space (NaN kept, no errors)."""
-    x = np.array(raw, dtype=np.float64)
-    x = x[:, columns] if columns is not None else x
-    flags = np.array([t == "log10" for t in posterior.features["transforms"]], dtype=bool)
-    flags = flags[columns] if columns is not None else flags
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x[:, flags] = np.log10(np.maximum(x[:, flags], 1e-12))
-    return x
+    from ..features.sets import transform_features
+
+    x = transform_features(np.array(raw, dtype=np.float64), posterior.features["transforms"])
+    return x[:, columns] if columns is not None else x
