@@ -277,8 +277,8 @@ class Fit:
         # the posterior lives inside the probe region: its restriction is the region, so
         # sampling it (here, in `automind infer`, `invariance`, ...) stays there
         posterior.restriction = region.classifier
-        posterior.config["restriction_threshold"] = region.threshold
-        posterior.config["restriction_kind"] = "fit region: ok and near the target"
+        posterior.model["restriction_threshold"] = region.threshold
+        posterior.model["restriction_kind"] = "fit region: ok and near the target"
         posterior.metrics["restriction"] = True
         return posterior
 
