@@ -106,6 +106,7 @@ def coverage_plot(report: dict, path: Path, max_parameters: int = 28) -> Path:
     ax.legend(frameon=False, fontsize=7, loc="upper left")
     spectrum = np.asarray(report["principal_contraction"]["spectrum"])
     bx.bar(np.arange(1, len(spectrum) + 1), spectrum, color="tab:purple")
+    bx.xaxis.get_major_locator().set_params(integer=True)
     bx.axhline(1, color="k", lw=0.8)
     info = report["information"]
     note = f"information {info['mean']:.2f} ± {info['standard_error']:.2f} nats; " \
