@@ -95,7 +95,7 @@ def test_a_mixture_density_network_has_no_latent_space():
 
 
 # ---- trained posteriors -------------------------------------------------------------------
-NULL_SIMULATIONS = 8000
+NULL_SIMULATIONS = 4000
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def null_case():
     rng = np.random.default_rng(0)
     theta = prior.sample(NULL_SIMULATIONS, seed=1)
     posterior = train(theta, rng.standard_normal((len(theta), 2)), prior, hidden_features=32,
-                      progress=False, seed=0)
+                      learning_rate=2e-3, progress=False, seed=0)
     held = prior.sample(120, seed=2)
     return posterior, held, rng.standard_normal((120, 2))
 
@@ -153,9 +153,10 @@ def test_linear_gaussian_signal_reaches_the_ideal_contraction_and_information():
     the trained posterior's principal contraction reaches >= 0.8 of the exact posterior's
     (same yardstick on exact samples), and its information is the exact one within 0.25 nats."""
     rng = np.random.default_rng(5)
-    theta = BOX.sample(6000, seed=6)
+    theta = BOX.sample(5000, seed=6)
     simulate = lambda t: t @ AXES.T + SD * rng.standard_normal(t.shape)  # noqa: E731
-    posterior = train(theta, simulate(theta), BOX, hidden_features=32, progress=False, seed=0)
+    posterior = train(theta, simulate(theta), BOX, hidden_features=32, learning_rate=2e-3,
+                      progress=False, seed=0)
     held = BOX.sample(120, seed=7)
     x = simulate(held)
     report = diagnose(posterior, held, x, n_samples=200, seed=0)
