@@ -43,10 +43,11 @@ def test_expected_coverage_on_held_out_cases(linear_gaussian):
     theta = prior.sample(500, seed=7)
     x = theta + NOISE * rng.standard_normal(theta.shape)
     report = diagnose(posterior, theta, x, n_samples=100)
-    assert report["coverage_max_abs_error"] <= 0.05
+    assert report["coverage_max_abs_error"] <= 0.08  # noise level for 500 cases, 3 curves: 0.07
+    assert report["hpd_coverage"]["max_abs_error"] <= 0.05  # a peaked posterior: HPD ranks work
     assert all(1.5 < c for c in report["contraction"].values())  # prior sd 2.9 vs 0.5
     assert all(v < 0.08 for v in report["recovery_nrmse"].values())
-    assert abs(report["tarp_atc"]) < 5
+    assert abs(report["tarp_atc"]) < 0.05 and report["tarp"]["max_abs_error"] < 0.1
 
 
 def test_round_trip_in_a_fresh_process(linear_gaussian, tmp_path):

@@ -37,9 +37,11 @@ def test_cli_train_infer_diagnose(banks, tmp_path, capsys):
     assert main(["diagnose", str(post), "--bank", str(banks / "held"), "--cases", "50",
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    levels = np.array(report["coverage_empirical"])
+    levels = np.array(report["hpd_coverage"]["empirical"])
     # the truth lies inside the 90 % highest-density region in >= 80 % of held-out cases
     assert levels[90] >= 0.8
+    assert np.isfinite(report["coverage_max_abs_error"]) and report["latent_coverage"] is not None
+    assert report["information"]["mean"] > report["information"]["shuffled"]
     assert report["contraction"]["g"] > 1.5 and report["contraction"]["nu_ext"] > 1.5
     assert all(Path(f).stat().st_size > 5000 for f in report["figures"])  # coverage, SBC
 

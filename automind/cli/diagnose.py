@@ -9,8 +9,11 @@ from .options import add_json, count
 
 def register(sub) -> None:
     p = sub.add_parser("diagnose", help="calibration and recovery on held-out simulations",
-                       description="SBC ranks, expected coverage (HPD), TARP, per-parameter "
-                                   "contraction and recovery error on a held-out bank.")
+                       description="Marginal (SBC) and flow-latent coverage, TARP, information "
+                                   "in nats (vs shuffled x and validity), contraction along the "
+                                   "posterior's principal directions, per-parameter contraction "
+                                   "and recovery error on a held-out bank; θ-space HPD coverage "
+                                   "is kept in the report as hpd_coverage.")
     p.add_argument("posterior", type=Path)
     p.add_argument("--bank", type=Path, required=True, help="held-out bank with the feature set")
     p.add_argument("--cases", type=count, default=300, help="held-out simulations to use")
@@ -23,15 +26,17 @@ def register(sub) -> None:
 
 def run(args) -> dict:
     from ..inference import load_posterior
+    from ..inference.diagnostics import headline
     from ..inference.runs import diagnose_on_bank
 
     posterior = load_posterior(args.posterior)
     report = diagnose_on_bank(posterior, args.bank, args.cases, args.samples, args.seed,
                               figure=args.out, posterior_path=args.posterior)
     if not args.json:
-        print(f"{report['n_cases']} held-out simulations: max |coverage error| "
-              f"{report['coverage_max_abs_error']:.3f}, TARP ATC {report['tarp_atc']:.3f}; "
-              f"figure {report['figure']}")
+        print(f"{headline(report)}; figure {report['figure']}")
+        spectrum = report["principal_contraction"]["spectrum"]
+        print("  contraction along the posterior's principal directions: "
+              + " ".join(f"{v:.2f}" for v in spectrum[:8]) + (" ..." if len(spectrum) > 8 else ""))
         for p in posterior.prior.names:
             print(f"  {p:16s} contraction {report['contraction'][p]:6.2f}   recovery NRMSE "
                   f"{report['recovery_nrmse'][p]:.3f}")

@@ -74,16 +74,50 @@ def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limi
     return Path(path)
 
 
-def coverage_plot(nominal, empirical, path: Path) -> Path:
+def coverage_plot(report: dict, path: Path, max_parameters: int = 28) -> Path:
+    """Calibration at a glance (a ``diagnose`` report): left, coverage curves — latent
+    space and marginal per parameter (the headline), TARP, and the θ-space HPD curve kept
+    for reference — with the band an exactly calibrated posterior stays in (95 %) for this
+    many cases; right, contraction along the posterior's principal directions and the
+    information in nats."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="calibrated")
-    ax.plot(nominal, empirical, color="tab:blue", lw=1.5, label="posterior")
-    ax.set(xlabel="credibility level (HPD)", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
-           title="expected coverage")
-    ax.legend(frameon=False)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5))
+    grid = np.asarray(report["marginal_coverage"]["nominal"])
+    band = report["marginal_coverage"]["noise_95_one_parameter"]
+    ax.fill_between(grid, np.clip(grid - band, 0, 1), np.clip(grid + band, 0, 1), color="0.9",
+                    label=f"95 % band, calibrated ({report['n_cases']} cases)")
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1)
+    for k, curve in enumerate(list(report["marginal_coverage"]["empirical"].values())[:max_parameters]):
+        ax.plot(grid, curve, color="tab:green", lw=0.6, alpha=0.5,
+                label="marginal (SBC), per parameter" if k == 0 else None)
+    latent = report.get("latent_coverage")
+    if latent:
+        ax.plot(latent["nominal"], latent["empirical"], color="tab:blue", lw=2,
+                label=f"flow latent space (error {latent['max_abs_error']:.2f})")
+    tarp = report["tarp"]
+    ax.plot(tarp["nominal"], tarp["empirical"], color="tab:orange", lw=1.5,
+            label=f"TARP (ATC {tarp['atc']:+.2f})")
+    hpd = report["hpd_coverage"]
+    ax.plot(hpd["nominal"], hpd["empirical"], color="0.4", lw=1, ls=":",
+            label="θ-space HPD (not the headline)")
+    ax.set(xlabel="credibility level", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
+           title=f"coverage error {report['coverage_max_abs_error']:.2f} "
+                 f"(noise level {report['coverage_noise_95']:.2f})")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    spectrum = np.asarray(report["principal_contraction"]["spectrum"])
+    bx.bar(np.arange(1, len(spectrum) + 1), spectrum, color="tab:purple")
+    bx.xaxis.get_major_locator().set_params(integer=True)
+    bx.axhline(1, color="k", lw=0.8)
+    info = report["information"]
+    note = f"information {info['mean']:.2f} ± {info['standard_error']:.2f} nats; " \
+           f"shuffled x {info['shuffled']:.2f}"
+    if info.get("validity") is not None:
+        note += f"; validity {info['validity']:.2f}"
+    bx.set(xlabel="principal direction of the posterior (strongest first)",
+           ylabel="prior sd / posterior sd", title=note)
+    bx.title.set_fontsize(8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
 

@@ -3,7 +3,8 @@ CLI and the demo: each reads and writes the same files whoever calls it.
 
 - ``write_samples``: SAMPLES/samples.csv (θ with units, log-prob), samples.json, pairplot.png
 - ``validate_samples``: SAMPLES/consistent_set.csv, validation.json, feature and raster figures
-- ``diagnose_on_bank``: coverage / SBC figures and the diagnostics report
+- ``diagnose_on_bank``: calibration (coverage, contraction, nats) / SBC figures and the
+  diagnostics report
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def diagnose_on_bank(posterior, bank_path, cases: int = 300, n_samples: int = 20
         raise UserError(f"bank {bank_path} has only {len(theta)} usable held-out simulations")
     report = diagnose(posterior, theta, x, n_samples=n_samples, seed=seed)
     figure = figure or Path(posterior_path) / "coverage.png"
-    coverage = coverage_plot(report["coverage_nominal"], report["coverage_empirical"], figure)
+    coverage = coverage_plot(report, figure)
     sbc = sbc_histograms(report["sbc_ranks"], n_samples, posterior.prior.names,
                          Path(coverage).with_name("sbc_ranks.png"))
     report["figure"] = str(coverage)
