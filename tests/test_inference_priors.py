@@ -42,7 +42,7 @@ def gaussian_linear():
 
 def test_gaussian_prior_linear_task_matches_the_analytic_posterior(gaussian_linear):
     _, posterior = gaussian_linear
-    assert posterior.model["theta_space"] == "θ itself (unbounded prior)"  # no box transform
+    assert posterior.model["theta_space"] == "none"  # θ itself: no box transform
     for x_o in ([0.3, -1.2, 0.5], [2.0, 1.0, -1.5]):
         mean, cov = analytic_posterior(np.array(x_o))
         sd = np.sqrt(np.diag(cov))
