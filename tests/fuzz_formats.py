@@ -86,6 +86,39 @@ def make_nwb(folder: Path, rng) -> Path:
     return write_nwb(data, folder / "r.nwb")
 
 
+def make_mea_hdf5(folder: Path, rng) -> Path:
+    """The MEA spike-list HDF5 layout (spikes, sCount, names, epos, recordingtime, meta/*)."""
+    import h5py
+
+    times, ids, duration, _, _ = _spikes(rng)
+    counts = np.bincount(ids, minlength=6)
+    path = folder / "culture.h5"
+    with h5py.File(path, "w") as handle:
+        handle["spikes"] = np.concatenate([np.sort(times[ids == u]) for u in range(6)])
+        handle["sCount"] = counts.astype(np.int32)
+        handle["names"] = np.array([f"ch_{u}".encode() for u in range(6)])
+        handle["epos"] = rng.uniform(0, 1400, (2, 6))
+        handle["recordingtime"] = np.array([0.0, duration])
+        handle["meta/age"] = np.array([14], np.int32)
+    return path
+
+
+def make_neo_mat(folder: Path, rng) -> Path:
+    """A Neo file (NeoMatlabIO, read through the optional ``neo`` package)."""
+    import neo
+    import quantities as pq
+
+    times, ids, duration, _, _ = _spikes(rng)
+    block, segment = neo.Block(), neo.Segment()
+    block.segments.append(segment)
+    for unit in range(6):
+        segment.spiketrains.append(neo.SpikeTrain(np.sort(times[ids == unit]) * pq.s,
+                                                  t_stop=duration * pq.s, name=f"u{unit}"))
+    path = folder / "session.mat"
+    neo.io.NeoMatlabIO(str(path)).write_block(block)
+    return path
+
+
 def make_prior_toml(folder: Path, rng) -> Path:
     from automind.specs import find_spec
 
@@ -223,6 +256,8 @@ FORMATS: dict[str, Format] = {
     "csv": Format(make_csv, read_recording_file),
     "mea_csv": Format(make_mea_csv, _mea_csv),
     "nwb": Format(make_nwb, read_recording_file),
+    "mea_hdf5": Format(make_mea_hdf5, read_recording_file),
+    "neo_mat": Format(make_neo_mat, read_recording_file),
     "prior_toml": Format(make_prior_toml, read_prior),
     "simulator_toml": Format(make_simulator_toml, read_simulator),
     "bank": Format(make_bank, read_bank),

@@ -22,7 +22,7 @@ import pytest
 from automind.cli import main
 from automind.errors import UserError
 
-from fuzz_formats import make_bank, make_nwb, make_posterior
+from fuzz_formats import make_bank, make_mea_hdf5, make_neo_mat, make_nwb, make_posterior
 
 
 class Gadget:
@@ -193,6 +193,29 @@ def test_nwb_with_an_enormous_declared_dataset(tmp_path, capsys):
     before = peak_rss_mb()
     assert "spike_times declares 8000000000000 bytes" in one_line_error(capsys, ["features", path])
     assert peak_rss_mb() - before < 200
+
+
+def test_mea_hdf5_with_an_enormous_declared_dataset(tmp_path, capsys):
+    import h5py
+
+    from automind.features import compute_features
+    from automind.recordings import read_recording
+
+    path = make_mea_hdf5(tmp_path, np.random.default_rng(0))
+    compute_features(read_recording(path), "spikes")  # the imports, before measuring memory
+    with h5py.File(path, "a") as f:
+        del f["spikes"]
+        f.create_dataset("spikes", shape=(10**12,), dtype="f8", chunks=(4096,))
+    before = peak_rss_mb()
+    assert "dataset 'spikes' of shape (1000000000000,)" in one_line_error(capsys, ["features", path])
+    assert peak_rss_mb() - before < 200
+
+
+def test_neo_file_over_the_size_limit(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("neo")
+    path = make_neo_mat(tmp_path, np.random.default_rng(0))
+    monkeypatch.setenv("AUTOMIND_MAX_ARRAY_BYTES", str(path.stat().st_size - 1))
+    assert "over the" in one_line_error(capsys, ["features", path])
 
 
 @pytest.mark.parametrize("suffix", ["npz", "csv", "nwb"])

@@ -88,6 +88,21 @@ def _positions(handle, n: int, path: Path) -> np.ndarray | None:
     return epos
 
 
+def _check_sizes(handle, path: Path) -> None:
+    """Refuse a dataset that would decode to more than the array limit before reading it
+    (a small compressed file can declare a huge shape)."""
+    from .npz import max_array_bytes
+
+    limit = max_array_bytes()
+    for name in (*REQUIRED, "names", "epos", "recordingtime"):
+        if name in handle and hasattr(handle[name], "shape"):
+            dataset = handle[name]
+            size = int(np.prod(dataset.shape, dtype=np.float64)) * max(dataset.dtype.itemsize, 8)
+            if size > limit:
+                raise UserError(f"{path}: dataset '{name}' of shape {dataset.shape} would take "
+                                f"{size} bytes, over the {limit}-byte limit (AUTOMIND_MAX_ARRAY_BYTES)")
+
+
 def read_mea_hdf5(path: str | Path, duration: float | None = None) -> SpikeData:
     """One unit per listed channel (ids 0..n-1 in file order), positions and metadata attached."""
     import h5py
@@ -101,6 +116,7 @@ def read_mea_hdf5(path: str | Path, duration: float | None = None) -> SpikeData:
             if missing:
                 raise UserError(f"{path}: an HDF5 file without {' and '.join(missing)}; expected "
                                 "the MEA spike-list layout (spikes, sCount, names)")
+            _check_sizes(handle, path)
             spikes = np.asarray(handle["spikes"][()], dtype=np.float64).ravel()
             counts = np.asarray(handle["sCount"][()]).ravel()
             names = ([_text(v) for v in np.asarray(handle["names"][()]).ravel()]

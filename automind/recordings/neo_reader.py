@@ -33,6 +33,16 @@ def neo_io_name(path: Path) -> str | None:
     return None
 
 
+def _check_size(path: Path) -> None:
+    """Neo's IOs read whole files into memory: refuse files over the array limit first."""
+    from .npz import max_array_bytes
+
+    size, limit = path.stat().st_size, max_array_bytes()
+    if size > limit:
+        raise UserError(f"{path}: {size} bytes, over the {limit}-byte limit for a Neo file "
+                        "(AUTOMIND_MAX_ARRAY_BYTES)")
+
+
 def read_neo(path: str | Path, duration: float | None = None, note: str = "") -> SpikeData:
     """Spike trains of a single-segment Neo file; times re-timed to the segment's start.
     ``note`` is added to the message when Neo cannot read the file."""
@@ -45,6 +55,7 @@ def read_neo(path: str | Path, duration: float | None = None, note: str = "") ->
                         f"'{path.suffix}' either")
     if name in REFUSED:
         raise UserError(f"{path}: refusing {name}: loading pickles can execute code from the file")
+    _check_size(path)
     try:
         block = getattr(neo.io, name)(filename=str(path)).read_block()
     except Exception as err:  # Neo's IOs raise anything for a file that is not theirs
