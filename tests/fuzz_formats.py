@@ -355,14 +355,19 @@ class Runner:
         self.process.start()
 
     def read(self, fmt: str, path: Path, first: bool = False):
-        self.connection.send((fmt, str(path)))
-        # the first read of a format in a fresh worker pays its imports (torch, pynwb)
-        if self.connection.poll(self.time_limit * (10 if first else 1)):
-            return self.connection.recv()
+        try:
+            self.connection.send((fmt, str(path)))
+            # the first read of a format in a fresh worker pays its imports (torch, pynwb)
+            if self.connection.poll(self.time_limit * (10 if first else 1)):
+                return self.connection.recv()
+            outcome = "hang", f"no result after {self.time_limit:g} s"
+        except (EOFError, BrokenPipeError):  # the worker process died under the reader
+            self.process.join(5)
+            outcome = "crash:died", f"worker exit code {self.process.exitcode} on {path}"
         self.process.kill()
         self.process.join()
         self._start()
-        return "hang", f"no result after {self.time_limit:g} s"
+        return outcome
 
     def close(self):
         self.connection.send(None)
