@@ -14,7 +14,7 @@ class AnalyticPhi:
 
     key = "analytic-siegert"
 
-    def lookup(self, inputs):
+    def lookup(self, inputs, cv: bool = True):
         m, r, rho, kappa = (np.asarray(getattr(inputs, k), float) for k in ("m", "r", "rho", "kappa"))
         det = np.asarray(inputs.deterministic, bool)
         shape = np.broadcast(m, r, rho, kappa, det).shape
@@ -24,4 +24,4 @@ class AnalyticPhi:
             with np.errstate(divide="ignore"):
                 log_rate = np.where(det, np.log10(analytic.deterministic_rate(
                     m, r, np.zeros(shape), np.zeros(shape), rho)), log_rate)
-        return log_rate, np.where(det, 0.0, 1.0), det.copy()
+        return log_rate, (np.where(det, 0.0, 1.0) if cv else None), det.copy()

@@ -59,54 +59,61 @@ class MK1Network(_Network):
                    v_reset=f["v_reset"], t_refrac=f["t_refrac"], delta_T=f["delta_T"], a=f["a"],
                    b=f["b"], tau_w=f["tau_w"], tau_e=f["tau_ge"], tau_i=f["tau_gi"],
                    E_e=fixed["E_ge"], E_i=f["E_gi"])
+        # Everything per population is stacked along a last axis of 3 (E_d, E_n, I), so one
+        # evaluation is one pass of the moments and one table lookup for all populations.
         self.neurons = (e, e, i)
+        self.stacked = Neuron(**{k: np.stack([np.broadcast_to(getattr(n, k), B) for n in
+                                              self.neurons], axis=-1) for k in vars(e)})
         n_p, q_p = fixed["N_poisson"], fixed["Q_poisson"]
         self.external = (source(n_p * p["E.poisson_rate"], q_p, True),
                          source(np.zeros(B), q_p, True),
                          source(n_p * p["I.poisson_rate"], q_p, True))
+        self.external_stacked = Drive(*(np.stack([np.broadcast_to(getattr(d, k), B) for d in
+                                                  self.external], axis=-1)
+                                        for k in ("e1", "e2", "i1", "i2")))
+        # recurrent drive = coefficient × presynaptic rate (Σλ_kQ_k and Σλ_kQ_k², spec §2)
+        q_in, q_ge, q_gi = self.q_ee_in, p["E.Q_ge"], p["E.Q_gi"]
+        e_to_e1 = self.k_ee_out * q_ge + self.k_ee_in * q_in
+        e_to_e2 = self.k_ee_out * q_ge**2 + self.k_ee_in * q_in**2
+        self.from_e = (np.stack([e_to_e1, e_to_e1, self.k_ie * p["I.Q_ge"]], -1),
+                       np.stack([e_to_e2, e_to_e2, self.k_ie * p["I.Q_ge"]**2], -1))
+        self.from_i = (np.stack([self.k_ei * q_gi, self.k_ei * q_gi, self.k_ii * p["I.Q_gi"]], -1),
+                       np.stack([self.k_ei * q_gi**2, self.k_ei * q_gi**2,
+                                 self.k_ii * p["I.Q_gi"]**2], -1))
         self.excitatory_weights = np.stack([igniters, 1 - igniters, np.zeros(B)], axis=-1)
         self.t_refrac_probe = p["E.t_refrac"]
-        self.max_rate = np.stack([1 / p["E.t_refrac"], 1 / p["E.t_refrac"], 1 / f["t_refrac"]], -1)
-        self.tau_w = np.stack([n.tau_w for n in self.neurons], axis=-1)
+        self.max_rate = 1 / self.stacked.t_refrac
+        self.tau_w = self.stacked.tau_w
         # μ_G + a ≤ 0: the adiabatic adaptation has no equilibrium (spec §2, flagged)
         self.flag_negative_leak = p["E.g_L"] + p["E.a"] <= 0
 
-    def drives(self, rates, index=slice(None)) -> list[Drive]:
-        p = self.p
-        sel = lambda v: np.asarray(v)[index] if np.ndim(v) else v  # noqa: E731
-        ig = sel(self.igniters)
-        nu_e = ig * rates[..., 0] + (1 - ig) * rates[..., 1]
-        nu_i = rates[..., 2]
-        recurrent_e = (source(sel(self.k_ee_out) * nu_e, sel(p["E.Q_ge"]), True)
-                       + source(sel(self.k_ee_in) * nu_e, sel(self.q_ee_in), True)
-                       + source(sel(self.k_ei) * nu_i, sel(p["E.Q_gi"]), False))
-        to_i = (source(sel(self.k_ie) * nu_e, sel(p["I.Q_ge"]), True)
-                + source(sel(self.k_ii) * nu_i, sel(p["I.Q_gi"]), False))
-        ext = [Drive(*(sel(getattr(d, k)) for k in ("e1", "e2", "i1", "i2"))) for d in self.external]
-        return [ext[0] + recurrent_e, ext[1] + recurrent_e, ext[2] + to_i]
+    def drives(self, rates, index=slice(None)) -> Drive:
+        """Input of every population (fields (b, 3)) at population rates ``rates`` (b, 3)."""
+        ig = self.igniters[index]
+        nu_e = (ig * rates[..., 0] + (1 - ig) * rates[..., 1])[..., None]
+        nu_i = rates[..., 2:3]
+        ext = self.external_stacked
+        return Drive(ext.e1[index] + self.from_e[0][index] * nu_e,
+                     ext.e2[index] + self.from_e[1][index] * nu_e,
+                     ext.i1[index] + self.from_i[0][index] * nu_i,
+                     ext.i2[index] + self.from_i[1][index] * nu_i)
 
-    def neuron(self, pop: int, index=slice(None)) -> Neuron:
-        n = self.neurons[pop]
-        return Neuron(**{k: (np.asarray(v)[index] if np.ndim(v) else v) for k, v in vars(n).items()})
+    def neuron(self, pop: int | slice = slice(None), index=slice(None)) -> Neuron:
+        """Intrinsics of population ``pop`` (or all, stacked) for the θ rows ``index``."""
+        return Neuron(**{k: v[index][..., pop] for k, v in vars(self.stacked).items()})
 
     def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
-        drives = self.drives(rates, index)
-        return np.stack([adiabatic_w(self.neuron(q, index), drives[q], rates[..., q])
-                         for q in range(3)], axis=-1)
+        return adiabatic_w(self.neuron(slice(None), index), self.drives(rates, index), rates)
 
-    def evaluate(self, rates, w, index=slice(None)):
-        """(ν_out Hz, CV, extrapolated, τ_eff s, a(μ_V − v_rest) + bτ_wν target of w), each (b, P)."""
-        drives = self.drives(rates, index)
-        out = [[] for _ in range(5)]
-        for q in range(3):
-            n = self.neuron(q, index)
-            mom = membrane(n, drives[q], w[..., q])
-            log_rate, cv, extra = self.table.lookup(dimensionless(n, mom))
-            nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
-            target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates[..., q]
-            for lst, v in zip(out, (nu, cv, extra, mom.tau_eff, target)):
-                lst.append(np.broadcast_to(v, nu.shape))
-        return tuple(np.stack(v, axis=-1) for v in out)
+    def evaluate(self, rates, w, index=slice(None), cv=True):
+        """(ν_out Hz, CV, extrapolated, τ_eff s, a(μ_V − v_rest) + bτ_wν target of w), each
+        (b, P); ``cv=False`` skips the CV (None), which only the final outputs need."""
+        n = self.neuron(slice(None), index)
+        mom = membrane(n, self.drives(rates, index), w)
+        log_rate, cvs, extra = self.table.lookup(dimensionless(n, mom), cv=cv)
+        nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
+        target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates
+        return nu, cvs, extra, mom.tau_eff, target
 
 
 class BrunelNetwork(_Network):
@@ -133,7 +140,7 @@ class BrunelNetwork(_Network):
     def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
         return np.zeros_like(rates)
 
-    def evaluate(self, rates, w, index=slice(None)):
+    def evaluate(self, rates, w, index=slice(None), cv=True):
         f = self.f
         g = self.g[index] if np.ndim(self.g) else self.g
         nu_x = self.nu_x[index] if np.ndim(self.nu_x) else self.nu_x
@@ -142,11 +149,11 @@ class BrunelNetwork(_Network):
         mu = c_e * j * tau * (nu_x + nu * (1 - self.gamma * g))
         sigma = np.sqrt(c_e * j**2 * tau * (nu_x + nu * (1 + self.gamma * g**2)) / 2)
         inputs = current_based(mu, sigma, f["theta"], f["v_reset"], f["t_refrac"], tau)
-        log_rate, cv, extra = self.table.lookup(inputs)
+        log_rate, cvs, extra = self.table.lookup(inputs, cv=cv)
         out = np.minimum(10.0 ** log_rate / tau, 1 / f["t_refrac"])
         zeros = np.zeros_like(out)
-        return (out[..., None], cv[..., None], extra[..., None], np.full_like(out, tau)[..., None],
-                zeros[..., None])
+        return (out[..., None], None if cvs is None else cvs[..., None], extra[..., None],
+                np.full_like(out, tau)[..., None], zeros[..., None])
 
 
 def for_spec(spec, params: dict, table):

@@ -89,8 +89,19 @@ class NodeSettings:
         from importlib.metadata import version
 
         return asdict(self) | {"equations": EQUATIONS, "reset": RESET,
-                               "code_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-                               "brian2": version("Brian2")}
+                               "code_sha256": model_code_digest(), "brian2": version("Brian2")}
+
+
+def model_code_digest() -> str:
+    """sha256 of the code that determines a node's result (not of this whole file: an edit
+    to, say, the binary's checksum handling must not invalidate a 2 CPU-hour table)."""
+    import inspect
+
+    from ..simulators.build import SEED_CPP
+
+    parts = [inspect.getsource(f) for f in (node_arguments, summarise, build)]
+    parts += [EQUATIONS, RESET, WRITE_CPP, SEED_CPP, repr(SIEGMUND), repr(NODE_ARGS), repr(OUTPUTS)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def node_arguments(m, r, delta, ell, rho, kappa, dt: float, noise: float = 1.0) -> dict:

@@ -74,7 +74,7 @@ class Prediction:
 
 def _map(net, x, index):
     w = net.adiabatic(x, index)
-    return net.evaluate(x, w, index)[0]
+    return net.evaluate(x, w, index, cv=False)[0]
 
 
 def fixed_point(net, start: np.ndarray, alpha=ALPHA, tol=TOL, max_iter=MAX_ITER, depth=DEPTH):
@@ -134,7 +134,7 @@ def jacobian_stable(net, rates, w, index) -> np.ndarray:
 
     def rhs(s):
         nu, ww = s[:, :P], s[:, P:]
-        out, _, _, tau, target = net.evaluate(nu, ww, index)
+        out, _, _, tau, target = net.evaluate(nu, ww, index, cv=False)
         tau_w = net.tau_w[index]
         dw = np.where(np.isfinite(tau_w), (target - ww) / np.where(np.isfinite(tau_w), tau_w, 1.0), 0)
         return np.concatenate([(out - nu) / tau, dw], axis=-1)
@@ -172,7 +172,7 @@ def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, b
     finite_w = np.isfinite(net.tau_w)
     tau_w = np.where(finite_w, net.tau_w, 1.0)
     for s in range(steps):
-        out, _, _, tau, target = net.evaluate(nu[live], w[live], live)
+        out, _, _, tau, target = net.evaluate(nu[live], w[live], live, cv=False)
         gain = np.minimum(1.0 - np.exp(-dt / tau), 0.5)
         nu[live] = nu[live] + gain * (out - nu[live])
         w[live] = np.where(finite_w[live], target + (w[live] - target) * np.exp(-dt / tau_w[live]),
