@@ -21,8 +21,8 @@ import numpy as np
 from scipy import special
 
 ALPHA_FB = np.sqrt(2.0) * 1.4603545088095868  # √2 |ζ(1/2)|, Fourcaud & Brunel 2002
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(64)
-_GL16_X, _GL16_W = np.polynomial.legendre.leggauss(16)  # ∫erfcx in asinh(v): rel. error < 1e-10
+_GL16_X, _GL16_W = np.polynomial.legendre.leggauss(16)
+_GL32_X, _GL32_W = np.polynomial.legendre.leggauss(32)  # ∫erfcx in asinh(v): rel. error < 1e-10
 
 
 def _int_erfcx(c):
@@ -81,8 +81,11 @@ def log10_siegert(m, r, rho, kappa=0.0):
 def deterministic_isi(m, r, delta, ell):
     """Noise-free time from reset −r to x_cut, in units of τ (inf when it never fires).
 
-    ∫ dx / (m − x + δ e^{x/δ}); exact closed form for δ = 0, Gauss–Legendre on the two
-    sides of the bottleneck x = 0 otherwise (fine unless m is within ~1e-3 δ of the saddle).
+    ∫ dx / D(x), D = m − x + δ e^{x/δ}, whose minimum is at x = 0: exact closed form for
+    δ = 0; otherwise Gauss–Legendre (32 nodes) on [0, x_cut] and, below 0, in u = ln L with
+    L = m + δ − x, where the integrand L/D is smooth (D ≤ L ≤ D + δ): 7e-7 relative error for
+    m ≥ 6 against 256 plain nodes, and 1e-5 (99th percentile) at m + δ = 0.1 δ, where the
+    64 plain nodes used before erred by up to 30 %.
     """
     m, r, delta, ell = np.broadcast_arrays(*(np.asarray(v, float) for v in (m, r, delta, ell)))
     out = np.full(m.shape, np.inf)
@@ -92,16 +95,19 @@ def deterministic_isi(m, r, delta, ell):
     out[sel] = np.log((m[sel] + r[sel]) / m[sel])
     sel = ~lif & fires
     if sel.any():
-        mm, rr, dd = m[sel], r[sel], delta[sel]
-        cut = dd * (5.0 - np.minimum(ell[sel], 5.0))
-        total = np.zeros(mm.shape)
-        # segments [−r, min(0, cut)] and [0, cut] (the drift is smallest at x = 0)
-        for lo, hi in ((-rr, np.minimum(0.0, cut)), (np.zeros_like(cut), cut)):
-            half = 0.5 * np.maximum(hi - lo, 0.0)[:, None]
-            x = lo[:, None] + half * (_GL_X + 1.0)
-            drift = mm[:, None] - x + dd[:, None] * np.exp(np.clip(x / dd[:, None], -700, 700))
-            total += half[:, 0] * np.sum(_GL_W / drift, axis=1)
-        out[sel] = total
+        mm, rr, dd = m[sel][:, None], r[sel][:, None], delta[sel][:, None]
+        cut = dd * (5.0 - np.minimum(ell[sel][:, None], 5.0))
+
+        def drift(x):
+            return mm - x + dd * np.exp(np.clip(x / dd, -700, 700))
+
+        lo, hi = np.log(mm + dd), np.log(mm + dd + rr)  # u at x = 0 and at x = −r
+        half = 0.5 * (hi - lo)
+        big_l = np.exp(lo + half * (_GL32_X + 1.0))
+        below = half[:, 0] * np.sum(_GL32_W * big_l / drift(mm + dd - big_l), axis=1)
+        half = 0.5 * cut
+        above = half[:, 0] * np.sum(_GL32_W / drift(half * (_GL32_X + 1.0)), axis=1)
+        out[sel] = below + above
     return out
 
 

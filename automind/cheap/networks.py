@@ -7,10 +7,25 @@ simulators' connection rules (spec §2 of ``shared/spec/cheap-forward.md``).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..errors import UserError
 from .moments import Drive, Neuron, adiabatic_w, current_based, dimensionless, membrane, source
+
+
+def _take(value, index, size):
+    """Rows ``index`` of every per-θ array (first axis of length ``size``) inside ``value``."""
+    if isinstance(value, np.ndarray):
+        return value[index] if value.ndim and value.shape[0] == size else value
+    if isinstance(value, (Neuron, Drive)):
+        return type(value)(**{k: _take(v, index, size) for k, v in vars(value).items()})
+    if isinstance(value, tuple):
+        return tuple(_take(v, index, size) for v in value)
+    if isinstance(value, dict):
+        return {k: _take(v, index, size) for k, v in value.items()}
+    return value
 
 
 class _Network:
@@ -21,6 +36,15 @@ class _Network:
 
     def status_rate(self, rates) -> np.ndarray:
         return np.sum(rates * self.excitatory_weights, axis=-1)
+
+    def take(self, index) -> "_Network":
+        """The same network for the θ rows ``index`` only (so that inner loops need not
+        index every parameter array on every call)."""
+        sub = copy.copy(self)
+        size = len(self.max_rate)
+        for name, value in vars(self).items():
+            setattr(sub, name, _take(value, index, size))
+        return sub
 
 
 class MK1Network(_Network):

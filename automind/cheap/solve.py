@@ -61,7 +61,7 @@ class Prediction:
     margin: np.ndarray         # log10 distance of ν_E t_ref to the nearest status threshold
     period: np.ndarray         # s, inter-burst interval (nan unless bursting)
     extrapolated: np.ndarray   # any table lookup at the solution outside the table
-    iterations: np.ndarray
+    iterations: np.ndarray     # of the saturated-start fixed point (0 where not needed)
     flags: dict = field(default_factory=dict)
 
     def as_columns(self) -> dict:
@@ -170,28 +170,38 @@ def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, b
     live = np.arange(B)
     per_block = max(int(round(block / dt)), 2)
     finite_w = np.isfinite(net.tau_w)
-    tau_w = np.where(finite_w, net.tau_w, 1.0)
+    w_decay = np.exp(-dt / np.where(finite_w, net.tau_w, 1.0))
+    # the live rows' state and network, re-sliced only when rows freeze (not every step)
+    sub, nu_l, w_l, probe_l, analysis_l = net, nu.copy(), w.copy(), probe_sum.copy(), analysis_sum.copy()
+    fw_l, decay_l, ew_l = finite_w, w_decay, net.excitatory_weights
     for s in range(steps):
-        out, _, _, tau, target = net.evaluate(nu[live], w[live], live, cv=False)
+        out, _, _, tau, target = sub.evaluate(nu_l, w_l, cv=False)
         gain = np.minimum(1.0 - np.exp(-dt / tau), 0.5)
-        nu[live] = nu[live] + gain * (out - nu[live])
-        w[live] = np.where(finite_w[live], target + (w[live] - target) * np.exp(-dt / tau_w[live]),
-                           w[live])
-        rate = np.sum(nu[live] * net.excitatory_weights[live], -1)
+        nu_l = nu_l + gain * (out - nu_l)
+        w_l = np.where(fw_l, target + (w_l - target) * decay_l, w_l)
+        rate = np.sum(nu_l * ew_l, -1)
         trace[s, live] = rate
         if s < n_probe:
-            probe_sum[live] += rate
+            probe_l += rate
         if s >= first:
-            analysis_sum[live] += nu[live]
+            analysis_l += nu_l
         if (s + 1) % per_block == 0 and s >= per_block:
             recent = trace[s + 1 - per_block:s + 1, live].astype(float)
             still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
+            if not still.any():
+                continue
+            nu[live], w[live], probe_sum[live], analysis_sum[live] = nu_l, w_l, probe_l, analysis_l
             frozen = live[still]
             settled[frozen] = True
             _fill(frozen, s, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
-            live = live[~still]
+            moving = ~still
+            live = live[moving]
             if len(live) == 0:
                 break
+            sub = sub.take(moving)
+            nu_l, w_l, probe_l, analysis_l = nu_l[moving], w_l[moving], probe_l[moving], analysis_l[moving]
+            fw_l, decay_l, ew_l = fw_l[moving], decay_l[moving], ew_l[moving]
+    nu[live], w[live], probe_sum[live], analysis_sum[live] = nu_l, w_l, probe_l, analysis_l
     _fill(live, steps - 1, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
     period = np.full(B, np.nan)
     if len(live):
@@ -249,11 +259,15 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     regime = np.where(np.isfinite(run["period"]), "bursting", "async").astype(object)
     regime[~run["finished"]] = ""
     # equilibria: another stable state than where the run ends is multistability
+    saturated, conv_s, iters = np.zeros((B, P)), np.zeros(B, bool), np.zeros(B, int)
     if status_only:
         regime[:] = ""
-        saturated, conv_s, iters = np.zeros((B, P)), np.zeros(B, bool), np.zeros(B, int)
     else:
-        saturated, conv_s, iters = fixed_point(net, net.max_rate.copy(), max_iter=max_iter)
+        # only where a second state could change the regime: async runs that settled
+        rows = np.flatnonzero((regime == "async") & run["settled"])
+        if len(rows):
+            saturated[rows], conv_s[rows], iters[rows] = fixed_point(
+                net.take(rows), net.max_rate[rows].copy(), max_iter=max_iter)
     end_rate = net.status_rate(run["nu"])
     for other, conv in ((saturated, conv_s),):
         differs = conv & (regime == "async") & run["settled"] & (

@@ -226,9 +226,19 @@ BUILD_HINT = "automind cheap build"
 TAIL_M = -60.0  # the Siegert tail is tabulated down to here (ν τ ≈ 1e-300 below)
 
 
-def multilinear(coords: list, strides, points: list, *values: np.ndarray) -> np.ndarray:
-    """Multilinear interpolation on a C-ordered grid of each flat array in ``values`` at
-    ``points`` (one array per axis, in interpolation coordinates, clamped to the axes) →
+def interpolation_axes(coords) -> list:
+    """(node coordinates, 1 / their spacing) per axis, float32: what :func:`multilinear` takes."""
+    out = []
+    for c in coords:
+        c = np.asarray(c, np.float32)
+        out.append((c, (1.0 / np.diff(c)).astype(np.float32) if len(c) > 1 else c))
+    return out
+
+
+def multilinear(axes: list, strides, points: list, *values: np.ndarray) -> np.ndarray:
+    """Multilinear interpolation on a C-ordered grid (``axes`` from :func:`interpolation_axes`)
+    of each flat array in ``values`` at
+    ``points`` (one array per axis, in interpolation coordinates, within the axes) →
     (len(values), n), in the dtype of ``values`` (the tables use float32: half the memory
     traffic, twice the SIMD width; their own rounding is 1e-7, their noise 1e-3).
 
@@ -240,14 +250,14 @@ def multilinear(coords: list, strides, points: list, *values: np.ndarray) -> np.
     base = np.zeros(n, np.int64)
     offsets = np.zeros(1, np.int64)
     fractions = []
-    for a, (coord, v) in enumerate(zip(coords, points)):
+    for a, ((coord, inverse_step), v) in enumerate(zip(axes, points)):
         if len(coord) < 2:
             continue
         v = np.ravel(v).astype(dtype, copy=False)
         i = np.searchsorted(coord, v, side="right") - 1
-        np.clip(i, 0, len(coord) - 2, out=i)
-        lo = coord[i]
-        fractions.append(np.clip((v - lo) / (coord[i + 1] - lo), 0, 1))
+        np.minimum(i, len(coord) - 2, out=i)  # v ≥ coord[0], so only the top needs care
+        # v within the axis, so the fraction is in [0, 1] without clipping
+        fractions.append((v - coord[i]) * inverse_step[i])
         base += i * strides[a]
         offsets = np.concatenate([offsets, offsets + strides[a]])  # this axis: the highest bit
     index = offsets[:, None] + base
@@ -292,7 +302,7 @@ class Table:
         self._values = (log_free_isi.astype(np.float32), cv.astype(np.float32))
         self._lows = np.array([self.grid.axis(k)[0] for k in AXES])
         self._highs = np.array([self.grid.axis(k)[-1] for k in AXES])
-        self._coords = [COORDINATES[k](self.grid.axis(k)).astype(np.float32) for k in AXES]
+        self._axes = interpolation_axes(COORDINATES[k](self.grid.axis(k)) for k in AXES)
         self._strides = np.array([int(np.prod(self.grid.shape[i + 1:])) for i in range(6)])
         self._tail = self._tail_table()
 
@@ -321,8 +331,8 @@ class Table:
                              indexing="ij")
         values = analytic.log10_siegert(mesh[0], mesh[1], mesh[2], mesh[3]) - \
             analytic.log10_siegert(*anchor)
-        coords = [np.asarray(c, np.float32) for c in
-                  (m, np.log(g.axis("r")), np.log(g.axis("rho")), COORDINATES["kappa"](g.axis("kappa")))]
+        coords = interpolation_axes((m, np.log(g.axis("r")), np.log(g.axis("rho")),
+                                     COORDINATES["kappa"](g.axis("kappa"))))
         strides = np.array([int(np.prod(values.shape[i + 1:])) for i in range(4)])
         return coords, strides, values.ravel().astype(np.float32)
 
@@ -338,7 +348,7 @@ class Table:
         clamped = np.clip(raw, self._lows[:, None], self._highs[:, None])
         extrapolated = det | np.any(np.abs(clamped - raw) > 1e-12 * (1 + np.abs(raw)), axis=0)
         points = [COORDINATES[k](clamped[a]) for a, k in enumerate(AXES)]
-        free_isi, *cv = multilinear(self._coords, self._strides, points,
+        free_isi, *cv = multilinear(self._axes, self._strides, points,
                                     *self._values[:1 + want_cv])
         free_isi = free_isi.astype(np.float64)
         cv = cv[0].astype(np.float64) if want_cv else None
@@ -346,11 +356,11 @@ class Table:
         log_rate = -np.log10(rho + 10.0 ** free_isi)
         low = (m < self._lows[0]) & ~det
         if low.any():
-            coords, strides, values = self._tail
+            axes, strides, values = self._tail
             at = [np.clip(m[low], TAIL_M, self._lows[0]), np.log(r[low]), np.log(rho[low]),
                   COORDINATES["kappa"](kappa[low])]
-            at = [np.clip(v, c[0], c[-1]) for v, c in zip(at, coords)]
-            log_rate[low] += multilinear(coords, strides, at, values)[0].astype(np.float64)
+            at = [np.clip(v, c[0], c[-1]) for v, (c, _) in zip(at, axes)]
+            log_rate[low] += multilinear(axes, strides, at, values)[0].astype(np.float64)
             if want_cv:
                 cv[low] = 1.0
         high = (m > self._highs[0]) & ~det
