@@ -135,3 +135,48 @@ def current_based(mu, sigma, v_thresh, v_reset, t_refrac, tau_m) -> Inputs:
     zero = np.zeros(np.broadcast(mu, sigma).shape)
     return Inputs(m=(mu - v_thresh) / scale, r=(v_thresh - v_reset) / scale, delta=zero,
                   ell=zero, rho=zero + t_refrac / tau_m, kappa=zero, deterministic=det)
+
+
+def refractory_steps(t_refrac, dt) -> np.ndarray:
+    """Brian2's refractory period in steps: ``timestep(t_ref, dt)`` = ⌊t_ref/dt + 1e-3⌋ (at
+    least 1: a neuron can fire again at the next step at the earliest)."""
+    return np.maximum(np.floor(np.asarray(t_refrac, float) / dt + 1e-3), 1.0)
+
+
+def first_step_crossing(neuron: Neuron, drive: Drive, mom: Moments, dt) -> np.ndarray:
+    """Probability that one forward-Euler step of length ``dt`` from v_reset crosses
+    v_cut = v_T + 5ΔT: the neuron then fires at the first step after its refractory period.
+
+    The mean step is dt/C [μ_G(μ_V − v_reset) + g_L ΔT e^{(v_reset − v_T)/ΔT}] (μ_V includes
+    the adaptation current); its sd comes from the conductances' Campbell variances, taken
+    constant over one step (τ_syn ≫ dt)."""
+    v_r = neuron.v_reset
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        spike_current = np.where(neuron.delta_T > 0, neuron.g_L * neuron.delta_T * np.exp(
+            np.minimum((v_r - neuron.v_thresh) / np.where(neuron.delta_T > 0, neuron.delta_T, 1.0),
+                       30.0)), 0.0)
+    gap = dt / neuron.C * (mom.mu_G * (mom.mu_V - v_r) + spike_current) - \
+        (neuron.v_thresh + 5.0 * neuron.delta_T - v_r)
+    var_e, var_i = 0.5 * neuron.tau_e * drive.e2, 0.5 * neuron.tau_i * drive.i2
+    sd = dt / neuron.C * np.sqrt(var_e * (neuron.E_e - v_r) ** 2 + var_i * (neuron.E_i - v_r) ** 2)
+    from scipy.special import ndtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, gap / np.where(sd > 0, sd, 1.0), np.where(gap > 0, np.inf, -np.inf))
+    return ndtr(z)
+
+
+def discrete_time_rate(rate, t_refrac, crossing, dt) -> np.ndarray:
+    """The rate a forward-Euler simulation with step ``dt`` shows for a neuron whose
+    continuous-time rate is ``rate`` (= 1/(t_ref + T), T the free time from reset to spike).
+
+    A spike can come at the earliest on the step the refractory period ends (n_ref = Brian2's
+    refractory steps), if one step from reset crosses the threshold (probability
+    ``crossing``); otherwise a free time that takes k ≥ 2 steps ends on the step after it,
+    (k − 1) dt ≈ max(dt, T − dt/2) on average. So ISI = n_ref dt + (1 − P₁) max(dt, T − dt/2).
+    This is what MK1's runaway criterion (ν t_ref > 0.99) measures: whole populations firing
+    on the first free step, at t_ref / (n_ref dt) ≥ 1."""
+    with np.errstate(divide="ignore", over="ignore"):
+        free = 1.0 / np.asarray(rate, float) - t_refrac
+    isi = refractory_steps(t_refrac, dt) * dt + (1.0 - crossing) * np.maximum(dt, free - 0.5 * dt)
+    return 1.0 / isi

@@ -12,7 +12,8 @@ import copy
 import numpy as np
 
 from ..errors import UserError
-from .moments import Drive, Neuron, adiabatic_w, current_based, dimensionless, membrane, source
+from .moments import (Drive, Neuron, adiabatic_w, current_based, dimensionless,
+                      discrete_time_rate, first_step_crossing, membrane, refractory_steps, source)
 
 
 def _take(value, index, size):
@@ -52,8 +53,11 @@ class MK1Network(_Network):
 
     names = ("E_d", "E_n", "I")
 
-    def __init__(self, params: dict, fixed: dict, N: int, table):
+    def __init__(self, params: dict, fixed: dict, N: int, table, dt: float | None = None):
+        """``dt``: the simulator's time step, whose discreteness sets the highest rates (see
+        :func:`moments.discrete_time_rate`); None for continuous time."""
         self.table = table
+        self.dt = dt
         p = {k: np.asarray(v, float) for k, v in params.items()}
         B = np.broadcast(*p.values()).shape
         n_e = np.clip(np.floor(N * p["exc_prop"] + 0.5), 1, N - 1)
@@ -106,7 +110,8 @@ class MK1Network(_Network):
                                  self.k_ii * p["I.Q_gi"]**2], -1))
         self.excitatory_weights = np.stack([igniters, 1 - igniters, np.zeros(B)], axis=-1)
         self.t_refrac_probe = p["E.t_refrac"]
-        self.max_rate = 1 / self.stacked.t_refrac
+        self.max_rate = 1 / (self.stacked.t_refrac if dt is None else
+                             refractory_steps(self.stacked.t_refrac, dt) * dt)
         self.tau_w = self.stacked.tau_w
         # μ_G + a ≤ 0: the adiabatic adaptation has no equilibrium (spec §2, flagged)
         self.flag_negative_leak = p["E.g_L"] + p["E.a"] <= 0
@@ -133,9 +138,13 @@ class MK1Network(_Network):
         """(ν_out Hz, CV, extrapolated, τ_eff s, a(μ_V − v_rest) + bτ_wν target of w), each
         (b, P); ``cv=False`` skips the CV (None), which only the final outputs need."""
         n = self.neuron(slice(None), index)
-        mom = membrane(n, self.drives(rates, index), w)
+        drive = self.drives(rates, index)
+        mom = membrane(n, drive, w)
         log_rate, cvs, extra = self.table.lookup(dimensionless(n, mom), cv=cv)
         nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
+        if self.dt is not None:
+            nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(n, drive, mom, self.dt),
+                                    self.dt)
         target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates
         return nu, cvs, extra, mom.tau_eff, target
 
@@ -186,7 +195,7 @@ def for_spec(spec, params: dict, table):
         if spec.reference_quirks:
             raise UserError("cheap: no reduction for mk1 with reference_quirks = true "
                             "(frozen v_cut); use the published model")
-        return MK1Network(params, spec.fixed, spec.N, table)
+        return MK1Network(params, spec.fixed, spec.N, table, dt=spec.dt)
     if spec.model == "brunel":
         return BrunelNetwork(params, spec.fixed, table)
     raise UserError(f"cheap: no reduction (moments) for model {spec.model!r}; "

@@ -188,6 +188,17 @@ def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, b
         if (s + 1) % per_block == 0 and s >= per_block:
             recent = trace[s + 1 - per_block:s + 1, live].astype(float)
             still = recent.max(0) - recent.min(0) <= 0.01 * (recent.mean(0) + 1e-3)
+            if still.any():
+                # A steady rate is not enough: on a plateau (saturated at the refractory limit,
+                # or silent) the rate ignores a still-drifting adaptation until w tips it over.
+                # Frozen only if w relaxed to where the run ends would not move the rate.
+                left = (steps - s - 1) * dt
+                k = np.flatnonzero(still)
+                w_end = np.where(fw_l[k], target[k] + (w_l[k] - target[k]) * decay_l[k] ** (left / dt),
+                                 w_l[k])
+                moved = sub.take(k).evaluate(nu_l[k], w_end, cv=False)[0]
+                rate_end = np.sum(moved * ew_l[k], -1)
+                still[k] = np.abs(rate_end - rate[k]) <= 0.01 * (rate[k] + 1e-3)
             if not still.any():
                 continue
             nu[live], w[live], probe_sum[live], analysis_sum[live] = nu_l, w_l, probe_l, analysis_l
