@@ -143,27 +143,41 @@ def refractory_steps(t_refrac, dt) -> np.ndarray:
     return np.maximum(np.floor(np.asarray(t_refrac, float) / dt + 1e-3), 1.0)
 
 
-def first_step_crossing(neuron: Neuron, drive: Drive, mom: Moments, dt) -> np.ndarray:
-    """Probability that one forward-Euler step of length ``dt`` from v_reset crosses
-    v_cut = v_T + 5ΔT: the neuron then fires at the first step after its refractory period.
+@dataclass
+class StepConstants:
+    """θ-constant parts of :func:`first_step_crossing` (computed once per network)."""
+
+    scale: np.ndarray          # dt / C
+    v_reset: np.ndarray
+    reset_current: np.ndarray  # g_L ΔT e^{(v_reset − v_T)/ΔT}, A
+    gap: np.ndarray            # v_cut − v_reset, V
+    lever_e: np.ndarray        # ½ τ_e (E_e − v_reset)²: Var of the step's g_e term per Σλ_kQ_k²
+    lever_i: np.ndarray
+
+
+def step_constants(neuron: Neuron, dt) -> StepConstants:
+    v_r, d_t = neuron.v_reset, neuron.delta_T
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        spike = np.where(d_t > 0, neuron.g_L * d_t * np.exp(np.minimum(
+            (v_r - neuron.v_thresh) / np.where(d_t > 0, d_t, 1.0), 30.0)), 0.0)
+    return StepConstants(dt / neuron.C, v_r, spike, neuron.v_thresh + 5.0 * d_t - v_r,
+                         0.5 * neuron.tau_e * (neuron.E_e - v_r) ** 2,
+                         0.5 * neuron.tau_i * (neuron.E_i - v_r) ** 2)
+
+
+def first_step_crossing(step: StepConstants, drive: Drive, mom: Moments) -> np.ndarray:
+    """Probability that one forward-Euler step from v_reset crosses v_cut = v_T + 5ΔT: the
+    neuron then fires on the first step after its refractory period.
 
     The mean step is dt/C [μ_G(μ_V − v_reset) + g_L ΔT e^{(v_reset − v_T)/ΔT}] (μ_V includes
     the adaptation current); its sd comes from the conductances' Campbell variances, taken
     constant over one step (τ_syn ≫ dt)."""
-    v_r = neuron.v_reset
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        spike_current = np.where(neuron.delta_T > 0, neuron.g_L * neuron.delta_T * np.exp(
-            np.minimum((v_r - neuron.v_thresh) / np.where(neuron.delta_T > 0, neuron.delta_T, 1.0),
-                       30.0)), 0.0)
-    gap = dt / neuron.C * (mom.mu_G * (mom.mu_V - v_r) + spike_current) - \
-        (neuron.v_thresh + 5.0 * neuron.delta_T - v_r)
-    var_e, var_i = 0.5 * neuron.tau_e * drive.e2, 0.5 * neuron.tau_i * drive.i2
-    sd = dt / neuron.C * np.sqrt(var_e * (neuron.E_e - v_r) ** 2 + var_i * (neuron.E_i - v_r) ** 2)
     from scipy.special import ndtr
 
+    gap = step.scale * (mom.mu_G * (mom.mu_V - step.v_reset) + step.reset_current) - step.gap
+    sd = step.scale * np.sqrt(step.lever_e * drive.e2 + step.lever_i * drive.i2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, gap / np.where(sd > 0, sd, 1.0), np.where(gap > 0, np.inf, -np.inf))
-    return ndtr(z)
+        return ndtr(np.where(sd > 0, gap / sd, np.where(gap > 0, np.inf, -np.inf)))
 
 
 def discrete_time_rate(rate, t_refrac, crossing, dt) -> np.ndarray:

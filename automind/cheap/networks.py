@@ -12,15 +12,16 @@ import copy
 import numpy as np
 
 from ..errors import UserError
-from .moments import (Drive, Neuron, adiabatic_w, current_based, dimensionless,
-                      discrete_time_rate, first_step_crossing, membrane, refractory_steps, source)
+from .moments import (Drive, Neuron, StepConstants, adiabatic_w, current_based, dimensionless,
+                      discrete_time_rate, first_step_crossing, membrane, refractory_steps, source,
+                      step_constants)
 
 
 def _take(value, index, size):
     """Rows ``index`` of every per-θ array (first axis of length ``size``) inside ``value``."""
     if isinstance(value, np.ndarray):
         return value[index] if value.ndim and value.shape[0] == size else value
-    if isinstance(value, (Neuron, Drive)):
+    if isinstance(value, (Neuron, Drive, StepConstants)):
         return type(value)(**{k: _take(v, index, size) for k, v in vars(value).items()})
     if isinstance(value, tuple):
         return tuple(_take(v, index, size) for v in value)
@@ -112,6 +113,7 @@ class MK1Network(_Network):
         self.t_refrac_probe = p["E.t_refrac"]
         self.max_rate = 1 / (self.stacked.t_refrac if dt is None else
                              refractory_steps(self.stacked.t_refrac, dt) * dt)
+        self.step = None if dt is None else step_constants(self.stacked, dt)
         self.tau_w = self.stacked.tau_w
         # μ_G + a ≤ 0: the adiabatic adaptation has no equilibrium (spec §2, flagged)
         self.flag_negative_leak = p["E.g_L"] + p["E.a"] <= 0
@@ -143,8 +145,8 @@ class MK1Network(_Network):
         log_rate, cvs, extra = self.table.lookup(dimensionless(n, mom), cv=cv)
         nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
         if self.dt is not None:
-            nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(n, drive, mom, self.dt),
-                                    self.dt)
+            step = StepConstants(**{k: v[index] for k, v in vars(self.step).items()})
+            nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(step, drive, mom), self.dt)
         target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates
         return nu, cvs, extra, mom.tau_eff, target
 

@@ -89,9 +89,12 @@ def fixed_point(net, start: np.ndarray, alpha=ALPHA, tol=TOL, max_iter=MAX_ITER,
     prev_x, prev_g = np.zeros((B, P)), np.zeros((B, P))
     active = np.arange(B)
     vmax = net.max_rate
+    # the network sliced to the active rows whenever they halve (slicing every parameter
+    # on each of up to 300 iterations would cost more than the few rows left)
+    sub, members, position = net, B, np.arange(B)
     for it in range(max_iter):
         xa = x[active]
-        fa = _map(net, xa, active)
+        fa = _map(sub, xa, position[active])
         g = fa - xa
         done = np.all(np.abs(g) <= tol * np.maximum(np.abs(fa), np.abs(xa)) + ABS_TOL, axis=-1)
         done |= ~np.all(np.isfinite(fa), axis=-1)  # reported unconverged below
@@ -104,6 +107,9 @@ def fixed_point(net, start: np.ndarray, alpha=ALPHA, tol=TOL, max_iter=MAX_ITER,
         active, xa, g = active[keep], xa[keep], g[keep]
         if len(active) == 0:
             break
+        if len(active) < members // 2:
+            sub, members = sub.take(position[active]), len(active)
+            position[active] = np.arange(len(active))
         if it > 0:
             slot = it % depth
             hist_dx[active, slot] = xa - prev_x[active]

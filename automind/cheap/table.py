@@ -227,11 +227,17 @@ TAIL_M = -60.0  # the Siegert tail is tabulated down to here (ν τ ≈ 1e-300 b
 
 
 def interpolation_axes(coords) -> list:
-    """(node coordinates, 1 / their spacing) per axis, float32: what :func:`multilinear` takes."""
+    """(node coordinates, 1 / their spacing) per axis, float32: what :func:`multilinear` takes.
+    Evenly spaced axes (m, ln r, ln ρ) carry a scalar spacing: their cell is found by
+    arithmetic instead of a binary search."""
     out = []
     for c in coords:
-        c = np.asarray(c, np.float32)
-        out.append((c, (1.0 / np.diff(c)).astype(np.float32) if len(c) > 1 else c))
+        c = np.asarray(c, np.float64)
+        steps = np.diff(c)
+        even = len(c) > 1 and np.allclose(steps, steps[0], rtol=1e-6, atol=0)
+        inverse = (1.0 / steps[0]) if even else (1.0 / steps if len(c) > 1 else c)
+        out.append((c.astype(np.float32), np.float32(inverse) if even else
+                    np.asarray(inverse, np.float32)))
     return out
 
 
@@ -254,10 +260,16 @@ def multilinear(axes: list, strides, points: list, *values: np.ndarray) -> np.nd
         if len(coord) < 2:
             continue
         v = np.ravel(v).astype(dtype, copy=False)
-        i = np.searchsorted(coord, v, side="right") - 1
-        np.minimum(i, len(coord) - 2, out=i)  # v ≥ coord[0], so only the top needs care
-        # v within the axis, so the fraction is in [0, 1] without clipping
-        fractions.append((v - coord[i]) * inverse_step[i])
+        if np.ndim(inverse_step) == 0:  # evenly spaced
+            u = (v - coord[0]) * inverse_step
+            i = u.astype(np.int64)  # u ≥ 0: truncation is the floor
+            np.minimum(i, len(coord) - 2, out=i)
+            fractions.append(u - i)
+        else:
+            i = np.searchsorted(coord, v, side="right") - 1
+            np.minimum(i, len(coord) - 2, out=i)  # v ≥ coord[0], so only the top needs care
+            fractions.append((v - coord[i]) * inverse_step[i])
+        # v within the axis, so each fraction is in [0, 1] (up to rounding) without clipping
         base += i * strides[a]
         offsets = np.concatenate([offsets, offsets + strides[a]])  # this axis: the highest bit
     index = offsets[:, None] + base
