@@ -163,13 +163,15 @@ def commit_chunk(path: Path, chunk: int, results: list, param_names: list[str],
 def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
            dask: str | None = None, keep_spikes: bool | None = None, chunk_size: int | None = None,
            features: list[str] | None = None, progress: bool = True, on_commit=None,
-           proposal=None) -> dict:
+           proposal=None, screen=None) -> dict:
     """Make the bank at ``path`` hold simulations 0..n-1 (create, extend or resume).
 
     ``features``: feature sets computed by the workers while simulating (defaults to the
     sets the bank already holds, so extensions stay complete). ``proposal``: draw θ from it
     instead of the prior (an object with ``sample_indexed(seed, indices)`` and ``identity()``,
     e.g. a truncated prior; recorded in bank.json, and an extension must use the same one).
+    ``screen``: skip θ it rejects (``keep(thetas)`` → mask; ``identity()`` recorded in
+    bank.json, extensions must use the same); they become rows with status ``screened``.
     """
     from tqdm.auto import tqdm
 
@@ -177,6 +179,11 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
 
     path = Path(path)
     meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size, proposal)
+    if screen is not None:
+        _record_screen(path, meta, screen, features)
+    elif meta.get("screen") is not None:
+        raise BankError(f"bank {path} was made with the screen {meta['screen']}; extend it with "
+                        "the same --screen")
     source = prior if proposal is None else proposal
     size, keep = meta["chunk_size"], meta["keep_spikes"]
     feature_sets = sorted(set(features or ()) | set(meta.get("feature_sets", {})))
@@ -187,6 +194,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     compiled = "" if spec.backend == "torch" else str(CompiledModel.for_spec(spec).directory)
     engine = make_engine(spec, compiled, workers, dask, feature_sets)
     committed_now = {"simulations": 0, "shards": 0}
+    screened: dict[int, list] = {}
     done_before = Bank(path).intact_indices()
     bar = tqdm(total=n, initial=len(done_before & set(range(n))), desc="simulating", unit="sim",
                disable=not progress)
@@ -216,15 +224,21 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
                     del locks[chunk]
                     continue
                 thetas = source.sample_indexed(seed, indices)
-                work.append((chunk, make_jobs(prior, thetas, spec.duration, seed=seed,
-                                              indices=indices)))
+                jobs = make_jobs(prior, thetas, spec.duration, seed=seed, indices=indices)
+                if screen is not None:
+                    kept = np.asarray(screen.keep(thetas), bool)
+                    screened[chunk] = [_screened(job) for job, k in zip(jobs, kept) if not k]
+                    jobs = [job for job, k in zip(jobs, kept) if k]
+                work.append((chunk, jobs))
                 if blocking:
                     break  # after waiting for one chunk, look at the bank again
             if not work:
                 blocking = True  # everything left is claimed by live writers: wait for them
                 continue
             try:
-                for chunk, results in engine.run_chunks(work):
+                empty = [(chunk, []) for chunk, jobs in work if not jobs]  # all screened
+                for chunk, results in empty + list(engine.run_chunks([w for w in work if w[1]])):
+                    results = list(results) + screened.pop(chunk, [])
                     try:
                         commit_chunk(path, chunk, results, prior.names, keep, spec.dt)
                     except OSError as err:
@@ -243,6 +257,33 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
         engine.close()
     return {"bank": str(path), "added": committed_now["simulations"],
             "shards_added": committed_now["shards"], "notes": notes}
+
+
+def _screened(job):
+    """The bank row of a θ the screen skipped: no simulation, status ``screened``."""
+    from ..simulators.simulator import SimulationResult
+
+    return SimulationResult(index=job.index, seed=job.seed, status="screened",
+                            duration=job.duration, theta=np.asarray(job.theta),
+                            message="skipped by the screen in bank.json")
+
+
+def _record_screen(path: Path, meta: dict, screen, features) -> None:
+    """Write the screen into bank.json, or check that an extension uses the same one."""
+    if features or meta.get("feature_sets"):
+        raise UserError("--screen cannot be combined with feature sets yet (screened rows have "
+                        "no features); compute features on the screened bank's ok runs instead")
+    with FileLock(str(path / "claims" / "bank.json.lock")):
+        meta = Bank(path).meta
+        ours = screen.identity()
+        if meta.get("screen") is None:
+            if Bank(path).intact_indices():
+                raise BankError(f"bank {path} was made without a screen; extend it without "
+                                "--screen, or screen into a new folder")
+            write_json(path / "bank.json", meta | {"screen": ours})
+        elif meta["screen"] != ours:
+            raise BankError(f"bank {path} was made with the screen {meta['screen']}, not {ours}; "
+                            "refusing to mix simulations")
 
 
 def _write_error(path: Path, err: OSError) -> UserError:

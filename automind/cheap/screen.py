@@ -121,6 +121,47 @@ class CheapModel:
         return grad.T
 
 
+class BankScreen:
+    """What ``automind simulate --screen cheap[:low=A,high=B,table=T]`` uses: keep θ whose predicted
+    probe activity ν_E·t_ref lies in [A, B] (default: the early-stop thresholds) or is
+    undetermined."""
+
+    def __init__(self, model: CheapModel, window: Window):
+        self.model, self.window = model, window
+
+    @classmethod
+    def parse(cls, text: str, spec, prior, table=None) -> "BankScreen":
+        kind, _, options = text.partition(":")
+        if kind != "cheap":
+            raise UserError(f"--screen {text!r}: unknown screen {kind!r}; available: cheap")
+        values = {}
+        for item in filter(None, options.split(",")):
+            key, _, value = item.partition("=")
+            if key.strip() == "table":  # a table folder, or 'analytic'
+                table = value.strip()
+                continue
+            try:
+                values[key.strip()] = float(value)
+            except ValueError:
+                raise UserError(f"--screen {text!r}: {item!r} is not key=number") from None
+        unknown = set(values) - {"low", "high"}
+        if unknown:
+            raise UserError(f"--screen {text!r}: unknown option {sorted(unknown)[0]!r}; "
+                            "available: low, high (activity ν_E·t_ref), table")
+        window = Window(values.get("low", SILENT), values.get("high", RUNAWAY))
+        if not 0 <= window.low < window.high:
+            raise UserError(f"--screen {text!r}: need 0 <= low < high")
+        return cls(CheapModel.for_spec(spec, prior, table), window)
+
+    def keep(self, theta) -> np.ndarray:
+        return self.model.screen(np.atleast_2d(theta), self.window)[0]
+
+    def identity(self) -> dict:
+        """Recorded in bank.json: which table and window decided."""
+        return {"kind": "cheap", "table": getattr(self.model.table, "key", "analytic"),
+                "window": {"low": self.window.low, "high": self.window.high}}
+
+
 def probe_activity(pred, t_refrac) -> np.ndarray:
     """Predicted ν_E · t_ref over the probe window: what the early stop measures."""
     return pred.flags["probe_rate_E"] * np.asarray(t_refrac, float)

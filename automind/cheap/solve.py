@@ -218,7 +218,8 @@ def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, b
             sub = sub.take(moving)
             nu_l, w_l, probe_l, analysis_l = nu_l[moving], w_l[moving], probe_l[moving], analysis_l[moving]
             fw_l, decay_l, ew_l = fw_l[moving], decay_l[moving], ew_l[moving]
-    nu[live], w[live], probe_sum[live], analysis_sum[live] = nu_l, w_l, probe_l, analysis_l
+    if len(live):
+        nu[live], w[live], probe_sum[live], analysis_sum[live] = nu_l, w_l, probe_l, analysis_l
     _fill(live, steps - 1, nu, net.excitatory_weights, probe_sum, analysis_sum, n_probe, first, n_analysis)
     period = np.full(B, np.nan)
     if len(live):

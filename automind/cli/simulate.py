@@ -29,6 +29,10 @@ def register(sub) -> None:
                    help="simulation back end (default: the spec's; torch: automind.rsnn, MK1 only)")
     p.add_argument("--device", help="torch back end: cpu or cuda (default: the spec's [torch])")
     p.add_argument("--batch", type=count, help="torch back end: θ simulated at once (default 32)")
+    p.add_argument("--screen", metavar="cheap[:low=A,high=B]",
+                   help="skip θ the cheap model predicts silent or runaway (predicted ν_E·t_ref "
+                        "outside [A, B], default the early-stop thresholds); they are kept as "
+                        "rows with status 'screened' (docs/cheap.md)")
     add_json(p)
     p.set_defaults(func=run)
 
@@ -53,11 +57,16 @@ def run(args) -> dict:
 
     spec, prior = load_setup(args)
     spec = with_backend(spec, args)
+    screen = None
+    if args.screen:
+        from ..cheap.screen import BankScreen
+
+        screen = BankScreen.parse(args.screen, spec, prior)
     say(f"compiling or loading the {spec.model} simulator (N={spec.N}, dt={spec.dt * 1e3:g} ms) ...")
     report = extend(args.out, spec, prior, args.n, args.seed,
                     workers=min(workers(args), args.n), dask=args.dask,
                     keep_spikes=args.keep_spikes or None, chunk_size=args.chunk_size,
-                    features=args.features, progress=not args.json)
+                    features=args.features, progress=not args.json, screen=screen)
     info = Bank(args.out).info()
     summary = {"bank": str(args.out), "added": report["added"], "total": info["total"],
                "by_status": info["by_status"], "notes": report["notes"]}
