@@ -8,7 +8,9 @@
   ``--duration`` s at ``--N`` neurons (spec §4 target: ≥ 1,000/s and ≥ 2,000× a 10 s run);
 - with ``--bank``: the screen's measured ok-fraction q (unscreened) and precision P (held-out,
   window at ok-recall 0.95) give the CPU per ok simulation with and without the screen,
-  (T + p(1−q)/q) / (T + p(1−P)/P), T the run's CPU and p the probe's (T × probe/duration).
+  (T + p(1−q)/q) / (T + p(1−P)/P), T the run's CPU and p the probe's (T × probe/duration);
+  and a target-rate window screen (``check.rate_window_report``): probes simulated per run
+  near a target rate with and without it, for the table and the analytic Φ.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def main() -> None:
 
         bank = Bank(args.bank)
         rows = bank.table()
+        order = np.argsort(rows["index"])
+        rows = {k: np.asarray(v)[order] for k, v in rows.items()}
         report = check_runs(SimulatorSpec.from_plain(bank.meta["simulator"]),
                             Prior.from_dict(bank.meta["prior"]), rows["theta"], rows["status"],
                             rows["rate_E"], table=args.table, baseline=False)
@@ -107,6 +111,14 @@ def main() -> None:
         per_ok_plain = (T + p * (1 - q) / q) if q > 0 else float("nan")
         # screened: every kept θ is simulated; wasted ones are the kept non-ok (1-P)/P per ok
         per_ok_screened = (T + p * (1 - P) / P) if P > 0 else float("nan")
+        from automind.cheap.check import rate_window_report
+
+        theta_b = rows["theta"]
+        for name, table in (("table", args.table), ("analytic", "analytic")):
+            m = CheapModel.for_spec(SimulatorSpec.from_plain(bank.meta["simulator"]),
+                                    Prior.from_dict(bank.meta["prior"]), table)
+            out.setdefault("rate_window", {})[name] = rate_window_report(
+                m.predict(theta_b), rows["status"], rows["rate_E"])
         out["screen"] = {"bank": args.bank, "q": q, "P": P, "ok_recall": screen["ok_recall"],
                          "kept": screen["kept"], "cpu_per_ok_unscreened": per_ok_plain,
                          "cpu_per_ok_screened": per_ok_screened,

@@ -50,3 +50,20 @@ def test_bad_screen_options_are_one_line_errors():
                           ("cheap:low=0.5,high=0.1,table=analytic", "low < high")):
         with pytest.raises(UserError, match=message):
             BankScreen.parse(text, spec, prior)
+
+
+def test_rate_window_report_with_perfect_predictions():
+    from types import SimpleNamespace
+
+    from automind.cheap.check import rate_window_report
+
+    rng = np.random.default_rng(0)
+    rate = 10 ** rng.uniform(-1, 2, 3000)
+    status = np.where(rng.uniform(size=3000) < 0.4, "ok", "silent")
+    pred = SimpleNamespace(rate_E=rate, status=status.astype(object))
+    report = rate_window_report(pred, status, rate, targets=(3.0,))["3.0"]
+    near = (status == "ok") & (np.abs(np.log10(rate / 3.0)) <= 0.3)
+    # a perfect model keeps the near runs and almost nothing else: the gain is 1 / P(near)
+    assert report["near_recall"] >= 0.9 and report["half_width_decades"] <= 0.3
+    assert report["kept"] == pytest.approx(near[1000:].mean(), abs=0.02)
+    assert report["gain"] == pytest.approx(1 / near[1000:].mean() * report["near_recall"], rel=0.1)

@@ -67,3 +67,35 @@ def _take(pred, index):
     values = {f.name: getattr(pred, f.name)[index] for f in fields(pred)
               if f.name not in ("populations", "flags")}
     return replace(pred, **values, flags={k: v[index] for k, v in pred.flags.items()})
+
+
+def rate_window_report(pred, status, rate_E, targets=(1.0, 3.0, 10.0, 30.0),
+                       tolerance: float = 0.3, recall: float = 0.95,
+                       calibration: float = 1 / 3) -> dict:
+    """What a target-rate window screen would save (spec §3a, for a probe round): per target
+    rate, "near" runs are simulated ``ok`` with |log10 ν_E − log10 target| ≤ ``tolerance``;
+    the screen keeps θ predicted ``ok`` within a half-width (decades) around the target that
+    keeps ``recall`` of the calibration part's near runs (or undetermined). Scored on the rest:
+    kept fraction, near recall, and probes simulated per near run with and without it."""
+    status = np.asarray(status).astype(str)
+    n_cal = int(round(calibration * len(status)))
+    cal, held = slice(0, n_cal), slice(n_cal, None)
+    log_pred = np.log10(np.maximum(pred.rate_E, 1e-6))
+    log_sim = np.log10(np.maximum(np.asarray(rate_E, float), 1e-6))
+    out = {}
+    for target in targets:
+        near = (status == "ok") & (np.abs(log_sim - np.log10(target)) <= tolerance)
+        if near[cal].sum() < 10 or near[held].sum() < 10:
+            continue
+        dist = np.where(pred.status == "ok", np.abs(log_pred - np.log10(target)), np.inf)
+        width = float(np.quantile(dist[cal][near[cal]], recall))
+        keep = (pred.status == "undetermined") | (dist <= width)
+        k, n = keep[held], near[held]
+        out[str(target)] = {"half_width_decades": width, "kept": float(k.mean()),
+                            "near_recall": float((k & n).sum() / n.sum()),
+                            "near_held_out": int(n.sum()),
+                            "probes_per_near_unscreened": float(len(n) / n.sum()),
+                            "probes_per_near_screened": float(k.sum() / max((k & n).sum(), 1))}
+        out[str(target)]["gain"] = (out[str(target)]["probes_per_near_unscreened"]
+                                    / out[str(target)]["probes_per_near_screened"])
+    return out
