@@ -67,3 +67,33 @@ def test_rate_window_report_with_perfect_predictions():
     assert report["near_recall"] >= 0.9 and report["half_width_decades"] <= 0.3
     assert report["kept"] == pytest.approx(near[1000:].mean(), abs=0.02)
     assert report["gain"] == pytest.approx(1 / near[1000:].mean() * report["near_recall"], rel=0.1)
+
+
+def test_rate_window_screen_with_features_and_fit_settings(tmp_path):
+    """The fit's probe-round screen: kept draws are predicted ok near the target rate; the
+    screened rows carry NaN features (never near); the option is off by default and then
+    absent from fit.json."""
+    from automind.bank import extend
+    from automind.cheap.screen import RateWindowScreen
+    from automind.fit.plan import FitSettings
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    screen = RateWindowScreen.for_spec(spec, prior, 5.0, 1.0, table="analytic")
+    theta = prior.sample_indexed(7, range(8))
+    keep = screen.keep(theta)
+    pred = screen.model.predict(theta, status_only=True)
+    near = (pred.status == "ok") & (np.abs(np.log10(np.maximum(pred.rate_E, 1e-30)) - np.log10(5)) <= 1)
+    assert np.array_equal(keep, near) and (~keep).any()
+    extend(tmp_path / "b", spec, prior, 8, 7, features=["mk1_compact"], progress=False,
+           chunk_size=4, screen=screen)
+    data = Bank(tmp_path / "b").arrays(features="mk1_compact")
+    order = np.argsort(data["index"]) if "index" in data else np.arange(8)
+    screened = np.asarray(data["status"])[order] == "screened"
+    assert np.array_equal(screened, ~keep)
+    assert np.isnan(data["x"][order][screened]).all()
+    assert not np.isnan(data["x"][order][~screened]).all()
+    assert "cheap_screen" not in FitSettings(budget=1000).to_dict()
+    assert FitSettings(budget=1000, cheap_screen=1.0).to_dict()["cheap_screen"] == 1.0
+    with pytest.raises(UserError, match="cheap_screen"):
+        FitSettings(budget=1000, cheap_screen=0.0)

@@ -180,7 +180,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     path = Path(path)
     meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size, proposal)
     if screen is not None:
-        _record_screen(path, meta, screen, features)
+        _record_screen(path, meta, screen)
     elif meta.get("screen") is not None:
         raise BankError(f"bank {path} was made with the screen {meta['screen']}; extend it with "
                         "the same --screen")
@@ -227,7 +227,8 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
                 jobs = make_jobs(prior, thetas, spec.duration, seed=seed, indices=indices)
                 if screen is not None:
                     kept = np.asarray(screen.keep(thetas), bool)
-                    screened[chunk] = [_screened(job) for job, k in zip(jobs, kept) if not k]
+                    screened[chunk] = [_screened(job, feature_sets) for job, k in zip(jobs, kept)
+                                       if not k]
                     jobs = [job for job, k in zip(jobs, kept) if k]
                 work.append((chunk, jobs))
                 if blocking:
@@ -259,20 +260,20 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
             "shards_added": committed_now["shards"], "notes": notes}
 
 
-def _screened(job):
-    """The bank row of a θ the screen skipped: no simulation, status ``screened``."""
+def _screened(job, feature_sets=()):
+    """The bank row of a θ the screen skipped: no simulation, status ``screened``, NaN
+    features."""
     from ..simulators.simulator import SimulationResult
 
     return SimulationResult(index=job.index, seed=job.seed, status="screened",
                             duration=job.duration, theta=np.asarray(job.theta),
-                            message="skipped by the screen in bank.json")
+                            message="skipped by the screen in bank.json",
+                            features={name: np.full(len(get_feature_set(name).names), np.nan)
+                                      for name in feature_sets})
 
 
-def _record_screen(path: Path, meta: dict, screen, features) -> None:
+def _record_screen(path: Path, meta: dict, screen) -> None:
     """Write the screen into bank.json, or check that an extension uses the same one."""
-    if features or meta.get("feature_sets"):
-        raise UserError("--screen cannot be combined with feature sets yet (screened rows have "
-                        "no features); compute features on the screened bank's ok runs instead")
     with FileLock(str(path / "claims" / "bank.json.lock")):
         meta = Bank(path).meta
         ours = screen.identity()

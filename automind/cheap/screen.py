@@ -162,6 +162,30 @@ class BankScreen:
                 "window": {"low": self.window.low, "high": self.window.high}}
 
 
+class RateWindowScreen:
+    """A target-rate window for ``automind fit``'s first probe round (``cheap_screen``): keep θ
+    predicted ``ok`` whose probe-window E rate is within ``half_width`` decades of the target
+    rate, or undetermined."""
+
+    def __init__(self, model: CheapModel, target_rate: float, half_width: float):
+        if not (np.isfinite(target_rate) and target_rate > 0):
+            raise UserError(f"cheap screen: the target's rate must be > 0 Hz, got {target_rate}")
+        self.model, self.target_rate, self.half_width = model, float(target_rate), float(half_width)
+
+    @classmethod
+    def for_spec(cls, spec, prior, target_rate, half_width, table=None) -> "RateWindowScreen":
+        return cls(CheapModel.for_spec(spec, prior, table), target_rate, half_width)
+
+    def keep(self, theta) -> np.ndarray:
+        pred = self.model.predict(np.atleast_2d(theta), status_only=True)
+        distance = np.abs(np.log10(np.maximum(pred.rate_E, 1e-30)) - np.log10(self.target_rate))
+        return (pred.status == "undetermined") | ((pred.status == "ok") & (distance <= self.half_width))
+
+    def identity(self) -> dict:
+        return {"kind": "cheap-rate-window", "table": getattr(self.model.table, "key", "analytic"),
+                "target_rate": self.target_rate, "half_width_decades": self.half_width}
+
+
 def probe_activity(pred, t_refrac) -> np.ndarray:
     """Predicted ν_E · t_ref over the probe window: what the early stop measures."""
     return pred.flags["probe_rate_E"] * np.asarray(t_refrac, float)

@@ -24,7 +24,10 @@ class FitSettings:
     where both have one). Truncated rounds run ``duration`` s (None: the simulator's) from the
     prior restricted to that region, then to the 1 − ``hpr_epsilon`` highest-probability region
     of the latest posterior at the target. ``final_samples`` posterior samples are re-simulated
-    and accepted within ``threshold`` noise sd (as ``automind validate``).
+    and accepted within ``threshold`` noise sd (as ``automind validate``). ``cheap_screen``
+    (decades; None = off): the first probe round simulates only draws the cheap model
+    (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
+    are bank rows with status ``screened``, which the region learns as not near.
     """
 
     budget: int
@@ -42,6 +45,7 @@ class FitSettings:
     hpr_epsilon: float = 1e-3
     threshold: float = 2.0
     training: dict = field(default_factory=dict)
+    cheap_screen: float | None = None
 
     def __post_init__(self):
         checks = [(self.budget >= 1, "budget must be >= 1"),
@@ -56,13 +60,18 @@ class FitSettings:
                   (self.cv_tolerance > 0, "cv_tolerance must be > 0"),
                   (0 <= self.allowed_false_negatives < 0.5, "allowed_false_negatives must be in [0, 0.5)"),
                   (0 < self.hpr_epsilon < 0.5, "hpr_epsilon must be in (0, 0.5)"),
-                  (self.threshold > 0, "threshold must be > 0")]
+                  (self.threshold > 0, "threshold must be > 0"),
+                  (self.cheap_screen is None or self.cheap_screen > 0,
+                   "cheap_screen must be > 0 (decades)")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["cheap_screen"] is None:  # off: fit.json stays as before the option existed
+            del out["cheap_screen"]
+        return out
 
     def split(self) -> dict:
         """Simulations per probe round, per truncated round and for the final validation

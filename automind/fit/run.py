@@ -142,11 +142,11 @@ class Fit:
         write_json(file, record | {"versions": package_versions()}, sort_keys=False)
 
     # ---- probe rounds ----------------------------------------------------------------------
-    def _bank(self, path: Path, spec, n: int, seed: int, proposal=None):
+    def _bank(self, path: Path, spec, n: int, seed: int, proposal=None, screen=None):
         from ..bank import Bank, extend
 
         extend(path, spec, self.prior, n, seed, workers=min(self.workers, n), dask=self.dask,
-               features=[self.fs.name], progress=self.progress, proposal=proposal)
+               features=[self.fs.name], progress=self.progress, proposal=proposal, screen=screen)
         return Bank(path).arrays(features=self.fs.name)
 
     def probe(self):
@@ -161,8 +161,14 @@ class Fit:
             _say(self.progress, f"probe round {k}/{s.probe_rounds}: {self.plan['probe']} runs of "
                                 f"{s.probe_duration:g} s" + (" from the prior" if region is None
                                                              else " from the region"))
+            screen = None
+            if region is None and s.cheap_screen is not None:
+                from ..cheap.screen import RateWindowScreen
+
+                screen = RateWindowScreen.for_spec(spec, self.prior, self.target["rate_mean"],
+                                                   s.cheap_screen)
             data = self._bank(self.out / "probe" / f"r{k}", spec, self.plan["probe"],
-                              s.seed + 1000 * k, proposal)
+                              s.seed + 1000 * k, proposal, screen)
             theta.append(data["theta"])
             status.append(data["status"])
             stats.append(probe_statistics(data["x"], self.fs.names))
