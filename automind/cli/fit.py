@@ -49,6 +49,10 @@ def register(sub) -> None:
                         "at most 500)")
     p.add_argument("--threshold", type=positive_float, default=2.0,
                    help="acceptance distance in noise sd, as automind validate (default 2)")
+    p.add_argument("--cheap-screen", type=positive_float, metavar="DECADES",
+                   help="first probe round: simulate only draws the cheap model (docs/cheap.md) "
+                        "predicts ok within this many decades of the target's rate (off by "
+                        "default; needs the cheap table: automind cheap build)")
     add_engine_options(p)
     add_recording_options(p)
     add_json(p)
@@ -69,7 +73,8 @@ def run(args) -> dict:
                   probe_rounds=args.probe_rounds, rounds=args.rounds,
                   probe_duration=args.probe_duration, duration=args.sim_duration,
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
-                  final_samples=args.final_samples, threshold=args.threshold)
+                  final_samples=args.final_samples, threshold=args.threshold,
+                  cheap_screen=args.cheap_screen)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "
               f"{summary['n_simulated_final']} posterior samples reproduce {args.recording}; "
