@@ -58,6 +58,23 @@ def test_truncated_prior_samples_the_region_exactly_and_by_index():
     np.testing.assert_array_equal(proposal.sample_indexed(7, [31, 3]), draws[[31, 3]])
 
 
+def test_region_threshold_is_honest_on_theta_it_has_not_seen():
+    """12 parameters, a known region (p0 + p1 > 1.4, 18 % of the prior), 600 labelled draws:
+    the out-of-fold threshold cuts away about the allowed 5 % of *new* θ inside the region,
+    where the in-sample rule (sbi's) cuts away several times more."""
+    prior = Prior.from_dict({"parameter": [{"name": f"p{k}", "low": 0.0, "high": 1.0}
+                                           for k in range(12)]})
+    inside = lambda t: t[:, 0] + t[:, 1] > 1.4  # noqa: E731
+    theta = prior.sample(600, seed=1)
+    region = Region.train(prior, theta, inside(theta), seed=0, allowed_false_negatives=0.05)
+    fresh = prior.sample(20_000, seed=2)
+    p = region.probability(fresh[inside(fresh)])
+    cut_out_of_fold = np.mean(p <= region.threshold)
+    cut_in_sample = np.mean(p <= region.info["in_sample_threshold"])
+    assert cut_out_of_fold < 0.1
+    assert cut_in_sample > 2 * cut_out_of_fold
+
+
 def test_region_artifact_round_trips_and_refuses_tampering(tmp_path):
     prior = Prior.load("brunel")
     theta = prior.sample(500, seed=1)
