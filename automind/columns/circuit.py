@@ -15,7 +15,9 @@ A spec (a dict, e.g. read from TOML)::
 Weights are in the units of W (J × in-degree); ``indegree`` instead of ``weight`` gives
 in-degrees (multiplied by J of the source: J_E for E, g J_E for I, J_E for inputs); ``gain``
 scales an entry's effect without changing its trained value. Every column is a full
-Potjans-Diesmann column (``dmf.column_weights``).
+Potjans-Diesmann column (``dmf.column_weights``); ``params = {variant = "ode_column"}``
+selects the ODE-Column constants (sizes divided by the number of columns unless
+``size_divisor`` is given).
 """
 
 from __future__ import annotations
@@ -77,11 +79,15 @@ class CircuitSpec:
         columns = tuple(str(c) for c in data.get("columns", ()))
         if not columns or len(set(columns)) != len(columns) or any("." in c for c in columns):
             raise UserError(f"{where}: 'columns' must be a non-empty list of distinct names without dots")
+        params = dict(data.get("params", {}))
+        if params.get("variant") == "ode_column":   # ODE-Column divides sizes by the columns
+            params.setdefault("size_divisor", float(len(columns)))
         try:
-            params = DMFParams(**data.get("params", {}))
+            params = DMFParams.for_variant(**params)
         except TypeError as err:
             raise UserError(f"{where}: params: {err}") from None
-        J = np.where(pd.EXCITATORY, params.J_E, params.g * params.J_E)
+        J = np.where(pd.EXCITATORY, params.J_E,
+                     params.g * params.J_E if params.variant == "evers" else _inhibitory_J(params))
         connections = []
         for k, item in enumerate(data.get("connections", ())):
             here = f"{where}: connections[{k}]"
@@ -127,6 +133,13 @@ class CircuitSpec:
             for pop, weight in channel.targets:
                 W_in[pop, k] = weight * channel.gain
         return W, W_in, np.tile(drive_col, n)
+
+
+def _inhibitory_J(params):
+    from .variants import sizes
+
+    N = sizes(params.area, params.size_divisor)
+    return np.repeat(-N[0::2] / N[1::2] * params.J_E, 2)
 
 
 def _check_keys(item, allowed, where):

@@ -24,6 +24,7 @@ from ..errors import UserError
 from . import pd
 
 FIXED_STEP = ("euler", "rk4")
+VARIANTS = ("evers", "ode_column")
 SOLVERS = FIXED_STEP + ("dopri5",)
 
 
@@ -43,6 +44,27 @@ class DMFParams:
     nu_bg: float = pd.NU_BG
     l4_to_l23_gain: float = 2.0  # multiplies the L4E -> L2/3E connection probability
     sigma: float = 0.0           # noise on I (0.002 in the published DMF)
+    variant: str = "evers"       # the column's constants: "evers" (PD) or "ode_column"
+    area: str = "mt"             # ode_column: the per-area population sizes
+    size_divisor: float = 1.0    # ode_column: sizes / the number of columns of the net
+    kappa: float = 0.0           # adaptation of L2/3E (rate f(H - A)); ode_column 1.5
+    tau_a: float = 10.0          # adaptation time constant (s)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise UserError(f"unknown column variant {self.variant!r}; use one of "
+                            f"{', '.join(VARIANTS)}")
+
+    @classmethod
+    def for_variant(cls, variant: str = "evers", **changes) -> "DMFParams":
+        """The variant's published constants, then ``changes``: ``ode_column`` sets τ_m 20 ms,
+        κ 1.5 and the L4E -> L2/3E probability 0.0880 (ODE-Column config/model.toml)."""
+        base = {}
+        if variant == "ode_column":
+            from .variants import L4_TO_L23_GAIN
+
+            base = dict(tau_m=20e-3, kappa=1.5, l4_to_l23_gain=L4_TO_L23_GAIN)
+        return cls(variant=variant, **(base | changes))
 
     @property
     def R(self) -> float:
@@ -54,7 +76,12 @@ class DMFParams:
 
 def column_weights(params: DMFParams = DMFParams()) -> tuple[np.ndarray, np.ndarray]:
     """(W, drive) of one column: W[target, source] = J_source K[target, source] (8 x 8) and the
-    constant background drive W_bg ν_bg = K_ext J_E ν_bg (8,), float64."""
+    constant background drive W_bg ν_bg = K_ext J_E ν_bg (8,), float64. ``params.variant``
+    "ode_column" builds them from the ODE-Column constants (``variants.weights``)."""
+    if params.variant == "ode_column":
+        from .variants import weights
+
+        return weights(params)
     J = np.where(pd.EXCITATORY, params.J_E, params.g * params.J_E)
     W = pd.in_degrees(params.l4_to_l23_gain) * J[None, :]
     return W, pd.K_EXT * params.J_E * params.nu_bg
@@ -80,22 +107,36 @@ def recurrent(W, F):
     return (W @ F.unsqueeze(-1)).squeeze(-1)
 
 
-def derivatives(I, H, W, drive, U, params: DMFParams):
-    """(dI/dt, dH/dt) of the noise-free DMF."""
-    F = transfer(H, params)
+def derivatives(I, H, W, drive, U, params: DMFParams, A=None):
+    """(dI/dt, dH/dt) of the noise-free DMF; with adaptation ``A`` (params.kappa > 0)
+    (dI/dt, dH/dt, dA/dt), the rate being f(H - A)."""
+    F = transfer(H if A is None else H - A, params)
     dI = -I / params.tau_s + recurrent(W, F) + drive
     if U is not None:
         dI = dI + U
-    return dI, (-H + params.R * I) / params.tau_m
+    dH = (-H + params.R * I) / params.tau_m
+    if A is None:
+        return dI, dH
+    return dI, dH, (-A + adaptation_strengths(params, F) * F) / params.tau_a
 
 
-def initial_state(batch, n_pop: int, dtype=None, device=None):
-    """Zero I and H (rates start at f(0) ~ 0.16 Hz); ``batch`` an int or a shape tuple."""
+def adaptation_strengths(params: DMFParams, like):
+    """κ on every column's L2/3E (population 0 of each block of 8), 0 elsewhere."""
+    import torch
+
+    kappa = torch.zeros(like.shape[-1], dtype=like.dtype, device=like.device)
+    kappa[0::8] = params.kappa
+    return kappa
+
+
+def initial_state(batch, n_pop: int, dtype=None, device=None, adaptation: bool = False):
+    """Zero I and H (rates start at f(0) ~ 0.16 Hz), and A with ``adaptation``; ``batch`` an
+    int or a shape tuple."""
     import torch
 
     shape = (batch,) if isinstance(batch, int) else tuple(batch)
     zeros = torch.zeros(*shape, n_pop, dtype=dtype, device=device)
-    return zeros, zeros.clone()
+    return (zeros, zeros.clone()) + ((zeros.clone(),) if adaptation else ())
 
 
 def integrate(W, drive, steps: int, dt: float = 1e-4, params: DMFParams = DMFParams(),
@@ -117,7 +158,10 @@ def integrate(W, drive, steps: int, dt: float = 1e-4, params: DMFParams = DMFPar
     check_dt(dt, params)
     n_pop = W.shape[-1]
     if state is None:
-        state = initial_state(_batch_shape(W, drive, batch), n_pop, dtype=W.dtype, device=W.device)
+        state = initial_state(_batch_shape(W, drive, batch), n_pop, dtype=W.dtype,
+                              device=W.device, adaptation=params.kappa > 0)
+    elif (len(state) == 3) != (params.kappa > 0):
+        raise UserError("the state must hold A exactly when adaptation (kappa > 0) is on")
     with small_ops_threads(state[0].numel()):
         return _integrate(W, drive, steps, dt, params, inputs, state, method, record_every,
                           record, generator)
@@ -127,9 +171,11 @@ def _integrate(W, drive, steps, dt, params, inputs, state, method, record_every,
                generator):
     import torch
 
-    I, H = state
+    I, H = state[:2]
+    A = state[2] if len(state) == 3 else None
+    kappa = None if A is None else adaptation_strengths(params, A)
     noise_scale = params.sigma * math.sqrt(dt / params.tau_s)
-    fast = not torch.is_grad_enabled() and method == "euler"
+    fast = not torch.is_grad_enabled() and method == "euler" and A is None
     if fast:
         I, H = I.clone(), H.clone()
     out = []
@@ -138,20 +184,22 @@ def _integrate(W, drive, steps, dt, params, inputs, state, method, record_every,
         if fast:
             _euler_step_inplace(I, H, W, drive, U, dt, params)
         elif method == "euler":
-            F = transfer(H, params)
+            F = transfer(H if A is None else H - A, params)
             dI = -I / params.tau_s + recurrent(W, F) + drive
             I = I + dt * (dI if U is None else dI + U)
             H = H + dt * (-H + params.R * I) / params.tau_m
+            if A is not None:
+                A = A + dt * (-A + kappa * F) / params.tau_a
         else:
-            I, H = _rk4_step(I, H, W, drive, U, dt, params)
+            I, H, A = _rk4_step(I, H, A, W, drive, U, dt, params)
         if noise_scale > 0:
             I = I + noise_scale * torch.randn(I.shape, generator=generator, dtype=I.dtype,
                                               device=I.device)
         if (n + 1) % record_every == 0:
-            F = transfer(H, params)
+            F = transfer(H if A is None else H - A, params)
             out.append(F if record is None else F[..., record])
     rates = torch.stack(out) if out else torch.empty(0)
-    return rates, (I, H)
+    return rates, (I, H) if A is None else (I, H, A)
 
 
 @contextmanager
@@ -195,13 +243,16 @@ def _batch_shape(W, drive, batch):
     return drive.shape[0] if drive.dim() == 2 else 1
 
 
-def _rk4_step(I, H, W, drive, U, dt, params):
-    k1 = derivatives(I, H, W, drive, U, params)
-    k2 = derivatives(I + 0.5 * dt * k1[0], H + 0.5 * dt * k1[1], W, drive, U, params)
-    k3 = derivatives(I + 0.5 * dt * k2[0], H + 0.5 * dt * k2[1], W, drive, U, params)
-    k4 = derivatives(I + dt * k3[0], H + dt * k3[1], W, drive, U, params)
-    return (I + dt / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]),
-            H + dt / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1]))
+def _rk4_step(I, H, A, W, drive, U, dt, params):
+    """One RK4 step of (I, H) or, with adaptation A, (I, H, A); A None stays None."""
+    y = (I, H) if A is None else (I, H, A)
+    field = lambda s: derivatives(*s[:2], W, drive, U, params, *s[2:])  # noqa: E731
+    k1 = field(y)
+    k2 = field(tuple(v + 0.5 * dt * k for v, k in zip(y, k1)))
+    k3 = field(tuple(v + 0.5 * dt * k for v, k in zip(y, k2)))
+    k4 = field(tuple(v + dt * k for v, k in zip(y, k3)))
+    new = tuple(v + dt / 6 * (a + 2 * b + 2 * c + d) for v, a, b, c, d in zip(y, k1, k2, k3, k4))
+    return new if A is not None else new + (None,)
 
 
 def check_dt(dt: float, params: DMFParams) -> None:

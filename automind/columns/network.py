@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import pd
 from .circuit import CircuitSpec
 from .dmf import integrate
 
@@ -45,6 +46,8 @@ class Circuit(_torch().nn.Module):
         self.register_buffer("drive", as_t(drive))
         self.register_buffer("conn_gain", as_t(gains))
         self.register_buffer("in_gain", as_t([e[3] for e in in_entries]))
+        excitatory = np.tile(pd.EXCITATORY, len(spec.columns))
+        self.register_buffer("conn_excitatory", torch.as_tensor(excitatory[cols], dtype=torch.bool))
         self.conn_index = (torch.as_tensor(rows, dtype=torch.long),
                            torch.as_tensor(cols, dtype=torch.long))
         self.in_index = (torch.as_tensor([e[0] for e in in_entries], dtype=torch.long),
@@ -66,6 +69,16 @@ class Circuit(_torch().nn.Module):
         if self.input_values.shape[1]:
             W_in[:, self.in_index[0], self.in_index[1]] = self.input_values * self.in_gain
         return W, W_in
+
+    def keep_signs(self) -> None:
+        """Dale's law by projection (after an optimiser step): trained entries from E sources
+        and input entries stay >= 0, from I sources <= 0 (ODE-Column's enforce_pos_neg and
+        relu on feed-forward currents)."""
+        torch = _torch()
+        with torch.no_grad():
+            v = self.conn_values
+            v.copy_(torch.where(self.conn_excitatory, v.clamp(min=0), v.clamp(max=0)))
+            self.input_values.clamp_(min=0)
 
     def settle(self, n_trials: int, duration: float = 0.2, dt: float = 1e-4):
         """(I, H) after ``duration`` s without input from rest, detached (no gradient): every

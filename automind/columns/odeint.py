@@ -31,12 +31,11 @@ def _module_class():
             self.W, self.drive, self.params, self.inputs, self.dt = W, drive, params, inputs, dt
 
         def forward(self, t, y):
-            I, H = y
             U = None
             if self.inputs is not None:
                 n = min(int(float(t.detach()) / self.dt + 1e-9), len(self.inputs) - 1)
                 U = self.inputs[n]
-            return derivatives(I, H, self.W, self.drive, U, self.params)
+            return derivatives(*y[:2], self.W, self.drive, U, self.params, *y[2:])
 
     return ColumnField
 
@@ -58,13 +57,14 @@ def integrate_odeint(W, drive, duration: float, params: DMFParams = DMFParams(),
     steps = int(round(duration / dt))
     if state is None:
         state = initial_state(_batch_shape(W, drive, batch), W.shape[-1], dtype=W.dtype,
-                              device=W.device)
+                              device=W.device, adaptation=params.kappa > 0)
     field = _module_class()(W, drive, params, inputs, dt)
     t = torch.arange(0, steps + 1, record_every, dtype=W.dtype, device=W.device) * dt
     kwargs = dict(method=method, rtol=rtol, atol=atol, options=options)
     if adjoint:
         tracked = tuple(x for x in (W, drive, inputs) if x is not None and x.requires_grad)
-        I, H = tdq.odeint_adjoint(field, state, t, adjoint_params=tracked, **kwargs)
+        path = tdq.odeint_adjoint(field, tuple(state), t, adjoint_params=tracked, **kwargs)
     else:
-        I, H = tdq.odeint(field, state, t, **kwargs)
-    return transfer(H[1:], params), (I[-1], H[-1])
+        path = tdq.odeint(field, tuple(state), t, **kwargs)
+    H = path[1] if len(path) == 2 else path[1] - path[2]
+    return transfer(H[1:], params), tuple(x[-1] for x in path)

@@ -48,15 +48,17 @@ def population_index(name: str) -> int:
         raise UserError(f"unknown population {name!r}; use one of {', '.join(POPULATIONS)}") from None
 
 
-def in_degrees(l4_to_l23_gain: float = 2.0) -> np.ndarray:
+def in_degrees(l4_to_l23_gain: float = 2.0, sizes: np.ndarray | None = None) -> np.ndarray:
     """In-degrees K[target][source]: total synapses ln(1 - C)/ln(1 - 1/(N_post N_pre)) per
-    target neuron (outer product of the sizes). The L4E -> L2/3E probability is multiplied by
-    ``l4_to_l23_gain`` (2: the DMF's doubling; PD double that pathway's weight instead)."""
+    target neuron (outer product of the sizes; PD's ``N`` unless ``sizes`` are given). The
+    L4E -> L2/3E probability is multiplied by ``l4_to_l23_gain`` (2: the DMF's doubling; PD
+    double that pathway's weight instead)."""
     prob = C.copy()
     prob[0, 2] *= l4_to_l23_gain
     if not np.all((prob >= 0) & (prob < 1)):
         raise UserError(f"l4_to_l23_gain {l4_to_l23_gain:g} makes a connection probability "
                         "leave [0, 1)")
-    pairs = np.outer(N, N)
+    sizes = N if sizes is None else np.asarray(sizes, dtype=np.float64)
+    pairs = np.outer(sizes, sizes)
     total = np.log1p(-prob) / np.log1p(-1.0 / pairs)
-    return total / N[:, None]
+    return total / sizes[:, None]

@@ -63,8 +63,18 @@ class Batch:
     labels: np.ndarray     # (trials,) winner index (WTA) or pattern index (XOR)
 
 
-def wta_spec() -> CircuitSpec:
-    """Two columns; trained: L2/3E self-excitation and L2/3E -> L2/3I of the other column."""
+COLUMN_VARIANTS = ("ode_column", "evers")   # the tasks' default first (ODE-Column's scripts)
+
+
+def _params(column: str, **extra) -> dict:
+    if column not in COLUMN_VARIANTS:
+        raise UserError(f"unknown column variant {column!r}; use one of {', '.join(COLUMN_VARIANTS)}")
+    return {"variant": column} | (extra if column == "ode_column" else {})
+
+
+def wta_spec(column: str = "ode_column") -> CircuitSpec:
+    """Two columns; trained: L2/3E self-excitation and L2/3E -> L2/3I of the other column
+    (ODE-Column scripts/wta_ode.py); sizes halved for the ODE-Column variant."""
     conns = []
     for me, other in (("A", "B"), ("B", "A")):
         conns.append({"source": f"{me}.L23E", "target": f"{me}.L23E", "train": True})
@@ -73,7 +83,7 @@ def wta_spec() -> CircuitSpec:
     inputs = [{"name": f"stim_{c}", "targets": {f"{c}.{p}": k for p, k in STIM_INDEGREES.items()}}
               for c in ("A", "B")]
     return CircuitSpec.from_dict({"columns": ["A", "B"], "connections": conns, "inputs": inputs,
-                                  "readout": ["A.L23E", "B.L23E"]})
+                                  "readout": ["A.L23E", "B.L23E"], "params": _params(column)})
 
 
 def wta_batch(trials: int, rng: np.random.Generator, steps: int = 1500,
@@ -92,15 +102,19 @@ def wta_batch(trials: int, rng: np.random.Generator, steps: int = 1500,
     return Batch(inputs, target, mu.argmax(1))
 
 
-def xor_spec() -> CircuitSpec:
-    """Columns A, B (inputs, trained input weights) feeding C through trained weights from
-    their L2/3E onto C's L4E/L4I, with a fixed gain of 10; readout C.L2/3E."""
-    inputs = [{"name": f"x_{c}", "train": True,
-               "targets": {f"{c}.{p}": k for p, k in STIM_INDEGREES.items()}} for c in ("A", "B")]
+def xor_spec(column: str = "ode_column") -> CircuitSpec:
+    """Inputs x1, x2 each onto L4E/L4I of both A and B (trained; ODE-Column src/xor_columns.py:
+    a 2-2-1 network), A and B feeding C through trained weights from their L2/3E onto C's
+    L4E/L4I with a fixed gain of 10; readout C.L2/3E. ODE-Column sizes are halved (its XOR
+    net reuses the two-column weights for C)."""
+    inputs = [{"name": name, "train": True,
+               "targets": {f"{c}.{p}": k for c in ("A", "B") for p, k in STIM_INDEGREES.items()}}
+              for name in ("x1", "x2")]
     conns = [{"source": f"{c}.L23E", "target": f"C.{p}", "indegree": k, "gain": 10.0,
               "train": True} for c in ("A", "B") for p, k in STIM_INDEGREES.items()]
     return CircuitSpec.from_dict({"columns": ["A", "B", "C"], "connections": conns,
-                                  "inputs": inputs, "readout": ["C.L23E"]})
+                                  "inputs": inputs, "readout": ["C.L23E"],
+                                  "params": _params(column, size_divisor=2.0)})
 
 
 XOR_PATTERNS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])

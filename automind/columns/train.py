@@ -51,6 +51,8 @@ class TrainConfig:
     checkpoint_every: int = 10
     input_scale: float = 1.0     # multiplies the task's input rates (1 = as published)
     max_seconds: float = 0.0     # > 0: stop after the step that passes this wall-clock budget
+    column: str = "ode_column"   # the column's constants (tasks.COLUMN_VARIANTS)
+    dale: bool = True            # keep the trained entries' signs (projection after each step)
 
     @classmethod
     def for_task(cls, task: str, **overrides) -> "TrainConfig":
@@ -76,6 +78,9 @@ class TrainConfig:
             raise UserError(f"max_seconds must be >= 0 (0: no limit), got {self.max_seconds!r}")
         if self.task == "wta" and self.seeds != 1:
             raise UserError("wta trains one parameter set: use seeds = 1 (several runs: --seed)")
+        if self.column not in tasks.COLUMN_VARIANTS:
+            raise UserError(f"unknown column variant {self.column!r}; use one of "
+                            f"{', '.join(tasks.COLUMN_VARIANTS)}")
         if self.method not in ("euler", "rk4"):
             raise UserError(f"training integrates with euler or rk4, not {self.method!r}")
 
@@ -85,7 +90,8 @@ class _Task:
 
     def __init__(self, config: TrainConfig):
         self.config = config
-        self.spec = tasks.wta_spec() if config.task == "wta" else tasks.xor_spec()
+        make = tasks.wta_spec if config.task == "wta" else tasks.xor_spec
+        self.spec = make(config.column)
         self.readout = list(self.spec.readout)
         if config.task == "xor":
             self.blank = int(round(config.xor_blank / config.dt))
@@ -187,6 +193,8 @@ def train_task(task: str, out, progress: bool = False, **settings) -> dict:
                 raise UserError(f"training diverged at step {step} (NaN/inf loss or gradient); "
                                 f"last good weights in {out / 'checkpoint.pt'}")
             optimizer.step()
+            if config.dale:
+                circuit.keep_signs()
             if step % config.decay_every == 0:
                 scheduler.step()
             curve.append({"step": step, "loss": per.tolist(),
@@ -214,8 +222,9 @@ def train_task(task: str, out, progress: bool = False, **settings) -> dict:
 
 
 def _initial_circuit(spec, config):
-    """The spec's initial values; XOR seeds start from independently jittered weights (x
-    exp(0.1 ξ), seeded), so seeds differ in start and sample order."""
+    """The spec's initial values; XOR seeds start from independently jittered weights
+    |w + 3 ξ| (units of W; ODE-Column src/xor_columns.py), seeded, so seeds differ in start
+    and sample order, and A and B differ (the jitter breaks their symmetry)."""
     import torch
 
     from .network import Circuit
@@ -225,7 +234,7 @@ def _initial_circuit(spec, config):
         gen = torch.Generator().manual_seed(config.seed)
         with torch.no_grad():
             for p in (circuit.conn_values, circuit.input_values):
-                p.mul_(torch.exp(0.1 * torch.randn(p.shape, generator=gen)))
+                p.copy_((p + 3.0 * torch.randn(p.shape, generator=gen)).abs())
     return circuit
 
 
