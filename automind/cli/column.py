@@ -16,9 +16,13 @@ def register(sub) -> None:
                                       "wta (two columns against the Wong-Wang 2006 target) or "
                                       "xor (three columns, several seeds trained at once). "
                                       "Writes train.json, weights.pt, curve.png and rates.png "
-                                      "(docs/columns.md). Defaults follow the published set-ups.")
+                                      "(docs/columns.md). Defaults follow the published set-ups "
+                                      "(ccnmaastricht/ODE-Column).")
     p.add_argument("--task", required=True, metavar="TASK", help="wta or xor")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new run folder")
+    p.add_argument("--column", metavar="VARIANT",
+                   help="the column's constants: ode_column (default; the published tasks' "
+                        "column) or evers (the PD-faithful DMF of the known answers)")
     p.add_argument("--steps", type=count, help="optimiser steps (wta 40, xor 160)")
     p.add_argument("--trials", type=count, help="trials per step (wta 15, xor 4)")
     p.add_argument("--seeds", type=count, help="parameter sets trained at once (xor 5)")
@@ -35,7 +39,7 @@ def run(args) -> dict:
 
     result = train_task(args.task, args.out, progress=not args.json, steps=args.steps,
                         trials=args.trials, seeds=args.seeds, lr=args.lr,
-                        max_seconds=args.max_seconds, seed=args.seed)
+                        max_seconds=args.max_seconds, seed=args.seed, column=args.column)
     summary = {"out": str(args.out), "task": result["task"], "steps_done": result["steps_done"],
                "seconds": result["seconds"], "before": result["before"],
                "after": result["after"], "success": result["success"]}
