@@ -34,6 +34,11 @@ def test_xor_batches_and_targets():
     assert b.inputs.shape == (30, 4, 2) and np.all(b.inputs[:10] == 0)
     np.testing.assert_array_equal(b.inputs[-1], [[0, 0], [0, 20], [20, 0], [20, 20]])
     np.testing.assert_array_equal(b.targets[0, :, 0], [0.25, 1.0, 1.0, 0.25])
+    patterns, amplitudes = tasks.xor_training_patterns(10, np.random.default_rng(0))
+    assert sorted(patterns[:4]) == sorted(patterns[4:8]) == [0, 1, 2, 3] and len(patterns) == 10
+    assert np.all((amplitudes >= 0.975) & (amplitudes <= 1.025))
+    jittered = tasks.xor_batch([3], 1, 2, amplitudes=[1.02])
+    np.testing.assert_allclose(jittered.inputs[-1, 0], [20.4, 20.4])
 
 
 def test_wta_ci_run_lowers_the_loss_and_raises_the_wta_index(tmp_path):

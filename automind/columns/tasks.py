@@ -122,12 +122,22 @@ XOR_TARGETS = np.array([0.25, 1.0, 1.0, 0.25])
 
 
 def xor_batch(patterns: np.ndarray, steps_blank: int, steps_stim: int,
-              rate: float = 20.0) -> Batch:
-    """Blank, then 0 / ``rate`` Hz onto A and B; target: final C.L2/3E rate 1.0 (XOR) or 0.25."""
+              rate: float = 20.0, amplitudes: np.ndarray | None = None) -> Batch:
+    """Blank, then 0 / ``rate`` Hz on inputs x1, x2 (times a per-trial ``amplitudes``, 1 by
+    default); target: final C.L2/3E rate 1.0 (XOR) or 0.25."""
     patterns = np.asarray(patterns)
+    scale = np.ones(len(patterns)) if amplitudes is None else np.asarray(amplitudes)
     inputs = np.zeros((steps_blank + steps_stim, len(patterns), 2))
-    inputs[steps_blank:] = XOR_PATTERNS[patterns] * rate
+    inputs[steps_blank:] = XOR_PATTERNS[patterns] * rate * scale[:, None]
     return Batch(inputs, XOR_TARGETS[patterns][None, :, None], patterns)
+
+
+def xor_training_patterns(trials: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(patterns, amplitudes) of one training batch as ODE-Column's scripts/xor_ode.py draws it:
+    all four patterns in every block of four (shuffled), each "1" scaled by U(0.975, 1.025)."""
+    blocks = -(-trials // 4)
+    patterns = np.concatenate([rng.permutation(4) for _ in range(blocks)])[:trials]
+    return patterns, rng.uniform(0.975, 1.025, trials)
 
 
 def check_task(task: str) -> str:

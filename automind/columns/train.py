@@ -107,8 +107,11 @@ class _Task:
             b = tasks.wta_batch(trials, rng)
             b = dataclasses.replace(b, inputs=b.inputs * self.config.input_scale)
             return np.broadcast_to(b.inputs[:, None], (len(b.inputs), S) + b.inputs.shape[1:]), [b] * S
-        batches = [tasks.xor_batch(rng.integers(0, 4, trials), self.blank, self.stim,
-                                   20.0 * self.config.input_scale) for _ in range(S)]
+        batches = []
+        for _ in range(S):
+            patterns, amplitudes = tasks.xor_training_patterns(trials, rng)
+            batches.append(tasks.xor_batch(patterns, self.blank, self.stim,
+                                           20.0 * self.config.input_scale, amplitudes))
         return np.stack([b.inputs for b in batches], axis=1), batches
 
     def loss(self, rates, batches, torch):
