@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--column", metavar="VARIANT",
                    help="the column's constants: ode_column (default; the published tasks' "
                         "column) or evers (the PD-faithful DMF of the known answers)")
-    p.add_argument("--steps", type=count, help="optimiser steps (wta 40, xor 160)")
+    p.add_argument("--steps", type=count, help="optimiser steps (wta 60, xor 160)")
     p.add_argument("--trials", type=count, help="trials per step (wta 15, xor 4)")
     p.add_argument("--seeds", type=count, help="parameter sets trained at once (xor 5)")
     p.add_argument("--lr", type=positive_float, help="RMSprop learning rate (wta 10, xor 0.5)")
