@@ -47,8 +47,8 @@ class TrainConfig:
     dt: float = 1e-4
     method: str = "euler"
     settle: float = 0.2
-    xor_blank: float = 0.1      # O: 0.5 s; every trial starts settled at baseline (``settle``)
-    xor_stim: float = 0.3       # O: 0.5 s; 0.3 s = 30 τ_m reaches the driven steady state
+    xor_blank: float = 0.05     # O: 0.5 s; every trial starts settled at baseline (``settle``)
+    xor_stim: float = 0.2       # O: 0.5 s; 0.2 s = 10 τ_m (ODE-Column) reaches the driven steady state
     checkpoint_every: int = 10
     input_scale: float = 1.0     # multiplies the task's input rates (1 = as published)
     max_seconds: float = 0.0     # > 0: stop after the step that passes this wall-clock budget
