@@ -65,13 +65,19 @@ def test_wta_ci_run_lowers_the_loss_and_raises_the_wta_index(tmp_path):
     assert (W_after[0, [9, 1], [0, 8]] > 0).all()     # lateral E -> I grew from 0, stays >= 0
 
 
-def test_dale_projection_keeps_each_trained_entry_on_its_side():
+def test_dale_projection_and_rectified_inputs():
     circuit = Circuit(tasks.xor_spec(), n_sets=2)
     with torch.no_grad():
         circuit.conn_values.fill_(-5.0)
         circuit.input_values.fill_(-1.0)
     circuit.keep_signs()
-    assert (circuit.conn_values == 0).all() and (circuit.input_values == 0).all()
+    assert (circuit.conn_values == 0).all() and (circuit.input_values == -1).all()
+    # a negative input weight only ever removes input: the current is rectified
+    inputs = torch.zeros(5, 2, 1, 2)
+    inputs[:, :, :, 0] = 20.0
+    rates = circuit(inputs, settle=0.01)
+    rest = circuit(torch.zeros(5, 2, 1, 2), settle=0.01)
+    torch.testing.assert_close(rates, rest)
     inhibitory = CircuitSpec.from_dict({"columns": ["A"], "connections": [
         {"source": "A.L23I", "target": "A.L23E", "train": True}]})
     c = Circuit(inhibitory)

@@ -72,13 +72,13 @@ class Circuit(_torch().nn.Module):
 
     def keep_signs(self) -> None:
         """Dale's law by projection (after an optimiser step): trained entries from E sources
-        and input entries stay >= 0, from I sources <= 0 (ODE-Column's enforce_pos_neg and
-        relu on feed-forward currents)."""
+        stay >= 0, from I sources <= 0 (ODE-Column's ``enforce_pos_neg``). Input weights keep
+        any sign: as in ODE-Column's XOR, the summed input current of each population is
+        rectified instead (``forward``)."""
         torch = _torch()
         with torch.no_grad():
             v = self.conn_values
             v.copy_(torch.where(self.conn_excitatory, v.clamp(min=0), v.clamp(max=0)))
-            self.input_values.clamp_(min=0)
 
     def settle(self, n_trials: int, duration: float = 0.2, dt: float = 1e-4):
         """(I, H) after ``duration`` s without input from rest, detached (no gradient): every
@@ -92,9 +92,10 @@ class Circuit(_torch().nn.Module):
 
     def forward(self, inputs, dt: float = 1e-4, method: str = "euler", record=None,
                 record_every: int = 1, settle: float = 0.2, generator=None):
-        """Rates (T_rec, S, n, P_rec) for input rates ``inputs`` (steps, S, n, n_inputs) in Hz."""
+        """Rates (T_rec, S, n, P_rec) for input rates ``inputs`` (steps, S, n, n_inputs) in Hz;
+        each population's input current is rectified (>= 0)."""
         W, W_in = self.weights()
-        U = inputs @ W_in.mT
+        U = (inputs @ W_in.mT).clamp(min=0)   # input currents are never negative (O: relu)
         state = self.settle(inputs.shape[2], settle, dt) if settle > 0 else None
         rates, _ = integrate(W, self.drive, inputs.shape[0], dt, self.spec.params, inputs=U,
                              state=state, method=method, record=record,
