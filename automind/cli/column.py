@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=count, help="optimiser steps (wta 60, xor 160)")
     p.add_argument("--trials", type=count, help="trials per step (wta 15, xor 4)")
     p.add_argument("--seeds", type=count, help="parameter sets trained at once (xor 5)")
-    p.add_argument("--lr", type=positive_float, help="RMSprop learning rate (wta 10, xor 0.5)")
+    p.add_argument("--lr", type=positive_float, help="RMSprop learning rate (wta 10, xor 0.2)")
     p.add_argument("--max-seconds", type=positive_float,
                    help="stop after the step that passes this wall-clock budget")
     p.add_argument("--seed", type=int, default=0)
