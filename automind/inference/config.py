@@ -31,6 +31,12 @@ class TrainingConfig:
     learning_rate: float = 5e-4
     max_epochs: int = 300
     patience: int = 20                   # epochs without a better validation loss before stopping
+    #: a validation loss counts as better when it is below the best by more than this
+    min_improvement: float = 1e-4
+    #: learning rate × lr_decay after lr_decay_patience epochs without a better validation
+    #: loss (restarting from the best weights); 1 = a constant learning rate
+    lr_decay: float = 1.0
+    lr_decay_patience: int = 10
     validation_fraction: float = 0.1
     seed: int = 0
     restriction: bool = True             # train p(valid | θ) when some simulations are invalid
@@ -48,7 +54,7 @@ class TrainingConfig:
         need(self.embedding in EMBEDDINGS, f"embedding must be one of {', '.join(EMBEDDINGS)}, "
              f"not {self.embedding!r}")
         for name in ("ensemble", "hidden_features", "num_transforms", "batch_size", "max_epochs",
-                     "patience"):
+                     "patience", "lr_decay_patience"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                  f"{name} must be a positive integer, not {value!r}")
@@ -56,6 +62,10 @@ class TrainingConfig:
              f"seed must be a non-negative integer, not {self.seed!r}")
         need(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
              f"learning_rate must be in (0, 1), not {self.learning_rate!r}")
+        need(isinstance(self.min_improvement, (int, float)) and self.min_improvement >= 0,
+             f"min_improvement must be >= 0, not {self.min_improvement!r}")
+        need(isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1,
+             f"lr_decay must be in (0, 1], not {self.lr_decay!r}")
         need(isinstance(self.validation_fraction, (int, float))
              and 0 < self.validation_fraction < 0.5,
              f"validation_fraction must be in (0, 0.5), not {self.validation_fraction!r}")
