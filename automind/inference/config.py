@@ -11,14 +11,19 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import UserError
 
-ESTIMATORS = ("nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
+ESTIMATORS = ("auto", "nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
+#: ``estimator = "auto"``: the spline flow up to this many parameters, the affine one above
+#: (sampling inverts the flow one dimension at a time; splines cost ~20× more per pass)
+AUTO_NSF_MAX_DIM = 12
 EMBEDDINGS = ("auto", "none", "mlp", "cnn")
 THETA_SPACES = ("auto", "bijection", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    estimator: str = "zuko_maf"          # sbi density estimator (posterior_nn model)
+    #: sbi density estimator (posterior_nn model); "auto": zuko_nsf for at most
+    #: AUTO_NSF_MAX_DIM parameters, zuko_maf above
+    estimator: str = "auto"
     #: where the flow models θ: "bijection" maps the prior's support onto R^d (logit of the
     #: box, log-aware for automind priors); "none" is θ itself with samples outside the
     #: support rejected (sbi's NPE); "auto": bijection for automind priors, none otherwise
@@ -88,6 +93,11 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainingConfig":
         return cls.from_options(**data)
+
+    def resolved_estimator(self, theta_dim: int) -> str:
+        if self.estimator != "auto":
+            return self.estimator
+        return "zuko_nsf" if theta_dim <= AUTO_NSF_MAX_DIM else "zuko_maf"
 
     def resolved_theta_space(self, prior) -> str:
         from ..prior import Prior
