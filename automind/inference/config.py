@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from ..errors import UserError
 
 ESTIMATORS = ("auto", "nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
-#: ``estimator = "auto"``: the spline flow up to this many parameters, the affine one above
-#: (sampling inverts the flow one dimension at a time; splines cost ~20× more per pass)
+#: ``estimator = "auto"``: the spline flow for priors trained on θ itself (torch / sbi
+#: distributions) with up to this many parameters, the affine flow otherwise (sampling
+#: inverts the flow one dimension at a time, and a spline pass costs far more)
 AUTO_NSF_MAX_DIM = 12
 EMBEDDINGS = ("auto", "none", "mlp", "cnn")
 THETA_SPACES = ("auto", "bijection", "none")
@@ -21,8 +22,8 @@ THETA_SPACES = ("auto", "bijection", "none")
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    #: sbi density estimator (posterior_nn model); "auto": zuko_nsf for at most
-    #: AUTO_NSF_MAX_DIM parameters, zuko_maf above
+    #: sbi density estimator (posterior_nn model); "auto": zuko_nsf where θ itself is
+    #: modelled (theta_space none) with at most AUTO_NSF_MAX_DIM parameters, else zuko_maf
     estimator: str = "auto"
     #: where the flow models θ: "bijection" maps the prior's support onto R^d (logit of the
     #: box, log-aware for automind priors); "none" is θ itself with samples outside the
@@ -94,10 +95,11 @@ class TrainingConfig:
     def from_dict(cls, data: dict) -> "TrainingConfig":
         return cls.from_options(**data)
 
-    def resolved_estimator(self, theta_dim: int) -> str:
+    def resolved_estimator(self, prior) -> str:
         if self.estimator != "auto":
             return self.estimator
-        return "zuko_nsf" if theta_dim <= AUTO_NSF_MAX_DIM else "zuko_maf"
+        on_theta = self.resolved_theta_space(prior) == "none"
+        return "zuko_nsf" if on_theta and prior.dim <= AUTO_NSF_MAX_DIM else "zuko_maf"
 
     def resolved_theta_space(self, prior) -> str:
         from ..prior import Prior
