@@ -116,7 +116,9 @@ def test_bad_priors_and_theta_get_one_line():
 
 def test_to_sbi_runs_sbc_tarp_and_pairplot():
     """sbi's own SBC and TARP on our posterior: calibrated (uniform ranks, ATC near 0);
-    its pairplot draws our samples; log_prob agrees with ours."""
+    its pairplot draws our samples; log_prob agrees with ours; its MAP finds the mean of
+    the Gaussian posterior (the affine flow, the exact family here: with 3,000 simulations
+    the spline flow's density put the mode 0.7 sd off)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +126,7 @@ def test_to_sbi_runs_sbc_tarp_and_pairplot():
     from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
 
     prior, theta, x = gaussian_linear_task(N_SBI)
-    posterior = train(theta, x, prior, progress=False, **SMALL)
+    posterior = train(theta, x, prior, progress=False, estimator="zuko_maf", **SMALL)
     sbi_posterior = posterior.to_sbi()
     torch.manual_seed(0)
     thetas = prior.sample((200,))
@@ -145,7 +147,7 @@ def test_to_sbi_runs_sbc_tarp_and_pairplot():
     np.testing.assert_allclose(sbi_posterior.log_prob(samples[:10]).numpy(),
                                posterior.log_prob(samples[:10].numpy(), x_o.numpy()), rtol=1e-4)
     mean, cov = analytic_posterior(x_o.double().numpy())       # Gaussian: the mode is the mean
-    mode = sbi_posterior.map(num_iter=100, num_init_samples=200, show_progress_bars=False)
+    mode = sbi_posterior.map(num_iter=300, num_init_samples=500, show_progress_bars=False)
     assert np.abs((mode.numpy().ravel() - mean) / np.sqrt(np.diag(cov))).max() < 0.2
 
 

@@ -15,7 +15,7 @@ ESTIMATORS = ("auto", "nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
 #: ``estimator = "auto"``: the spline flow for priors trained on θ itself (torch / sbi
 #: distributions) with up to this many parameters, the affine flow otherwise (sampling
 #: inverts the flow one dimension at a time, and a spline pass costs far more)
-AUTO_NSF_MAX_DIM = 12
+AUTO_NSF_MAX_DIM = 5
 EMBEDDINGS = ("auto", "none", "mlp", "cnn")
 THETA_SPACES = ("auto", "bijection", "none")
 
