@@ -11,7 +11,7 @@ from automind.cli import main
 from automind.errors import UserError
 from automind.fit import FitSettings, fit
 from automind.fit.region import Region, TruncatedPrior
-from automind.fit.run import near_target
+from automind.fit.target import near_target
 from automind.prior import Prior
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime

@@ -31,24 +31,23 @@ def analytic_posterior(x_o):
     return cov @ (np.linalg.solve(SIGMA0, MU0) + A.T @ precision_n @ x_o), cov
 
 
-#: Not yet seen passing on main: the analytic test failed on its first full run at the end of
-#: session 4 (2026-12-03), the others never finished there. Out of the default run until
-#: they are checked (`make test-slow`); see the session note.
-UNVERIFIED = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def gaussian_linear():
+def gaussian_linear_task(n: int):
     prior = D.MultivariateNormal(torch.tensor(MU0, dtype=torch.float32),
                                  torch.tensor(SIGMA0, dtype=torch.float32))
-    theta = as_prior(prior).sample(10000, seed=0)
+    theta = as_prior(prior).sample(n, seed=0)
     x = theta @ A.T + NOISE * np.random.default_rng(1).standard_normal(theta.shape)
-    return prior, train(theta, x, prior, progress=False)
+    return prior, theta, x
 
 
-@UNVERIFIED
-def test_gaussian_prior_linear_task_matches_the_analytic_posterior(gaussian_linear):
-    _, posterior = gaussian_linear
+@pytest.mark.slow
+def test_gaussian_prior_linear_task_matches_the_analytic_posterior():
+    """10,000 simulations, the affine flow (the exact family for a Gaussian posterior): mean
+    within 0.1 posterior sd, covariance within 0.15. Slow (~45 s on a free core) because the
+    known answer needs this many: the error is at the estimators' accuracy there (measured at
+    the farther x_o: zuko_maf 0.08-0.09 sd, zuko_nsf 0.14, sbi's own NPE with zuko_maf 0.15;
+    at 4,000 simulations every flow tried was 0.12-0.23 off)."""
+    prior, theta, x = gaussian_linear_task(10000)
+    posterior = train(theta, x, prior, progress=False, estimator="zuko_maf")
     assert posterior.model["theta_space"] == "none"  # θ itself: no box transform
     for x_o in ([0.3, -1.2, 0.5], [2.0, 1.0, -1.5]):
         mean, cov = analytic_posterior(np.array(x_o))
@@ -57,6 +56,10 @@ def test_gaussian_prior_linear_task_matches_the_analytic_posterior(gaussian_line
         assert np.abs((samples.mean(0) - mean) / sd).max() <= 0.1
         assert np.abs((np.cov(samples.T) - cov) / np.outer(sd, sd)).max() <= 0.15
 
+
+#: the fast trained cases: a small flow that stops early, on few simulations
+SMALL = {"hidden_features": 32, "num_transforms": 3, "patience": 10}
+N_FAMILY, N_SBI = 1000, 3000
 
 FAMILIES = {
     "BoxUniform": lambda: BoxUniform(-3 * torch.ones(2), 3 * torch.ones(2)),
@@ -69,16 +72,15 @@ FAMILIES = {
 }
 
 
-@UNVERIFIED
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_prior_family_trains_samples_and_round_trips(family, tmp_path):
     """x = θ + N(0, 0.05²): the posterior concentrates at x; samples stay in the support;
     the saved artifact records the prior as data and gives the same densities."""
     prior = FAMILIES[family]()
     wrapped = as_prior(prior)
-    theta = wrapped.sample(3000, seed=1)
+    theta = wrapped.sample(N_FAMILY, seed=1)
     x = theta + 0.05 * np.random.default_rng(2).standard_normal(theta.shape)
-    posterior = train(theta, x, prior, progress=False, hidden_features=32, patience=10)
+    posterior = train(theta, x, prior, progress=False, **SMALL)
     truth = wrapped.sample(1, seed=9)[0]
     samples = posterior.sample(2000, truth, seed=3)
     assert wrapped.inside(samples).all()
@@ -112,17 +114,19 @@ def test_bad_priors_and_theta_get_one_line():
         train(np.full((30, 2), 5.0), np.zeros((30, 2)), BoxUniform(-torch.ones(2), torch.ones(2)))
 
 
-@UNVERIFIED
-def test_to_sbi_runs_sbc_tarp_and_pairplot(gaussian_linear):
+def test_to_sbi_runs_sbc_tarp_and_pairplot():
     """sbi's own SBC and TARP on our posterior: calibrated (uniform ranks, ATC near 0);
-    its pairplot draws our samples; log_prob agrees with ours."""
+    its pairplot draws our samples; log_prob agrees with ours; its MAP finds the mean of
+    the Gaussian posterior (the affine flow, the exact family here: with 3,000 simulations
+    the spline flow's density put the mode 0.7 sd off)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from sbi.analysis import pairplot
     from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
 
-    prior, posterior = gaussian_linear
+    prior, theta, x = gaussian_linear_task(N_SBI)
+    posterior = train(theta, x, prior, progress=False, estimator="zuko_maf", **SMALL)
     sbi_posterior = posterior.to_sbi()
     torch.manual_seed(0)
     thetas = prior.sample((200,))
@@ -143,7 +147,7 @@ def test_to_sbi_runs_sbc_tarp_and_pairplot(gaussian_linear):
     np.testing.assert_allclose(sbi_posterior.log_prob(samples[:10]).numpy(),
                                posterior.log_prob(samples[:10].numpy(), x_o.numpy()), rtol=1e-4)
     mean, cov = analytic_posterior(x_o.double().numpy())       # Gaussian: the mode is the mean
-    mode = sbi_posterior.map(num_iter=100, num_init_samples=200, show_progress_bars=False)
+    mode = sbi_posterior.map(num_iter=300, num_init_samples=500, show_progress_bars=False)
     assert np.abs((mode.numpy().ravel() - mean) / np.sqrt(np.diag(cov))).max() < 0.2
 
 

@@ -17,8 +17,9 @@ def register(sub) -> None:
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--features", required=True, metavar="SET", help="feature set to condition on")
     p.add_argument("--out", type=Path, required=True, metavar="POSTERIOR", help="new artifact folder")
-    p.add_argument("--estimator", default="zuko_maf",
-                   help="zuko_maf (default), maf, nsf, zuko_nsf, mdn (see docs/inference.md)")
+    p.add_argument("--estimator", default="auto",
+                   help="auto (default: zuko_maf for a bank's prior), zuko_maf, maf, nsf, "
+                        "zuko_nsf, mdn (see docs/inference.md)")
     p.add_argument("--embedding", default="auto", choices=("auto", "none", "mlp", "cnn"),
                    help="embedding net for x (auto: an MLP above 64 features)")
     p.add_argument("--ensemble", type=count, default=1, help="number of estimators (default 1)")

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UserError
+from ..protocols import FeatureSetLike
 from . import bursts, stats
 from .line_noise import mask_lines
 from .psd import rate_psd
@@ -159,7 +160,8 @@ def _column_set() -> FeatureSet:
                       "each layer's E rate in 5 bands (2-200 Hz)", source="rates")
 
 
-FEATURE_SETS = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT, POPULATION,
+#: the feature-set registry; an entry is any ``protocols.FeatureSetLike``
+FEATURE_SETS: dict[str, FeatureSetLike] = {s.name: s for s in (SPIKES, PSD, PSD_BANDS, BURSTS, MK1, MK1_COMPACT, POPULATION,
                                     _column_set())}
 
 

@@ -14,7 +14,7 @@ def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, 
     features the target has."""
     from ..bank import Bank, extend
     from ..inference.train import train
-    from .run import target_columns
+    from .target import target_columns
 
     extend(Path(folder), spec, prior, n, seed, workers=workers, chunk_size=25,
            features=[features], progress=progress)

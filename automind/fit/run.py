@@ -34,8 +34,8 @@ import numpy as np
 from ..errors import UserError
 from ..io import write_json
 from .plan import FitSettings
+from .target import near_target, probe_statistics, target_columns, target_of
 
-PROBE_STATS = ("rate_mean", "isi_cv_mean")
 #: posterior draws used to set the truncation threshold and to estimate information
 POSTERIOR_DRAWS = 20_000
 
@@ -45,54 +45,6 @@ def _say(progress: bool, text: str) -> None:
         import sys
 
         print(f"fit: {text}", file=sys.stderr, flush=True)
-
-
-def target_of(recording, feature_set: str, **recording_options) -> tuple[np.ndarray, dict, object]:
-    """(raw features, probe statistics, truth or None) of a recording file or BANK:INDEX."""
-    from ..features.sets import get_feature_set
-    from ..inference.targets import bank_target, read_target
-
-    fs = get_feature_set(feature_set)
-    data = read_target(str(recording), **recording_options)
-    if data.n_spikes == 0:
-        raise UserError(f"{recording} has no spikes; there is nothing to fit")
-    if data.duration < 2.0 and any(n.startswith("psd") for n in fs.names):
-        raise UserError(f"{recording} lasts {data.duration:g} s; the {feature_set} feature set "
-                        "needs at least 2 s (one Welch segment)")
-    x = fs.compute(data)
-    stats = probe_statistics(x[None], fs.names)[0]
-    truth = None
-    hit = bank_target(str(recording))
-    if hit is not None:
-        from ..bank import Bank
-
-        table = Bank(hit[0]).table(index_range=(hit[1], hit[1] + 1))
-        truth = table["theta"][0] if len(table["index"]) else None
-    return x, {"rate_mean": float(stats[0]), "isi_cv_mean": float(stats[1]),
-               "duration": data.duration, "n_units": data.n_units}, truth
-
-
-def probe_statistics(x: np.ndarray, names) -> np.ndarray:
-    """(n, 2): mean rate and mean ISI CV columns of raw feature rows (NaN where absent)."""
-    names = list(names)
-    missing = [s for s in PROBE_STATS if s not in names]
-    if missing:
-        raise UserError(f"the feature set lacks {missing}, which the probe rounds compare with "
-                        "the target; use a set with spike statistics (spikes, mk1_compact, "
-                        "population, mk1)")
-    return np.stack([x[:, names.index(s)] for s in PROBE_STATS], axis=1)
-
-
-def near_target(status, stats: np.ndarray, target: dict, settings: FitSettings) -> tuple[np.ndarray, np.ndarray]:
-    """(near mask, distance in tolerances) of probe runs: ok, rate within the rate tolerance
-    (decades) and ISI CV within its tolerance where both runs have one."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d_rate = np.abs(np.log10(stats[:, 0]) - np.log10(target["rate_mean"])) / settings.rate_tolerance
-        d_cv = np.abs(stats[:, 1] - target["isi_cv_mean"]) / settings.cv_tolerance
-    d_cv = np.where(np.isfinite(d_cv), d_cv, 0.0)
-    distance = np.where(np.isfinite(d_rate), np.maximum(d_rate, d_cv), np.inf)
-    near = (np.asarray(status) == "ok") & (distance <= 1.0)
-    return near, distance
 
 
 class Fit:
@@ -319,14 +271,6 @@ class Fit:
                                     workers=self.workers, dask=self.dask, progress=self.progress,
                                     posterior_path=str(folder.resolve()))
         return found
-
-
-def target_columns(x: np.ndarray, x_target: np.ndarray) -> np.ndarray:
-    """Training features with the columns the target lacks (e.g. burst statistics of a
-    recording without bursts) set missing, so the posterior never conditions on them."""
-    x = np.array(x, dtype=np.float64, copy=True)
-    x[:, ~np.isfinite(np.asarray(x_target, float))] = np.nan
-    return x
 
 
 def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:

@@ -11,14 +11,20 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import UserError
 
-ESTIMATORS = ("nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
+ESTIMATORS = ("auto", "nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
+#: ``estimator = "auto"``: the spline flow for priors trained on θ itself (torch / sbi
+#: distributions) with up to this many parameters, the affine flow otherwise (sampling
+#: inverts the flow one dimension at a time, and a spline pass costs far more)
+AUTO_NSF_MAX_DIM = 5
 EMBEDDINGS = ("auto", "none", "mlp", "cnn")
 THETA_SPACES = ("auto", "bijection", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
-    estimator: str = "zuko_maf"          # sbi density estimator (posterior_nn model)
+    #: sbi density estimator (posterior_nn model); "auto": zuko_nsf where θ itself is
+    #: modelled (theta_space none) with at most AUTO_NSF_MAX_DIM parameters, else zuko_maf
+    estimator: str = "auto"
     #: where the flow models θ: "bijection" maps the prior's support onto R^d (logit of the
     #: box, log-aware for automind priors); "none" is θ itself with samples outside the
     #: support rejected (sbi's NPE); "auto": bijection for automind priors, none otherwise
@@ -31,6 +37,12 @@ class TrainingConfig:
     learning_rate: float = 5e-4
     max_epochs: int = 300
     patience: int = 20                   # epochs without a better validation loss before stopping
+    #: a validation loss counts as better when it is below the best by more than this
+    min_improvement: float = 1e-4
+    #: learning rate × lr_decay after lr_decay_patience epochs without a better validation
+    #: loss (restarting from the best weights); 1 = a constant learning rate
+    lr_decay: float = 1.0
+    lr_decay_patience: int = 10
     validation_fraction: float = 0.1
     seed: int = 0
     restriction: bool = True             # train p(valid | θ) when some simulations are invalid
@@ -48,7 +60,7 @@ class TrainingConfig:
         need(self.embedding in EMBEDDINGS, f"embedding must be one of {', '.join(EMBEDDINGS)}, "
              f"not {self.embedding!r}")
         for name in ("ensemble", "hidden_features", "num_transforms", "batch_size", "max_epochs",
-                     "patience"):
+                     "patience", "lr_decay_patience"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                  f"{name} must be a positive integer, not {value!r}")
@@ -56,6 +68,10 @@ class TrainingConfig:
              f"seed must be a non-negative integer, not {self.seed!r}")
         need(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
              f"learning_rate must be in (0, 1), not {self.learning_rate!r}")
+        need(isinstance(self.min_improvement, (int, float)) and self.min_improvement >= 0,
+             f"min_improvement must be >= 0, not {self.min_improvement!r}")
+        need(isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1,
+             f"lr_decay must be in (0, 1], not {self.lr_decay!r}")
         need(isinstance(self.validation_fraction, (int, float))
              and 0 < self.validation_fraction < 0.5,
              f"validation_fraction must be in (0, 0.5), not {self.validation_fraction!r}")
@@ -78,6 +94,12 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainingConfig":
         return cls.from_options(**data)
+
+    def resolved_estimator(self, prior) -> str:
+        if self.estimator != "auto":
+            return self.estimator
+        on_theta = self.resolved_theta_space(prior) == "none"
+        return "zuko_nsf" if on_theta and prior.dim <= AUTO_NSF_MAX_DIM else "zuko_maf"
 
     def resolved_theta_space(self, prior) -> str:
         from ..prior import Prior

@@ -65,13 +65,17 @@ def _fit(loss_fn, module: nn.Module, train_batches, val_batches, config, progres
         val = sum(p[0] for p in pairs) / max(sum(p[1] for p in pairs), 1)
         curve.append((total / max(seen, 1), val))
         bar.set_postfix(train=f"{curve[-1][0]:.3f}", val=f"{val:.3f}")
-        if val < best - 1e-4:
+        if val < best - config.min_improvement:
             best, stale = val, 0
             best_state = copy.deepcopy(module.state_dict())
         else:
             stale += 1
             if stale >= config.patience:
                 break
+            if config.lr_decay < 1 and stale % config.lr_decay_patience == 0:
+                module.load_state_dict(best_state)
+                for group in optimizer.param_groups:
+                    group["lr"] *= config.lr_decay
     bar.close()
     module.load_state_dict(best_state)
     return curve, best
@@ -164,7 +168,8 @@ def train(theta, x, prior, *, config: TrainingConfig | None = None, valid=None,
 
 def model_facts(config: TrainingConfig, prior, columns, streamed: bool = False) -> dict:
     """What the estimators are, beyond the training configuration (saved with the weights)."""
-    return {"embedding": resolve_embedding(config.embedding, len(columns)),
+    return {"estimator": config.resolved_estimator(prior),
+            "embedding": resolve_embedding(config.embedding, len(columns)),
             "theta_dim": prior.dim, "x_dim": len(columns), "feature_columns": columns.tolist(),
             "theta_space": config.resolved_theta_space(prior), "streamed": streamed}
 

@@ -10,8 +10,17 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import write_json
+from ..protocols import StudyKind
 
+#: the study-kind registry: each is a module ``automind.studies.<kind>`` (a ``StudyKind``)
 KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery")
+
+
+def study_kind(kind: str) -> StudyKind:
+    """The module that runs studies of ``kind`` (imported on demand: studies are heavy)."""
+    if kind not in KINDS:
+        raise UserError(f"unknown study kind {kind!r}; known: {', '.join(KINDS)}")
+    return importlib.import_module(f"{__name__}.{kind}")
 
 
 def load_study(folder: str | Path) -> dict:
@@ -39,8 +48,8 @@ def run_study(folder: str | Path, out: str | Path | None = None, workers: int | 
     config = load_study(folder)
     out = Path(out) if out is not None else Path(folder) / "results"
     out.mkdir(parents=True, exist_ok=True)
-    module = importlib.import_module(f"{__name__}.{config['kind']}")
-    summary = module.run(config, out, workers or default_workers(), quick, progress)
+    kind = study_kind(config["kind"])
+    summary = kind.run(config, out, workers or default_workers(), quick, progress)
     summary = {"study": str(folder), "kind": config["kind"], "quick": quick,
                "out": str(out)} | summary | {"versions": package_versions()}
     write_json(out / "results.json", summary, sort_keys=False)
