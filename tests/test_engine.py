@@ -28,3 +28,28 @@ def test_concurrent_processes_compile_once(tmp_path):
     assert sum(seconds > 0 for _, seconds in answers) == 1  # exactly one process compiled
     projects = [p for p in (tmp_path / "compiled").iterdir() if p.is_dir()]
     assert len(projects) == 1 and not projects[0].name.startswith(".")
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from automind.bank import extend
+from automind.prior import Prior
+from automind.simulators.brunel import reduced_spec
+
+extend(sys.argv[1], reduced_spec(250, 100, 0.2, 0.05), Prior.load("brunel"), 4, 0, workers=2,
+       progress=False)
+"""
+
+
+def test_a_script_without_a_main_guard_fails_with_the_reason_instead_of_hanging(tmp_path):
+    """Spawned workers re-run the script's top level; they used to wait forever on the
+    parent's chunk claims. Now each refuses at once and the parent stops with the reason."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "bank")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert 'if __name__ == "__main__":' in run.stderr

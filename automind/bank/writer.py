@@ -176,7 +176,9 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
     from tqdm.auto import tqdm
 
     from ..simulators.engine import CompiledModel
+    from ..simulators.execution import check_not_bootstrapping
 
+    check_not_bootstrapping()
     path = Path(path)
     meta = ensure_bank(path, spec, prior, seed, keep_spikes, chunk_size, proposal)
     if screen is not None:

@@ -132,7 +132,8 @@ class LocalEngine(_Engine):
                 return
             except BrokenProcessPool:
                 if attempt == self.retries:
-                    raise RuntimeError("local worker processes keep dying (out of memory?)") from None
+                    raise RuntimeError("local worker processes keep dying (out of memory? or a "
+                                       "script without `if __name__ == \"__main__\":`)") from None
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
 
@@ -180,6 +181,18 @@ class DaskEngine(_Engine):
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def check_not_bootstrapping() -> None:
+    """Refuse to simulate from a worker process that is still importing the user's script.
+
+    Workers start with the ``spawn`` method, which re-runs the main script's top level; a
+    script that calls ``extend``/``fit`` outside ``if __name__ == "__main__":`` would then run
+    it again in every worker, and those would wait forever on the parent's chunk claims."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise UserError("automind was called while a worker process was starting: put the "
+                        "script's code under `if __name__ == \"__main__\":` (worker processes "
+                        "re-run the script's top level)")
 
 
 def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature_sets=()):
