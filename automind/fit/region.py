@@ -4,8 +4,9 @@
 statistics within tolerance of the target's) with sbi's restriction rule for its threshold
 (Deistler et al. 2022, "restriction estimator"), estimated out of fold: the
 ``allowed_false_negatives`` quantile of p over near probes that the classifier predicting them
-did not see, so that about that fraction of the θ that come near the target is cut away. It uses the network and training loop of the posterior's restriction classifier,
-so a region can serve as a posterior's restriction and travel inside its artifact.
+did not see, so that about that fraction of the θ that come near the target is cut away.
+It uses the network and training loop of the posterior's restriction classifier, so a region
+can serve as a posterior's restriction and travel inside its artifact.
 
 ``TruncatedPrior``: the prior restricted to a region and, optionally, to the highest-
 probability region of a posterior at the target (TSNPE). Its draws are exact (rejection from
