@@ -44,8 +44,8 @@ def out_of_fold_threshold(z: torch.Tensor, near: np.ndarray, seed: int,
     predicted by a classifier that did not see it (``FOLDS`` folds).
 
     The in-sample quantile (sbi's rule) trusts a classifier on the points it was fitted to:
-    with ~100 near probes in 28 dimensions it cut away most of the near θ it had not seen,
-    the truth included (studies/mk1_targets, target 0: p(truth) 0.02 under an in-sample
+    with ~100 near probes in 28 dimensions it cut away near θ it had not seen, the truth
+    included (studies/mk1_targets, target 0: p(truth) 0.02 under an in-sample
     threshold of 0.09). Out of fold, the quantile estimates the false-negative rate on new θ;
     it is taken at a 95 % lower confidence bound of the count, so a handful of near probes cut
     nothing (with a plain quantile of 20 values, the quick study's region cut its truth away).
