@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..features.spikedata import SpikeData
 from .mea_hdf5 import hdf5_kind, read_mea_hdf5
 from .neo_reader import neo_available, neo_io_name, read_neo
-from .npz import SafeNpz, max_array_bytes
+from .npz import SafeNpz, check_declared_size
 
 FORMATS = ("npz", "csv", "nwb")
 MEA_HDF5 = ("h5", "hdf5", "mea")
@@ -225,24 +225,13 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
 
 
-def _check_size(dataset, path: Path, what: str) -> None:
-    """Refuse a dataset declaring more elements than we are willing to hold (no blow-up)."""
-    shape = getattr(dataset, "shape", None)
-    dtype = getattr(dataset, "dtype", None)
-    if shape is not None and dtype is not None:
-        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
-        if nbytes > max_array_bytes():
-            raise UserError(f"{path}: {what} declares {nbytes} bytes, more than the "
-                            f"{max_array_bytes()}-byte limit (AUTOMIND_MAX_ARRAY_BYTES)")
-
-
 def _read_units(nwb, path: Path, duration, area, quality) -> SpikeData:
     units = nwb.units
     if units is None or len(units) == 0:
         raise UserError(f"{path}: the NWB file has no Units table")
     if "spike_times" not in units.colnames:
         raise UserError(f"{path}: the Units table has no spike_times column")
-    _check_size(units["spike_times"].target.data, path, "spike_times")
+    check_declared_size(units["spike_times"].target.data, path, "spike_times")
     keep = _quality_mask(units, quality or [], path)
     areas = _unit_areas(units)
     if area is not None:

@@ -90,17 +90,12 @@ def _positions(handle, n: int, path: Path) -> np.ndarray | None:
 
 def _check_sizes(handle, path: Path) -> None:
     """Refuse a dataset that would decode to more than the array limit before reading it
-    (a small compressed file can declare a huge shape)."""
-    from .npz import max_array_bytes
+    (times and positions are read as float64, 8 bytes per element)."""
+    from .npz import check_declared_size
 
-    limit = max_array_bytes()
     for name in (*REQUIRED, "names", "epos", "recordingtime"):
-        if name in handle and hasattr(handle[name], "shape"):
-            dataset = handle[name]
-            size = int(np.prod(dataset.shape, dtype=np.float64)) * max(dataset.dtype.itemsize, 8)
-            if size > limit:
-                raise UserError(f"{path}: dataset '{name}' of shape {dataset.shape} would take "
-                                f"{size} bytes, over the {limit}-byte limit (AUTOMIND_MAX_ARRAY_BYTES)")
+        if name in handle:
+            check_declared_size(handle[name], path, f"dataset '{name}'", decoded_itemsize=8)
 
 
 def read_mea_hdf5(path: str | Path, duration: float | None = None) -> SpikeData:

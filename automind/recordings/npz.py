@@ -47,6 +47,21 @@ def max_array_bytes() -> int:
         return 8 << 30
 
 
+
+def check_declared_size(dataset, path, what: str, decoded_itemsize: int = 0) -> None:
+    """Refuse a dataset (h5py, or anything with ``shape`` and ``dtype``) that declares more
+    bytes than :func:`max_array_bytes`, before it is read: a small compressed file can declare
+    a huge shape. ``decoded_itemsize``: bytes per element after the reader's conversion, when
+    larger than the stored type's."""
+    shape = getattr(dataset, "shape", None)
+    dtype = getattr(dataset, "dtype", None)
+    if shape is not None and dtype is not None:
+        itemsize = max(np.dtype(dtype).itemsize, decoded_itemsize)
+        nbytes = int(np.prod(shape, dtype=object)) * itemsize
+        if nbytes > max_array_bytes():
+            raise UserError(f"{path}: {what} declares {nbytes} bytes, more than the "
+                            f"{max_array_bytes()}-byte limit (AUTOMIND_MAX_ARRAY_BYTES)")
+
 class SafeNpz:
     """The members of an ``.npz`` file as arrays, decoded on access (like ``np.load``'s NpzFile).
 
