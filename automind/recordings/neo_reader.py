@@ -12,6 +12,8 @@ from ..features.spikedata import SpikeData
 
 #: IOs never used: unpickling executes code from the file (DESIGN.md: safe artifacts)
 REFUSED = ("PickleIO",)
+#: seconds a Neo parse (in its child process) may take
+CHILD_TIMEOUT = 120.0
 
 
 def neo_available() -> bool:
@@ -106,10 +108,6 @@ def _parse_in_child(path: Path, name: str, note: str) -> dict:
                             f"unsupported file{note}")
         with SafeNpz(result, name=str(path)) as npz:
             return {key: npz[key] for key in npz.files}
-
-
-#: seconds a Neo parse may take
-CHILD_TIMEOUT = 120.0
 
 
 def _parse(name: str, path: str, result: str) -> None:
