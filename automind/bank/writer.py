@@ -9,6 +9,7 @@ bank, with any engine, any number of workers and after any number of crashes.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import math
 
@@ -240,7 +241,8 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
                 continue
             try:
                 empty = [(chunk, []) for chunk, jobs in work if not jobs]  # all screened
-                for chunk, results in empty + list(engine.run_chunks([w for w in work if w[1]])):
+                simulated = engine.run_chunks([w for w in work if w[1]])
+                for chunk, results in itertools.chain(empty, simulated):  # commit as they finish
                     results = list(results) + screened.pop(chunk, [])
                     try:
                         commit_chunk(path, chunk, results, prior.names, keep, spec.dt)
