@@ -38,8 +38,7 @@ def load(banks: list[str], features: str):
     from automind.bank import Bank
     from automind.prior import Prior
 
-    theta, x, names = [], [], None
-    prior = None
+    theta, x, prior = [], [], None
     for path in banks:
         bank = Bank(path)
         data = bank.arrays(features=features)
