@@ -16,14 +16,17 @@ from automind.prior import Prior
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
-           duration=1.0, seed=3, workers=2, progress=False)
+           duration=1.0, seed=3, workers=2, progress=False, final_samples=40, refine=2)
 SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 
 def test_budget_splits_into_rounds_and_refuses_too_little():
     plan = FitSettings(budget=10_000).split()
     assert plan["probe"] == 1750 and plan["final"] == 500 and plan["total"] <= 10_000
-    assert plan["total"] == 2 * plan["probe"] + 3 * plan["round"] + plan["final"] + plan["noise"]
+    assert plan["refine"] == 500  # 3 generations, each as large as the final validation
+    assert plan["total"] == (2 * plan["probe"] + 3 * plan["round"] + 4 * plan["final"]
+                             + plan["noise"])
+    assert "refine" not in FitSettings(budget=10_000, refine=0).split()
     with pytest.raises(UserError, match="below one round"):
         FitSettings(budget=300).split()
     with pytest.raises(UserError, match="rate_tolerance"):
@@ -133,6 +136,7 @@ def fitted(spec_file, target, tmp_path_factory):
     command = [sys.executable, "-m", "automind.cli", "fit", str(target), "--simulator",
                str(spec_file), "--features", "spikes", "--budget", "600", "--probe-rounds", "1",
                "--rounds", "2", "--probe-duration", "0.3", "--sim-duration", "1.0", "--seed", "3",
+               "--final-samples", "40", "--refine", "2",
                "--workers", "2", "--out", str(out), "--json"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600
@@ -154,8 +158,10 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert rounds[0]["valid_fraction"] > probe["valid_fraction"]
     assert summary["yield"] > 0.2 and summary["n_consistent"] >= 10
     assert summary["simulations"] <= 600
-    consistent = np.loadtxt(out / "final" / "consistent_set.csv", delimiter=",", skiprows=1,
-                            ndmin=2)[:, 1:3]
+    assert [r["round"] for r in summary["refinement"]] == [1, 2]
+    assert summary["consistent_set_folder"].endswith("g2")
+    consistent = np.loadtxt(out / "refine" / "g2" / "consistent_set.csv", delimiter=",",
+                            skiprows=1, ndmin=2)[:, 1:3]
     lo, hi = consistent.min(0), consistent.max(0)
     assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
     assert (out / "report" / "index.html").is_file()

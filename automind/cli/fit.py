@@ -17,7 +17,8 @@ def register(sub) -> None:
                     "the recording's rate and ISI CV; truncated rounds (TSNPE) run full-length "
                     "simulations from the prior truncated to that region and then to the latest "
                     "posterior's highest-probability region, training NPE on all rounds; finally "
-                    "posterior samples are re-simulated and those that reproduce the recording "
+                    "posterior samples are re-simulated and moved onto the recording by ensemble-"
+                    "Kalman refinement generations (--refine); those that reproduce the recording "
                     "form the consistent set. Every round is a bank: run the same command again to "
                     "resume an interrupted fit. Writes RUN/summary.json and RUN/report/index.html.")
     p.add_argument("recording", help="recording file (NPZ, MEA, CSV, NWB) or BANK:INDEX")
@@ -27,7 +28,8 @@ def register(sub) -> None:
                    help="feature set the posterior conditions on (default mk1_compact; must "
                         "contain rate_mean and isi_cv_mean for the probes)")
     p.add_argument("--budget", type=count, required=True,
-                   help="total simulations: probes, truncated rounds and the final validation")
+                   help="total simulations: probes, truncated rounds, the final validation and "
+                        "refinement")
     p.add_argument("--out", type=Path, required=True, metavar="RUN",
                    help="run folder (created, or resumed with the same settings)")
     p.add_argument("--method", choices=("sbi", "gradient"), default="sbi",
@@ -47,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--final-samples", type=count,
                    help="posterior samples re-simulated at the end (default 10 %% of the budget, "
                         "at most 500)")
+    p.add_argument("--refine", type=int, default=3, metavar="GENERATIONS",
+                   help="refinement generations after the final validation, each re-simulating "
+                        "as many moved samples (default 3; 0 = off)")
     p.add_argument("--threshold", type=positive_float, default=2.0,
                    help="acceptance distance in noise sd, as automind validate (default 2)")
     p.add_argument("--cheap-screen", type=positive_float, metavar="DECADES",
@@ -74,10 +79,11 @@ def run(args) -> dict:
                   probe_duration=args.probe_duration, duration=args.sim_duration,
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
-                  cheap_screen=args.cheap_screen)
+                  cheap_screen=args.cheap_screen, refine=args.refine)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "
-              f"{summary['n_simulated_final']} posterior samples reproduce {args.recording}; "
+              f"{summary['n_simulated_final']} {'refined' if summary['refinement'] else 'posterior'} "
+              f"samples reproduce {args.recording}; "
               f"{summary['simulations']} simulations; posterior {summary['nats']:.2f} nats from "
               f"the prior; report {summary.get('report')}")
     return summary

@@ -46,6 +46,7 @@ class FitSettings:
     threshold: float = 2.0
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
+    refine: int = 3
 
     def __post_init__(self):
         checks = [(self.budget >= 1, "budget must be >= 1"),
@@ -62,7 +63,8 @@ class FitSettings:
                   (0 < self.hpr_epsilon < 0.5, "hpr_epsilon must be in (0, 0.5)"),
                   (self.threshold > 0, "threshold must be > 0"),
                   (self.cheap_screen is None or self.cheap_screen > 0,
-                   "cheap_screen must be > 0 (decades)")]
+                   "cheap_screen must be > 0 (decades)"),
+                  (0 <= self.refine <= 20, "refine must be 0..20 generations")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -71,26 +73,31 @@ class FitSettings:
         out = asdict(self)
         if out["cheap_screen"] is None:  # off: fit.json stays as before the option existed
             del out["cheap_screen"]
+        if out["refine"] == 0:
+            del out["refine"]
         return out
 
     def split(self) -> dict:
-        """Simulations per probe round, per truncated round and for the final validation
-        (whose noise repeats are included); a UserError when the budget is below one round."""
+        """Simulations per probe round, per truncated round, for the final validation (whose
+        noise repeats are included) and per refinement generation; a UserError when the budget
+        is below one round."""
         plan = self._split(self.budget)
         if not _enough(plan):
             least = next(b for b in range(self.budget, 10**7, 10) if _enough(self._split(b)))
             raise UserError(f"a budget of {self.budget} simulations is below one round of each "
                             f"kind ({self.probe_rounds} probe and {self.rounds} truncated rounds "
-                            f"of >= {MIN_ROUND} runs, and the final validation): give --budget "
-                            f">= {least} or fewer rounds")
+                            f"of >= {MIN_ROUND} runs, the final validation and {self.refine} "
+                            f"refinement generations): give --budget >= {least} or fewer rounds")
         return plan
 
     def _split(self, budget: int) -> dict:
         final = self.final_samples or min(500, max(MIN_FINAL * 2, round(0.1 * budget)))
         probe = int(self.probe_fraction * budget) // self.probe_rounds
-        rounds = (budget - probe * self.probe_rounds - final - NOISE_REPEATS) // self.rounds
-        return {"probe": probe, "round": rounds, "final": final, "noise": NOISE_REPEATS,
-                "total": probe * self.probe_rounds + rounds * self.rounds + final + NOISE_REPEATS}
+        last = final * (1 + self.refine) + NOISE_REPEATS
+        rounds = (budget - probe * self.probe_rounds - last) // self.rounds
+        plan = {"probe": probe, "round": rounds, "final": final, "noise": NOISE_REPEATS,
+                "total": probe * self.probe_rounds + rounds * self.rounds + last}
+        return plan | ({"refine": final} if self.refine else {})
 
 
 def _enough(plan: dict) -> bool:

@@ -30,6 +30,37 @@ def rounds_figure(rounds: list[dict], path: Path) -> Path:
     return Path(path)
 
 
+def refinement_sections(summary: dict, figures: Path, threshold: float) -> list:
+    """The refinement generations: yield and median distance per generation."""
+    from ..plots import _pyplot
+    from ..report import Section
+
+    rows = summary["refinement"]
+    if not rows:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    generations = [0] + [r["round"] for r in rows]
+    axes[0].plot(generations, [summary["posterior_yield"]] + [r["yield"] for r in rows], "o-")
+    axes[0].set(title="yield", xlabel="generation (0: posterior samples)", ylim=(0, 1))
+    axes[1].plot(generations[1:], [r["median_distance"] for r in rows], "o-", color="k")
+    axes[1].axhline(threshold, color="tab:red", lw=1, ls="--")
+    axes[1].set(title="median distance (noise sd)", xlabel="generation", yscale="log")
+    fig.tight_layout()
+    path = figures / "refinement.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    table = [[r["round"], r["simulations"], f"{r['valid_fraction']:.3f}", f"{r['yield']:.3f}",
+              f"{r['median_distance']:.2f}", f"{r['improved_fraction']:.2f}"] for r in rows]
+    return [Section("Refinement", [
+        "The posterior samples, moved onto the consistent set by ensemble-Kalman steps (each "
+        "member steps along the regression of features on parameters across the ensemble), "
+        "re-simulated every generation; a member keeps its move only when it came closer."],
+        figures=[(path, "yield and median distance per generation")],
+        table=(["generation", "simulations", "valid", "yield", "median distance",
+                "moves kept"], table))]
+
+
 def write_fit_report(run, posterior, summary: dict) -> Path:
     """``RUN/report/index.html``."""
     from ..features.spikedata import SpikeData
@@ -43,7 +74,7 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
 
     figures = run.out / "report" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    consistent = load_consistent_set(run.out / "final")
+    consistent = load_consistent_set(summary["consistent_set_folder"])
     samples = np.load(run.out / "final" / "samples.npy")
     names = run.prior.names
     spec = run.spec.with_overrides(duration=run.duration)
@@ -84,10 +115,14 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
             figures=[(rounds, "simulations, valid fraction and information per round")],
             table=(["round", "simulations", "duration (s)", "valid", "near the target",
                     "region / proposal nats", "posterior nats"], rows)),
+        *refinement_sections(summary, figures, run.settings.threshold),
         Section("The consistent set", [
-            f"{summary['n_consistent']} of {summary['n_simulated_final']} posterior samples "
-            f"reproduce the target within {run.settings.threshold:g} noise sd "
-            f"(yield {summary['yield']:.2f})."
+            f"{summary['n_consistent']} of {summary['n_simulated_final']} "
+            + ("refined samples (the last generation)" if summary["refinement"] else
+               "posterior samples")
+            + f" reproduce the target within {run.settings.threshold:g} noise sd "
+            f"(yield {summary['yield']:.2f}; the posterior's own samples: "
+            f"{summary['posterior_yield']:.2f})."
             + (f" The truth's own re-simulations were accepted "
                f"{summary['truth_resimulations_accepted']:.0%} of the time."
                if "truth_resimulations_accepted" in summary else "")],

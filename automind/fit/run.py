@@ -9,8 +9,10 @@ Simulations are spent where the target is (Deistler et al. 2022, TSNPE):
    the highest-probability region of the latest posterior at the target; NPE is trained on
    all rounds with the plain maximum-likelihood loss, which is valid because every proposal
    is a truncation of the prior (the posterior is the prior-based one inside the truncation);
-3. **final**: posterior samples re-simulated and accepted as in ``automind validate``: the
-   consistent set and its yield, then an HTML report.
+3. **final**: posterior samples re-simulated and accepted as in ``automind validate``;
+4. **refinement** (``fit/refine.py``): those samples moved onto the consistent set by
+   ensemble-Kalman steps, re-simulated each generation: the consistent set and its yield,
+   then an HTML report.
 
 Every round is a bank and every step writes its artifact before the next one starts, so
 running the same command again after a crash or Ctrl-C resumes where it stopped. Layout::
@@ -19,7 +21,8 @@ running the same command again after a crash or Ctrl-C resumes where it stopped.
     RUN/probe/rK/               probe bank K            RUN/probe/regionK/   region after K
     RUN/rounds/rK/              truncated-round bank K  RUN/rounds/posteriorK/ NPE on 1..K
     RUN/rounds/truncationK.json the log-density threshold of round K+1's truncation
-    RUN/final/                  consistent-set run (samples, chunks, consistent_set.csv)
+    RUN/final/                  posterior samples re-simulated (samples, chunks, noise.json)
+    RUN/refine/gK/              refinement generation K (a consistent-set run)
     RUN/summary.json            rounds table, yield, information in nats
     RUN/report/index.html
 """
@@ -272,6 +275,24 @@ class Fit:
                                     posterior_path=str(folder.resolve()))
         return found
 
+    def refine(self, posterior) -> tuple[list[dict], dict]:
+        from .refine import refine
+
+        if not self.settings.refine:
+            return [], {}
+        _say(self.progress, f"refinement: {self.settings.refine} generations of "
+                            f"{self.plan['refine']} moved samples")
+        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
+        rows, found = refine(posterior, self.x_target, self.out / "refine", self.out / "final",
+                             self.settings.refine, seed=self.settings.seed + 11,
+                             threshold=self.settings.threshold, workers=self.workers,
+                             dask=self.dask, progress=self.progress,
+                             posterior_path=str(folder.resolve()))
+        for row in rows:
+            _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, median "
+                                f"distance {row['median_distance']:.2f} noise sd")
+        return rows, found
+
 
 def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:
     """Draws of the posterior at the target, kept where ``contains`` (the region it lives in):
@@ -329,11 +350,16 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     region = run.probe()
     posterior = run.truncated_rounds(region)
     misspecification = run.misspecification()
-    found = run.final(posterior)
-    used = sum(e["simulations"] for e in run.rounds_log) + found["n_simulated"] + run.plan["noise"]
+    posterior_found = run.final(posterior)
+    refinement, refined = run.refine(posterior)
+    found = refined or posterior_found
+    used = (sum(e["simulations"] for e in run.rounds_log + refinement)
+            + posterior_found["n_simulated"] + run.plan["noise"])
     summary = {"run": str(run.out), "yield": found["yield"], "n_consistent": found["n_consistent"],
                "n_simulated_final": found["n_simulated"], "simulations": used,
                "budget": settings.budget, "rounds": run.rounds_log,
+               "posterior_yield": posterior_found["yield"], "refinement": refinement,
+               "consistent_set_folder": str(Path(found["consistent_set"]).parent),
                "posterior": str(run.out / "rounds" / f"posterior{settings.rounds}"),
                "consistent_set": found["consistent_set"],
                "nats": run.rounds_log[-1]["posterior_nats"],

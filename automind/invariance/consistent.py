@@ -36,10 +36,13 @@ def _settings(out: Path, settings: dict) -> None:
 
 def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, target: str = "",
                         seed: int = 0, threshold: float = 2.0, chunk_size: int = 50,
-                        posterior_path: str | None = None,
+                        posterior_path: str | None = None, samples: np.ndarray | None = None,
+                        sigma: np.ndarray | None = None,
                         workers: int = 1, dask: str | None = None, progress: bool = True) -> dict:
     """Sample n θ from the posterior for raw features x, re-simulate them chunk by chunk and
-    keep those within ``threshold`` noise sd of the target. Returns the summary."""
+    keep those within ``threshold`` noise sd of the target. Returns the summary.
+    ``samples`` (n rows) replaces the posterior draws and ``sigma`` the noise runs (an earlier
+    run's scale): the posterior then only supplies the simulator, prior and feature transform."""
     from tqdm.auto import tqdm
 
     from ..inference.validate import noise_runs, noise_scale, score, simulator_of
@@ -55,8 +58,12 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
                     "truth": None if truth is None else np.asarray(truth, float).tolist(),
                     "posterior": posterior_path})
     if not (out / "samples.npy").is_file():
-        save_npy(out / "samples.npy", posterior.sample(n, x, seed=seed))
+        save_npy(out / "samples.npy", posterior.sample(n, x, seed=seed) if samples is None
+                 else prior.validate(samples))
     samples = np.load(out / "samples.npy")
+    if not (out / "noise.json").is_file() and sigma is not None:
+        write_json(out / "noise.json", {"sigma": np.asarray(sigma, float).tolist(),
+                                        "reference": "given"})
     if not (out / "noise.json").is_file():
         reference = np.asarray(truth, float) if truth is not None else samples[0]
         runs = noise_runs(posterior, spec, reference, seed=seed + 1, workers=workers, dask=dask)
@@ -92,17 +99,22 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
                           features=scored["features"])
                 bar.update(len(results))
         bar.close()
-    return _assemble(out, posterior, samples, n_chunks, threshold)
+    return _assemble(out, posterior, samples, threshold)
 
 
-def _assemble(out: Path, posterior, samples: np.ndarray, n_chunks: int, threshold: float) -> dict:
-    parts = [np.load(out / "chunks" / f"c{c:05d}.npz") for c in range(n_chunks)]
-    index = np.concatenate([p["index"] for p in parts])
-    accepted = np.concatenate([p["accepted"] for p in parts])
-    distance = np.concatenate([p["distance"] for p in parts])
-    seeds = np.concatenate([p["seed"] for p in parts])
-    features = np.concatenate([p["features"] for p in parts])
-    status = np.concatenate([p["status"] for p in parts])
+def load_chunks(out: str | Path) -> dict:
+    """The re-simulations of a consistent-set folder in sample order: index, seed, status,
+    distance, accepted, features (the finished chunks only)."""
+    files = sorted((Path(out) / "chunks").glob("c*.npz"))
+    parts = [np.load(f) for f in files]
+    keys = ("index", "seed", "status", "distance", "accepted", "features")
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def _assemble(out: Path, posterior, samples: np.ndarray, threshold: float) -> dict:
+    chunks = load_chunks(out)
+    index, accepted, distance = chunks["index"], chunks["accepted"], chunks["distance"]
+    seeds, features, status = chunks["seed"], chunks["features"], chunks["status"]
     keep = index[accepted]
     prior = posterior.prior
     theta = samples[keep]

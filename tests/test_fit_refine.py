@@ -1,0 +1,81 @@
+"""The refinement stage's ensemble-Kalman step and its ensemble bookkeeping, on problems whose
+answer is known."""
+
+import numpy as np
+import pytest
+
+from automind.errors import UserError
+from automind.fit.refine import Ensemble, kalman_moves
+
+
+def _linear_problem(seed=0, n=300, d=6, k=4):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(k, d)) * np.array([10.0, 5.0, 1.0, 0.5])[:, None]  # sloppy and stiff
+    u = rng.normal(size=(n, d))
+    return a, u
+
+
+def test_one_step_lands_a_linear_model_on_its_solution_set_and_keeps_the_rest():
+    """For s = A u (k < d, no noise) one step with α → 0 solves A u = 0 for every member, by
+    the smallest move in the ensemble's own metric (a move in the span of C_uu Aᵀ): the
+    directions the features do not constrain keep the ensemble's spread."""
+    a, u = _linear_problem()
+    step = kalman_moves(u, u @ a.T, alpha=1e-9, neighbours=None)
+    assert np.abs((u + step) @ a.T).max() < 1e-6 * np.abs(u @ a.T).max()
+    span = np.cov(u.T) @ a.T
+    coef = np.linalg.lstsq(span, step.T, rcond=None)[0]
+    assert np.allclose(span @ coef, step.T, atol=1e-8)
+    null = np.linalg.svd(a)[2][a.shape[0]:]
+    spread_before, spread_after = (u @ null.T).std(0), ((u + step) @ null.T).std(0)
+    assert np.all(spread_after > 0.8 * spread_before)
+
+
+def test_regularisation_shortens_the_step_in_poorly_determined_directions():
+    """α = noise variance: a feature the ensemble barely moves (spread ≪ noise) is hardly
+    trusted, one it moves a lot is matched almost fully."""
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(500, 2))
+    s = np.column_stack([30 * u[:, 0], 0.1 * u[:, 1]])
+    moved = u + kalman_moves(u, s, alpha=1.0, neighbours=None)
+    stiff, sloppy = np.abs(30 * moved[:, 0]).mean(), np.abs(0.1 * moved[:, 1]).mean()
+    assert stiff < 0.01 * np.abs(s[:, 0]).mean()
+    assert sloppy > 0.95 * np.abs(s[:, 1]).mean()
+
+
+def test_localised_gain_follows_a_curved_solution_set():
+    """s = 10 (u₀ + 0.8 u₁² − 0.5): the configurations that reproduce the target lie on a
+    parabola. Three steps with gains from each member's 50 nearest members put every member on
+    it (|s| < 0.5, the noise scale); the whole ensemble's single linear model leaves most off
+    it. Both keep the spread along the set (u₁)."""
+    rng = np.random.default_rng(2)
+    u = rng.uniform(-1.5, 1.5, size=(400, 2))
+
+    def residual(v):
+        return 10 * (v[:, :1] + 0.8 * v[:, 1:] ** 2 - 0.5)
+
+    landed = {}
+    for neighbours in (None, 50):
+        v = u.copy()
+        for _ in range(3):
+            v = v + kalman_moves(v, residual(v), alpha=1e-2, neighbours=neighbours)
+        landed[neighbours] = np.mean(np.abs(residual(v)) < 0.5)
+        assert v[:, 1].std() > 0.9 * u[:, 1].std()
+    assert landed[50] > 0.95 and landed[None] < 0.5, landed
+
+
+def test_ensemble_restarts_invalid_members_and_keeps_the_closer_of_old_and_moved():
+    u = np.arange(8.0).reshape(4, 2)
+    s = np.array([[1.0, 1.0], [np.nan, 0.0], [3.0, 3.0], [0.5, 0.5]])
+    distance = np.array([1.0, np.inf, 3.0, 0.5])
+    ensemble = Ensemble(u, s, distance, np.array(["ok", "silent", "ok", "ok"]))
+    restarted = ensemble.restarted(np.random.default_rng(0))
+    assert restarted.valid.all() and np.isin(restarted.distance, [1.0, 3.0, 0.5]).all()
+    assert np.array_equal(restarted.u[[0, 2, 3]], u[[0, 2, 3]])
+    moved = Ensemble(u + 100, s * 0.1, np.array([2.0, 0.1, 0.3, np.inf]),
+                     np.array(["ok", "ok", "ok", "runaway"]))
+    kept = restarted.kept_better(moved)
+    assert np.array_equal(kept.distance[[0, 2, 3]], [1.0, 0.3, 0.5])
+    assert np.array_equal(kept.u[2], u[2] + 100) and np.array_equal(kept.u[3], u[3])
+    with pytest.raises(UserError, match="nothing to move"):
+        Ensemble(u, s, np.full(4, np.inf), np.array(["silent"] * 4)).restarted(
+            np.random.default_rng(0))
