@@ -332,7 +332,7 @@ def plot_ppc(targets: dict, areas: dict, path: Path, t_start: float,
         row[2].axhspan(-2, 2, color="tab:green", alpha=0.15)
         row[2].set_xticks(np.arange(1, len(names) + 1), names, rotation=60, fontsize=6)
         row[2].set_ylabel("re-sim − target\n(noise sd, clipped ±50)", fontsize=7)
-    axes[0, 2].legend(fontsize=7, frameon=False)
+    axes[0, 2].legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
