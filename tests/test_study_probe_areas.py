@@ -61,7 +61,17 @@ def test_quick_study_checks_every_area_against_the_model(tmp_path, capsys):
         assert set(pair["shift_prior_sd"]) == {"g", "nu_ext"}
         assert all(0 <= v <= 1 for v in pair["overlap"].values())
         assert pair["consistent"] is None  # fewer than 10 accepted samples per area
+    # without the features a homogeneous network cannot produce, every area is in range and
+    # its posterior puts the drive below threshold (fluctuation-driven low rates, ν_ext < 1)
+    restricted = summary["restricted"]
+    assert set(restricted["dropped"]) & set(restricted["features"]) == set()
+    assert len(restricted["features"]) == 10
+    for area in restricted["areas"].values():
+        assert not area["misspecification"]["out_of_range"]
+        assert area["posterior_mean"]["nu_ext"] < 1.0
+        assert area["n_simulated"] == 4
     assert (tmp_path / "ppc.png").stat().st_size > 20000
+    assert (tmp_path / "restricted" / "ppc.png").stat().st_size > 20000
     assert (tmp_path / "T209" / "compare.json").is_file()
 
 

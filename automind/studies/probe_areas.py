@@ -96,11 +96,8 @@ def area_target(path: Path, area: str, quality: list[str], window: float, featur
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
     from ..bank import extend
     from ..features.sets import get_feature_set
-    from ..inference.misspecification import check_posterior_target
     from ..inference.train import train_on_bank
-    from ..prior import Prior
     from ..simulators.brunel import reduced_spec
-    from .dataset_comparison import dataset_posterior
 
     start = time.perf_counter()
     s = _settings(config, quick)
@@ -124,6 +121,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             say(f"{rec} {area}: {t['info']['units']} units, {t['info']['rate_hz']:.2f} Hz; "
                 + ("; ".join(t["notes"]) or "no line noise found"))
 
+    from ..prior import Prior
+
     prior = Prior.load("brunel")
     spec = reduced_spec(s["N"], s["C_E"], s["duration"], s["t_analysis_start"])
     work = out / "work"
@@ -135,7 +134,39 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                               **config.get("training", {}))
     posterior.save(work / "posterior")
 
-    areas, samples = {}, {}
+    areas, pairs, figures = analyse(posterior, targets, recordings, s, out, seed, workers, say)
+    summary = {"settings": s, "features": feature_set, "quality": quality,
+               "data": str(data_folder(config)),
+               "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
+               "features_dropped": posterior.metrics["features_dropped"],
+               "areas": areas, "pairs": pairs, "figures": figures}
+    drop = list(config.get("restricted", {}).get("drop", []))
+    if drop:
+        say(f"training the restricted posterior (without {', '.join(drop)})")
+        restricted = train_without(work / "bank", feature_set, drop, seed, progress,
+                                   config.get("training", {}))
+        restricted.save(work / "posterior_restricted")
+        s_r = s | {"ppc": s.get("ppc_restricted", s["ppc"])}
+        areas_r, pairs_r, figures_r = analyse(restricted, targets, recordings, s_r,
+                                              out / "restricted", seed, workers, say)
+        summary["restricted"] = {"dropped": drop, "features": [
+            restricted.features["names"][c] for c in restricted.config["feature_columns"]],
+                                 "areas": areas_r, "pairs": pairs_r}
+        summary["figures"] += figures_r
+    if config.get("mk1", {}).get("enabled", False):
+        summary["mk1"] = fit_mk1(config["mk1"], recordings, quality, work, workers, progress, seed)
+    return summary | {"seconds": round(time.perf_counter() - start, 1)}
+
+
+def analyse(posterior, targets: dict, recordings: dict, s: dict, out: Path, seed: int,
+            workers: int, say) -> tuple[dict, dict, list[str]]:
+    """Per area: misspecification, nearest bank simulations, posterior samples and their
+    predictive check; per recording: the comparison. (areas, pairs, figures) in ``out``."""
+    from ..inference.misspecification import check_posterior_target
+    from .dataset_comparison import dataset_posterior
+
+    out.mkdir(parents=True, exist_ok=True)
+    areas, samples, ppcs = {}, {}, {}
     for k, (label, t) in enumerate(targets.items()):
         if not posterior.conditionable(t["x"][None])[0]:
             raise UserError(f"{label}: features the posterior needs are missing: "
@@ -144,22 +175,44 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         near = nearest_simulations(posterior, t["x"], s.get("nearest", 20), seed)
         samples[label] = posterior.sample(s["samples"], t["x"], seed=seed + k)
         say(f"{label}: re-simulating {s['ppc']} posterior samples")
-        ppc = posterior_check(posterior, samples[label], t["x"], s, seed + 100 * (k + 1), workers)
-        areas[label] = (t["info"] | {"misspecification": miss.to_dict() if miss else None, "nearest_bank": near}
-                        | dataset_posterior(prior, samples[label]) | _ppc_summary(posterior, ppc, t)
+        ppcs[label] = posterior_check(posterior, samples[label], t["x"], s, seed + 100 * (k + 1),
+                                      workers)
+        areas[label] = (t["info"] | {"misspecification": miss.to_dict() if miss else None,
+                                     "nearest_bank": near}
+                        | dataset_posterior(posterior.prior, samples[label])
+                        | _ppc_summary(posterior, ppcs[label], t)
                         | {"target": _named(posterior, posterior.prepare_x(t["x"])[0].numpy())})
-        t["ppc"] = ppc
-    pairs = compare_recordings(posterior, recordings, targets, samples, s, out, seed)
-    figures = [str(plot_ppc(targets, areas, out / "ppc.png", s["t_analysis_start"]))]
+    pairs = compare_recordings(posterior, recordings, targets, samples, ppcs, s, out, seed)
+    figures = [str(plot_ppc(targets, ppcs, areas, out / "ppc.png", s["t_analysis_start"]))]
     figures += [f for p in pairs.values() for f in p.pop("figures", [])]
-    summary = {"settings": s, "features": feature_set, "quality": quality,
-               "data": str(data_folder(config)),
-               "n_valid": posterior.metrics["n_valid"], "n_invalid": posterior.metrics["n_invalid"],
-               "features_dropped": posterior.metrics["features_dropped"],
-               "areas": areas, "pairs": pairs, "figures": figures}
-    if config.get("mk1", {}).get("enabled", False):
-        summary["mk1"] = fit_mk1(config["mk1"], recordings, quality, work, workers, progress, seed)
-    return summary | {"seconds": round(time.perf_counter() - start, 1)}
+    return areas, pairs, list(dict.fromkeys(figures))
+
+
+def train_without(bank_path: Path, feature_set: str, drop: list[str], seed: int, progress: bool,
+                  training: dict):
+    """A posterior on the bank that ignores the ``drop`` features (the ones the model cannot
+    reach): they are blanked, so training leaves their columns out (``train``'s rule for
+    features missing in most simulations); acceptance then uses the others only."""
+    from ..bank import Bank
+    from ..inference.train import bank_hash, train
+    from ..prior import Prior
+
+    bank = Bank(bank_path)
+    info = bank.feature_sets[feature_set]
+    unknown = sorted(set(drop) - set(info["names"]))
+    if unknown:
+        raise UserError(f"study.toml: [restricted] drop names unknown features {unknown}")
+    data = bank.arrays(features=feature_set)
+    x = data["x"].copy()
+    x[:, [info["names"].index(n) for n in drop]] = np.nan
+    feature_info = {"set": feature_set, "version": info["version"], "names": info["names"],
+                    "transforms": info.get("transforms", ["none"] * len(info["names"]))}
+    provenance = {"bank": str(bank.path), "bank_sha256": bank_hash(bank),
+                  "simulator": bank.meta["simulator"], "bank_seed": bank.meta["seed"],
+                  "bank_rows": int(len(data["index"])), "features_left_out": drop}
+    prior = Prior.from_dict(bank.meta["prior"], source=f"{bank.path} (bank prior)")
+    return train(data["theta"], x, prior, valid=data["status"] == "ok", feature_info=feature_info,
+                 provenance=provenance, progress=progress, seed=seed, **training)
 
 
 def _missing(posterior, x) -> list[str]:
@@ -239,7 +292,7 @@ def _ppc_summary(posterior, ppc: dict, target: dict) -> dict:
                                if not abs(v) <= 2][:5]}
 
 
-def compare_recordings(posterior, recordings, targets, samples, s, out, seed) -> dict:
+def compare_recordings(posterior, recordings, targets, samples, ppcs, s, out, seed) -> dict:
     """Per recording: ``compare_posteriors`` between its areas (figures in out/RECORDING),
     and the consistent sets compared where both areas have ``min_consistent`` of them."""
     from ..invariance.compare import compare_posteriors, compare_sets
@@ -256,9 +309,9 @@ def compare_recordings(posterior, recordings, targets, samples, s, out, seed) ->
                                             "separating_parameters", "principal_angles_deg")}
             entry["local"] = result.get("local")
             entry["figures"] = report["figures"]
-            accepted = {a: np.asarray(targets[l]["ppc"]["accepted"]) for a, l in zip(names, labels)}
+            accepted = {a: np.asarray(ppcs[l]["accepted"]) for a, l in zip(names, labels)}
             if min(v.sum() for v in accepted.values()) >= s.get("min_consistent", 10):
-                sets = {a: prior.standardise(targets[l]["ppc"]["theta"][accepted[a]])
+                sets = {a: prior.standardise(ppcs[l]["theta"][accepted[a]])
                         for a, l in zip(names, labels)}
                 entry["consistent"] = compare_sets(sets, prior.names)["pairs"][pair]
             else:
@@ -295,7 +348,7 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, workers: int, progr
     return results
 
 
-def plot_ppc(targets: dict, areas: dict, path: Path, t_start: float,
+def plot_ppc(targets: dict, ppcs: dict, areas: dict, path: Path, t_start: float,
              seconds: float = 3.0) -> Path:
     """Per area: the recording's raster (first ``seconds``), the closest re-simulation's E
     raster (same number of units), and each feature's re-simulations in noise sd from the
@@ -307,7 +360,7 @@ def plot_ppc(targets: dict, areas: dict, path: Path, t_start: float,
     fig, axes = plt.subplots(len(targets), 3, figsize=(15, 2.3 * len(targets)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 1.6]})
     for row, (label, t) in zip(axes, targets.items()):
-        info, ppc = areas[label], t["ppc"]
+        info, ppc = areas[label], ppcs[label]
         n = info["units"]
         _raster(row[0], t["data"], n, seconds, "k", f"{label}: {n} units, {info['rate_hz']:.2f} Hz")
         distance = np.where(np.isfinite(ppc["distance"]), ppc["distance"], np.inf)
