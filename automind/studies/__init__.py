@@ -13,7 +13,7 @@ from ..io import write_json
 from ..protocols import StudyKind
 
 #: the study-kind registry: each is a module ``automind.studies.<kind>`` (a ``StudyKind``)
-KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery")
+KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery", "probe_areas")
 
 
 def study_kind(kind: str) -> StudyKind:
@@ -49,6 +49,8 @@ def run_study(folder: str | Path, out: str | Path | None = None, workers: int | 
     out = Path(out) if out is not None else Path(folder) / "results"
     out.mkdir(parents=True, exist_ok=True)
     kind = study_kind(config["kind"])
+    # the study's folder, for paths in study.toml relative to it (probe_areas' data)
+    config = config | {"study_folder": str(Path(folder).resolve())}
     summary = kind.run(config, out, workers or default_workers(), quick, progress)
     summary = {"study": str(folder), "kind": config["kind"], "quick": quick,
                "out": str(out)} | summary | {"versions": package_versions()}
