@@ -1,0 +1,111 @@
+"""`automind fit --method gradient`: a drive rate recovered by gradient descent through the
+torch MK1 and accepted by Brian2 re-simulation; the run layout, resume and refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from automind.cli import main
+from automind.errors import UserError
+from automind.fit.gradient import fit_gradient
+from automind.rsnn.fit import fit_theta
+from automind.simulators import SimulatorSpec
+from test_rsnn_fit import drive_prior
+
+SPEC = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.4, t_analysis_start=0.05)
+FIT = dict(features="spikes", start_theta=[[1.8], [4.2]], fit_features=("rate_mean",), steps=30,
+           lr=0.1, seed=3, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """0.35 s of the uncoupled network driven at 3 Hz, simulated in Brian2, as an NWB file."""
+    from automind.features.spikedata import SpikeData
+    from automind.recordings.write import write_nwb
+    from automind.simulators import Simulator
+
+    result = Simulator(SPEC).run(drive_prior().to_simulator([3.0]), seed=4242)
+    assert result.status == "ok"
+    path = tmp_path_factory.mktemp("gradient-target") / "target.nwb"
+    return write_nwb(SpikeData.from_simulation(result).window(0.05), path)
+
+
+@pytest.fixture(scope="module")
+def fitted(recording, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gradient") / "run"
+    return out, fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+
+
+def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
+    out, summary = fitted
+    assert summary["method"] == "gradient" and summary["n_starts"] == 2 and summary["n_failed"] == 0
+    theta = [row["theta"]["E.poisson_rate"] for row in summary["fits"]]
+    assert np.all(np.abs(np.array(theta) - 3.0) < 0.2), theta  # from 1.8 and 4.2 Hz, within 7 %
+    assert summary["fits"][0]["accepted"] and summary["fits"][0]["brian2_distance"] <= 2
+    assert summary["yield"] >= 0.5
+    assert summary["yield"] == np.mean([row["accepted"] for row in summary["fits"]])
+    record = json.loads((out / "fit.json").read_text())
+    assert record["method"] == "gradient" and record["settings"]["starts"] == 2
+    noise = json.loads((out / "final" / "noise.json").read_text())
+    assert noise["reference"] == "truth" and len(noise["statuses"]) == 8
+    rows = (out / "final" / "consistent_set.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + summary["n_consistent"] and rows[0].startswith("sample,E.poisson_rate")
+    assert (out / "gradient" / "fits.csv").is_file() and (out / "final" / "samples.npy").is_file()
+    assert json.loads((out / "summary.json").read_text())["yield"] == summary["yield"]
+
+
+def test_gradient_fit_resumes_and_refuses_other_settings_or_methods(fitted, recording):
+    from automind.fit import fit
+
+    out, summary = fitted
+    stamp = (out / "gradient" / "fits.npz").stat().st_mtime_ns
+    again = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+    assert again["fits"] == summary["fits"]
+    assert (out / "gradient" / "fits.npz").stat().st_mtime_ns == stamp  # nothing recomputed
+    with pytest.raises(UserError, match="other settings"):
+        fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                     **(FIT | {"lr": 0.2}))
+    with pytest.raises(UserError, match="method"):
+        fit(recording, out, simulator=SPEC, prior="mk1", features="spikes", budget=1000,
+            progress=False, report=False)
+
+
+def test_gradient_fit_refusals(recording, tmp_path, capsys):
+    prior = drive_prior()
+    with pytest.raises(UserError, match="no differentiable feature"):
+        fit_gradient(recording, tmp_path / "a", simulator=SPEC, prior=prior,
+                     **(FIT | {"fit_features": ("isi_cv_mean",)}))
+    with pytest.raises(UserError, match="outside the prior"):
+        fit_gradient(recording, tmp_path / "b", simulator=SPEC, prior=prior,
+                     **(FIT | {"start_theta": [[9.0]]}))
+    with pytest.raises(UserError, match=r"need ~\d+\.\d GiB"):
+        fit_gradient(recording, tmp_path / "c", simulator=SPEC.with_overrides(N=2000, duration=2.0),
+                     prior=prior, **(FIT | {"start_theta": [[3.0]] * 16}))
+    with pytest.raises(UserError, match="gameable"):
+        fit_gradient(recording, tmp_path / "d", simulator=SPEC, prior=prior, **(FIT | {"band": (4, 8)}))
+    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert main(["fit", str(recording), "--method", "gradient", "--band", "4", "8",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert "--band needs --rate-range" in capsys.readouterr().err
+    assert main(["fit", str(recording), "--out", str(tmp_path / "f")]) == 2
+    assert "needs --budget" in capsys.readouterr().err
+
+
+def test_a_start_whose_loss_turns_nan_fails_and_the_others_go_on():
+    """At 0.5 Hz drive the network is silent: its Fano factor (0/0) is NaN, so that start is
+    marked failed while the one at 3 Hz keeps descending."""
+    result = fit_theta(SPEC, drive_prior(), {"rate_mean": 1.4, "fano_100ms": -0.3},
+                       {"rate_mean": 0.05, "fano_100ms": 0.1}, [[0.5], [3.0]], steps=3, lr=0.1)
+    assert result.status == ["failed", "ok"]
+    assert "NaN" in result.messages[0] and np.isfinite(result.loss[:, 1]).all()
+    assert result.theta[0, 0] == pytest.approx(0.5, abs=1e-4)  # frozen where it failed
