@@ -109,3 +109,48 @@ def test_a_start_whose_loss_turns_nan_fails_and_the_others_go_on():
     assert result.status == ["failed", "ok"]
     assert "NaN" in result.messages[0] and np.isfinite(result.loss[:, 1]).all()
     assert result.theta[0, 0] == pytest.approx(0.5, abs=1e-4)  # frozen where it failed
+
+
+class _Gaussian:
+    """A stand-in posterior: N(0, 1) in one dimension."""
+
+    def sample(self, n, x, seed=0):
+        return np.random.default_rng(seed).standard_normal((n, 1))
+
+    def log_prob(self, theta, x):
+        return -0.5 * np.asarray(theta)[:, 0] ** 2
+
+
+def test_hpd_level_of_a_gaussian_is_its_central_mass():
+    from scipy.stats import norm
+
+    from automind.fit.gradient import hpd_levels
+
+    theta = np.array([[0.0], [1.0], [-1.645], [3.0]])
+    level = hpd_levels(_Gaussian(), None, theta, n=100_000)["hpd_level"]
+    np.testing.assert_allclose(level, 2 * norm.cdf(np.abs(theta[:, 0])) - 1, atol=0.005)
+
+
+def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_factory):
+    """A posterior from 300 torch simulations of the drive prior: the resumed fit with
+    --compare gives each fit its HPD level; the fit nearer the posterior's median lies deeper."""
+    from automind.fit.baseline import prior_bank_posterior
+    from automind.fit.target import target_of
+
+    out, summary = fitted
+    folder = tmp_path_factory.mktemp("gradient-posterior")
+    x = target_of(recording, "spikes")[0]
+    posterior = prior_bank_posterior(folder / "bank", SPEC.with_overrides(backend="torch", torch={"batch": 50}),
+                                     drive_prior(), "spikes", 300, 5, x)
+    posterior.save(folder / "posterior")
+    again = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                         compare_with=folder / "posterior", **FIT)
+    rows = again["compare"]["fits"]
+    assert again["fits"] == summary["fits"] and len(rows) == 2
+    median = np.median(posterior.sample(4000, x, seed=1))
+    theta = np.array([row["theta"]["E.poisson_rate"] for row in summary["fits"]])
+    nearer, farther = np.argsort(np.abs(theta - median))
+    assert 0 <= rows[nearer]["hpd_level"] < rows[farther]["hpd_level"] <= 1
+    assert [r["brian2_distance"] for r in rows] == [f["brian2_distance"] for f in summary["fits"]]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["inside_90pct_hpd"] == sum(r["hpd_level"] <= 0.9 for r in rows)
