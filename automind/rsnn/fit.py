@@ -93,19 +93,11 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     free = _check(prior, target, scale, free)
     starts = prior.validate(starts)
     K = len(starts)
-    duration = spec.duration if duration is None else duration
-    t_from = spec.t_analysis_start if t_from is None else t_from
-    model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
-                     detach_exp=detach_exp)
-    steps_per_ms = round(1e-3 / spec.dt)
-    skip = int(round(t_from / 1e-3))
+    objective = Loss(spec, prior, target, scale, free, duration, t_from, dtype, device, extra,
+                     memory_limit, detach_exp)
     box = BoxToUnconstrained.for_prior(prior)
     z = box.to_z(starts).double().requires_grad_(True)
     free_mask = torch.tensor([n in free for n in prior.names])
-    factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
-    names = list(target)
-    goal = torch.tensor([target[n] for n in names], dtype=torch.float64)
-    sigma = torch.tensor([scale[n] for n in names], dtype=torch.float64)
     optimizer = torch.optim.Adam([z], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.05 * lr)
     tail = max(1, steps // 4)
@@ -118,26 +110,7 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
             break
-        params_list = [prior.to_simulator(theta[k].detach().numpy()) for k in live]
-        si = theta[live] * factors
-        P = {}
-        for j, name in enumerate(prior.names):
-            column = si[:, j:j + 1].to(dtype)
-            P[name] = column if name in free else column.detach()
-        for name, value in params_list[0].items():  # constants of the prior
-            if name not in P:
-                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
-        seeds = [simulation_seed(seed, step * K + k) for k in live]
-        limit = {} if memory_limit is None else {"memory_limit": memory_limit}
-        spikes, _ = model.run_differentiable(params_list, seeds, duration, trainable=(), P=P, **limit)
-        counts = F.bin_ms(spikes, steps_per_ms)[:, skip:]
-        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
-        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
-                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
-        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in names], 1)
-        loss = (((values - goal) / sigma) ** 2).mean(1)
-        if extra is not None:
-            loss = loss + extra(counts, counts_e, n_e)
+        loss = objective(theta[live], [simulation_seed(seed, step * K + k) for k in live])
         optimizer.zero_grad()
         finite = torch.isfinite(loss)
         if finite.any():
@@ -172,6 +145,50 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         z_end = torch.where(ok[:, None], z_sum / tail, z)
     return FitResult(list(prior.names), box.to_theta(z_end).numpy(), curve, status, messages,
                      time.perf_counter() - start_time)
+
+
+class Loss:
+    """d² (+ ``extra``) of θ rows (a (B, d) float64 tensor in prior units, gradients flow to
+    the ``free`` columns) on new simulations with the given seeds: ``loss(theta, seeds)``."""
+
+    def __init__(self, spec, prior, target: dict, scale: dict, free, duration=None, t_from=None,
+                 dtype=torch.float64, device: str = "cpu", extra=None, memory_limit=None,
+                 detach_exp: bool = True):
+        self.spec, self.prior, self.free, self.dtype, self.extra = spec, prior, free, dtype, extra
+        self.duration = spec.duration if duration is None else duration
+        t_from = spec.t_analysis_start if t_from is None else t_from
+        self.model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
+                              detach_exp=detach_exp)
+        self.steps_per_ms = round(1e-3 / spec.dt)
+        self.skip = int(round(t_from / 1e-3))
+        self.factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
+        self.names = list(target)
+        self.goal = torch.tensor([target[n] for n in self.names], dtype=torch.float64)
+        self.sigma = torch.tensor([scale[n] for n in self.names], dtype=torch.float64)
+        self.limit = {} if memory_limit is None else {"memory_limit": memory_limit}
+
+    def __call__(self, theta: torch.Tensor, seeds) -> torch.Tensor:
+        dtype, spec = self.dtype, self.spec
+        params_list = [self.prior.to_simulator(row.detach().numpy()) for row in theta]
+        si = theta * self.factors
+        P = {}
+        for j, name in enumerate(self.prior.names):
+            column = si[:, j:j + 1].to(dtype)
+            P[name] = column if name in self.free else column.detach()
+        for name in params_list[0]:  # constants of the prior
+            if name not in P:
+                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
+        spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
+                                                  trainable=(), P=P, **self.limit)
+        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
+        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
+        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
+                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
+        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in self.names], 1)
+        loss = (((values - self.goal) / self.sigma) ** 2).mean(1)
+        if self.extra is not None:
+            loss = loss + self.extra(counts, counts_e, n_e)
+        return loss
 
 
 def _feature(name: str, counts, pop_counts, n_e) -> torch.Tensor:
