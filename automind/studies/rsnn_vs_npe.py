@@ -96,7 +96,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     summary = fit_gradient(recording, out / "gradient", simulator=spec, prior=prior, truth=truth,
                            compare_with=out / "posterior", workers=workers, progress=progress,
                            features=features, starts=s["starts"], steps=s["steps"], lr=s["lr"],
-                           seed=seed, fit_features=fit_features)
+                           seed=seed, fit_features=fit_features, dtype=s.get("dtype", "float64"),
+                           memory_limit_gib=s.get("memory_limit_gib", 4.0))
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / "gradient" / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
@@ -107,7 +108,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     use = [n for k, n in enumerate(fs.names) if n in summary["fitted_features"]]
     loss = Loss(spec, prior, {n: float(t_x[fs.names.index(n)]) for n in use},
                 {n: float(noise[fs.names.index(n)]) for n in use},
-                [n for n in prior.names if n in TRAINABLE])
+                [n for n in prior.names if n in TRAINABLE],
+                dtype=getattr(torch, s.get("dtype", "float64")),
+                memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30)
     torch.set_num_threads(1)
     t_h = time.perf_counter()
     for row, fit in zip(rows, summary["fits"]):
