@@ -154,3 +154,34 @@ def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_f
     assert [r["brian2_distance"] for r in rows] == [f["brian2_distance"] for f in summary["fits"]]
     saved = json.loads((out / "compare.json").read_text())
     assert saved["inside_90pct_hpd"] == sum(r["hpd_level"] <= 0.9 for r in rows)
+
+
+def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
+    """The command line: spec and prior as files, one prior start (seed 0), the noise reference
+    the first start (no truth for a file target); the summary is printed per start."""
+    from conftest import QUIET_MK1
+
+    from automind.specs import find_spec
+
+    text = find_spec("simulators", "mk1").read_text()
+    for old, new in (("N = 2000", "N = 20"), ('dt = "0.2 ms"', 'dt = "0.5 ms"'),
+                     ('duration = "10 s"', 'duration = "0.4 s"'),
+                     ('t_analysis_start = "0.1 s"', 't_analysis_start = "0.05 s"')):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "spec.toml").write_text(text)
+    lines = ['name = "drive"', "[[parameter]]", 'name = "E.poisson_rate"', 'unit = "Hz"',
+             "low = 0.5", "high = 5.0"]
+    for name, value in QUIET_MK1.items():
+        if name != "E.poisson_rate":
+            lines += ["[[constant]]", f'name = "{name}"', f"value = {value!r}"]
+    (tmp_path / "drive.toml").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(recording), "--method", "gradient", "--simulator", str(tmp_path / "spec.toml"),
+                 "--prior", str(tmp_path / "drive.toml"), "--features", "spikes", "--starts", "1",
+                 "--steps", "2", "--fit-features", "rate_mean", "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gradient fits reproduce" in printed and "start 0: ok, Brian2 d = " in printed
+    noise = json.loads((out / "final" / "noise.json").read_text())
+    assert noise["reference"] == "first start"
+    assert json.loads((out / "fit.json").read_text())["settings"]["fit_features"] == ["rate_mean"]
