@@ -75,7 +75,7 @@ def make_extra(terms, band, rate_range, recording, model_bins: int):
         def quantiles(counts, counts_e, n_e):
             model = torch.sort(F.unit_rates(counts), 1).values
             p = (np.arange(model.shape[1]) + 0.5) / model.shape[1]
-            goal = torch.as_tensor(np.quantile(rates, p), dtype=model.dtype)
+            goal = torch.as_tensor(np.quantile(rates, p, method="hazen"), dtype=model.dtype)
             huber = torch.nn.functional.huber_loss(model, goal.expand_as(model), reduction="none",
                                                    delta=HUBER_KAPPA)
             return huber.mean(1) / (HUBER_KAPPA ** 2 / 2)
