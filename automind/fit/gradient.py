@@ -318,6 +318,17 @@ def compare(run: GradientFit, posterior_path, fits: dict, found: dict) -> dict:
     return out
 
 
+def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
+    """One start in summary.json: θ, its status, final loss (mean of the last 10 steps), and
+    its Brian2 re-simulation."""
+    tail = fits["loss"][-10:, k]
+    return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
+            "status": str(fits["status"][k]), "brian2_status": found["status"][k],
+            "final_loss": _plain([np.nanmean(tail) if np.isfinite(tail).any() else np.nan])[0],
+            "brian2_distance": _plain([found["distance"][k]])[0],
+            "accepted": bool(found["accepted"][k])}
+
+
 def posterior_x(posterior, recording, recording_options: dict) -> np.ndarray:
     """The recording's raw features in the posterior's own feature set."""
     from ..features.sets import get_feature_set
@@ -382,12 +393,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "n_failed": int((status == "failed").sum()), "n_simulated_final": found["n_simulated"],
                "simulations": found["n_simulated"] + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
-               "fits": [{"start": k, "theta": dict(zip(prior_obj.names, np.round(fits["theta"][k], 6).tolist())),
-                         "status": status[k], "brian2_status": found["status"][k],
-                         "final_loss": _plain([np.nanmean(fits["loss"][-10:, k])
-                                               if np.isfinite(fits["loss"][-10:, k]).any() else np.nan])[0],
-                         "brian2_distance": _plain([found["distance"][k]])[0],
-                         "accepted": bool(found["accepted"][k])} for k in range(len(status))]}
+               "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
     if compare_with is not None:
         summary["compare"] = compare(run, compare_with, fits, found)
     write_json(run.out / "summary.json", summary, sort_keys=False)
