@@ -124,7 +124,7 @@ class _Gaussian:
 def test_hpd_level_of_a_gaussian_is_its_central_mass():
     from scipy.stats import norm
 
-    from automind.fit.gradient import hpd_levels
+    from automind.fit.gradient_compare import hpd_levels
 
     theta = np.array([[0.0], [1.0], [-1.645], [3.0]])
     level = hpd_levels(_Gaussian(), None, theta, n=100_000)["hpd_level"]

@@ -82,3 +82,9 @@ def test_surrogate_gradient_has_the_right_sign_at_a_slow_start():
     loss(theta, [11, 12, 13, 14]).sum().backward()
     grad = theta.grad[:, 0].numpy()
     assert (grad < 0).all() and np.abs(grad).max() < 1e6, grad
+
+
+def test_band_needs_a_welch_segment():
+    data, counts = raster([10.0] * 5, duration=1.0)
+    with pytest.raises(UserError, match="at least 2 s"):
+        make_extra((), (8.0, 12.0), (5.0, 15.0), data, 1000)

@@ -14,7 +14,7 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/final/noise.json    σ from the Brian2 noise repeats at the reference
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
-    RUN/compare.json        with --compare: HPD level of each fit under a posterior
+    RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
     RUN/summary.json
 """
 
@@ -34,8 +34,6 @@ from .plan import NOISE_REPEATS
 #: feature sets whose columns the torch features reproduce (spike statistics on all units,
 #: PSD bands of the E population)
 SUPPORTED_SETS = ("spikes", "mk1_compact")
-#: posterior samples behind an HPD level
-HPD_SAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -226,14 +224,20 @@ class GradientFit:
                                    int(round(window / 1e-3)))
             _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}")
             torch.set_num_threads(1)
+
+            def report(step, losses):
+                if (step + 1) % 10 == 0 or step + 1 == s.steps:
+                    live = losses[np.isfinite(losses)]
+                    _say(self.progress, f"step {step + 1}/{s.steps}: median loss "
+                                        f"{np.median(live) if len(live) else float('nan'):.3g} "
+                                        f"({len(live)} starts running)")
             result = fit_theta(self.spec, self.prior, target, scale, starts, steps=s.steps, lr=s.lr,
                                seed=s.seed + 3, dtype=getattr(torch, s.dtype), extra=extra,
-                               memory_limit=s.memory_limit_gib * 2 ** 30)
+                               memory_limit=s.memory_limit_gib * 2 ** 30, progress=report)
             from ..inference.runs import write_theta_table
 
             file.parent.mkdir(parents=True, exist_ok=True)
-            final_loss = np.nanmean(result.loss[-10:], 0) if np.isfinite(result.loss[-10:]).any() \
-                else np.full(len(starts), np.nan)
+            final_loss = [_tail_mean(result.loss[:, k]) for k in range(len(starts))]
             write_theta_table(file.parent / "fits.csv", self.prior,
                               ((k, row, [result.status[k], f"{final_loss[k]:.4g}"])
                                for k, row in enumerate(result.theta)), ["status", "loss"])
@@ -288,54 +292,20 @@ class GradientFit:
         return found | {"distance": resim["distance"], "accepted": keep, "status": status}
 
 
-def hpd_levels(posterior, x, theta, n: int = HPD_SAMPLES, seed: int = 0) -> dict:
-    """Per θ row: its HPD level under the posterior at x, the fraction of ``n`` posterior
-    samples with a higher log density (0 = the mode, 0.9 = on the 90 % HPD boundary)."""
-    samples = posterior.sample(n, x, seed=seed)
-    log_q = posterior.log_prob(samples, x)
-    fit_q = posterior.log_prob(np.asarray(theta, float), x)
-    level = (log_q[None, :] > fit_q[:, None]).mean(1)
-    return {"hpd_level": level, "log_q": fit_q}
-
-
-def compare(run: GradientFit, posterior_path, fits: dict, found: dict) -> dict:
-    """``--compare POSTERIOR``: each fit's HPD level and Brian2 distance (compare.json)."""
-    from ..inference.posterior import load_posterior
-
-    posterior = load_posterior(posterior_path)
-    if list(posterior.prior.names) != list(run.prior.names):
-        raise UserError(f"--compare {posterior_path}: its parameters {list(posterior.prior.names)} "
-                        f"are not the fit's {list(run.prior.names)}")
-    x = posterior_x(posterior, run.recording, run.recording_options)
-    levels = hpd_levels(posterior, x, fits["theta"], seed=run.settings.seed)
-    rows = [{"start": k, "status": str(fits["status"][k]), "hpd_level": float(levels["hpd_level"][k]),
-             "log_q": float(levels["log_q"][k]), "brian2_distance": _plain([found["distance"][k]])[0],
-             "accepted": bool(found["accepted"][k])} for k in range(len(fits["theta"]))]
-    out = {"posterior": str(posterior_path), "hpd_samples": HPD_SAMPLES, "fits": rows,
-           "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
-           "accepted_and_inside_90pct": int(sum(r["hpd_level"] <= 0.9 and r["accepted"] for r in rows))}
-    write_json(run.out / "compare.json", out, sort_keys=False)
-    return out
+def _tail_mean(curve: np.ndarray) -> float:
+    """Mean loss over a start's last 10 steps (NaN for a start that failed throughout)."""
+    tail = curve[-10:][np.isfinite(curve[-10:])]
+    return float(tail.mean()) if len(tail) else float("nan")
 
 
 def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
     """One start in summary.json: θ, its status, final loss (mean of the last 10 steps), and
     its Brian2 re-simulation."""
-    tail = fits["loss"][-10:, k]
     return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
             "status": str(fits["status"][k]), "brian2_status": found["status"][k],
-            "final_loss": _plain([np.nanmean(tail) if np.isfinite(tail).any() else np.nan])[0],
+            "final_loss": _plain([_tail_mean(fits["loss"][:, k])])[0],
             "brian2_distance": _plain([found["distance"][k]])[0],
             "accepted": bool(found["accepted"][k])}
-
-
-def posterior_x(posterior, recording, recording_options: dict) -> np.ndarray:
-    """The recording's raw features in the posterior's own feature set."""
-    from ..features.sets import get_feature_set
-    from ..inference.targets import read_target
-
-    data = read_target(str(recording), **recording_options)
-    return get_feature_set(posterior.features["set"]).compute(data)
 
 
 def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | None = None,
@@ -383,6 +353,8 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
               "truth": None if truth is None else np.asarray(truth).tolist(),
               "start_theta": None if start_theta is None else run.start_theta.tolist()}
     _record(run.out, record)
+    from .gradient_compare import posterior_x
+
     starts = run.starts(lambda posterior: posterior_x(posterior, recording, options))
     sigma = run.noise(starts)
     fits = run.gradient(starts, sigma)
@@ -395,6 +367,8 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
     if compare_with is not None:
+        from .gradient_compare import compare
+
         summary["compare"] = compare(run, compare_with, fits, found)
     write_json(run.out / "summary.json", summary, sort_keys=False)
     return summary

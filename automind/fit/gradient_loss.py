@@ -93,6 +93,9 @@ def make_extra(terms, band, rate_range, recording, model_bins: int):
         parts.append(fano)
     if band is not None:
         lo, hi = rate_range
+        if model_bins < F.PSD_NPERSEG:
+            raise UserError(f"--band needs an analysis window of at least {F.PSD_NPERSEG / 1000:g} s "
+                            f"(one Welch segment); the simulator's is {model_bins / 1000:g} s")
 
         def band_term(counts, counts_e, n_e):
             n = torch.tensor(n_e, dtype=counts_e.dtype)[:, None]
