@@ -185,3 +185,16 @@ def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
     noise = json.loads((out / "final" / "noise.json").read_text())
     assert noise["reference"] == "first start"
     assert json.loads((out / "fit.json").read_text())["settings"]["fit_features"] == ["rate_mean"]
+
+
+def test_a_failed_start_counts_against_the_yield_and_is_not_simulated(recording, tmp_path):
+    """The Fano-curve term is NaN for a silent start (0.6 Hz drive): that start fails, is not
+    re-simulated, and counts in the yield's denominator; the start at 3 Hz goes on."""
+    summary = fit_gradient(recording, tmp_path / "run", simulator=SPEC, prior=drive_prior(),
+                           truth=[3.0], **(FIT | {"start_theta": [[3.0], [0.6]], "steps": 2,
+                                                  "loss": ("fano_curve",)}))
+    first, second = summary["fits"]
+    assert (first["status"], second["status"]) == ("ok", "failed")
+    assert second["brian2_status"] == "failed" and second["brian2_distance"] is None
+    assert summary["n_failed"] == 1 and summary["n_simulated_final"] == 1
+    assert summary["yield"] == first["accepted"] / 2
