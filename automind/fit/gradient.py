@@ -223,17 +223,21 @@ class GradientFit:
                 extra = make_extra(s.loss, s.band, s.rate_range, data,
                                    int(round(window / 1e-3)))
             _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}")
-            torch.set_num_threads(1)
-
             def report(step, losses):
                 if (step + 1) % 10 == 0 or step + 1 == s.steps:
                     live = losses[np.isfinite(losses)]
                     _say(self.progress, f"step {step + 1}/{s.steps}: median loss "
                                         f"{np.median(live) if len(live) else float('nan'):.3g} "
                                         f"({len(live)} starts running)")
-            result = fit_theta(self.spec, self.prior, target, scale, starts, steps=s.steps, lr=s.lr,
-                               seed=s.seed + 3, dtype=getattr(torch, s.dtype), extra=extra,
-                               memory_limit=s.memory_limit_gib * 2 ** 30, progress=report)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # one core per process, as the simulation workers
+            try:
+                result = fit_theta(self.spec, self.prior, target, scale, starts, steps=s.steps,
+                                   lr=s.lr, seed=s.seed + 3, dtype=getattr(torch, s.dtype),
+                                   extra=extra, memory_limit=s.memory_limit_gib * 2 ** 30,
+                                   progress=report)
+            finally:
+                torch.set_num_threads(threads)
             from ..inference.runs import write_theta_table
 
             file.parent.mkdir(parents=True, exist_ok=True)
