@@ -36,7 +36,7 @@ def test_fit_recovers_the_drive_rate():
     rates = [np.log10(simulation_features(r, ["spikes"], 0.05)["spikes"][0]) for r in runs]
     target, sigma = float(np.mean(rates)), 0.05
     result = fit_theta(spec, prior, {"rate_mean": target}, {"rate_mean": sigma}, [[1.8], [4.8]],
-                       steps=20, lr=0.2, seed=3)
+                       steps=30, lr=0.2, seed=3)
     assert result.status == ["ok", "ok"]
     assert np.all(np.abs(result.theta[:, 0] - 3.0) < 0.6), result.theta
     assert np.nanmean(result.loss[-5:]) < 0.2 * np.nanmean(result.loss[:2])

@@ -27,13 +27,14 @@ def register(sub) -> None:
     p.add_argument("--features", default="mk1_compact", metavar="SET",
                    help="feature set the posterior conditions on (default mk1_compact; must "
                         "contain rate_mean and isi_cv_mean for the probes)")
-    p.add_argument("--budget", type=count, required=True,
+    p.add_argument("--budget", type=count,
                    help="total simulations: probes, truncated rounds, the final validation and "
-                        "refinement")
+                        "refinement (required by --method sbi)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN",
                    help="run folder (created, or resumed with the same settings)")
     p.add_argument("--method", choices=("sbi", "gradient"), default="sbi",
-                   help="sbi (default); gradient is reserved for the torch RSNN forward model")
+                   help="sbi (default), or gradient: θ by gradient descent through the torch "
+                        "MK1 from K starts, every result re-simulated in Brian2 (docs/fit.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--N", type=int, help="network size (default: the spec's; recompiles once)")
     p.add_argument("--probe-rounds", type=count, default=2, help="probe rounds (default 2)")
@@ -58,6 +59,9 @@ def register(sub) -> None:
                    help="first probe round: simulate only draws the cheap model (docs/cheap.md) "
                         "predicts ok within this many decades of the target's rate (off by "
                         "default; needs the cheap table: automind cheap build)")
+    from .fit_gradient import add_gradient_options
+
+    add_gradient_options(p)
     add_engine_options(p)
     add_recording_options(p)
     add_json(p)
@@ -68,8 +72,11 @@ def run(args) -> dict:
     from ..fit import fit
 
     if args.method == "gradient":
-        raise UserError("--method gradient needs the torch RSNN forward model, which is not part "
-                        "of this version yet; use --method sbi")
+        from .fit_gradient import run_gradient
+
+        return run_gradient(args)
+    if args.budget is None:
+        raise UserError("--method sbi needs --budget (total simulations)")
     summary = fit(args.recording, args.out, simulator=args.simulator, prior=args.prior,
                   features=args.features, budget=args.budget, workers=workers(args),
                   dask=args.dask, progress=not args.json,

@@ -4,8 +4,10 @@ Loss = validate's d²: the mean over the chosen features of ((t(x) − t(x*))/σ
 feature-set transform (log10 where marked), computed by the differentiable features on the
 same units as ``mk1_compact`` (spike statistics on all units, PSD bands on E). θ moves in
 the prior box's logit coordinates (``inference.transforms``) with Adam, K starts in one
-batch, new noise and graph every step. A start whose loss or gradient turns NaN is marked
-``failed`` and frozen; the others go on. Structural entries (exc_prop, n_clusters,
+batch, new noise and graph every step, the learning rate annealed (cosine, to 5 %) and the
+result the mean of the last quarter's iterates. A start whose loss turns NaN (or whose
+gradient is NaN MAX_NAN_GRADIENTS steps running; single NaN-gradient steps are skipped) is
+marked ``failed`` and frozen; the others go on. Structural entries (exc_prop, n_clusters,
 p_igniters, E.t_refrac) stay at their start values.
 """
 
@@ -34,6 +36,8 @@ _SPIKE_STATS = {
 }
 #: features a gradient fit can use (names as in the feature sets)
 DIFFERENTIABLE = tuple(_SPIKE_STATS) + tuple(_BAND)
+#: consecutive NaN-gradient steps (skipped) before a start is marked failed
+MAX_NAN_GRADIENTS = 5
 _LOG10 = dict(zip(MK1_COMPACT.names, MK1_COMPACT.log10))
 
 
@@ -75,28 +79,29 @@ def _check(prior, target: dict, scale: dict, free) -> list[str]:
 def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], starts,
               free=None, steps: int = 100, lr: float = 0.05, seed: int = 0,
               duration: float | None = None, t_from: float | None = None,
-              device: str = "cpu", dtype=torch.float64, progress=None) -> FitResult:
+              device: str = "cpu", dtype=torch.float64, progress=None, extra=None,
+              memory_limit: float | None = None, detach_exp: bool = True) -> FitResult:
     """Fit θ from K ``starts`` (prior units, e.g. prior or posterior samples) to ``target``
     (feature name -> value in the transformed space, as validate compares) with noise scales
-    ``scale`` (same names). Returns every start's path end, loss curve and status."""
+    ``scale`` (same names). ``extra(counts, counts_e, n_e) -> (B,)``: terms added to d² (1 ms
+    counts of all units and the E population's summed counts). ``detach_exp``: drop the AdEx
+    exponential's ∂/∂v in backward (``TorchMK1``), without which the gradient of a slowly
+    firing start explodes (10⁹ with a random sign, N = 20, 1.5 Hz drive). Returns every start's path
+    end, loss curve and status."""
     from ..inference.transforms import BoxToUnconstrained
 
     free = _check(prior, target, scale, free)
     starts = prior.validate(starts)
     K = len(starts)
-    duration = spec.duration if duration is None else duration
-    t_from = spec.t_analysis_start if t_from is None else t_from
-    model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense")
-    steps_per_ms = round(1e-3 / spec.dt)
-    skip = int(round(t_from / 1e-3))
+    objective = Loss(spec, prior, target, scale, free, duration, t_from, dtype, device, extra,
+                     memory_limit, detach_exp)
     box = BoxToUnconstrained.for_prior(prior)
     z = box.to_z(starts).double().requires_grad_(True)
     free_mask = torch.tensor([n in free for n in prior.names])
-    factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
-    names = list(target)
-    goal = torch.tensor([target[n] for n in names], dtype=torch.float64)
-    sigma = torch.tensor([scale[n] for n in names], dtype=torch.float64)
     optimizer = torch.optim.Adam([z], lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.05 * lr)
+    tail = max(1, steps // 4)
+    z_sum, nan_grads = torch.zeros_like(z.detach()), [0] * K
     status, messages = ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
     start_time = time.perf_counter()
@@ -105,44 +110,85 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
             break
-        params_list = [prior.to_simulator(theta[k].detach().numpy()) for k in live]
-        si = theta[live] * factors
-        P = {}
-        for j, name in enumerate(prior.names):
-            column = si[:, j:j + 1].to(dtype)
-            P[name] = column if name in free else column.detach()
-        for name, value in params_list[0].items():  # constants of the prior
-            if name not in P:
-                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
-        seeds = [simulation_seed(seed, step * K + k) for k in live]
-        spikes, _ = model.run_differentiable(params_list, seeds, duration, trainable=(), P=P)
-        counts = F.bin_ms(spikes, steps_per_ms)[:, skip:]
-        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
-        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
-                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
-        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in names], 1)
-        loss = (((values - goal) / sigma) ** 2).mean(1)
+        loss = objective(theta[live], [simulation_seed(seed, step * K + k) for k in live])
         optimizer.zero_grad()
         finite = torch.isfinite(loss)
         if finite.any():
             loss[finite].sum().backward()
-        grad_ok = torch.isfinite(z.grad).all(1) if z.grad is not None else torch.ones(K, dtype=torch.bool)
+        if z.grad is None:
+            z.grad = torch.zeros_like(z)
+        grad_ok = torch.isfinite(z.grad).all(1)
+        frozen = torch.ones(K, dtype=torch.bool)
         for b, k in enumerate(live):
-            if not finite[b] or not grad_ok[k]:
+            if not finite[b]:
+                status[k], messages[k] = "failed", f"step {step}: the loss is NaN"
+                continue
+            curve[step, k] = float(loss[b].detach())
+            nan_grads[k] = 0 if grad_ok[k] else nan_grads[k] + 1
+            if nan_grads[k] >= MAX_NAN_GRADIENTS:
                 status[k] = "failed"
-                messages[k] = f"step {step}: {'loss' if not finite[b] else 'gradient'} is NaN"
-            else:
-                curve[step, k] = float(loss[b].detach())
-        if z.grad is not None:
-            dead = torch.tensor([status[k] != "ok" for k in range(K)])
-            z.grad[dead] = 0
-            z.grad[:, ~free_mask] = 0
-            z.grad.nan_to_num_(0.0)
-            optimizer.step()
+                messages[k] = f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
+            frozen[k] = not grad_ok[k] or status[k] != "ok"
+        z.grad[:, ~free_mask] = 0
+        z.grad.nan_to_num_(0.0)
+        before = z.detach().clone()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            z[frozen] = before[frozen]  # failed starts and NaN-gradient steps do not move
+            if step >= steps - tail:
+                z_sum += z
         if progress:
             progress(step, curve[step])
-    return FitResult(list(prior.names), box.to_theta(z).detach().numpy(), curve, status, messages,
+    with torch.no_grad():  # ok starts: the mean of the last quarter's iterates (Polyak)
+        ok = torch.tensor([st == "ok" for st in status])
+        z_end = torch.where(ok[:, None], z_sum / tail, z)
+    return FitResult(list(prior.names), box.to_theta(z_end).numpy(), curve, status, messages,
                      time.perf_counter() - start_time)
+
+
+class Loss:
+    """d² (+ ``extra``) of θ rows (a (B, d) float64 tensor in prior units, gradients flow to
+    the ``free`` columns) on new simulations with the given seeds: ``loss(theta, seeds)``."""
+
+    def __init__(self, spec, prior, target: dict, scale: dict, free, duration=None, t_from=None,
+                 dtype=torch.float64, device: str = "cpu", extra=None, memory_limit=None,
+                 detach_exp: bool = True):
+        self.spec, self.prior, self.free, self.dtype, self.extra = spec, prior, free, dtype, extra
+        self.duration = spec.duration if duration is None else duration
+        t_from = spec.t_analysis_start if t_from is None else t_from
+        self.model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
+                              detach_exp=detach_exp)
+        self.steps_per_ms = round(1e-3 / spec.dt)
+        self.skip = int(round(t_from / 1e-3))
+        self.factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
+        self.names = list(target)
+        self.goal = torch.tensor([target[n] for n in self.names], dtype=torch.float64)
+        self.sigma = torch.tensor([scale[n] for n in self.names], dtype=torch.float64)
+        self.limit = {} if memory_limit is None else {"memory_limit": memory_limit}
+
+    def __call__(self, theta: torch.Tensor, seeds) -> torch.Tensor:
+        dtype, spec = self.dtype, self.spec
+        params_list = [self.prior.to_simulator(row.detach().numpy()) for row in theta]
+        si = theta * self.factors
+        P = {}
+        for j, name in enumerate(self.prior.names):
+            column = si[:, j:j + 1].to(dtype)
+            P[name] = column if name in self.free else column.detach()
+        for name in params_list[0]:  # constants of the prior
+            if name not in P:
+                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
+        spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
+                                                  trainable=(), P=P, **self.limit)
+        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
+        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
+        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
+                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
+        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in self.names], 1)
+        loss = (((values - self.goal) / self.sigma) ** 2).mean(1)
+        if self.extra is not None:
+            loss = loss + self.extra(counts, counts_e, n_e)
+        return loss
 
 
 def _feature(name: str, counts, pop_counts, n_e) -> torch.Tensor:

@@ -78,7 +78,7 @@ class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
     def __init__(self, spec, device: str = "cpu", dtype=torch.float64, propagation: str = "event",
-                 surrogate: str = "triangular"):
+                 surrogate: str = "triangular", detach_exp: bool = False):
         if spec.model != "mk1":
             raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
         if propagation not in ("event", "dense"):
@@ -88,6 +88,10 @@ class TorchMK1:
         check_dt(spec.dt)
         self.spec, self.device, self.dtype = spec, torch.device(device), dtype
         self.propagation, self.surrogate = propagation, surrogate
+        # backward through the AdEx exponential's v: its ∂/∂v (up to e^5·g_L/C near v_cut)
+        # multiplies over subthreshold excursions and explodes; detach_exp drops it (v_T and
+        # ΔT keep their gradient), the forward is unchanged
+        self.detach_exp = detach_exp
         self.delay_steps = int(round(spec.fixed["delay"] / spec.dt))
 
     # -- building -----------------------------------------------------------------------------
@@ -155,7 +159,8 @@ class TorchMK1:
                 noise = self._noise(lam, gens)
             nr = (n - last) >= R
             nrf = nr.to(self.dtype)
-            spike_current = gL_dT * torch.exp(torch.clamp((v - v_T) / dT, -50, 30))
+            v_exp = v.detach() if grad and self.detach_exp else v
+            spike_current = gL_dT * torch.exp(torch.clamp((v_exp - v_T) / dT, -50, 30))
             dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
                   + I_bias) / C
             w_new = w + dt * (a * (v - v_rest) - w) / tau_w

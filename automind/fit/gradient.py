@@ -1,0 +1,378 @@
+"""``automind fit --method gradient``: θ fitted by gradient descent through the torch MK1
+(``rsnn.fit.fit_theta``) from K batched starts, every result re-simulated in Brian2 and
+accepted as ``automind validate`` accepts (spec rsnn.md §5a).
+
+Loss: validate's d² (mean ((t(x) − t(x*))/σ)² over the set's differentiable features the
+recording has), plus optional terms (``gradient_loss``). σ is the noise scale the SBI
+method's final stage uses: the sd of each transformed feature over 8 Brian2 re-simulations
+of the reference θ (the truth of a bank target, else the first start), floored as validate.
+The yield is accepted / starts: a start that failed (NaN loss or gradient) counts as not
+accepted. Resumable like the SBI method; the layout matches it::
+
+    RUN/fit.json            method "gradient", settings, target (a resumed run must match)
+    RUN/starts.npy          the K starts (prior, or posterior samples at the target)
+    RUN/final/noise.json    σ from the Brian2 noise repeats at the reference
+    RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format)
+    RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
+    RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
+    RUN/summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import save_npy, save_npz, write_json
+from .plan import NOISE_REPEATS
+
+#: feature sets whose columns the torch features reproduce (spike statistics on all units,
+#: PSD bands of the E population)
+SUPPORTED_SETS = ("spikes", "mk1_compact")
+
+
+@dataclass(frozen=True)
+class GradientSettings:
+    """Everything that decides a gradient fit's result (recorded in fit.json)."""
+
+    features: str = "mk1_compact"
+    starts: int = 8
+    steps: int = 100
+    lr: float = 0.05
+    seed: int = 0
+    threshold: float = 2.0
+    loss: tuple = ()                    # extra terms: rate_quantiles, fano_curve
+    fit_features: tuple | None = None   # d²'s features (None: every differentiable one)
+    band: tuple | None = None           # (F1, F2) Hz: −log10 band power of the E rate
+    rate_range: tuple | None = None     # (LO, HI) Hz: hinge on the E rate (needed by band)
+    starts_from: str | None = None      # posterior folder: starts are its samples at the target
+    dtype: str = "float64"
+    memory_limit_gib: float = 4.0
+
+    def __post_init__(self):
+        from .gradient_loss import check_terms
+
+        checks = [(self.starts >= 1, "starts must be >= 1"), (self.steps >= 1, "steps must be >= 1"),
+                  (self.lr > 0, "lr must be > 0"), (self.threshold > 0, "threshold must be > 0"),
+                  (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
+                  (self.memory_limit_gib > 0, "memory limit must be > 0 GiB")]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"gradient fit: {message}")
+        check_terms(self.loss, self.band, self.rate_range)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("loss", "band", "rate_range", "fit_features"):
+            out[key] = None if out[key] is None else [v for v in out[key]]
+        return out
+
+
+def _record(out: Path, record: dict) -> None:
+    """Write fit.json, or check an existing run folder holds this same gradient fit."""
+    from ..provenance import package_versions
+
+    file = out / "fit.json"
+    if file.is_file():
+        try:
+            before = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{file} is damaged; use a new --out") from None
+        if before.get("method", "sbi") != "gradient":
+            raise UserError(f"{out} holds a fit made by --method {before.get('method', 'sbi')}; "
+                            "use a new --out for the gradient method")
+        changed = [k for k in record if json.dumps(before.get(k), sort_keys=True)
+                   != json.dumps(record[k], sort_keys=True)]
+        if changed:
+            raise UserError(f"{out} holds a gradient fit with other {', '.join(changed)}; resume "
+                            "it with the same command and settings, or use a new --out")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists, is not empty and was not made by `automind fit`; "
+                        "choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(file, record | {"versions": package_versions()}, sort_keys=False)
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        import sys
+
+        print(f"fit (gradient): {text}", file=sys.stderr, flush=True)
+
+
+def _transformed(fs, results) -> np.ndarray:
+    return fs.transform(np.array([r.features[fs.name] for r in results], dtype=np.float64))
+
+
+def _plain(values) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
+
+
+def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
+    """σ as ``validate.noise_scale``: sd over NOISE_REPEATS Brian2 runs of ``reference``."""
+    from ..inference.validate import SIGMA_FLOOR, resimulate
+
+    runs = resimulate(spec, prior, np.repeat(np.asarray(reference, float)[None], NOISE_REPEATS, 0),
+                      seed, fs.name, workers)
+    noise = _transformed(fs, runs)
+    with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sigma = np.nanstd(noise, axis=0)
+    sigma = np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
+    return {"sigma": _plain(sigma), "statuses": [r.status for r in runs]}
+
+
+def score(features: np.ndarray, status, target, sigma, threshold: float) -> dict:
+    """validate's d and acceptance for transformed feature rows."""
+    with np.errstate(invalid="ignore"):
+        distance = np.sqrt(np.mean(((features - target) / sigma) ** 2, axis=1))
+    accepted = (np.asarray(status) == "ok") & np.isfinite(distance) & (distance <= threshold)
+    return {"distance": distance, "accepted": accepted}
+
+
+class GradientFit:
+    """One gradient-fit run folder (see the module docstring)."""
+
+    def __init__(self, out, spec, prior, settings: GradientSettings, recording, x, truth,
+                 workers: int = 1, progress: bool = True, start_theta=None,
+                 recording_options: dict | None = None):
+        from ..features.sets import get_feature_set
+        from ..rsnn.fit import DIFFERENTIABLE
+
+        self.out, self.spec, self.prior, self.settings = Path(out), spec, prior, settings
+        self.recording, self.x = recording, np.asarray(x, float)
+        self.truth, self.workers, self.progress = truth, workers, progress
+        self.recording_options = recording_options or {}
+        self.start_theta = None if start_theta is None else prior.validate(start_theta)
+        self.fs = get_feature_set(settings.features)
+        self.t_target = self.fs.transform(self.x[None])[0]
+        chosen = self.fs.names if settings.fit_features is None else settings.fit_features
+        unknown = [n for n in chosen if n not in self.fs.names]
+        if unknown:
+            raise UserError(f"gradient fit: {unknown} are not features of {self.fs.name}")
+        self.fitted = [n for k, n in enumerate(self.fs.names) if n in chosen
+                       and n in DIFFERENTIABLE and np.isfinite(self.t_target[k])]
+        # scored as validate on the columns the recording has (the posterior's columns)
+        self.columns = np.isfinite(self.t_target)
+        if not self.fitted:
+            raise UserError(f"gradient fit: no differentiable feature of {self.fs.name} is defined "
+                            f"for {recording}; differentiable: {sorted(DIFFERENTIABLE)}")
+
+    def starts(self, x_posterior=None) -> np.ndarray:
+        file = self.out / "starts.npy"
+        if not file.is_file():
+            s = self.settings
+            if self.start_theta is not None:
+                theta = self.start_theta
+            elif s.starts_from:
+                from ..inference.posterior import load_posterior
+
+                posterior = load_posterior(s.starts_from)
+                if list(posterior.prior.names) != list(self.prior.names):
+                    raise UserError(f"{s.starts_from} has parameters {list(posterior.prior.names)}, "
+                                    f"the fit's prior {list(self.prior.names)}")
+                theta = posterior.sample(s.starts, x_posterior(posterior), seed=s.seed)
+            else:
+                theta = self.prior.sample(s.starts, seed=s.seed)
+            save_npy(file, self.prior.validate(theta))
+        return np.load(file)
+
+    def noise(self, starts: np.ndarray) -> np.ndarray:
+        file = self.out / "final" / "noise.json"
+        if not file.is_file():
+            reference = self.truth if self.truth is not None else starts[0]
+            _say(self.progress, f"noise scale: {NOISE_REPEATS} Brian2 runs of the "
+                                f"{'truth' if self.truth is not None else 'first start'}")
+            found = noise_sigma(self.spec, self.prior, self.fs, reference, self.t_target,
+                                self.settings.seed + 1, self.workers)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            write_json(file, found | {"reference": "truth" if self.truth is not None else "first start",
+                                      "theta": np.asarray(reference, float).tolist()})
+        sigma = np.array([np.inf if v is None else v for v in json.loads(file.read_text())["sigma"]])
+        usable = [n for n in self.fitted if np.isfinite(sigma[self.fs.names.index(n)])]
+        if not usable:
+            raise UserError("gradient fit: the noise reference's Brian2 runs define none of the "
+                            f"differentiable features {self.fitted} (silent or runaway?); start "
+                            "from a posterior (--starts-from) or fit a bank target")
+        return sigma
+
+    def gradient(self, starts: np.ndarray, sigma: np.ndarray) -> dict:
+        import torch
+
+        from ..inference.targets import read_target
+        from ..rsnn.fit import fit_theta
+        from .gradient_loss import make_extra
+
+        file = self.out / "gradient" / "fits.npz"
+        if not file.is_file():
+            s = self.settings
+            index = {n: self.fs.names.index(n) for n in self.fitted}
+            use = [n for n in self.fitted if np.isfinite(sigma[index[n]])]
+            target = {n: float(self.t_target[index[n]]) for n in use}
+            scale = {n: float(sigma[index[n]]) for n in use}
+            window = self.spec.duration - self.spec.t_analysis_start
+            extra = None
+            if s.loss or s.band:
+                data = read_target(str(self.recording), **self.recording_options)
+                extra = make_extra(s.loss, s.band, s.rate_range, data,
+                                   int(round(window / 1e-3)))
+            _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}")
+            def report(step, losses):
+                if (step + 1) % 10 == 0 or step + 1 == s.steps:
+                    live = losses[np.isfinite(losses)]
+                    _say(self.progress, f"step {step + 1}/{s.steps}: median loss "
+                                        f"{np.median(live) if len(live) else float('nan'):.3g} "
+                                        f"({len(live)} starts running)")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # one core per process, as the simulation workers
+            try:
+                result = fit_theta(self.spec, self.prior, target, scale, starts, steps=s.steps,
+                                   lr=s.lr, seed=s.seed + 3, dtype=getattr(torch, s.dtype),
+                                   extra=extra, memory_limit=s.memory_limit_gib * 2 ** 30,
+                                   progress=report)
+            finally:
+                torch.set_num_threads(threads)
+            from ..inference.runs import write_theta_table
+
+            file.parent.mkdir(parents=True, exist_ok=True)
+            final_loss = [_tail_mean(result.loss[:, k]) for k in range(len(starts))]
+            write_theta_table(file.parent / "fits.csv", self.prior,
+                              ((k, row, [result.status[k], f"{final_loss[k]:.4g}"])
+                               for k, row in enumerate(result.theta)), ["status", "loss"])
+            save_npz(file, theta=result.theta, loss=result.loss, status=np.array(result.status),
+                     messages=np.array(result.messages), seconds=result.seconds,
+                     fitted=np.array(use))
+        with np.load(file) as data:
+            return {k: data[k] for k in data.files}
+
+    def final(self, fits: dict, sigma: np.ndarray) -> dict:
+        """Brian2 re-simulation of every fitted θ, scored as validate."""
+        from ..inference.runs import write_theta_table
+        from ..inference.validate import resimulate
+
+        folder = self.out / "final"
+        if not (folder / "resim.npz").is_file():
+            theta, status = fits["theta"], fits["status"].astype(str)
+            ok = np.flatnonzero(status == "ok")
+            K = len(theta)
+            features = np.full((K, len(self.fs.names)), np.nan)
+            sim_status, seeds = status.astype("U8").copy(), np.full(K, -1)
+            if len(ok):
+                _say(self.progress, f"re-simulating {len(ok)} fits in Brian2")
+                results = resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2,
+                                     self.fs.name, self.workers)
+                features[ok] = _transformed(self.fs, results)
+                sim_status[ok] = [r.status for r in results]
+                seeds[ok] = [r.seed for r in results]
+            c = self.columns
+            scored = score(features[:, c], sim_status, self.t_target[c], sigma[c],
+                           self.settings.threshold)
+            save_npy(folder / "samples.npy", theta)
+            save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,
+                     distance=scored["distance"], accepted=scored["accepted"])
+        with np.load(folder / "resim.npz") as data:
+            resim = {k: data[k] for k in data.files}
+        theta, keep = fits["theta"], resim["accepted"]
+        save_npz(folder / "consistent.npz", theta=theta[keep], u=self.prior.standardise(theta[keep]),
+                 features=resim["features"][keep], seed=resim["seed"][keep],
+                 distance=resim["distance"][keep], index=np.flatnonzero(keep),
+                 names=np.array(self.prior.names))
+        write_theta_table(folder / "consistent_set.csv", self.prior,
+                          ((int(k), theta[k], [f"{resim['distance'][k]:.4g}", int(resim["seed"][k])])
+                           for k in np.flatnonzero(keep)), ["distance", "seed"])
+        status = resim["status"].astype(str)
+        found = {"n_simulated": int((status != "failed").sum()), "n_starts": int(len(theta)),
+                 "n_consistent": int(keep.sum()), "yield": float(keep.mean()),
+                 "threshold": self.settings.threshold,
+                 "by_status": {str(v): int((status == v).sum()) for v in np.unique(status)},
+                 "consistent_set": str(folder / "consistent_set.csv")}
+        write_json(folder / "consistent.json", found)
+        return found | {"distance": resim["distance"], "accepted": keep, "status": status}
+
+
+def _tail_mean(curve: np.ndarray) -> float:
+    """Mean loss over a start's last 10 steps (NaN for a start that failed throughout)."""
+    tail = curve[-10:][np.isfinite(curve[-10:])]
+    return float(tail.mean()) if len(tail) else float("nan")
+
+
+def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
+    """One start in summary.json: θ, its status, final loss (mean of the last 10 steps), and
+    its Brian2 re-simulation."""
+    return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
+            "status": str(fits["status"][k]), "brian2_status": found["status"][k],
+            "final_loss": _plain([_tail_mean(fits["loss"][:, k])])[0],
+            "brian2_distance": _plain([found["distance"][k]])[0],
+            "accepted": bool(found["accepted"][k])}
+
+
+def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | None = None,
+                 progress: bool = True, spec_overrides: dict | None = None, truth=None,
+                 compare_with=None, start_theta=None, recording_options: dict | None = None,
+                 **settings) -> dict:
+    """Fit θ by gradient descent to a recording (file or BANK:INDEX); see the module
+    docstring. ``settings``: the fields of ``GradientSettings``; ``start_theta``: explicit
+    starts (prior units) instead of prior samples. Returns the summary (also summary.json)."""
+    import torch
+
+    from ..prior import Prior
+    from ..rsnn.mk1 import check_dt, dense_memory_bytes, last_step
+    from ..simulators import SimulatorSpec
+    from ..simulators.simulator import check_prior_fits
+    from .target import target_of
+
+    s = GradientSettings(**settings)
+    if s.features not in SUPPORTED_SETS:
+        raise UserError(f"gradient fit: feature set {s.features} is not supported (the torch "
+                        f"features reproduce {list(SUPPORTED_SETS)})")
+    spec = simulator if isinstance(simulator, SimulatorSpec) else SimulatorSpec.load(simulator)
+    spec = spec.with_overrides(**(spec_overrides or {}))
+    if spec.backend != "brian2":  # torch fits, Brian2 judges: the spec as Brian2 runs it
+        spec = spec.with_overrides(backend="brian2", torch={})
+    check_dt(spec.dt)
+    prior_obj = prior if isinstance(prior, Prior) else Prior.load(prior or spec.prior)
+    check_prior_fits(spec, prior_obj)
+    K = s.starts if start_theta is None else len(np.atleast_2d(start_theta))
+    need = dense_memory_bytes(K, spec.N, last_step(spec.duration, spec.dt), getattr(torch, s.dtype))
+    if need > s.memory_limit_gib * 2 ** 30:
+        raise UserError(f"gradient fit: {K} starts x N={spec.N} for {spec.duration:g} s need "
+                        f"~{need / 2**30:.1f} GiB of autograd memory, over the limit "
+                        f"{s.memory_limit_gib:g} GiB (fewer --starts, a smaller --N, or raise "
+                        "--memory-limit)")
+    options = recording_options or {}
+    x, target, bank_truth = target_of(recording, s.features, **options)
+    truth = bank_truth if truth is None else prior_obj.validate(truth)[0]
+    run = GradientFit(out, spec, prior_obj, s, recording, x, truth, workers or 1, progress,
+                      start_theta, options)
+    record = {"format": "automind-fit", "version": 1, "method": "gradient",
+              "settings": s.to_dict() | {"starts": K}, "simulator": spec.to_dict(),
+              "prior": prior_obj.to_dict(),
+              "target": {"source": str(recording), "x": _plain(x)} | target,
+              "truth": None if truth is None else np.asarray(truth).tolist(),
+              "start_theta": None if start_theta is None else run.start_theta.tolist()}
+    _record(run.out, record)
+    from .gradient_compare import posterior_x
+
+    starts = run.starts(lambda posterior: posterior_x(posterior, recording, options))
+    sigma = run.noise(starts)
+    fits = run.gradient(starts, sigma)
+    found = run.final(fits, sigma)
+    status = fits["status"].astype(str)
+    summary = {"run": str(run.out), "method": "gradient", "yield": found["yield"],
+               "n_consistent": found["n_consistent"], "n_starts": found["n_starts"],
+               "n_failed": int((status == "failed").sum()), "n_simulated_final": found["n_simulated"],
+               "simulations": found["n_simulated"] + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
+               "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
+               "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
+    if compare_with is not None:
+        from .gradient_compare import compare
+
+        summary["compare"] = compare(run, compare_with, fits, found)
+    write_json(run.out / "summary.json", summary, sort_keys=False)
+    return summary

@@ -1,0 +1,138 @@
+"""Gradient fits vs an NPE posterior (issue 14 item 6, spec rsnn.md §5b): on the organoid-like
+local prior, a target simulated in Brian2 at the baseline is fitted (a) by NPE on a prior bank,
+whose samples re-simulated in Brian2 give the consistent set, and (b) by ``automind fit
+--method gradient`` from K prior starts. Per gradient fit: its HPD level under the posterior,
+its Brian2 distance, and |cos| of the angle between the loss Hessian's sloppiest direction and
+the consistent set's first principal component; and the time of each route.
+
+Config: ``[prior]``/``[baseline]`` as ``dataset_comparison`` (a local prior), ``[network]``,
+``[npe]`` (bank n, consistent-set samples), ``[gradient]`` (starts, steps, lr, features,
+Hessian step and repeats), ``[quick]`` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _settings(config: dict, quick: bool) -> dict:
+    s = dict(config["network"]) | dict(config["npe"]) | dict(config["gradient"])
+    return s | (dict(config.get("quick", {})) if quick else {})
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(f"rsnn_vs_npe: {text}", file=sys.stderr, flush=True)
+
+
+def target_recording(spec, prior, truth, seed: int, path: Path) -> Path:
+    """The target: one Brian2 run at the truth, written as NWB (analysis window only)."""
+    from ..errors import UserError
+    from ..features.spikedata import SpikeData
+    from ..recordings.write import write_nwb
+    from ..simulators import Simulator
+
+    if path.is_file():
+        return path
+    result = Simulator(spec).run(prior.to_simulator(truth), seed=seed)
+    if result.status != "ok":
+        raise UserError(f"rsnn_vs_npe: the target at the baseline is {result.status} at N = {spec.N}")
+    return write_nwb(SpikeData.from_simulation(result).window(spec.t_analysis_start), path)
+
+
+def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
+    import torch
+
+    from ..fit.baseline import prior_bank_posterior
+    from ..fit.gradient import fit_gradient
+    from ..fit.target import target_of
+    from ..invariance.consistent import find_consistent_set
+    from ..invariance.geometry import global_geometry
+    from ..prior import Prior
+    from ..rsnn.fit import Loss
+    from ..rsnn.mk1 import TRAINABLE
+    from ..rsnn.hessian import abs_cos, loss_hessian
+    from ..simulators import SimulatorSpec
+    from .dataset_comparison import study_prior
+
+    s, seed, out = _settings(config, quick), int(config.get("seed", 0)), Path(out)
+    features = s["features"]
+    prior = study_prior(config, Prior.load("mk1"))
+    truth = np.array([float(config["baseline"][p]) for p in prior.names])
+    spec = SimulatorSpec.load("mk1").with_overrides(
+        N=s["N"], duration=s["duration"], t_analysis_start=s["t_analysis_start"],
+        **({"dt": s["dt"]} if "dt" in s else {}))
+    recording = target_recording(spec, prior, truth, seed + 7, out / "target.nwb")
+    x = target_of(recording, features)[0]
+
+    _say(progress, f"NPE: a prior bank of {s['bank']} Brian2 runs, then training")
+    t0 = time.perf_counter()
+    from ..bank import extend
+
+    extend(out / "bank", spec, prior, s["bank"], seed, workers=workers, chunk_size=25,
+           features=[features], progress=progress)
+    t_bank = time.perf_counter() - t0
+    posterior = prior_bank_posterior(out / "bank", spec, prior, features, s["bank"], seed, x,
+                                     workers=workers, progress=progress)
+    t_train = time.perf_counter() - t0 - t_bank
+    posterior.save(out / "posterior")
+    found = find_consistent_set(posterior, x, out / "consistent", s["consistent"], truth=truth,
+                                seed=seed, workers=workers, progress=progress)
+    consistent = np.load(out / "consistent" / "consistent.npz")
+    u = consistent["u"]
+    pca_source = "consistent set"
+    if len(u) < max(10, 2 * len(prior.names)):  # too few for a PCA: the posterior samples'
+        pca_source = f"posterior samples ({len(u)} consistent configurations are too few)"
+        u = prior.standardise(np.load(out / "consistent" / "samples.npy"))
+    pc1 = global_geometry(u)["components"][:, 0]
+
+    _say(progress, f"gradient: {s['starts']} starts x {s['steps']} steps")
+    fit_features = tuple(n for n in s.get("fit_features", ()) if n) or None
+    summary = fit_gradient(recording, out / "gradient", simulator=spec, prior=prior, truth=truth,
+                           compare_with=out / "posterior", workers=workers, progress=progress,
+                           features=features, starts=s["starts"], steps=s["steps"], lr=s["lr"],
+                           seed=seed, fit_features=fit_features, dtype=s.get("dtype", "float64"),
+                           memory_limit_gib=s.get("memory_limit_gib", 4.0))
+    rows = summary["compare"]["fits"]
+    sigma = json.loads((out / "gradient" / "final" / "noise.json").read_text())["sigma"]
+    noise = np.array([np.inf if v is None else v for v in sigma])
+    from ..features.sets import get_feature_set
+
+    fs = get_feature_set(features)
+    t_x = fs.transform(x[None])[0]
+    use = [n for k, n in enumerate(fs.names) if n in summary["fitted_features"]]
+    loss = Loss(spec, prior, {n: float(t_x[fs.names.index(n)]) for n in use},
+                {n: float(noise[fs.names.index(n)]) for n in use},
+                [n for n in prior.names if n in TRAINABLE],
+                dtype=getattr(torch, s.get("dtype", "float64")),
+                memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30)
+    torch.set_num_threads(1)
+    t_h = time.perf_counter()
+    for row, fit in zip(rows, summary["fits"]):
+        row["abs_cos"] = None
+        if fit["status"] != "ok" or row["start"] >= s["hessian_fits"]:
+            continue
+        theta = np.array([fit["theta"][p] for p in prior.names])
+        h = loss_hessian(loss, prior, theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
+                         seed=seed + 11 + row["start"])
+        row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
+        row["hessian_eigenvalues"] = h["eigenvalues"].round(4).tolist()
+    t_hessian = time.perf_counter() - t_h
+    cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
+    good = sum(r["accepted"] and r["hpd_level"] <= 0.9 for r in rows)
+    return {"truth": dict(zip(prior.names, truth.tolist())), "fits": rows,
+            "n_fits": len(rows), "accepted": int(sum(r["accepted"] for r in rows)),
+            "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
+            "accepted_and_inside_90pct": int(good),
+            "median_abs_cos": float(np.median(cos)) if cos else None, "pc1_from": pca_source,
+            "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
+            "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
+                        "abs_cos_at_least_0.8": bool(cos and np.median(cos) >= 0.8)},
+            "seconds": {"bank": t_bank, "training": t_train, "gradient_fits": summary["fit_seconds"],
+                        "hessians": t_hessian},
+            "settings": s}

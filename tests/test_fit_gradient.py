@@ -1,0 +1,200 @@
+"""`automind fit --method gradient`: a drive rate recovered by gradient descent through the
+torch MK1 and accepted by Brian2 re-simulation; the run layout, resume and refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from automind.cli import main
+from automind.errors import UserError
+from automind.fit.gradient import fit_gradient
+from automind.rsnn.fit import fit_theta
+from automind.simulators import SimulatorSpec
+from test_rsnn_fit import drive_prior
+
+SPEC = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.3, t_analysis_start=0.05)
+FIT = dict(features="spikes", start_theta=[[1.8], [4.2]], fit_features=("rate_mean",), steps=20,
+           lr=0.12, seed=3, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """0.25 s of the uncoupled network driven at 3 Hz, simulated in Brian2, as an NWB file."""
+    from automind.features.spikedata import SpikeData
+    from automind.recordings.write import write_nwb
+    from automind.simulators import Simulator
+
+    result = Simulator(SPEC).run(drive_prior().to_simulator([3.0]), seed=4242)
+    assert result.status == "ok"
+    path = tmp_path_factory.mktemp("gradient-target") / "target.nwb"
+    return write_nwb(SpikeData.from_simulation(result).window(0.05), path)
+
+
+@pytest.fixture(scope="module")
+def fitted(recording, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gradient") / "run"
+    return out, fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+
+
+def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
+    out, summary = fitted
+    assert summary["method"] == "gradient" and summary["n_starts"] == 2 and summary["n_failed"] == 0
+    theta = [row["theta"]["E.poisson_rate"] for row in summary["fits"]]
+    assert np.all(np.abs(np.array(theta) - 3.0) < 0.15), theta  # from 1.8 and 4.2 Hz, within 5 %
+    assert summary["fits"][0]["accepted"] and summary["fits"][0]["brian2_distance"] <= 2
+    assert summary["yield"] >= 0.5
+    assert summary["yield"] == np.mean([row["accepted"] for row in summary["fits"]])
+    record = json.loads((out / "fit.json").read_text())
+    assert record["method"] == "gradient" and record["settings"]["starts"] == 2
+    noise = json.loads((out / "final" / "noise.json").read_text())
+    assert noise["reference"] == "truth" and len(noise["statuses"]) == 8
+    rows = (out / "final" / "consistent_set.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + summary["n_consistent"] and rows[0].startswith("sample,E.poisson_rate")
+    assert (out / "gradient" / "fits.csv").is_file() and (out / "final" / "samples.npy").is_file()
+    assert json.loads((out / "summary.json").read_text())["yield"] == summary["yield"]
+
+
+def test_gradient_fit_resumes_and_refuses_other_settings_or_methods(fitted, recording):
+    from automind.fit import fit
+
+    out, summary = fitted
+    stamp = (out / "gradient" / "fits.npz").stat().st_mtime_ns
+    again = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+    assert again["fits"] == summary["fits"]
+    assert (out / "gradient" / "fits.npz").stat().st_mtime_ns == stamp  # nothing recomputed
+    with pytest.raises(UserError, match="other settings"):
+        fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                     **(FIT | {"lr": 0.2}))  # another lr
+    with pytest.raises(UserError, match="method"):
+        fit(recording, out, simulator=SPEC, prior="mk1", features="spikes", budget=1000,
+            progress=False, report=False)
+
+
+def test_gradient_fit_refusals(recording, tmp_path, capsys):
+    prior = drive_prior()
+    with pytest.raises(UserError, match="no differentiable feature"):
+        fit_gradient(recording, tmp_path / "a", simulator=SPEC, prior=prior,
+                     **(FIT | {"fit_features": ("isi_cv_mean",)}))
+    with pytest.raises(UserError, match="outside the prior"):
+        fit_gradient(recording, tmp_path / "b", simulator=SPEC, prior=prior,
+                     **(FIT | {"start_theta": [[9.0]]}))
+    with pytest.raises(UserError, match=r"need ~\d+\.\d GiB"):
+        fit_gradient(recording, tmp_path / "c", simulator=SPEC.with_overrides(N=2000, duration=2.0),
+                     prior=prior, **(FIT | {"start_theta": [[3.0]] * 16}))
+    with pytest.raises(UserError, match="gameable"):
+        fit_gradient(recording, tmp_path / "d", simulator=SPEC, prior=prior, **(FIT | {"band": (4, 8)}))
+    assert not any((tmp_path / name).exists() for name in "abcd")
+    assert main(["fit", str(recording), "--method", "gradient", "--band", "4", "8",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert "--band needs --rate-range" in capsys.readouterr().err
+    assert main(["fit", str(recording), "--out", str(tmp_path / "f")]) == 2
+    assert "needs --budget" in capsys.readouterr().err
+
+
+def test_a_start_whose_loss_turns_nan_fails_and_the_others_go_on():
+    """At 0.5 Hz drive the network is silent: its Fano factor (0/0) is NaN, so that start is
+    marked failed while the one at 3 Hz keeps descending."""
+    result = fit_theta(SPEC, drive_prior(), {"rate_mean": 1.4, "fano_100ms": -0.3},
+                       {"rate_mean": 0.05, "fano_100ms": 0.1}, [[0.5], [3.0]], steps=3, lr=0.1)
+    assert result.status == ["failed", "ok"]
+    assert "NaN" in result.messages[0] and np.isfinite(result.loss[:, 1]).all()
+    assert result.theta[0, 0] == pytest.approx(0.5, abs=1e-4)  # frozen where it failed
+
+
+class _Gaussian:
+    """A stand-in posterior: N(0, 1) in one dimension."""
+
+    def sample(self, n, x, seed=0):
+        return np.random.default_rng(seed).standard_normal((n, 1))
+
+    def log_prob(self, theta, x):
+        return -0.5 * np.asarray(theta)[:, 0] ** 2
+
+
+def test_hpd_level_of_a_gaussian_is_its_central_mass():
+    from scipy.stats import norm
+
+    from automind.fit.gradient_compare import hpd_levels
+
+    theta = np.array([[0.0], [1.0], [-1.645], [3.0]])
+    level = hpd_levels(_Gaussian(), None, theta, n=100_000)["hpd_level"]
+    np.testing.assert_allclose(level, 2 * norm.cdf(np.abs(theta[:, 0])) - 1, atol=0.005)
+
+
+def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_factory):
+    """A posterior from 300 torch simulations of the drive prior: the resumed fit with
+    --compare gives each fit its HPD level; the fit nearer the posterior's median lies deeper."""
+    from automind.fit.baseline import prior_bank_posterior
+    from automind.fit.target import target_of
+
+    out, summary = fitted
+    folder = tmp_path_factory.mktemp("gradient-posterior")
+    x = target_of(recording, "spikes")[0]
+    torch_spec = SPEC.with_overrides(backend="torch", torch={"batch": 50})
+    posterior = prior_bank_posterior(folder / "bank", torch_spec, drive_prior(), "spikes", 300, 5, x)
+    posterior.save(folder / "posterior")
+    again = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                         compare_with=folder / "posterior", **FIT)
+    rows = again["compare"]["fits"]
+    assert again["fits"] == summary["fits"] and len(rows) == 2
+    median = np.median(posterior.sample(4000, x, seed=1))
+    theta = np.array([row["theta"]["E.poisson_rate"] for row in summary["fits"]])
+    nearer, farther = np.argsort(np.abs(theta - median))
+    assert 0 <= rows[nearer]["hpd_level"] < rows[farther]["hpd_level"] <= 1
+    assert [r["brian2_distance"] for r in rows] == [f["brian2_distance"] for f in summary["fits"]]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["inside_90pct_hpd"] == sum(r["hpd_level"] <= 0.9 for r in rows)
+
+
+def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
+    """The command line: spec and prior as files, one prior start (seed 0), the noise reference
+    the first start (no truth for a file target); the summary is printed per start."""
+    from conftest import QUIET_MK1
+
+    from automind.specs import find_spec
+
+    text = find_spec("simulators", "mk1").read_text()
+    for old, new in (("N = 2000", "N = 20"), ('dt = "0.2 ms"', 'dt = "0.5 ms"'),
+                     ('duration = "10 s"', 'duration = "0.3 s"'),
+                     ('t_analysis_start = "0.1 s"', 't_analysis_start = "0.05 s"')):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "spec.toml").write_text(text)
+    lines = ['name = "drive"', "[[parameter]]", 'name = "E.poisson_rate"', 'unit = "Hz"',
+             "low = 0.5", "high = 5.0"]
+    for name, value in QUIET_MK1.items():
+        if name != "E.poisson_rate":
+            lines += ["[[constant]]", f'name = "{name}"', f"value = {value!r}"]
+    (tmp_path / "drive.toml").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(recording), "--method", "gradient", "--simulator", str(tmp_path / "spec.toml"),
+                 "--prior", str(tmp_path / "drive.toml"), "--features", "spikes", "--starts", "1",
+                 "--steps", "2", "--fit-features", "rate_mean", "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gradient fits reproduce" in printed and "start 0: ok, Brian2 d = " in printed
+    noise = json.loads((out / "final" / "noise.json").read_text())
+    assert noise["reference"] == "first start"
+    assert json.loads((out / "fit.json").read_text())["settings"]["fit_features"] == ["rate_mean"]
+
+
+def test_a_failed_start_counts_against_the_yield_and_is_not_simulated(recording, tmp_path):
+    """The Fano-curve term is NaN for a silent start (0.6 Hz drive): that start fails, is not
+    re-simulated, and counts in the yield's denominator; the start at 3 Hz goes on."""
+    summary = fit_gradient(recording, tmp_path / "run", simulator=SPEC, prior=drive_prior(),
+                           truth=[3.0], **(FIT | {"start_theta": [[3.0], [0.6]], "steps": 2,
+                                                  "loss": ("fano_curve",)}))
+    first, second = summary["fits"]
+    assert (first["status"], second["status"]) == ("ok", "failed")
+    assert second["brian2_status"] == "failed" and second["brian2_distance"] is None
+    assert summary["n_failed"] == 1 and summary["n_simulated_final"] == 1
+    assert summary["yield"] == first["accepted"] / 2

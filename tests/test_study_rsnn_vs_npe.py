@@ -1,0 +1,52 @@
+"""rsnn_vs_npe: the loss Hessian's known answer on a quadratic, and the study at quick sizes
+(target, NPE bank and consistent set, gradient fits with HPD levels, Hessian angles)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from automind.cli import main
+from automind.prior import Prior
+from automind.rsnn.hessian import abs_cos, loss_hessian
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "rsnn_vs_npe"
+
+
+def test_loss_hessian_of_a_quadratic_in_standardised_coordinates():
+    """L(θ) = (θ − c)ᵀA(θ − c) under a uniform box prior: H_u = 2·D A D with D the prior sd
+    (width/√12), whatever the seeds; the sloppiest direction is its smallest eigenvector."""
+    prior = Prior.from_dict({"parameter": [{"name": "a", "low": 0.0, "high": 2.0},
+                                           {"name": "b", "low": 0.0, "high": 4.0}]})
+    A, c = np.array([[3.0, 1.0], [1.0, 0.5]]), np.array([1.0, 2.0])
+    At, ct = torch.tensor(A), torch.tensor(c)
+
+    def loss(theta, seeds):
+        d = theta - ct
+        return ((d @ At) * d).sum(1)
+
+    found = loss_hessian(loss, prior, [1.2, 1.5], step=0.1, repeats=2)
+    D = np.diag([2.0, 4.0]) / np.sqrt(12)
+    expected = 2 * D @ A @ D
+    np.testing.assert_allclose(found["hessian"], expected, rtol=1e-6)
+    values, vectors = np.linalg.eigh(expected)
+    assert abs_cos(found["sloppiest"], vectors[:, np.argmin(np.abs(values))]) > 1 - 1e-9
+    assert abs_cos([1, 0], [0, 1]) == 0 and abs_cos([1, 1], [-2, -2]) == pytest.approx(1)
+
+
+def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
+    assert main(["study", "run", str(STUDY), "--quick", "--out", str(tmp_path), "--workers", "1"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] and results["n_fits"] == len(results["fits"]) == 2
+    for row in results["fits"]:
+        assert 0 <= row["hpd_level"] <= 1
+        if row["status"] == "ok":
+            assert row["brian2_distance"] is not None and row["brian2_distance"] >= 0
+    angles = [r["abs_cos"] for r in results["fits"] if r["abs_cos"] is not None]
+    assert len(angles) == 1 and 0 <= angles[0] <= 1
+    assert results["accepted"] == sum(r["accepted"] for r in results["fits"])
+    assert set(results["seconds"]) == {"bank", "training", "gradient_fits", "hessians"}
+    assert (tmp_path / "gradient" / "compare.json").is_file()
+    assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
