@@ -203,9 +203,11 @@ def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, spe
 def test_cli_fit_refusals(tmp_path, target, capsys):
     assert main(["fit", str(target), "--out", str(tmp_path / "a"), "--budget", "50"]) == 2
     assert "below one round" in capsys.readouterr().err
+    assert main(["fit", str(target), "--out", str(tmp_path / "b")]) == 2
+    assert "needs --budget" in capsys.readouterr().err
     assert main(["fit", str(target), "--out", str(tmp_path / "b"), "--budget", "5000",
-                 "--method", "gradient"]) == 2
-    assert "gradient" in capsys.readouterr().err
+                 "--refine", "30"]) == 2
+    assert "refine must be 0..20" in capsys.readouterr().err
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "notes.txt").write_text("mine")
     assert main(["fit", str(target), "--simulator", "brunel", "--features", "spikes",
