@@ -13,7 +13,7 @@ from ..io import write_json
 from ..protocols import StudyKind
 
 #: the study-kind registry: each is a module ``automind.studies.<kind>`` (a ``StudyKind``)
-KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery")
+KINDS = ("brunel_phase", "culture_development", "dataset_comparison", "fit_targets", "mk1_recovery")
 
 
 def study_kind(kind: str) -> StudyKind:

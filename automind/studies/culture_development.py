@@ -1,0 +1,179 @@
+"""Fit MK1 to real MEA cultures through development, then compare ages and regions.
+
+Each ``[recordings]`` entry (a file of the ``data`` folder, read in place and never copied; its
+age and region checked against the file's own metadata) is read like ``automind fit`` reads a
+recording (units below ``min_rate`` Hz dropped) and fitted with ``automind.fit.fit`` through
+its public signature, at the study's network size and run duration (long enough for several
+inter-burst intervals). Per recording: the misspecification check and yield of the fit, a
+figure of the recording, posterior-predictive figures (target vs the closest final samples'
+rasters and rates; burst statistics of those re-simulations against the target) and the
+geometry of the consistent set (``invariance.analyse_set``). Then ``compare_runs`` across the
+``[compare] ages`` and between the ``[compare] regions`` recorded at a matched age. Sets
+smaller than ``min_set`` are replaced by the fit's final posterior samples, and the results
+say so.
+
+``--quick`` reads ``window`` s of ``electrodes`` electrodes of each recording (written as NPZ
+under ``out/work``, which is not checked in), at a tiny network and budget.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+#: the project root: relative ``data`` folders are resolved against it
+ROOT = Path(__file__).resolve().parents[2]
+
+
+#: study settings passed on to ``automind.fit.fit`` (fields of ``FitSettings``)
+FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance")
+#: what results.json keeps of each fit round
+ROUND_KEYS = ("stage", "round", "simulations", "duration_s", "valid_fraction", "near_fraction",
+              "nats", "posterior_nats")
+
+
+def _settings(config: dict, quick: bool) -> dict:
+    s = dict(config["network"]) | dict(config["fit"]) | dict(config.get("compare", {}))
+    s |= {"window": None, "electrodes": None}
+    return s | (dict(config.get("quick", {})) if quick else {})
+
+
+def data_folder(config: dict) -> Path:
+    """The recordings' folder (``data``, relative to the project root); a UserError naming it
+    when it is absent."""
+    folder = Path(config.get("data", "../shared/data/mea-cultures"))
+    folder = folder if folder.is_absolute() else (ROOT / folder).resolve()
+    if not folder.is_dir():
+        raise UserError(f"the MEA recordings are not at {folder} (the study reads them from "
+                        "../shared/data/mea-cultures; see its PROVENANCE.md)")
+    return folder
+
+
+def recordings(config: dict, labels: list[str] | None = None) -> list[dict]:
+    """The study's recordings ({label, path, region, age}), by culture then age (DIV)."""
+    folder, table = data_folder(config), config.get("recordings", {})
+    unknown = sorted(set(labels or ()) - set(table))
+    if unknown:
+        raise UserError(f"study.toml: unknown recordings {unknown}; known: {sorted(table)}")
+    entries = []
+    for label, entry in table.items():
+        if labels is not None and label not in labels:
+            continue
+        path = folder / entry["file"]
+        if not path.is_file():
+            raise UserError(f"recording {label}: {path} not found")
+        entries.append({"label": label, "path": path, "culture": label.split("_")[0],
+                        "region": entry["region"], "age": int(entry["age"])})
+    return sorted(entries, key=lambda e: (e["culture"], e["age"]))
+
+
+def read_target_data(entry: dict, s: dict, min_rate: float):
+    """The recording as the fit reads it (``read_target`` with ``min_rate``), its metadata
+    checked against study.toml; in quick mode the first ``window`` s of the first
+    ``electrodes`` kept electrodes."""
+    from ..inference.targets import read_target
+
+    data = read_target(str(entry["path"]), min_rate=min_rate)
+    age, region = data.metadata.get("age_div"), data.metadata.get("region")
+    if age is not None and int(round(float(age))) != entry["age"] or \
+            region is not None and str(region) != entry["region"]:
+        raise UserError(f"recording {entry['label']}: the file says DIV {age}, region {region}; "
+                        f"study.toml says DIV {entry['age']}, region {entry['region']}")
+    if s.get("electrodes"):
+        from ..features.spikedata import SpikeData
+
+        keep = data.units[:int(s["electrodes"])]
+        mask = np.isin(data.unit_ids, keep)
+        data = SpikeData(data.times[mask], data.unit_ids[mask], data.duration, keep, {},
+                         data.source, None, data.metadata)
+    if s.get("window"):
+        data = data.window(0.0, min(float(s["window"]), data.duration))
+    return data
+
+
+def _target_file(entry: dict, data, s: dict, work: Path) -> tuple[Path, dict]:
+    """(what the fit reads, its recording options): the file itself, or in quick mode the
+    reduced recording as NPZ under ``work`` (units already selected: no min_rate)."""
+    if not (s.get("window") or s.get("electrodes")):
+        return entry["path"], {"min_rate": s["min_rate"]}
+    path = work / "targets" / f"{entry['label']}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, spike_times=data.times, unit_ids=data.unit_ids, units=data.units,
+             duration=data.duration)
+    return path, {}
+
+
+def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
+    from ..features.sets import get_feature_set
+    from ..fit import FitSettings, fit
+    from ..plots import plot_spikes
+    from ..simulators import SimulatorSpec
+    from .culture_checks import age_checks, comparisons, summary_figure
+
+    start = time.perf_counter()
+    s = _settings(config, quick) | {"min_rate": float(config.get("min_rate", 0.1))}
+    seed, features = int(config.get("seed", 1)), config.get("features", "population")
+    prior = config.get("prior", "mk1_culture")
+    spec = SimulatorSpec.load(config.get("model", "mk1")).with_overrides(
+        N=s["N"], duration=s["duration"], t_analysis_start=s["t_analysis_start"])
+    entries = recordings(config, s.get("recordings"))
+    fs = get_feature_set(features)
+    fit_options = {key: s[key] for key in FIT_KEYS if key in s}
+    FitSettings(budget=s["budget"], features=features, **fit_options).split()  # bad settings: now
+    work = out / "work"
+
+    def say(text):
+        if progress:
+            print(text, file=sys.stderr, flush=True)
+
+    rows = []
+    for k, entry in enumerate(entries):
+        label, folder = entry["label"], out / "ages" / entry["label"]
+        folder.mkdir(parents=True, exist_ok=True)
+        data = read_target_data(entry, s, s["min_rate"])
+        x = fs.compute(data)
+        figure = plot_spikes(data, folder / "recording.png", t_window=(0.0, min(60.0, data.duration)))
+        target, options = _target_file(entry, data, s, work)
+        say(f"{label}: {data.n_units} electrodes, {data.n_spikes} spikes, {data.duration:g} s; "
+            f"fit with a budget of {s['budget']}")
+        t0 = time.perf_counter()
+        row = {"label": label, "culture": entry["culture"], "region": entry["region"],
+               "age_div": entry["age"], "file": entry["path"].name, "electrodes": data.n_units,
+               "spikes": data.n_spikes, "duration_s": data.duration,
+               "dropped_electrodes": data.metadata.get("dropped_units"),
+               "target": {n: _plain(v) for n, v in zip(fs.names, x)}, "figures": [str(figure)]}
+        try:
+            summary = fit(target, work / f"fit_{label}", simulator=spec, prior=prior,
+                          features=features, budget=s["budget"], workers=workers,
+                          progress=progress, report=not quick, recording_options=options,
+                          seed=seed + k, **fit_options)
+        except UserError as err:  # no probe came near: the model cannot reach this recording
+            say(f"{label}: the fit stopped: {err}")
+            rows.append(row | {"fit": {"stopped": str(err), "yield": 0.0, "n_consistent": 0,
+                                       "out_of_range_features": None,
+                                       "run": str(work / f"fit_{label}")}})
+            continue
+        seconds = time.perf_counter() - t0
+        checks = age_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers)
+        row["figures"] += checks.pop("figures")
+        rows.append(row | {"fit": {key: summary.get(key) for key in (
+            "yield", "n_consistent", "n_simulated_final", "simulations", "nats",
+            "probe_region_nats", "misspecified", "out_of_range_features")}
+            | {"rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in summary["rounds"]],
+               "seconds": round(seconds, 1), "run": str(work / f"fit_{label}")}} | checks)
+    compared = comparisons(rows, s, out)
+    figure = summary_figure(rows, out / "yield_by_age.png")
+    return {"settings": s, "prior": prior, "features": features, "recordings": rows,
+            "compare": compared, "figures": [str(figure)],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _plain(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
