@@ -12,6 +12,7 @@ import pytest
 from automind.errors import UserError
 from automind.features.sets import get_feature_set
 from automind.recordings import read_recording
+from automind.recordings.events import population_events
 from automind.recordings.selection import drop_slow_units
 from automind.studies.culture_development import _settings, read_target_data, recordings
 
@@ -30,6 +31,7 @@ def test_recordings_come_in_age_order_with_the_features_the_readers_give():
     assert [e["age"] for e in entries if e["culture"] == "TC11"] == [7, 11, 14, 21, 25]
     fs = get_feature_set(CONFIG["features"])
     s = _settings(CONFIG, quick=False)
+    length = s["duration"] - s["t_analysis_start"]
     for entry in entries:
         data = read_target_data(entry, s, CONFIG["min_rate"])
         raw = read_recording(entry["path"])
@@ -37,12 +39,21 @@ def test_recordings_come_in_age_order_with_the_features_the_readers_give():
         assert data.n_units == int((rates >= 0.1).sum())
         assert int(data.metadata["age_div"]) == entry["age"]
         assert data.metadata["region"] == entry["region"]
-        expected = fs.compute(drop_slow_units(raw, 0.1))
+        # the target is one window of a simulated run's analysed length, the one whose
+        # population-event count is the median over the recording's windows
+        start, stop = data.metadata["target_window_s"]
+        assert stop - start == pytest.approx(length) and data.duration == pytest.approx(length)
+        kept = drop_slow_units(raw, 0.1)
+        events = population_events(kept)
+        n = int(kept.duration // length)
+        counts = np.histogram(events, bins=n, range=(0, n * length))[0]
+        assert counts[int(round(start / length))] == counts[np.argmin(np.abs(counts - np.median(counts)))]
+        expected = fs.compute(kept.window(start, stop))
         np.testing.assert_allclose(fs.compute(data), expected, equal_nan=True)
     # PROVENANCE.md's figures for TC11 DIV 7: 20 electrodes active at >= 0.1 Hz, 0.56 Hz
-    first = read_target_data(entries[0], s, CONFIG["min_rate"])
+    first = read_target_data(entries[0], s, CONFIG["min_rate"], whole=True)
     names = list(fs.names)
-    assert first.n_units == 20
+    assert first.n_units == 20 and first.duration > 900
     assert fs.compute(first)[names.index("rate_mean")] == pytest.approx(0.56, abs=0.01)
 
 
@@ -75,7 +86,8 @@ def test_quick_study_fits_two_regions_and_compares_them(tmp_path, capsys):
         ("TC11_DIV14", "ctx", 14), ("TC188_DIV14", "hpc", 14)]
     budget = summary["settings"]["budget"]
     for row in rows:
-        assert row["electrodes"] == 16 and row["duration_s"] == pytest.approx(40.0)
+        assert row["electrodes"] == 16 and row["duration_s"] == pytest.approx(2.5)
+        assert row["recording_duration_s"] > 900 and row["windows"]["n"] == 30
         assert 0 <= row["fit"]["yield"] <= 1 and row["fit"]["simulations"] <= budget
         assert isinstance(row["fit"]["misspecified"], bool)
         # the fit conditioned on exactly the features the study read

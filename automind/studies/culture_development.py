@@ -2,18 +2,20 @@
 
 Each ``[recordings]`` entry (a file of the ``data`` folder, read in place and never copied; its
 age and region checked against the file's own metadata) is read like ``automind fit`` reads a
-recording (units below ``min_rate`` Hz dropped) and fitted with ``automind.fit.fit`` through
-its public signature, at the study's network size and run duration (long enough for several
-inter-burst intervals). Per recording: the misspecification check and yield of the fit, a
-figure of the recording, posterior-predictive figures (target vs the closest final samples'
-rasters and rates; burst statistics of those re-simulations against the target) and the
-geometry of the consistent set (``invariance.analyse_set``). Then ``compare_runs`` across the
+recording (units below ``min_rate`` Hz dropped) and cut to one window as long as a simulated
+run's analysed part (``target_window``: the window with the median number of population
+events), so that duration-dependent features (burst counts, long ISIs, Fano factors) mean the
+same on both sides. The window is written as NPZ under ``out/work`` (not checked in) and
+fitted with ``automind.fit.fit`` through its public signature. Per recording: the fit's
+misspecification check and yield, the spread of the features over all windows of the
+recording, a figure of the recording, posterior-predictive figures (target vs the closest
+final samples' rasters and rates; their spike and burst statistics against the target) and
+the set's geometry (``invariance.analyse_set``). Then ``compare_runs`` across the
 ``[compare] ages`` and between the ``[compare] regions`` recorded at a matched age. Sets
 smaller than ``min_set`` are replaced by the fit's final posterior samples, and the results
 say so.
 
-``--quick`` reads ``window`` s of ``electrodes`` electrodes of each recording (written as NPZ
-under ``out/work``, which is not checked in), at a tiny network and budget.
+``--quick`` keeps ``electrodes`` electrodes of each recording, at a tiny network and budget.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ ROUND_KEYS = ("stage", "round", "simulations", "duration_s", "valid_fraction", "
 
 def _settings(config: dict, quick: bool) -> dict:
     s = dict(config["network"]) | dict(config["fit"]) | dict(config.get("compare", {}))
-    s |= {"window": None, "electrodes": None}
+    s |= {"electrodes": None}
     return s | (dict(config.get("quick", {})) if quick else {})
 
 
@@ -72,10 +74,25 @@ def recordings(config: dict, labels: list[str] | None = None) -> list[dict]:
     return sorted(entries, key=lambda e: (e["culture"], e["age"]))
 
 
-def read_target_data(entry: dict, s: dict, min_rate: float):
-    """The recording as the fit reads it (``read_target`` with ``min_rate``), its metadata
-    checked against study.toml; in quick mode the first ``window`` s of the first
-    ``electrodes`` kept electrodes."""
+def target_window(data, length: float) -> tuple[float, float]:
+    """(start, stop) of the recording's target: of its non-overlapping windows of the
+    simulated runs' analysed ``length``, the first whose count of population events
+    (``recordings.events``, independent of the burst detector) is the median count."""
+    from ..recordings.events import population_events
+
+    n = int(data.duration // length)
+    if n < 1:
+        raise UserError(f"the recording lasts {data.duration:g} s, shorter than one simulated "
+                        f"run ({length:g} s analysed)")
+    counts = np.histogram(population_events(data), bins=n, range=(0.0, n * length))[0]
+    k = int(np.argmin(np.abs(counts - np.median(counts))))
+    return k * length, (k + 1) * length
+
+
+def read_target_data(entry: dict, s: dict, min_rate: float, whole: bool = False):
+    """The recording as the fit reads it (``read_target`` with ``min_rate``, its metadata
+    checked against study.toml), cut to ``target_window`` (unless ``whole``); in quick mode
+    only the first ``electrodes`` kept electrodes."""
     from ..inference.targets import read_target
 
     data = read_target(str(entry["path"]), min_rate=min_rate)
@@ -91,21 +108,39 @@ def read_target_data(entry: dict, s: dict, min_rate: float):
         mask = np.isin(data.unit_ids, keep)
         data = SpikeData(data.times[mask], data.unit_ids[mask], data.duration, keep, {},
                          data.source, None, data.metadata)
-    if s.get("window"):
-        data = data.window(0.0, min(float(s["window"]), data.duration))
+    if whole:
+        return data
+    start, stop = target_window(data, s["duration"] - s["t_analysis_start"])
+    data = data.window(start, stop)
+    data.metadata = dict(data.metadata) | {"target_window_s": [start, stop]}
     return data
 
 
-def _target_file(entry: dict, data, s: dict, work: Path) -> tuple[Path, dict]:
-    """(what the fit reads, its recording options): the file itself, or in quick mode the
-    reduced recording as NPZ under ``work`` (units already selected: no min_rate)."""
-    if not (s.get("window") or s.get("electrodes")):
-        return entry["path"], {"min_rate": s["min_rate"]}
+def window_spread(data, fs, length: float, most: int = 30) -> dict:
+    """5th, 50th and 95th percentiles of the shown features over up to ``most`` evenly spaced
+    non-overlapping windows of ``length`` s: how much one window of the culture varies."""
+    from .culture_checks import SHOWN_FEATURES
+
+    n = int(data.duration // length)
+    starts = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) * length
+    rows = np.array([fs.compute(data.window(a, a + length)) for a in starts])
+    names = list(fs.names)
+    spread = {}
+    for name in SHOWN_FEATURES:
+        column = rows[:, names.index(name)]
+        column = column[np.isfinite(column)]
+        spread[name] = np.percentile(column, [5, 50, 95]).round(4).tolist() if len(column) else None
+    return {"n": int(len(starts)), "length_s": length, "p5_p50_p95": spread}
+
+
+def _target_file(entry: dict, data, work: Path) -> Path:
+    """The target window as NPZ under ``work`` (not checked in: the data are GPL), for the fit
+    to read; its units are already selected."""
     path = work / "targets" / f"{entry['label']}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, spike_times=data.times, unit_ids=data.unit_ids, units=data.units,
              duration=data.duration)
-    return path, {}
+    return path
 
 
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
@@ -135,16 +170,20 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     for k, entry in enumerate(entries):
         label, folder = entry["label"], out / "ages" / entry["label"]
         folder.mkdir(parents=True, exist_ok=True)
+        whole = read_target_data(entry, s, s["min_rate"], whole=True)
         data = read_target_data(entry, s, s["min_rate"])
         x = fs.compute(data)
-        figure = plot_spikes(data, folder / "recording.png", t_window=(0.0, min(60.0, data.duration)))
-        target, options = _target_file(entry, data, s, work)
-        say(f"{label}: {data.n_units} electrodes, {data.n_spikes} spikes, {data.duration:g} s; "
-            f"fit with a budget of {s['budget']}")
+        figure = plot_spikes(whole, folder / "recording.png", t_window=(0.0, min(60.0, whole.duration)))
+        target, options = _target_file(entry, data, work), {}
+        say(f"{label}: {data.n_units} electrodes; target {data.metadata['target_window_s']} s "
+            f"of {whole.duration:g} s ({data.n_spikes} spikes); fit with a budget of {s['budget']}")
         t0 = time.perf_counter()
         row = {"label": label, "culture": entry["culture"], "region": entry["region"],
                "age_div": entry["age"], "file": entry["path"].name, "electrodes": data.n_units,
                "spikes": data.n_spikes, "duration_s": data.duration,
+               "target_window_s": data.metadata["target_window_s"],
+               "recording_duration_s": whole.duration,
+               "windows": window_spread(whole, fs, data.duration),
                "dropped_electrodes": data.metadata.get("dropped_units"),
                "target": {n: _plain(v) for n, v in zip(fs.names, x)}, "figures": [str(figure)]}
         try:
