@@ -39,7 +39,7 @@ def closest_final(run: Path, shown: int) -> dict:
 
 
 def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
-               workers: int) -> dict:
+               workers: int, spread: dict | None = None) -> dict:
     """Posterior predictive check and geometry of one fitted recording (figures in ``folder``)."""
     from ..features.spikedata import SpikeData
     from ..inference import load_posterior
@@ -68,7 +68,7 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
     stats = {name: {"target": _plain(x_target[name]),
                     "simulated": [_plain(v[name]) for v in simulated]} for name in SHOWN_FEATURES}
     bursts = burst_figure(stats, summary.get("out_of_range_features") or [],
-                          folder / "burst_statistics.png")
+                          folder / "burst_statistics.png", spread)
     geometry = set_geometry(run, posterior, load_fit_x(run), folder / "geometry", s)
     return {"ppc": {"shown": len(sims), "accepted": n_accepted,
                     "distance_noise_sd": [round(float(d), 3) for d in best["distance"]],
@@ -126,29 +126,40 @@ def comparisons(rows: list[dict], s: dict, out: Path) -> dict:
     return found
 
 
-def burst_figure(stats: dict, out_of_range: list[str], path: Path) -> Path:
-    """log10(simulated / target) of spike and burst statistics for the shown re-simulations;
-    features the fit's misspecification check flagged are named in red."""
+def burst_figure(stats: dict, out_of_range: list[str], path: Path, spread: dict | None = None) -> Path:
+    """log10(simulated / target) of spike and burst statistics for the shown re-simulations
+    (zeros drawn as triangles at the bottom), the recording's own spread over its windows in
+    grey (5-95 %); features the fit's misspecification check flagged are named in red."""
     from ..plots import _pyplot
 
     plt = _pyplot()
-    names = list(stats)
+    names, floor = list(stats), -3.0
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for k, name in enumerate(names):
         target = stats[name]["target"]
-        values = [v for v in stats[name]["simulated"] if v is not None]
-        if target is None or target <= 0 or not values:
+        values = np.array([v for v in stats[name]["simulated"] if v is not None], float)
+        if target is None or target <= 0:
             ax.text(k, 0, "n/a", ha="center", fontsize=7)
             continue
-        ratio = np.log10(np.clip(values, 1e-9, None) / target)
-        ax.plot(np.full(len(ratio), k) + np.linspace(-0.12, 0.12, len(ratio)), ratio, "o",
-                ms=4, color="tab:green", alpha=0.8)
+        low_mid_high = (spread or {}).get(name)
+        if low_mid_high and low_mid_high[0] > 0:
+            ax.bar(k, np.log10(low_mid_high[2] / low_mid_high[0]), 0.5,
+                   bottom=np.log10(low_mid_high[0] / target), color="0.85", zorder=-1)
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(len(values))
+        positive = values > 0
+        ax.plot(k + jitter[positive], np.clip(np.log10(values[positive] / target), floor, None),
+                "o", ms=4, color="tab:green", alpha=0.8)
+        ax.plot(k + jitter[~positive], np.full((~positive).sum(), floor), "v", ms=5,
+                color="tab:green")
     ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylim(floor - 0.2, None)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     for tick, name in zip(ax.get_xticklabels(), names):
         tick.set_color("tab:red" if name in out_of_range else "k")
     ax.set(ylabel="log10(simulated / target)",
-           title="closest final samples vs the recording (red: out of the model's range)")
+           title="closest final samples (green; ▼ zero) vs the target window; grey: the "
+                 "recording's windows (5-95 %)")
+    ax.title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -198,7 +198,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                        "run": str(work / f"fit_{label}")}})
             continue
         seconds = time.perf_counter() - t0
-        checks = age_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers)
+        checks = age_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers,
+                            row["windows"]["p5_p50_p95"])
         row["figures"] += checks.pop("figures")
         rows.append(row | {"fit": {key: summary.get(key) for key in (
             "yield", "n_consistent", "n_simulated_final", "simulations", "nats",
