@@ -99,10 +99,11 @@ def plot_spikes(data, path: Path, title: str = "", max_units: int = 200,
 
 def plot_target_vs_accepted(target, accepted: list, path: Path, max_units: int = 100,
                             t_window: tuple[float, float] | None = None,
-                            psd_segment: float = 0.25) -> Path:
+                            psd_segment: float = 0.25, sample_label: str = "accepted") -> Path:
     """Target beside re-simulated accepted samples: rasters of the target and the best
     accepted sample, their population rates, and the PSDs of the target and every accepted
-    sample (``psd_segment`` s Welch segments, so short runs get a spectrum too)."""
+    sample (``psd_segment`` s Welch segments, so short runs get a spectrum too).
+    ``sample_label`` names the samples (e.g. "closest" when they were not accepted)."""
     from scipy.ndimage import gaussian_filter1d
 
     from .features.psd import rate_psd
@@ -111,7 +112,7 @@ def plot_target_vs_accepted(target, accepted: list, path: Path, max_units: int =
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
     t0, t1 = t_window or (0.0, target.duration)
-    shown = [("target", target, "k")] + ([("best accepted", accepted[0], "tab:green")]
+    shown = [("target", target, "k")] + ([(f"best {sample_label}", accepted[0], "tab:green")]
                                          if accepted else [])
     for ax, (label, data, colour) in zip(axes[0], shown):
         units = data.units[:max_units]
@@ -121,10 +122,10 @@ def plot_target_vs_accepted(target, accepted: list, path: Path, max_units: int =
         ax.set(title=f"{label}: raster of {len(units)} units", xlabel="time (s)", ylabel="unit",
                xlim=(t0, t1))
     if not accepted:
-        axes[0, 1].text(0.5, 0.5, "no accepted sample", ha="center", va="center")
+        axes[0, 1].text(0.5, 0.5, f"no {sample_label} sample", ha="center", va="center")
         axes[0, 1].axis("off")
     for k, (label, data, colour) in enumerate([("target", target, "k")] +
-                                              [("accepted", d, "tab:green") for d in accepted]):
+                                              [(sample_label, d, "tab:green") for d in accepted]):
         rate = population(data).population_rate(PSD_BIN)
         t = np.arange(len(rate)) * PSD_BIN
         window = (t >= t0) & (t < t1)
@@ -139,7 +140,7 @@ def plot_target_vs_accepted(target, accepted: list, path: Path, max_units: int =
     axes[1, 0].set(xlabel="time (s)", ylabel="population rate (Hz)", xlim=(t0, t1))
     axes[1, 0].legend(frameon=False, fontsize=8)
     axes[1, 1].set(xlabel="frequency (Hz)", ylabel="PSD (Hz²/Hz)",
-                   title=f"target and {len(accepted)} accepted samples")
+                   title=f"target and {len(accepted)} {sample_label} samples")
     axes[1, 1].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     path = Path(path)

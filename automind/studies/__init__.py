@@ -13,8 +13,8 @@ from ..io import write_json
 from ..protocols import StudyKind
 
 #: the study-kind registry: each is a module ``automind.studies.<kind>`` (a ``StudyKind``)
-KINDS = ("brunel_phase", "dataset_comparison", "fit_targets", "mk1_recovery", "probe_areas",
-         "rsnn_vs_npe")
+KINDS = ("brunel_phase", "culture_development", "dataset_comparison", "fit_targets",
+         "mk1_recovery", "probe_areas", "rsnn_vs_npe")
 
 
 def study_kind(kind: str) -> StudyKind:
