@@ -28,7 +28,7 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
     and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
     the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs."""
     from .classify import calibrate_classifier
-    from .screen import CheapModel, calibrate_window, label_scores, probe_activity, scores
+    from .screen import CheapModel, calibrate_window, label_scores, scores
 
     done = np.isin(status, ("ok", "silent", "runaway"))
     theta, status, rate_E = theta[done], np.asarray(status)[done].astype(str), rate_E[done]
@@ -54,10 +54,9 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         t_ref = model.t_refrac(theta)
         cal, held = slice(0, n_cal), slice(n_cal, None)
         window = calibrate_window(_take(pred, cal), t_ref[cal], status[cal], recall)
-        activity, a_max = probe_activity(pred, t_ref), model.max_activity(theta)
-        classifier = calibrate_classifier(_take(pred, cal), activity[cal], a_max[cal],
-                                          status[cal], recall)
-        said = classifier.classify(_take(pred, held), activity[held], a_max[held])
+        signals = model.status_signals(theta, pred)
+        classifier = calibrate_classifier(_take(pred, cal), signals[cal], status[cal], recall)
+        said = classifier.classify(_take(pred, held), signals[held])
         result = {"calibrated": scores(_take(pred, held), t_ref[held], status[held], window),
                   "default_thresholds": scores(_take(pred, held), t_ref[held], status[held],
                                                type(window)()),

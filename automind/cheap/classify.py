@@ -11,6 +11,11 @@ just below the threshold (simulated a = 0.9–0.99) where a_max ≈ 1. So the cl
 * ``log10 a`` (what the window cuts),
 * ``−log10(1 − a / a_max)``: how close to saturation the predicted probe window is,
 * ``log10(a_max − 0.99 + 1e-3)``: how much saturation headroom the threshold leaves,
+* m₀ = (μ_V − θ*)/σ_V of the driven E population under the external drive alone (clipped to
+  [−60, 10]): simulated-silent runs predicted weakly active are igniters whose rate comes
+  from the far Siegert tail, where a small error in μ_V moves the rate by decades — the
+  same small predicted activity is less trustworthy the farther below threshold the drive
+  leaves the igniters,
 
 standardised, in a multinomial logistic regression (L2, weight 1 as scikit-learn's C = 1)
 fitted on a bank's simulated statuses. Decision: ``ok`` when P(ok) reaches the threshold that
@@ -28,37 +33,46 @@ from ..errors import UserError
 from .solve import RUNAWAY
 
 CLASSES = ("silent", "ok", "runaway")
-FEATURES = ("log10 activity", "saturation closeness", "log10 headroom")
+FEATURES = ("log10 activity", "saturation closeness", "log10 headroom", "drive-only m")
 
 
-def features(activity, max_activity) -> np.ndarray:
-    """(n, 3) features from the probe activity ν_E·t_ref and its saturated limit."""
-    a = np.asarray(activity, float)
-    a_max = np.asarray(max_activity, float)
+def features(signals) -> np.ndarray:
+    """(n, 4) features from ``CheapModel.status_signals``' (n, 3) columns: the probe activity
+    ν_E·t_ref, its saturated limit, the driven population's drive-only m."""
+    a, a_max, m0 = np.asarray(signals, float).T
     frac = np.clip(a / a_max, 0.0, 1.0)
     return np.column_stack([np.log10(np.maximum(a, 1e-8)),
                             -np.log10(np.maximum(1.0 - frac, 1e-4)),
-                            np.log10(np.maximum(a_max - RUNAWAY, 0.0) + 1e-3)])
+                            np.log10(np.maximum(a_max - RUNAWAY, 0.0) + 1e-3),
+                            np.clip(np.nan_to_num(m0, nan=-60.0), -60.0, 10.0)])
 
 
 @dataclass(frozen=True)
 class StatusClassifier:
     mean: tuple
     scale: tuple
-    weights: tuple     # (3 classes, 3 features + intercept), rows in CLASSES order
+    weights: tuple     # (3 classes, 4 features + intercept), rows in CLASSES order
     threshold: float   # P(ok) at or above which a θ is called ok
     recall: float
 
-    def probabilities(self, activity, max_activity) -> np.ndarray:
-        x = (features(activity, max_activity) - np.array(self.mean)) / np.array(self.scale)
+    def probabilities(self, signals) -> np.ndarray:
+        x = (features(signals) - np.array(self.mean)) / np.array(self.scale)
         return _softmax(_design(x) @ np.array(self.weights).T)
 
-    def classify(self, pred, activity, max_activity) -> np.ndarray:
-        """Statuses (object array); undetermined predictions stay undetermined."""
-        p = self.probabilities(activity, max_activity)
+    def classify(self, pred, signals) -> np.ndarray:
+        """Statuses (object array) from a prediction and its ``status_signals``;
+        undetermined predictions stay undetermined."""
+        p = self.probabilities(signals)
         other = np.where(p[:, 0] >= p[:, 2], "silent", "runaway")
         said = np.where(p[:, 1] >= self.threshold, "ok", other).astype(object)
         return np.where(pred.status == "undetermined", "undetermined", said).astype(object)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StatusClassifier":
+        if list(d.get("features", ())) != list(FEATURES):
+            raise UserError(f"status classifier: features {d.get('features')} are not {list(FEATURES)}")
+        return cls(tuple(d["mean"]), tuple(d["scale"]), tuple(map(tuple, d["weights"])),
+                   float(d["threshold"]), float(d["recall"]))
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "classes": list(CLASSES), "mean": list(self.mean),
@@ -66,8 +80,8 @@ class StatusClassifier:
                 "threshold": self.threshold, "recall": self.recall}
 
 
-def calibrate_classifier(pred, activity, max_activity, simulated_status,
-                         recall: float = 0.95, penalty: float = 1.0) -> StatusClassifier:
+def calibrate_classifier(pred, signals, simulated_status, recall: float = 0.95,
+                         penalty: float = 1.0) -> StatusClassifier:
     """Fit the classifier on simulated statuses (rows with a determined prediction)."""
     from scipy.optimize import minimize
 
@@ -79,7 +93,7 @@ def calibrate_classifier(pred, activity, max_activity, simulated_status,
     if min(counts.values()) < 5 or counts["ok"] < 10:
         raise UserError(f"classifier calibration needs >= 5 runs of each status and >= 10 ok, "
                         f"got {counts}")
-    x = features(np.asarray(activity)[use], np.asarray(max_activity)[use])
+    x = features(np.asarray(signals)[use])
     mean, scale = x.mean(0), x.std(0)
     scale = np.where(scale > 0, scale, 1.0)
     z = _design((x - mean) / scale)

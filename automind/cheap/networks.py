@@ -144,6 +144,12 @@ class MK1Network(_Network):
         nu2_e = (ig * rates[..., 0] ** 2 + (1 - ig) * rates[..., 1] ** 2)[..., None]
         return self.from_e[1][index] * nu2_e, self.from_i[1][index] * rates[..., 2:3] ** 2
 
+    def drive_only_m(self) -> np.ndarray:
+        """(B, 3) m = (μ_V − θ*)/σ_V of each population under the external drive alone."""
+        zero = np.zeros_like(self.max_rate)
+        with np.errstate(all="ignore"):
+            return dimensionless(self.neuron(), membrane(self.neuron(), self.drives(zero), zero)).m
+
     def neuron(self, pop: int | slice = slice(None), index=slice(None)) -> Neuron:
         """Intrinsics of population ``pop`` (or all, stacked) for the θ rows ``index``."""
         return Neuron(**{k: v[index][..., pop] for k, v in vars(self.stacked).items()})
@@ -190,6 +196,14 @@ class BrunelNetwork(_Network):
 
     def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
         return np.zeros_like(rates)
+
+    def drive_only_m(self) -> np.ndarray:
+        """(B, 1) m = (μ − θ)/σ under the external drive alone."""
+        f = self.f
+        mu = f["C_E"] * f["J"] * f["tau_m"] * self.nu_x
+        sigma = np.sqrt(f["C_E"] * f["J"] ** 2 * f["tau_m"] * self.nu_x / 2)
+        inputs = current_based(mu, sigma, f["theta"], f["v_reset"], f["t_refrac"], f["tau_m"])
+        return np.broadcast_to(np.asarray(inputs.m, float), self.max_rate.shape[:1])[:, None]
 
     def evaluate(self, rates, w, index=slice(None), cv=True):
         f = self.f

@@ -97,10 +97,14 @@ class CheapModel:
     def t_refrac(self, theta) -> np.ndarray:
         return np.asarray(self.network(self.prior.validate(theta)).t_refrac_probe, float)
 
-    def max_activity(self, theta) -> np.ndarray:
-        """The saturated limit of ν_E·t_ref: t_ref / (n_ref dt) in MK1 (1 in continuous time)."""
+    def status_signals(self, theta, pred) -> np.ndarray:
+        """(n, 3) what the status classifier (``classify.py``) reads: the predicted probe
+        activity ν_E·t_ref, its saturated limit t_ref / (n_ref dt) (1 in continuous time), and
+        m = (μ_V − θ*)/σ_V of the first population under the external drive alone."""
         net = self.network(self.prior.validate(theta))
-        return np.asarray(net.max_rate[:, 0] * net.t_refrac_probe, float)
+        t_ref = np.asarray(net.t_refrac_probe, float)
+        return np.column_stack([probe_activity(pred, t_ref), net.max_rate[:, 0] * t_ref,
+                                np.asarray(net.drive_only_m(), float)[:, 0]])
 
     def rate_gradient(self, theta, step: float = 1e-3) -> np.ndarray:
         """d log10 ν_E / dθ (prior units), central differences of ``step`` × prior width;
