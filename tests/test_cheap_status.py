@@ -102,3 +102,30 @@ def test_classifier_calibration_errors_are_user_errors():
         calibrate_classifier(pred, signals, np.array(["ok"] * 30))
     with pytest.raises(UserError, match="recall"):
         calibrate_classifier(pred, signals, np.array(["ok"] * 30), recall=1.5)
+
+
+def test_check_runs_calibrated_on_another_bank_scores_all_runs():
+    """``check_runs(..., calibrate_on=...)``: when the "simulated" statuses are the model's own
+    (early-stop thresholds), the classifier calibrated on one set of draws reproduces them on
+    another (known answer: recall ~1), and every scored run is held out."""
+    from automind.cheap.check import check_runs
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(spec, prior, "analytic")
+
+    def runs(seed):
+        theta = prior.sample_indexed(seed, range(300))
+        pred = model.predict(theta, status_only=True)
+        status = classify(pred, model.t_refrac(theta), Window()).astype(str)
+        return theta, status, pred.rate_E
+
+    theta, status, rate = runs(1)
+    report = check_runs(spec, prior, theta, status, rate, table="analytic",
+                        calibrate_on=runs(2)[:2])
+    m = report["models"]["analytic"]
+    assert report["held_out"] == int(np.isin(status, ("ok", "silent", "runaway")).sum())
+    assert m["classifier"]["ok"]["recall"] >= 0.9
+    for cls in ("silent", "runaway"):
+        assert m["classifier"][cls]["recall"] >= 0.9 and m["classifier"][cls]["n"] >= 5
+    assert m["default_thresholds"]["ok"]["recall"] == 1.0
