@@ -33,9 +33,10 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
     p = cheap.add_parser("check", help="statuses and rates of the cheap model vs a bank's Brian2 runs",
-                         description="Calibrate the status window on the first half of the bank "
-                                     "(ok-recall --recall), score the second half; also the "
-                                     "analytic transfer function, for comparison.")
+                         description="Calibrate the status window and the status classifier on "
+                                     "the first half of the bank (ok-recall --recall), or on "
+                                     "--calibrate-on BANK2, and score the rest; also the analytic "
+                                     "transfer function, for comparison.")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
     p.add_argument("--calibrate-on", type=Path, metavar="BANK2",
