@@ -22,16 +22,26 @@ def spearman(a, b) -> float:
 
 
 def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
-               calibration: float = 0.5, baseline: bool = True) -> dict:
+               calibration: float = 0.5, baseline: bool = True, calibrate_on=None) -> dict:
     """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
-    bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline."""
-    from .screen import CheapModel, calibrate_window, scores
+    bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline. The window
+    and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
+    the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs."""
+    from .classify import calibrate_classifier
+    from .screen import CheapModel, calibrate_window, label_scores, scores
 
     done = np.isin(status, ("ok", "silent", "runaway"))
     theta, status, rate_E = theta[done], np.asarray(status)[done].astype(str), rate_E[done]
     if len(theta) < 20:
         raise UserError(f"checking needs at least 20 ok/silent/runaway runs, got {len(theta)}")
     n_cal = int(round(calibration * len(theta)))
+    if calibrate_on is not None:
+        other_theta, other_status = calibrate_on
+        other_done = np.isin(other_status, ("ok", "silent", "runaway"))
+        n_cal = int(other_done.sum())
+        theta = np.concatenate([np.asarray(other_theta)[other_done], theta])
+        status = np.concatenate([np.asarray(other_status)[other_done].astype(str), status])
+        rate_E = np.concatenate([np.full(n_cal, np.nan), rate_E])
     out = {"n": int(len(theta)), "calibration": n_cal, "held_out": int(len(theta) - n_cal),
            "recall_target": recall, "models": {}}
     models = [("table", table)] if table != "analytic" else []
@@ -42,11 +52,16 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         pred = model.predict(theta)
         cpu = time.process_time() - start
         t_ref = model.t_refrac(theta)
-        window = calibrate_window(_take(pred, slice(0, n_cal)), t_ref[:n_cal], status[:n_cal], recall)
-        held = slice(n_cal, None)
+        cal, held = slice(0, n_cal), slice(n_cal, None)
+        window = calibrate_window(_take(pred, cal), t_ref[cal], status[cal], recall)
+        signals = model.status_signals(theta, pred)
+        classifier = calibrate_classifier(_take(pred, cal), signals[cal], status[cal], recall)
+        said = classifier.classify(_take(pred, held), signals[held])
         result = {"calibrated": scores(_take(pred, held), t_ref[held], status[held], window),
                   "default_thresholds": scores(_take(pred, held), t_ref[held], status[held],
-                                               type(window)())}
+                                               type(window)()),
+                  "classifier": label_scores(_take(pred, held), said, status[held])
+                  | {"classifier": classifier.to_dict()}}
         ok = (status[held] == "ok") & (pred.status[held] != "undetermined")
         sim_rate, cheap_rate = rate_E[held][ok], pred.rate_E[held][ok]
         dlog = np.abs(np.log10(np.maximum(cheap_rate, 1e-3)) - np.log10(np.maximum(sim_rate, 1e-3)))

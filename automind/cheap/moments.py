@@ -153,6 +153,8 @@ class StepConstants:
     gap: np.ndarray            # v_cut − v_reset, V
     lever_e: np.ndarray        # ½ τ_e (E_e − v_reset)²: Var of the step's g_e term per Σλ_kQ_k²
     lever_i: np.ndarray
+    slope_e: np.ndarray        # τ_e (E_e − v_reset): the step's mean per unit Σλ_kQ_k
+    slope_i: np.ndarray
 
 
 def step_constants(neuron: Neuron, dt) -> StepConstants:
@@ -162,20 +164,28 @@ def step_constants(neuron: Neuron, dt) -> StepConstants:
             (v_r - neuron.v_thresh) / np.where(d_t > 0, d_t, 1.0), 30.0)), 0.0)
     return StepConstants(dt / neuron.C, v_r, spike, neuron.v_thresh + 5.0 * d_t - v_r,
                          0.5 * neuron.tau_e * (neuron.E_e - v_r) ** 2,
-                         0.5 * neuron.tau_i * (neuron.E_i - v_r) ** 2)
+                         0.5 * neuron.tau_i * (neuron.E_i - v_r) ** 2,
+                         neuron.tau_e * (neuron.E_e - v_r), neuron.tau_i * (neuron.E_i - v_r))
 
 
-def first_step_crossing(step: StepConstants, drive: Drive, mom: Moments) -> np.ndarray:
+def first_step_crossing(step: StepConstants, drive: Drive, mom: Moments,
+                        quenched=None) -> np.ndarray:
     """Probability that one forward-Euler step from v_reset crosses v_cut = v_T + 5ΔT: the
     neuron then fires on the first step after its refractory period.
 
     The mean step is dt/C [μ_G(μ_V − v_reset) + g_L ΔT e^{(v_reset − v_T)/ΔT}] (μ_V includes
     the adaptation current); its sd comes from the conductances' Campbell variances, taken
-    constant over one step (τ_syn ≫ dt)."""
+    constant over one step (τ_syn ≫ dt). ``quenched``: (Var e1, Var i1) of Σλ_kQ_k across
+    the population's neurons (random in-degrees); the mean step is linear in them, so
+    averaging the Gaussian crossing probability over them adds their variance to the step's
+    (exact for Gaussian in-degree spread)."""
     from scipy.special import ndtr
 
     gap = step.scale * (mom.mu_G * (mom.mu_V - step.v_reset) + step.reset_current) - step.gap
-    sd = step.scale * np.sqrt(step.lever_e * drive.e2 + step.lever_i * drive.i2)
+    var = step.lever_e * drive.e2 + step.lever_i * drive.i2
+    if quenched is not None:
+        var = var + step.slope_e ** 2 * quenched[0] + step.slope_i ** 2 * quenched[1]
+    sd = step.scale * np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         return ndtr(np.where(sd > 0, gap / sd, np.where(gap > 0, np.inf, -np.inf)))
 

@@ -30,6 +30,10 @@ def _take(value, index, size):
     return value
 
 
+#: Average the first-step crossing over the neurons' random in-degrees (``MK1Network.quenched``)
+HETEROGENEOUS_FIRST_STEP = True
+
+
 class _Network:
     names: tuple
     excitatory_weights: np.ndarray  # (B, P): weights of the status ("E") rate
@@ -114,6 +118,7 @@ class MK1Network(_Network):
         self.max_rate = 1 / (self.stacked.t_refrac if dt is None else
                              refractory_steps(self.stacked.t_refrac, dt) * dt)
         self.step = None if dt is None else step_constants(self.stacked, dt)
+        self.heterogeneous = HETEROGENEOUS_FIRST_STEP
         self.tau_w = self.stacked.tau_w
         # μ_G + a ≤ 0: the adiabatic adaptation has no equilibrium (spec §2, flagged)
         self.flag_negative_leak = p["E.g_L"] + p["E.a"] <= 0
@@ -128,6 +133,22 @@ class MK1Network(_Network):
                      ext.e2[index] + self.from_e[1][index] * nu_e,
                      ext.i1[index] + self.from_i[0][index] * nu_i,
                      ext.i2[index] + self.from_i[1][index] * nu_i)
+
+    def quenched(self, rates, index=slice(None)) -> tuple:
+        """Variance across a population's neurons of its recurrent Σλ_kQ_k (e, i), each (b, 3):
+        in-degrees are random (binomial, ≈ Poisson), so a presynaptic group of K neurons at
+        rate ν with quanta Q contributes Var = K Q² ν² — the recurrent part of Σλ_kQ_k²
+        (``from_e[1]``, ``from_i[1]``) times ν; driven and undriven E presynaptic neurons
+        mixed by their shares."""
+        ig = self.igniters[index]
+        nu2_e = (ig * rates[..., 0] ** 2 + (1 - ig) * rates[..., 1] ** 2)[..., None]
+        return self.from_e[1][index] * nu2_e, self.from_i[1][index] * rates[..., 2:3] ** 2
+
+    def drive_only_m(self) -> np.ndarray:
+        """(B, 3) m = (μ_V − θ*)/σ_V of each population under the external drive alone."""
+        zero = np.zeros_like(self.max_rate)
+        with np.errstate(all="ignore"):
+            return dimensionless(self.neuron(), membrane(self.neuron(), self.drives(zero), zero)).m
 
     def neuron(self, pop: int | slice = slice(None), index=slice(None)) -> Neuron:
         """Intrinsics of population ``pop`` (or all, stacked) for the θ rows ``index``."""
@@ -146,7 +167,8 @@ class MK1Network(_Network):
         nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
         if self.dt is not None:
             step = StepConstants(**{k: v[index] for k, v in vars(self.step).items()})
-            nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(step, drive, mom), self.dt)
+            nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(
+                step, drive, mom, self.quenched(rates, index) if self.heterogeneous else None), self.dt)
         target = n.a * (mom.mu_V - n.v_rest) + n.b * n.tau_w * rates
         return nu, cvs, extra, mom.tau_eff, target
 
@@ -174,6 +196,14 @@ class BrunelNetwork(_Network):
 
     def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
         return np.zeros_like(rates)
+
+    def drive_only_m(self) -> np.ndarray:
+        """(B, 1) m = (μ − θ)/σ under the external drive alone."""
+        f = self.f
+        mu = f["C_E"] * f["J"] * f["tau_m"] * self.nu_x
+        sigma = np.sqrt(f["C_E"] * f["J"] ** 2 * f["tau_m"] * self.nu_x / 2)
+        inputs = current_based(mu, sigma, f["theta"], f["v_reset"], f["t_refrac"], f["tau_m"])
+        return np.broadcast_to(np.asarray(inputs.m, float), self.max_rate.shape[:1])[:, None]
 
     def evaluate(self, rates, w, index=slice(None), cv=True):
         f = self.f

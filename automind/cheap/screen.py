@@ -97,6 +97,15 @@ class CheapModel:
     def t_refrac(self, theta) -> np.ndarray:
         return np.asarray(self.network(self.prior.validate(theta)).t_refrac_probe, float)
 
+    def status_signals(self, theta, pred) -> np.ndarray:
+        """(n, 3) what the status classifier (``classify.py``) reads: the predicted probe
+        activity ν_E·t_ref, its saturated limit t_ref / (n_ref dt) (1 in continuous time), and
+        m = (μ_V − θ*)/σ_V of the first population under the external drive alone."""
+        net = self.network(self.prior.validate(theta))
+        t_ref = np.asarray(net.t_refrac_probe, float)
+        return np.column_stack([probe_activity(pred, t_ref), net.max_rate[:, 0] * t_ref,
+                                np.asarray(net.drive_only_m(), float)[:, 0]])
+
     def rate_gradient(self, theta, step: float = 1e-3) -> np.ndarray:
         """d log10 ν_E / dθ (prior units), central differences of ``step`` × prior width;
         NaN where a side is not ``ok``."""
@@ -222,15 +231,21 @@ def calibrate_window(pred, t_refrac, simulated_status, recall: float = 0.95) -> 
 def scores(pred, t_refrac, simulated_status, window: Window) -> dict:
     """Per-class recall/precision of the statuses under ``window`` vs the simulated ones, and
     the screen's ok-recall, precision (ok among kept) and kept fraction."""
+    out = label_scores(pred, classify(pred, t_refrac, window), simulated_status)
+    return {"n": out.pop("n"), "window": window.to_dict()} | out
+
+
+def label_scores(pred, said_all, simulated_status) -> dict:
+    """Per-class recall/precision of predicted statuses ``said_all`` vs the simulated ones,
+    and the screen (keep what is said ok or undetermined): ok-recall, precision, kept."""
     sim = np.asarray(simulated_status)
-    said_all = classify(pred, t_refrac, window)
-    out = {"n": int(len(sim)), "window": window.to_dict()}
+    out = {"n": int(len(sim))}
     for cls in ("silent", "ok", "runaway"):
         truth, said = sim == cls, said_all == cls
         out[cls] = {"n": int(truth.sum()),
                     "recall": float((truth & said).sum() / max(truth.sum(), 1)),
                     "precision": float((truth & said).sum() / max(said.sum(), 1))}
-    keep = keep_mask(pred, t_refrac, window)
+    keep = np.isin(said_all, ("ok", "undetermined"))
     ok = sim == "ok"
     out["screen"] = {"kept": float(keep.mean()),
                      "ok_recall": float((keep & ok).sum() / max(ok.sum(), 1)),

@@ -33,11 +33,15 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
     p = cheap.add_parser("check", help="statuses and rates of the cheap model vs a bank's Brian2 runs",
-                         description="Calibrate the status window on the first half of the bank "
-                                     "(ok-recall --recall), score the second half; also the "
-                                     "analytic transfer function, for comparison.")
+                         description="Calibrate the status window and the status classifier on "
+                                     "the first half of the bank (ok-recall --recall), or on "
+                                     "--calibrate-on BANK2, and score the rest; also the analytic "
+                                     "transfer function, for comparison.")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
+    p.add_argument("--calibrate-on", type=Path, metavar="BANK2",
+                   help="calibrate the window and the status classifier on this other bank "
+                        "(same prior) and score all of BANK (held out by construction)")
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
@@ -124,6 +128,7 @@ def run_predict(args) -> dict:
 
 def run_check(args) -> dict:
     from ..bank import Bank
+    from ..errors import UserError
     from ..cheap.check import check_runs
     from ..prior import Prior
     from ..simulators import SimulatorSpec
@@ -132,8 +137,15 @@ def run_check(args) -> dict:
     rows = bank.table()
     spec = SimulatorSpec.from_plain(bank.meta["simulator"])
     prior = Prior.from_dict(bank.meta["prior"])
+    other = None
+    if args.calibrate_on is not None:
+        cal_bank = Bank(args.calibrate_on)
+        if cal_bank.meta.get("prior_sha256") != bank.meta.get("prior_sha256"):
+            raise UserError(f"--calibrate-on {args.calibrate_on}: its prior differs from {args.bank}'s")
+        cal_rows = cal_bank.table()
+        other = (cal_rows["theta"], cal_rows["status"])
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
-                        table=args.table, recall=args.recall)
+                        table=args.table, recall=args.recall, calibrate_on=other)
     report["bank"] = str(args.bank)
     if not args.json:
         print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
@@ -147,4 +159,9 @@ def run_check(args) -> dict:
                   f"{c['screen']['precision']:.2f} vs {c['screen']['unscreened_precision']:.2f}); "
                   f"ok-rate Spearman {m['ok_rate']['spearman']:.2f}; "
                   f"{m['predictions_per_cpu_second']:.0f} predictions/CPU-s")
+            k = m["classifier"]
+            print(f"  {name} + status classifier: ok recall {k['ok']['recall']:.2f} precision "
+                  f"{k['ok']['precision']:.2f}; silent recall {k['silent']['recall']:.2f}; "
+                  f"runaway recall {k['runaway']['recall']:.2f} (precision "
+                  f"{k['runaway']['precision']:.2f}); screen keeps {k['screen']['kept']:.0%}")
     return report

@@ -1,0 +1,131 @@
+"""Status prediction beyond the activity window (issue #16): the first-step crossing averaged
+over random in-degrees, and the calibrated status classifier."""
+
+import numpy as np
+import pytest
+
+import automind.cheap.networks as networks
+from automind.cheap.classify import StatusClassifier, calibrate_classifier
+from automind.cheap.moments import Drive, Neuron, first_step_crossing, membrane, step_constants
+from automind.cheap.screen import CheapModel, Window, classify, label_scores
+from automind.prior import Prior
+from automind.simulators import SimulatorSpec
+from automind.simulators.execution import make_jobs
+from automind.simulators.simulator import Simulator
+
+DT = 2e-4
+
+
+def test_quenched_crossing_is_the_average_over_in_degrees():
+    """P₁ averaged over neurons whose recurrent Σλ_kQ_k varies with a Poisson in-degree equals
+    the crossing with the quenched variance added (known answer: Monte Carlo over K)."""
+    from scipy.special import ndtr
+
+    n = Neuron(C=200e-12, g_L=10e-9, v_rest=-65e-3, v_thresh=-50e-3, v_reset=-58e-3,
+               t_refrac=2e-3, delta_T=2e-3, a=0.0, b=0.0, tau_w=0.1, tau_e=5e-3, tau_i=5e-3,
+               E_e=0.0, E_i=-80e-3)
+    step = step_constants(n, DT)
+    k_mean, q, nu = 40.0, 4e-9, 450.0  # presynaptic neurons, quantum (S), their rate (Hz)
+    drive = Drive(np.asarray(k_mean * q * nu), np.asarray(k_mean * q**2 * nu), np.asarray(0.0),
+                  np.asarray(0.0))
+    mom = membrane(n, drive, 0.0)
+    # neuron by neuron: the mean step is linear in K, the shot-noise sd taken at the mean K
+    # (as the closed form does); averaged over Poisson in-degrees
+    k = np.random.default_rng(0).poisson(k_mean, 200_000).astype(float)
+    gap = step.scale * (mom.mu_G * (mom.mu_V - step.v_reset) + step.reset_current) - step.gap
+    sd = step.scale * np.sqrt(step.lever_e * drive.e2)
+    monte_carlo = np.mean(ndtr((gap + step.scale * step.slope_e * (k - k_mean) * q * nu) / sd))
+    closed = first_step_crossing(step, drive, mom, (np.asarray(k_mean * q**2 * nu**2),
+                                                    np.asarray(0.0)))
+    assert closed == pytest.approx(monte_carlo, abs=0.01)  # 0.78
+    assert first_step_crossing(step, drive, mom) > monte_carlo + 0.15  # homogeneous: 0.96
+
+
+def test_in_degree_spread_fixes_a_near_saturated_ok_run(monkeypatch):
+    """Draw 24 of the MK1 prior at seed 1005 (N = 500, 1 s): Brian2 keeps it ok (activity
+    just below the runaway threshold); the homogeneous first-step crossing called it runaway
+    (predicted ν_E·t_ref 1.010), the in-degree-averaged one ok (0.81)."""
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    theta = prior.sample_indexed(1005, [24])
+    job = make_jobs(prior, theta, spec.duration, seed=1005, indices=[24])[0]
+    assert Simulator(spec).run(job.params, seed=job.seed).status == "ok"
+    model = CheapModel.for_spec(spec, prior, "analytic")
+    said = {}
+    for heterogeneous in (False, True):
+        monkeypatch.setattr(networks, "HETEROGENEOUS_FIRST_STEP", heterogeneous)
+        pred = model.predict(theta, status_only=True)
+        said[heterogeneous] = classify(pred, model.t_refrac(theta), Window())[0]
+    assert said == {False: "runaway", True: "ok"}
+
+
+def _synthetic(n, rng):
+    """Statuses decided as in MK1: a run is runaway iff its saturated fraction 1 − d beats
+    0.99 / a_max; the model compresses small deficits d (predicts √(0.02 d) below 0.02)."""
+    a_max = rng.uniform(1.0, 1.15, n)
+    near = rng.uniform(size=n) < 0.3
+    d_true = np.where(near, 10 ** rng.uniform(-3.5, -1, n), 1 - 0.9 * 10 ** rng.uniform(-6, 0, n))
+    d_pred = np.where(d_true < 0.02, np.sqrt(0.02 * d_true), d_true)
+    activity = (1 - d_pred) * a_max
+    m0 = rng.uniform(-20, 2, n)
+    status = np.where((1 - d_true) * a_max > 0.99, "runaway",
+                      np.where(activity * np.exp(rng.normal(0, 0.3, n)) < 1e-4, "silent", "ok"))
+    return np.column_stack([activity, a_max, m0]), status.astype(str)
+
+
+def test_classifier_recovers_statuses_decided_by_saturation_and_headroom():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(3)
+    signals, status = _synthetic(4000, rng)
+    cal, held = slice(0, 2000), slice(2000, None)
+    pred = SimpleNamespace(status=np.full(4000, "ok", object))
+    part = SimpleNamespace(status=pred.status[held], extrapolated=np.zeros(2000, bool))
+    clf = calibrate_classifier(SimpleNamespace(status=pred.status[cal]), signals[cal],
+                               status[cal], recall=0.95)
+    scored = label_scores(part, clf.classify(part, signals[held]), status[held])
+    assert scored["ok"]["recall"] >= 0.93 and scored["runaway"]["recall"] >= 0.9
+    assert scored["silent"]["recall"] >= 0.9
+    # round trip of the stored form
+    again = StatusClassifier.from_dict(clf.to_dict())
+    assert np.array_equal(again.classify(part, signals[held]), clf.classify(part, signals[held]))
+
+
+def test_classifier_calibration_errors_are_user_errors():
+    from types import SimpleNamespace
+
+    from automind.errors import UserError
+
+    signals = np.ones((30, 3))
+    pred = SimpleNamespace(status=np.full(30, "ok", object))
+    with pytest.raises(UserError, match="each status"):
+        calibrate_classifier(pred, signals, np.array(["ok"] * 30))
+    with pytest.raises(UserError, match="recall"):
+        calibrate_classifier(pred, signals, np.array(["ok"] * 30), recall=1.5)
+
+
+def test_check_runs_calibrated_on_another_bank_scores_all_runs():
+    """``check_runs(..., calibrate_on=...)``: when the "simulated" statuses are the model's own
+    (early-stop thresholds), the classifier calibrated on one set of draws reproduces them on
+    another (known answer: recall ~1), and every scored run is held out."""
+    from automind.cheap.check import check_runs
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(spec, prior, "analytic")
+
+    def runs(seed):
+        theta = prior.sample_indexed(seed, range(300))
+        pred = model.predict(theta, status_only=True)
+        status = classify(pred, model.t_refrac(theta), Window()).astype(str)
+        return theta, status, pred.rate_E
+
+    theta, status, rate = runs(1)
+    report = check_runs(spec, prior, theta, status, rate, table="analytic",
+                        calibrate_on=runs(2)[:2])
+    m = report["models"]["analytic"]
+    assert report["held_out"] == int(np.isin(status, ("ok", "silent", "runaway")).sum())
+    assert m["classifier"]["ok"]["recall"] >= 0.9
+    for cls in ("silent", "runaway"):
+        assert m["classifier"][cls]["recall"] >= 0.9 and m["classifier"][cls]["n"] >= 5
+    assert m["default_thresholds"]["ok"]["recall"] == 1.0
