@@ -45,8 +45,8 @@ def test_gaussian_prior_linear_task_matches_the_analytic_posterior():
     triangular map), as an equal mixture of 3 whose optimisation noise averages out. Mean
     within 0.1 posterior sd, covariance within 0.15, at a typical and a far x_o
     (Mahalanobis 0.4 and 1.7 under the prior predictive). Measured with ensemble seeds 0,
-    3, 6, 9: mean 0.03-0.08 sd, covariance 0.05-0.08, ~15 CPU s, so the default suite runs
-    it (before: one 5-transform flow at noise 0.5, 0.094 sd, 45 s, marked slow)."""
+    3, 6, 9: mean 0.03-0.08 sd, covariance 0.05-0.08, 9 s on a quiet machine, so the default
+    suite runs it (before: one 5-transform flow at noise 0.5, 0.094 sd, 45 s, marked slow)."""
     noise = 1.0
     prior, theta, x = gaussian_linear_task(10000, noise)
     posterior = train(theta, x, prior, progress=False, estimator="zuko_maf", num_transforms=1,
