@@ -17,7 +17,7 @@ from automind.prior import Prior
 
 D = torch.distributions
 
-# x = A θ + N(0, 0.5² I) with a correlated Gaussian prior: the posterior is Gaussian with
+# x = A θ + N(0, σ² I) with a correlated Gaussian prior: the posterior is Gaussian with
 # covariance (Σ0⁻¹ + Aᵀ Σn⁻¹ A)⁻¹ and mean Σp (Σ0⁻¹ μ0 + Aᵀ Σn⁻¹ x)
 A = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, -0.3], [0.2, 0.0, 1.0]])
 MU0 = np.array([0.5, -1.0, 0.0])
@@ -25,32 +25,35 @@ SIGMA0 = np.array([[1.0, 0.6, 0.0], [0.6, 2.0, -0.4], [0.0, -0.4, 0.8]])
 NOISE = 0.5
 
 
-def analytic_posterior(x_o):
-    precision_n = np.eye(3) / NOISE**2
+def analytic_posterior(x_o, noise: float = NOISE):
+    precision_n = np.eye(3) / noise**2
     cov = np.linalg.inv(np.linalg.inv(SIGMA0) + A.T @ precision_n @ A)
     return cov @ (np.linalg.solve(SIGMA0, MU0) + A.T @ precision_n @ x_o), cov
 
 
-def gaussian_linear_task(n: int):
+def gaussian_linear_task(n: int, noise: float = NOISE):
     prior = D.MultivariateNormal(torch.tensor(MU0, dtype=torch.float32),
                                  torch.tensor(SIGMA0, dtype=torch.float32))
     theta = as_prior(prior).sample(n, seed=0)
-    x = theta @ A.T + NOISE * np.random.default_rng(1).standard_normal(theta.shape)
+    x = theta @ A.T + noise * np.random.default_rng(1).standard_normal(theta.shape)
     return prior, theta, x
 
 
-@pytest.mark.slow
 def test_gaussian_prior_linear_task_matches_the_analytic_posterior():
-    """10,000 simulations, the affine flow (the exact family for a Gaussian posterior): mean
-    within 0.1 posterior sd, covariance within 0.15. Slow (~45 s on a free core) because the
-    known answer needs this many: the error is at the estimators' accuracy there (measured at
-    the farther x_o: zuko_maf 0.08-0.09 sd, zuko_nsf 0.14, sbi's own NPE with zuko_maf 0.15;
-    at 4,000 simulations every flow tried was 0.12-0.23 off)."""
-    prior, theta, x = gaussian_linear_task(10000)
-    posterior = train(theta, x, prior, progress=False, estimator="zuko_maf")
+    """10,000 simulations at noise sd 1 (posterior sd 0.63-0.72); the flow is the exact
+    family for a Gaussian posterior, one affine autoregressive transform (a conditional
+    triangular map), as an equal mixture of 3 whose optimisation noise averages out. Mean
+    within 0.1 posterior sd, covariance within 0.15, at a typical and a far x_o
+    (Mahalanobis 0.4 and 1.7 under the prior predictive). Measured with ensemble seeds 0,
+    3, 6, 9: mean 0.03-0.08 sd, covariance 0.05-0.08, 9 s on a quiet machine, so the default
+    suite runs it (before: one 5-transform flow at noise 0.5, 0.094 sd, 45 s, marked slow)."""
+    noise = 1.0
+    prior, theta, x = gaussian_linear_task(10000, noise)
+    posterior = train(theta, x, prior, progress=False, estimator="zuko_maf", num_transforms=1,
+                      ensemble=3)
     assert posterior.model["theta_space"] == "none"  # θ itself: no box transform
     for x_o in ([0.3, -1.2, 0.5], [2.0, 1.0, -1.5]):
-        mean, cov = analytic_posterior(np.array(x_o))
+        mean, cov = analytic_posterior(np.array(x_o), noise)
         sd = np.sqrt(np.diag(cov))
         samples = posterior.sample(20000, x_o, seed=2)
         assert np.abs((samples.mean(0) - mean) / sd).max() <= 0.1

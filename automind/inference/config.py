@@ -16,6 +16,10 @@ ESTIMATORS = ("auto", "nsf", "maf", "zuko_nsf", "zuko_maf", "mdn")
 #: distributions) with up to this many parameters, the affine flow otherwise (sampling
 #: inverts the flow one dimension at a time, and a spline pass costs far more)
 AUTO_NSF_MAX_DIM = 5
+#: ``num_transforms = "auto"``: this many spline transforms (on ``slcp`` 3 reach a C2ST
+#: 0.01 below sbi's NPE in 0.64× its training time, 5 took 1.1×), 5 affine ones
+AUTO_TRANSFORMS = {"nsf": 3, "zuko_nsf": 3}
+AUTO_TRANSFORMS_DEFAULT = 5
 EMBEDDINGS = ("auto", "none", "mlp", "cnn")
 THETA_SPACES = ("auto", "bijection", "none")
 
@@ -32,7 +36,8 @@ class TrainingConfig:
     embedding: str = "auto"              # embedding net for x: auto = mlp above 64 features
     ensemble: int = 1                    # estimators with seeds seed, seed+1, ...; equal mixture
     hidden_features: int = 50
-    num_transforms: int = 5
+    #: flow layers; "auto": 3 for spline flows (nsf, zuko_nsf), 5 otherwise
+    num_transforms: int | str = "auto"
     batch_size: int = 256
     learning_rate: float = 5e-4
     max_epochs: int = 300
@@ -62,8 +67,12 @@ class TrainingConfig:
         for name in ("ensemble", "hidden_features", "num_transforms", "batch_size", "max_epochs",
                      "patience", "lr_decay_patience"):
             value = getattr(self, name)
+            if name == "num_transforms" and value == "auto":
+                continue
+            kind = 'a positive integer or "auto"' if name == "num_transforms" else \
+                "a positive integer"
             need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                 f"{name} must be a positive integer, not {value!r}")
+                 f"{name} must be {kind}, not {value!r}")
         need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
              f"seed must be a non-negative integer, not {self.seed!r}")
         need(isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1,
@@ -100,6 +109,11 @@ class TrainingConfig:
             return self.estimator
         on_theta = self.resolved_theta_space(prior) == "none"
         return "zuko_nsf" if on_theta and prior.dim <= AUTO_NSF_MAX_DIM else "zuko_maf"
+
+    def resolved_num_transforms(self, prior) -> int:
+        if self.num_transforms != "auto":
+            return self.num_transforms
+        return AUTO_TRANSFORMS.get(self.resolved_estimator(prior), AUTO_TRANSFORMS_DEFAULT)
 
     def resolved_theta_space(self, prior) -> str:
         from ..prior import Prior

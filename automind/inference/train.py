@@ -169,6 +169,7 @@ def train(theta, x, prior, *, config: TrainingConfig | None = None, valid=None,
 def model_facts(config: TrainingConfig, prior, columns, streamed: bool = False) -> dict:
     """What the estimators are, beyond the training configuration (saved with the weights)."""
     return {"estimator": config.resolved_estimator(prior),
+            "num_transforms": config.resolved_num_transforms(prior),
             "embedding": resolve_embedding(config.embedding, len(columns)),
             "theta_dim": prior.dim, "x_dim": len(columns), "feature_columns": columns.tolist(),
             "theta_space": config.resolved_theta_space(prior), "streamed": streamed}
