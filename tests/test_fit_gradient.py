@@ -76,7 +76,7 @@ def test_gradient_fit_resumes_and_refuses_other_settings_or_methods(fitted, reco
         fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
                      **(FIT | {"lr": 0.2}))  # another lr
     with pytest.raises(UserError, match="method"):
-        fit(recording, out, simulator=SPEC, prior="mk1", features="spikes", budget=1000,
+        fit(recording, out, simulator=SPEC, prior="mk1", features="spikes", budget=1000, refine=0,
             progress=False, report=False)
 
 
