@@ -4,10 +4,11 @@ from the prior and log q(θ*) − log p(θ*) at the truth), the consistent confi
 by re-simulating the same number of posterior samples, CPU hours (this process and its
 workers), and per CPU-hour figures; ``ratio`` = fit / bank for each.
 
-    python benchmarks/fit.py [--model brunel|mk1] [--budget 1500] [--out DIR]
+    python benchmarks/fit.py [--model brunel|mk1] [--budget N] [--refine G] [--out DIR]
 
-Brunel (reduced, N = 250) runs in minutes; ``--model mk1`` (N = 500, 4.5 s runs) is the figure
-that matters and takes about an hour at --budget 3000 on 2 cores.
+Brunel (reduced, N = 250, budget 1,500) runs in minutes; ``--model mk1`` (N = 500, 4.5 s runs,
+the settings of studies/mk1_targets: budget 6,000 with 7 refinement generations) is the figure
+that matters and takes about half an hour on 2 cores.
 """
 
 import argparse
@@ -22,10 +23,12 @@ import numpy as np
 MODELS = {
     # reduced Brunel: the asynchronous irregular point of the demo
     "brunel": {"theta": [5.0, 2.0], "features": "spikes", "duration": 2.0, "t0": 0.05,
-               "probe_duration": 0.3, "probe_rounds": 1},
+               "probe_duration": 0.3, "probe_rounds": 1, "budget": 1500, "refine": 3},
     # MK1 at laptop size: a target drawn from the prior by the mk1_targets rule (asynchronous)
+    # (the fit settings of studies/mk1_targets)
     "mk1": {"theta": None, "features": "mk1_compact", "duration": 4.5, "t0": 0.5,
-            "probe_duration": 1.0, "probe_rounds": 2},
+            "probe_duration": 1.0, "probe_rounds": 2, "budget": 6000, "refine": 7,
+            "probe_fraction": 0.25, "final_samples": 400},
 }
 
 
@@ -68,7 +71,8 @@ def make_target(model: str, spec, prior, out: Path, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=tuple(MODELS), default="brunel")
-    parser.add_argument("--budget", type=int, default=1500)
+    parser.add_argument("--budget", type=int, help="simulations (default: the model's)")
+    parser.add_argument("--refine", type=int, help="refinement generations (default: the model's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
@@ -79,6 +83,9 @@ def main() -> None:
     from automind.prior import Prior
 
     conf = MODELS[args.model]
+    budget = args.budget or conf["budget"]
+    refine = conf["refine"] if args.refine is None else args.refine
+    options = {k: conf[k] for k in ("probe_fraction", "final_samples") if k in conf}
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-fit-"))
     out.mkdir(parents=True, exist_ok=True)
     spec = spec_for(args.model, conf["duration"], conf["t0"])
@@ -88,9 +95,9 @@ def main() -> None:
     figures = {}
     start_cpu, start = cpu_seconds(), time.perf_counter()
     summary = fit(recording, out / "fit", simulator=spec, features=conf["features"],
-                  budget=args.budget, workers=args.workers, progress=False, truth=truth,
+                  budget=budget, workers=args.workers, progress=False, truth=truth,
                   seed=args.seed, report=False, probe_rounds=conf["probe_rounds"],
-                  probe_duration=conf["probe_duration"])
+                  probe_duration=conf["probe_duration"], refine=refine, **options)
     figures["fit"] = {k: summary[k] for k in ("yield", "n_consistent", "nats", "simulations")} | {
         "truth_log_ratio_nats": summary.get("truth_log_ratio_nats"),
         "cpu_hours": (cpu_seconds() - start_cpu) / 3600, "wall_s": time.perf_counter() - start}
@@ -111,7 +118,7 @@ def main() -> None:
         method["nats_per_cpu_hour"] = method["nats"] / method["cpu_hours"]
     ratio = {k: figures["fit"][k] / figures["bank"][k] if figures["bank"][k] else None
              for k in ("nats", "consistent_per_cpu_hour", "nats_per_cpu_hour", "yield")}
-    print(json.dumps({"model": args.model, "budget": args.budget, "truth": truth.tolist(),
+    print(json.dumps({"model": args.model, "budget": budget, "refine": refine, "truth": truth.tolist(),
                       "fit": figures["fit"], "bank": figures["bank"], "ratio": ratio,
                       "nats_gain": figures["fit"]["nats"] - figures["bank"]["nats"]}))
 

@@ -22,9 +22,9 @@ SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 def test_budget_splits_into_rounds_and_refuses_too_little():
     plan = FitSettings(budget=10_000).split()
-    assert plan["probe"] == 1750 and plan["final"] == 500 and plan["total"] <= 10_000
-    assert plan["refine"] == 500  # 3 generations, each as large as the final validation
-    assert plan["total"] == (2 * plan["probe"] + 3 * plan["round"] + 4 * plan["final"]
+    assert plan["probe"] == 1750 and plan["final"] == 400 and plan["total"] <= 10_000
+    assert plan["refine"] == 400  # 6 generations, each as large as the final validation
+    assert plan["total"] == (2 * plan["probe"] + 3 * plan["round"] + 7 * plan["final"]
                              + plan["noise"])
     assert "refine" not in FitSettings(budget=10_000, refine=0).split()
     with pytest.raises(UserError, match="below one round"):

@@ -48,11 +48,11 @@ def register(sub) -> None:
     p.add_argument("--cv-tolerance", type=positive_float, default=0.5,
                    help="... and within this of its mean ISI CV where both have one (0.5)")
     p.add_argument("--final-samples", type=count,
-                   help="posterior samples re-simulated at the end (default 10 %% of the budget, "
-                        "at most 500)")
-    p.add_argument("--refine", type=int, default=3, metavar="GENERATIONS",
+                   help="posterior samples re-simulated at the end (default 6 %% of the budget, "
+                        "at most 400)")
+    p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
-                        "as many moved samples (default 3; 0 = off)")
+                        "as many moved samples (default 6; 0 = off)")
     p.add_argument("--threshold", type=positive_float, default=2.0,
                    help="acceptance distance in noise sd, as automind validate (default 2)")
     p.add_argument("--cheap-screen", type=positive_float, metavar="DECADES",

@@ -46,7 +46,7 @@ class FitSettings:
     threshold: float = 2.0
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
-    refine: int = 3
+    refine: int = 6
 
     def __post_init__(self):
         checks = [(self.budget >= 1, "budget must be >= 1"),
@@ -91,7 +91,7 @@ class FitSettings:
         return plan
 
     def _split(self, budget: int) -> dict:
-        final = self.final_samples or min(500, max(MIN_FINAL * 2, round(0.1 * budget)))
+        final = self.final_samples or min(400, max(MIN_FINAL * 2, round(0.06 * budget)))
         probe = int(self.probe_fraction * budget) // self.probe_rounds
         last = final * (1 + self.refine) + NOISE_REPEATS
         rounds = (budget - probe * self.probe_rounds - last) // self.rounds
