@@ -3,7 +3,8 @@
     python benchmarks/cheap.py [--n 2000] [--N 2000] [--duration 10] [--table analytic]
                                [--bank BANK] [--repeats 3]
 
-- predictions per CPU-second (batched, prior draws; median of ``--repeats`` warm batches, the
+- predictions per CPU-second (batched, prior draws; full, status-only, and status-only plus
+  the status classifier's inputs ``status_signals``; median of ``--repeats`` warm batches, the
   first call reported apart) and the ratio to one MK1 engine run of
   ``--duration`` s at ``--N`` neurons (spec §4 target: ≥ 1,000/s and ≥ 2,000× a 10 s run);
 - with ``--bank``: the screen's measured ok-fraction q (unscreened) and precision P (held-out,
@@ -61,7 +62,13 @@ def main() -> None:
         start = cpu_now()
         screened = model.predict(theta, status_only=True)
         status_only.append(cpu_now() - start)
+    signals = []  # the status classifier's inputs on top of a status-only prediction
+    for _ in range(args.repeats):
+        start = cpu_now()
+        model.status_signals(theta, screened)
+        signals.append(cpu_now() - start)
     cheap_cpu, screen_cpu = float(np.median(full)), float(np.median(status_only))
+    signals_cpu = float(np.median(signals))
     per_second = args.n / cheap_cpu
     agree = float(np.mean(screened.status == pred.status))
 
@@ -88,6 +95,8 @@ def main() -> None:
            "status_only": {"cpu_seconds": screen_cpu, "predictions_per_cpu_second": args.n / screen_cpu,
                            "ratio_vs_engine_run": args.n / screen_cpu * engine_cpu,
                            "same_status_as_full": agree},
+           "status_classifier": {"signals_cpu_seconds": signals_cpu,
+                                 "predictions_per_cpu_second": args.n / (screen_cpu + signals_cpu)},
            "targets": {"predictions_per_cpu_second": 1000, "ratio_vs_engine_run": 2000},
            "statuses": {s: int(np.sum(pred.status == s)) for s in
                         ("silent", "ok", "runaway", "undetermined")},

@@ -5,7 +5,7 @@ frozen on a saturated plateau while adaptation still drifts."""
 import numpy as np
 import pytest
 from automind.cheap.moments import (Drive, Neuron, discrete_time_rate, first_step_crossing,
-                                    membrane, refractory_steps, step_constants)
+                                    first_step_z, membrane, refractory_steps, step_constants)
 from automind.cheap.screen import CheapModel, probe_activity
 from automind.prior import Prior
 from automind.simulators import SimulatorSpec
@@ -54,6 +54,32 @@ def test_first_step_crossing_matches_monte_carlo_euler_steps():
         mc = np.mean(v + dv > n.v_thresh + 5 * n.delta_T)
         assert 0.02 < p < 0.98 or rate_e != 6.6e3
         assert p == pytest.approx(mc, abs=0.005), (rate_e, p, mc)
+
+
+def test_first_step_z_is_the_crossing_probit_and_saturated_z_is_monte_carlo_like():
+    """z = (mean step − gap)/sd: the crossing probability is Φ(z) (known answer at Φ⁻¹ of
+    the Monte Carlo fraction above); no noise gives ±inf; continuous time has no z."""
+    from scipy.special import ndtr, ndtri
+
+    n = Neuron(C=200e-12, g_L=10e-9, v_rest=-65e-3, v_thresh=-50e-3, v_reset=-60e-3,
+               t_refrac=2e-3, delta_T=2e-3, a=4e-9, b=50e-12, tau_w=1.0, tau_e=5e-3,
+               tau_i=10e-3, E_e=0.0, E_i=-80e-3)
+    step = step_constants(n, DT)
+    for rate_e in (5.5e3, 6.6e3, 7.5e3):
+        drive = Drive(np.array(rate_e * 1e-8), np.array(rate_e * 1e-16),
+                      np.array(2e3 * 1e-9), np.array(2e3 * 1e-18))
+        mom = membrane(n, drive, 0.3e-9)
+        z = first_step_z(step, drive, mom)
+        p = first_step_crossing(step, drive, mom)
+        assert ndtr(z) == pytest.approx(p) and z == pytest.approx(ndtri(p), abs=1e-9)
+    quiet = Drive(np.array(9e3 * 1e-8), np.array(0.0), np.array(0.0), np.array(0.0))
+    assert np.isinf(first_step_z(step, quiet, membrane(n, quiet, 0.0)))
+    model, theta = _mk1()
+    net = model.network(theta)
+    z = net.saturated_step_z(np.zeros_like(net.max_rate))
+    assert z.shape == (1, 3) and np.all(np.isfinite(z))
+    net.step = None  # continuous time
+    assert np.all(np.isnan(net.saturated_step_z(np.zeros_like(net.max_rate))))
 
 
 def _mk1(**changes):

@@ -61,7 +61,9 @@ def test_in_degree_spread_fixes_a_near_saturated_ok_run(monkeypatch):
 
 def _synthetic(n, rng):
     """Statuses decided as in MK1: a run is runaway iff its saturated fraction 1 − d beats
-    0.99 / a_max; the model compresses small deficits d (predicts √(0.02 d) below 0.02)."""
+    0.99 / a_max; the model compresses small deficits d (predicts √(0.02 d) below 0.02).
+    The other signals (drive-only activity, probe-end activity, saturated z) are
+    uninformative here."""
     a_max = rng.uniform(1.0, 1.15, n)
     near = rng.uniform(size=n) < 0.3
     d_true = np.where(near, 10 ** rng.uniform(-3.5, -1, n), 1 - 0.9 * 10 ** rng.uniform(-6, 0, n))
@@ -70,7 +72,9 @@ def _synthetic(n, rng):
     m0 = rng.uniform(-20, 2, n)
     status = np.where((1 - d_true) * a_max > 0.99, "runaway",
                       np.where(activity * np.exp(rng.normal(0, 0.3, n)) < 1e-4, "silent", "ok"))
-    return np.column_stack([activity, a_max, m0]), status.astype(str)
+    noise = np.column_stack([10 ** rng.uniform(-6, 0, n), 10 ** rng.uniform(-6, 0, n),
+                             rng.normal(0, 2, n)])
+    return np.column_stack([activity, a_max, m0, noise]), status.astype(str)
 
 
 def test_classifier_recovers_statuses_decided_by_saturation_and_headroom():
@@ -96,12 +100,45 @@ def test_classifier_calibration_errors_are_user_errors():
 
     from automind.errors import UserError
 
-    signals = np.ones((30, 3))
+    signals = np.ones((30, 6))
     pred = SimpleNamespace(status=np.full(30, "ok", object))
     with pytest.raises(UserError, match="each status"):
         calibrate_classifier(pred, signals, np.array(["ok"] * 30))
     with pytest.raises(UserError, match="recall"):
         calibrate_classifier(pred, signals, np.array(["ok"] * 30), recall=1.5)
+
+
+def test_hinge_basis_known_values():
+    from automind.cheap.classify import hinge_basis
+
+    x = np.array([[0.0, 5.0], [2.0, -1.0]])
+    got = hinge_basis(x, ((1.0,), (0.0, 4.0)))
+    assert np.array_equal(got, [[0.0, 5.0, 0.0, 5.0, 1.0], [2.0, -1.0, 1.0, 0.0, 0.0]])
+
+
+def test_classifier_learns_that_a_weak_drive_stays_silent_despite_a_predicted_ignition():
+    """Known answer, the finite-network case of docs/cheap.md: a run is silent iff its
+    drive-only activity is below 10× the silent threshold, *whatever* activity the mean field
+    predicts (which ignites to saturation for many of them); otherwise ok. Only the hinge
+    basis can put a step in the drive-only activity; recall must be near 1 for both."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    a_drive = 10 ** rng.uniform(-7, -1, n)
+    ignites = rng.uniform(size=n) < 0.5
+    activity = np.where(ignites, rng.uniform(0.3, 0.9, n), a_drive * 10 ** rng.uniform(0, 2, n))
+    status = np.where(a_drive < 1e-3, "silent", "ok").astype("<U7")
+    status[:40] = "runaway"  # a few, so that every class is present
+    signals = np.column_stack([activity, np.full(n, 1.05), rng.uniform(-20, 2, n), a_drive,
+                               activity, rng.normal(0, 2, n)])
+    cal, held = slice(0, 2000), slice(2000, None)
+    clf = calibrate_classifier(SimpleNamespace(status=np.full(2000, "ok", object)), signals[cal],
+                               status[cal], recall=0.95)
+    part = SimpleNamespace(status=np.full(2000, "ok", object), extrapolated=np.zeros(2000, bool))
+    scored = label_scores(part, clf.classify(part, signals[held]), status[held])
+    assert scored["silent"]["recall"] >= 0.95 and scored["ok"]["recall"] >= 0.93
+    assert scored["ok"]["precision"] >= 0.95
 
 
 def test_check_runs_calibrated_on_another_bank_scores_all_runs():

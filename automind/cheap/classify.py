@@ -16,7 +16,15 @@ just below the threshold (simulated a = 0.9–0.99) where a_max ≈ 1. So the cl
   from the far Siegert tail, where a small error in μ_V moves the rate by decades — the
   same small predicted activity is less trustworthy the farther below threshold the drive
   leaves the igniters,
+* log10 of the drive-only activity (the first step from rest: igniters driven by the
+  external input alone, ν·t_ref) over the silent threshold: a finite network whose drive
+  yields only a few spikes per probe window stays silent even where the mean field ignites,
+* log10 of the activity at the probe window's end (the plateau the run settled on),
+* z of the first-step crossing with the network saturated (``moments.first_step_z``): how
+  deep into firing on every first free step a saturated network is,
 
+each expanded in a hinge basis (x and max(0, x − k) at the calibration bank's 20/40/60/80 %
+quantiles k: an additive, piecewise-linear model; docs/cheap.md, "Status classifier"),
 standardised, in a multinomial logistic regression (L2, weight 1 as scikit-learn's C = 1)
 fitted on a bank's simulated statuses. Decision: ``ok`` when P(ok) reaches the threshold that
 keeps ``recall`` of the calibration bank's ok runs, otherwise the likelier of silent and
@@ -30,33 +38,51 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from .solve import RUNAWAY
+from .solve import RUNAWAY, SILENT
 
 CLASSES = ("silent", "ok", "runaway")
-FEATURES = ("log10 activity", "saturation closeness", "log10 headroom", "drive-only m")
+FEATURES = ("log10 activity", "saturation closeness", "log10 headroom", "drive-only m",
+            "log10 drive-only activity / silent", "log10 probe-end activity",
+            "saturated first-step z")
+#: quantiles of the calibration features where the hinge basis bends
+KNOT_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 
 
 def features(signals) -> np.ndarray:
-    """(n, 4) features from ``CheapModel.status_signals``' (n, 3) columns: the probe activity
-    ν_E·t_ref, its saturated limit, the driven population's drive-only m."""
-    a, a_max, m0 = np.asarray(signals, float).T
+    """(n, 7) features from ``CheapModel.status_signals``' (n, 6) columns: the probe activity
+    ν_E·t_ref, its saturated limit, the driven population's drive-only m, the drive-only
+    activity, the probe-end activity, the saturated first-step z (NaN: continuous time)."""
+    a, a_max, m0, a_drive, a_end, z_sat = np.asarray(signals, float).T
     frac = np.clip(a / a_max, 0.0, 1.0)
     return np.column_stack([np.log10(np.maximum(a, 1e-8)),
                             -np.log10(np.maximum(1.0 - frac, 1e-4)),
                             np.log10(np.maximum(a_max - RUNAWAY, 0.0) + 1e-3),
-                            np.clip(np.nan_to_num(m0, nan=-60.0), -60.0, 10.0)])
+                            np.clip(np.nan_to_num(m0, nan=-60.0), -60.0, 10.0),
+                            np.clip(np.log10(np.maximum(np.nan_to_num(a_drive), 1e-16) / SILENT),
+                                    -8.0, 7.0),
+                            np.log10(np.maximum(np.nan_to_num(a_end), 1e-8)),
+                            np.clip(np.nan_to_num(z_sat, nan=-10.0), -10.0, 10.0)])
+
+
+def hinge_basis(x, knots) -> np.ndarray:
+    """[x, max(0, x_j − k) for every feature j and knot k of ``knots[j]``]."""
+    x = np.asarray(x, float)
+    cols = [x] + [np.maximum(x[:, j:j + 1] - np.asarray(k, float)[None], 0.0)
+                  for j, k in enumerate(knots)]
+    return np.concatenate(cols, axis=1)
 
 
 @dataclass(frozen=True)
 class StatusClassifier:
     mean: tuple
     scale: tuple
-    weights: tuple     # (3 classes, 4 features + intercept), rows in CLASSES order
+    weights: tuple     # (3 classes, basis columns + intercept), rows in CLASSES order
     threshold: float   # P(ok) at or above which a θ is called ok
     recall: float
+    knots: tuple       # per feature, the hinge basis's knots
 
     def probabilities(self, signals) -> np.ndarray:
-        x = (features(signals) - np.array(self.mean)) / np.array(self.scale)
+        x = (hinge_basis(features(signals), self.knots) - np.array(self.mean)) / np.array(self.scale)
         return _softmax(_design(x) @ np.array(self.weights).T)
 
     def classify(self, pred, signals) -> np.ndarray:
@@ -72,12 +98,13 @@ class StatusClassifier:
         if list(d.get("features", ())) != list(FEATURES):
             raise UserError(f"status classifier: features {d.get('features')} are not {list(FEATURES)}")
         return cls(tuple(d["mean"]), tuple(d["scale"]), tuple(map(tuple, d["weights"])),
-                   float(d["threshold"]), float(d["recall"]))
+                   float(d["threshold"]), float(d["recall"]), tuple(map(tuple, d["knots"])))
 
     def to_dict(self) -> dict:
         return {"features": list(FEATURES), "classes": list(CLASSES), "mean": list(self.mean),
                 "scale": list(self.scale), "weights": [list(r) for r in self.weights],
-                "threshold": self.threshold, "recall": self.recall}
+                "threshold": self.threshold, "recall": self.recall,
+                "knots": [list(k) for k in self.knots]}
 
 
 def calibrate_classifier(pred, signals, simulated_status, recall: float = 0.95,
@@ -93,7 +120,10 @@ def calibrate_classifier(pred, signals, simulated_status, recall: float = 0.95,
     if min(counts.values()) < 5 or counts["ok"] < 10:
         raise UserError(f"classifier calibration needs >= 5 runs of each status and >= 10 ok, "
                         f"got {counts}")
-    x = features(np.asarray(signals)[use])
+    raw = features(np.asarray(signals)[use])
+    knots = tuple(tuple(np.unique(np.quantile(raw[:, j], KNOT_QUANTILES)).tolist())
+                  for j in range(raw.shape[1]))
+    x = hinge_basis(raw, knots)
     mean, scale = x.mean(0), x.std(0)
     scale = np.where(scale > 0, scale, 1.0)
     z = _design((x - mean) / scale)
@@ -113,12 +143,12 @@ def calibrate_classifier(pred, signals, simulated_status, recall: float = 0.95,
         return value, grad.ravel()
 
     fit = minimize(loss, np.zeros(np.prod(shape)), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 1000})
+                   options={"maxiter": 2000})
     weights = fit.x.reshape(shape)
     p_ok = _softmax(z @ weights.T)[:, 1]
     threshold = float(np.quantile(p_ok[status[use] == "ok"], 1 - recall))
     return StatusClassifier(tuple(mean), tuple(scale), tuple(map(tuple, weights)), threshold,
-                            recall)
+                            recall, knots)
 
 
 def _design(x):

@@ -181,13 +181,19 @@ def first_step_crossing(step: StepConstants, drive: Drive, mom: Moments,
     (exact for Gaussian in-degree spread)."""
     from scipy.special import ndtr
 
+    return ndtr(first_step_z(step, drive, mom, quenched))
+
+
+def first_step_z(step: StepConstants, drive: Drive, mom: Moments, quenched=None) -> np.ndarray:
+    """(mean step − gap) / sd of :func:`first_step_crossing` (±inf without noise): how deep
+    into (z > 0) or short of first-step firing a population is."""
     gap = step.scale * (mom.mu_G * (mom.mu_V - step.v_reset) + step.reset_current) - step.gap
     var = step.lever_e * drive.e2 + step.lever_i * drive.i2
     if quenched is not None:
         var = var + step.slope_e ** 2 * quenched[0] + step.slope_i ** 2 * quenched[1]
     sd = step.scale * np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return ndtr(np.where(sd > 0, gap / sd, np.where(gap > 0, np.inf, -np.inf)))
+        return np.where(sd > 0, gap / sd, np.where(gap > 0, np.inf, -np.inf))
 
 
 def discrete_time_rate(rate, t_refrac, crossing, dt) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import UserError
 from .moments import (Drive, Neuron, StepConstants, adiabatic_w, current_based, dimensionless,
-                      discrete_time_rate, first_step_crossing, membrane, refractory_steps, source,
+                      discrete_time_rate, first_step_crossing, first_step_z, membrane, refractory_steps, source,
                       step_constants)
 
 
@@ -149,6 +149,19 @@ class MK1Network(_Network):
         zero = np.zeros_like(self.max_rate)
         with np.errstate(all="ignore"):
             return dimensionless(self.neuron(), membrane(self.neuron(), self.drives(zero), zero)).m
+
+    def saturated_step_z(self, w) -> np.ndarray:
+        """(B, 3) z of the first-step crossing (``moments.first_step_z``, in-degree spread
+        included) with every population at its saturated rate and adaptation ``w``: how far
+        from firing on every first free step a saturated network would be (NaN in
+        continuous time)."""
+        if self.step is None:
+            return np.full(self.max_rate.shape, np.nan)
+        rates = self.max_rate.copy()
+        drive = self.drives(rates)
+        with np.errstate(all="ignore"):
+            return first_step_z(self.step, drive, membrane(self.neuron(), drive, w),
+                                self.quenched(rates) if self.heterogeneous else None)
 
     def neuron(self, pop: int | slice = slice(None), index=slice(None)) -> Neuron:
         """Intrinsics of population ``pop`` (or all, stacked) for the θ rows ``index``."""

@@ -319,4 +319,7 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
                       np.any(extra, axis=-1), iters,
                       {"negative_leak": np.asarray(net.flag_negative_leak),
                        "probe_rate_E": probe_rate,
+                       # the probe run's end state: what the status classifier reads
+                       "probe_end_rate_E": net.status_rate(status_run["nu"]),
+                       "probe_end_w": status_run["w"],
                        "unsettled": ~run["finished"]})
