@@ -78,7 +78,8 @@ class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
     def __init__(self, spec, device: str = "cpu", dtype=torch.float64, propagation: str = "event",
-                 surrogate: str = "triangular", detach_exp: bool = False):
+                 surrogate: str = "triangular", detach_exp: bool = False,
+                 detach_recurrent: bool = False):
         if spec.model != "mk1":
             raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
         if propagation not in ("event", "dense"):
@@ -92,14 +93,23 @@ class TorchMK1:
         # multiplies over subthreshold excursions and explodes; detach_exp drops it (v_T and
         # ΔT keep their gradient), the forward is unchanged
         self.detach_exp = detach_exp
+        # backward through the synapses' presynaptic spikes: detached, a weight's gradient is
+        # its direct effect on the postsynaptic neuron (paths through other neurons' spikes
+        # are dropped); the weight fits use it (docs/rsnn.md: with them, the rate gradient of
+        # a coupled network had the wrong sign at 1.5× its E→E weights)
+        self.detach_recurrent = detach_recurrent
         self.delay_steps = int(round(spec.fixed["delay"] / spec.dt))
 
     # -- building -----------------------------------------------------------------------------
     def build(self, params_list: list[dict], seeds: list[int], P: dict | None = None,
-              grad: bool = False, imported: list[dict] | None = None) -> dict:
+              grad: bool = False, imported: list[dict] | None = None,
+              weights: torch.Tensor | None = None) -> dict:
         """Per-element structure, parameters, initial state and graph. ``P`` ({name: (B, 1)
         tensor}) replaces the θ values of ``params_list`` (for gradients); ``imported``
-        (event mode) takes each element's graph from a Brian2 run's connectivity."""
+        (event mode) takes each element's graph from a Brian2 run's connectivity (with its
+        own weights where it holds ``q_exc`` / ``q_inh``); ``weights`` (dense mode, (B, N, N)
+        conductances W[b, pre, post], may carry gradients) is the graph itself. With either,
+        no graph uniforms are drawn, so the two see the same drive for the same seed."""
         spec, dtype, dev = self.spec, self.dtype, self.device
         structures = [network.element_structure(spec, p, s) for p, s in zip(params_list, seeds)]
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
@@ -109,7 +119,12 @@ class TorchMK1:
         arrays = network.neuron_arrays(spec, P, exc, igniter)
         v0 = torch.stack([torch.randn(spec.N, generator=g, dtype=torch.float64)
                           for g in generators]).to(dev, dtype)
-        if grad or self.propagation == "dense":
+        if weights is not None:
+            if tuple(weights.shape) != (len(seeds), spec.N, spec.N):
+                raise UserError(f"rsnn: weights must be (B, N, N) = ({len(seeds)}, {spec.N}, "
+                                f"{spec.N}), got {tuple(weights.shape)}")
+            graph = weights.to(dev, dtype)
+        elif grad or self.propagation == "dense":
             graph = network.draw_graph(spec, P, arrays, structures, generators, grad)
         else:
             graph = network.SparseGraph(network.draw_synapses(spec, P, arrays, structures,
@@ -178,7 +193,7 @@ class TorchMK1:
             drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
             g_e = g_e + Q_p * drive
             if grad or self.propagation == "dense":
-                d_e, d_i = self._dense(z, graph, excf)
+                d_e, d_i = self._dense(z.detach() if self.detach_recurrent else z, graph, excf)
             else:
                 b_idx, i_idx = zb.nonzero(as_tuple=True)
                 d_e, d_i = graph.propagate(b_idx, i_idx, g_e)
@@ -243,11 +258,11 @@ class TorchMK1:
     # -- gradients ----------------------------------------------------------------------------
     def run_differentiable(self, params_list: list[dict], seeds: list[int], duration: float,
                            trainable: tuple[str, ...] = TRAINABLE,
-                           memory_limit: float = MEMORY_LIMIT,
-                           P: dict | None = None) -> tuple[torch.Tensor, dict]:
+                           memory_limit: float = MEMORY_LIMIT, P: dict | None = None,
+                           weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """(z, P): spikes (B, steps, N) with surrogate gradients, and the θ tensors {name:
         (B, 1)} of which ``trainable`` require grad (or the given ``P``, already attached to
-        a graph). Dense propagation, no early stop."""
+        a graph). Dense propagation, no early stop; ``weights``: the graph (see ``build``)."""
         bad = [n for n in trainable if n not in TRAINABLE]
         if bad:
             raise UserError(f"rsnn: {bad} cannot be trained by gradient (structural or fixed); "
@@ -263,7 +278,7 @@ class TorchMK1:
             P = network.theta_tensors(params_list, self.dtype, self.device)
             for name in trainable:
                 P[name].requires_grad_(True)
-        net = self.build(params_list, seeds, P=P, grad=True)
+        net = self.build(params_list, seeds, P=P, grad=True, weights=weights)
         z, _, _ = self.integrate(net, n_steps, grad=True)
         return z, P
 

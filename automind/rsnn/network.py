@@ -118,7 +118,9 @@ def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generator
 
     ``imported``: per element, a Brian2 run's connectivity ({"syn_exc" | "syn_inh": (pre,
     post)}, ``Simulator.run(connectivity=True)``) used instead of drawing; weights follow
-    the builder's rule with this element's clusters, so run it with the Brian2 run's seed.
+    the builder's rule with this element's clusters, so run it with the Brian2 run's seed;
+    an element that also holds ``q_exc`` / ``q_inh`` (weights of its syn_exc / syn_inh
+    synapses, siemens) runs on those weights instead.
     No uniforms are drawn then, so the drive's stream differs.
     """
     out = []
@@ -130,12 +132,15 @@ def draw_synapses(spec, P: dict, arrays: dict, structures: list[dict], generator
         exc = torch.as_tensor(structure["exc"], device=device)
         incl = in_cluster(torch.as_tensor(structure["c1"]), torch.as_tensor(structure["c2"]),
                           spec.reference_quirks).to(arrays["C"].dtype).to(device)
-        rule = weights(P, b, arrays, exc, incl)
         pre = np.concatenate([imported[b][k][0] for k in ("syn_exc", "syn_inh")]).astype(np.int64)
         post = np.concatenate([imported[b][k][1] for k in ("syn_exc", "syn_inh")]).astype(np.int64)
         order = np.lexsort((post, pre))
         pre, post = torch.as_tensor(pre[order], device=device), torch.as_tensor(post[order], device=device)
-        out.append((pre, post, rule[pre, post]))
+        if "q_exc" in imported[b]:  # the graph's own weights (a weight fit's result)
+            q = np.concatenate([imported[b]["q_exc"], imported[b]["q_inh"]])[order]
+            out.append((pre, post, torch.as_tensor(q, dtype=arrays["C"].dtype, device=device)))
+        else:
+            out.append((pre, post, weights(P, b, arrays, exc, incl)[pre, post]))
     return out
 
 
