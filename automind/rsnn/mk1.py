@@ -60,12 +60,18 @@ def poisson_block(lam: torch.Tensor, steps: int, generator: torch.Generator) -> 
     process: each neuron's total over the block ~ Poisson(steps·lam), its events placed
     uniformly over the steps. Same distribution as one draw per step, but the cost follows the
     number of events rather than steps × N."""
+    counts = torch.zeros(steps * len(lam), dtype=torch.float64)
+    flat = poisson_events(lam, steps, generator)
+    counts.index_add_(0, flat, torch.ones(len(flat), dtype=torch.float64))
+    return counts.view(steps, len(lam))
+
+
+def poisson_events(lam: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """``poisson_block``'s events as flat indices step·N + neuron (one per event)."""
     totals = torch.poisson(steps * lam, generator=generator)
     neuron = torch.repeat_interleave(torch.arange(len(lam)), totals.long())
     step = torch.randint(0, steps, (len(neuron),), generator=generator)
-    counts = torch.zeros(steps * len(lam), dtype=torch.float64)
-    counts.index_add_(0, step * len(lam) + neuron, torch.ones(len(neuron), dtype=torch.float64))
-    return counts.view(steps, len(lam))
+    return step * len(lam) + neuron
 
 
 #: θ entries a gradient fit may move (spec §2: exc_prop, n_clusters, p_igniters and
@@ -134,11 +140,19 @@ class TorchMK1:
                 "v": arrays["v_rest"] + spec.fixed["v_init_sd"] * v0,
                 "refrac": refrac.long(), "n_e": exc.sum(1)}
 
-    def _noise(self, lam: torch.Tensor, generators: list) -> torch.Tensor:
-        """(NOISE_BLOCK, B, N) Poisson counts, each element from its own generator."""
+    def _noise(self, lam: torch.Tensor, generators: list, out: torch.Tensor | None = None):
+        """(B, NOISE_BLOCK, N) Poisson counts (``poisson_block``'s), each element from its own
+        generator, written into ``out`` when it has that shape (no new allocation)."""
         lam64 = lam.detach().double().cpu()
-        block = [poisson_block(lam64[b], NOISE_BLOCK, g) for b, g in enumerate(generators)]
-        return torch.stack(block, 1).to(self.device, self.dtype)
+        B, N = lam64.shape
+        if out is None or out.shape != (B, NOISE_BLOCK, N):
+            out = torch.zeros((B, NOISE_BLOCK, N), dtype=self.dtype)
+        else:
+            out.zero_()
+        for b, g in enumerate(generators):
+            flat = poisson_events(lam64[b], NOISE_BLOCK, g)
+            out[b].view(-1).index_add_(0, flat, torch.ones(len(flat), dtype=self.dtype))
+        return out.to(self.device)
 
     # -- stepping -----------------------------------------------------------------------------
     def integrate(self, net: dict, n_steps: int, grad: bool = False, probe: tuple | None = None,
@@ -171,7 +185,7 @@ class TorchMK1:
         noise = None
         for n in range(n_steps):
             if n % NOISE_BLOCK == 0:
-                noise = self._noise(lam, gens)
+                noise = self._noise(lam, gens, None if grad else noise)
             nr = (n - last) >= R
             nrf = nr.to(self.dtype)
             v_exp = v.detach() if grad and self.detach_exp else v
@@ -189,7 +203,7 @@ class TorchMK1:
             else:
                 zb = (v > v_cut) & nr
                 z = zb.to(self.dtype)
-            counts = noise[n % NOISE_BLOCK]
+            counts = noise[:, n % NOISE_BLOCK]
             drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
             g_e = g_e + Q_p * drive
             if grad or self.propagation == "dense":
@@ -236,7 +250,7 @@ class TorchMK1:
                         params = [x[sel] for x in params]
                         (C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi,
                          v_reset, v_cut, scale, lam, excf, R) = params
-                        noise = noise[:, sel]
+                        noise = noise[sel]
                         gens = [gens[i] for i in sel.tolist()]
                         probe_count = probe_count[sel]
                         buffer = [None if x is None else (x[0][sel], x[1][sel]) for x in buffer]
