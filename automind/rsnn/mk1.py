@@ -330,7 +330,7 @@ class TorchMK1:
         alive_final, v_final = net["v_final"]
         nan_rows = set(alive_final[~torch.isfinite(v_final).all(1)].tolist())
         elapsed = time.perf_counter() - start
-        order = np.lexsort((neuron, step, elem))
+        order = np.argsort(elem, kind="stable")  # spikes come by (step, element, neuron)
         elem, step, neuron = elem[order], step[order], neuron[order]
         bounds = np.searchsorted(elem, np.arange(B + 1))
         for b, result in enumerate(results):

@@ -157,17 +157,12 @@ def _drawn_synapses(spec, P, arrays, b, structure, gen):
     E, I = slice(0, n_e), slice(n_e, N)
     incl_ee = in_cluster(c1[E], c2[E], spec.reference_quirks).to(dtype)
     p_ee = P["p_e2e"][b] * (1 + (P["R_pe2e"][b] - 1) * incl_ee)
-    blocks = []
-    for rows, cols, mask in ((E, E, u[E, E] < p_ee), (E, I, u[E, I] < P["p_e2i"][b]),
-                             (I, E, u[I, E] < P["p_i2e"][b]), (I, I, u[I, I] < P["p_i2i"][b])):
-        if rows == cols:
-            mask.fill_diagonal_(False)
-        pre, post = mask.nonzero(as_tuple=True)
-        blocks.append((pre + rows.start, post + cols.start))
-    pre = torch.cat([x[0] for x in blocks])
-    post = torch.cat([x[1] for x in blocks])
-    order = torch.argsort(pre * N + post)
-    pre, post = pre[order], post[order]
+    mask = torch.empty((N, N), dtype=torch.bool, device=device)
+    for rows, cols, p in ((E, E, p_ee), (E, I, P["p_e2i"][b]), (I, E, P["p_i2e"][b]),
+                          (I, I, P["p_i2i"][b])):
+        torch.lt(u[rows, cols], p, out=mask[rows, cols])
+    mask.fill_diagonal_(False)
+    pre, post = mask.nonzero(as_tuple=True)  # sorted by (pre, post)
     from_e, to_e = exc[pre], exc[post]
     same = (c1[pre] == c1[post]) | (c2[pre] == c2[post])
     if not spec.reference_quirks:
