@@ -74,6 +74,21 @@ def poisson_events(lam: torch.Tensor, steps: int, generator: torch.Generator) ->
     return step * len(lam) + neuron
 
 
+def _euler_in_place(v, w, g_e, g_i, nrf, x, dt, gL, v_rest, v_T, dT, gL_dT, a, tau_w, tau_ge,
+                    tau_gi, E_gi, C, E_ge, I_bias) -> None:
+    """The Euler step of ``integrate`` without autograd, in place (``x``: scratch): the same
+    operations in the same order as the differentiable expression (products commuted only),
+    so the same numbers, with fewer allocations."""
+    torch.sub(v, v_T, out=x).div_(dT).clamp_(-50, 30).exp_().mul_(gL_dT)   # spike current
+    dv = torch.sub(v_rest, v).mul_(gL).add_(x).sub_(w)
+    dv.sub_(torch.sub(v, E_ge, out=x).mul_(g_e))
+    dv.add_(torch.sub(E_gi, v, out=x).mul_(g_i)).add_(I_bias).div_(C)
+    w.add_(torch.sub(v, v_rest, out=x).mul_(a).sub_(w).mul_(dt).div_(tau_w))
+    g_e.sub_(torch.mul(g_e, dt, out=x).div_(tau_ge))
+    g_i.sub_(torch.mul(g_i, dt, out=x).div_(tau_gi))
+    v.add_(torch.mul(nrf, dt, out=x).mul_(dv))
+
+
 #: θ entries a gradient fit may move (spec §2: exc_prop, n_clusters, p_igniters and
 #: E.t_refrac set integers or draws and stay fixed)
 TRAINABLE = tuple(n for n in b2mk1.theta_names if n not in network.STRUCTURAL + ("E.t_refrac",))
@@ -170,9 +185,10 @@ class TorchMK1:
         graph, exc, R = net["graph"], net["exc"], net["refrac"]
         B, N = exc.shape
         lam = A["lambda_ext"]
-        v = net["v"]
+        v = net["v"] if grad else net["v"].clone()  # without autograd, updated in place
         w, g_e, g_i = (torch.zeros_like(v) for _ in range(3))
-        last = torch.full((B, N), NEVER, dtype=torch.long, device=self.device)
+        ready = NEVER + R  # the step from which a neuron is out of refractoriness
+        work = torch.empty_like(v)
         alive = torch.arange(B, device=self.device)
         steps_run = np.full(B, n_steps, dtype=np.int64)
         buffer = [None] * (self.delay_steps + 1)
@@ -186,17 +202,21 @@ class TorchMK1:
         for n in range(n_steps):
             if n % NOISE_BLOCK == 0:
                 noise = self._noise(lam, gens, None if grad else noise)
-            nr = (n - last) >= R
+            nr = ready <= n  # = (n − last spike) >= R
             nrf = nr.to(self.dtype)
-            v_exp = v.detach() if grad and self.detach_exp else v
-            spike_current = gL_dT * torch.exp(torch.clamp((v_exp - v_T) / dT, -50, 30))
-            dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
-                  + I_bias) / C
-            w_new = w + dt * (a * (v - v_rest) - w) / tau_w
-            g_e = g_e - dt * g_e / tau_ge
-            g_i = g_i - dt * g_i / tau_gi
-            v = v + dt * nrf * dv
-            w = w_new
+            if grad:
+                v_exp = v.detach() if self.detach_exp else v
+                spike_current = gL_dT * torch.exp(torch.clamp((v_exp - v_T) / dT, -50, 30))
+                dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
+                      + I_bias) / C
+                w_new = w + dt * (a * (v - v_rest) - w) / tau_w
+                g_e = g_e - dt * g_e / tau_ge
+                g_i = g_i - dt * g_i / tau_gi
+                v = v + dt * nrf * dv
+                w = w_new
+            else:
+                _euler_in_place(v, w, g_e, g_i, nrf, work, dt, gL, v_rest, v_T, dT, gL_dT, a,
+                                tau_w, tau_ge, tau_gi, E_gi, C, E_ge, I_bias)
             if grad:
                 z = spike(v - v_cut, scale, self.surrogate) * nrf
                 zb = z.detach() > 0
@@ -204,8 +224,10 @@ class TorchMK1:
                 zb = (v > v_cut) & nr
                 z = zb.to(self.dtype)
             counts = noise[:, n % NOISE_BLOCK]
-            drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
-            g_e = g_e + Q_p * drive
+            if grad:
+                g_e = g_e + Q_p * (counts * (lam / lam.detach()).nan_to_num(1.0))
+            else:
+                g_e.add_(torch.mul(counts, Q_p, out=work))
             if grad or self.propagation == "dense":
                 d_e, d_i = self._dense(z.detach() if self.detach_recurrent else z, graph, excf)
             else:
@@ -216,17 +238,24 @@ class TorchMK1:
                 (buffer[slot][0] + d_e, buffer[slot][1] + d_i)
             now = buffer[n % len(buffer)]
             if now is not None:
-                g_e, g_i = g_e + now[0], g_i + now[1]
+                if grad:
+                    g_e, g_i = g_e + now[0], g_i + now[1]
+                else:
+                    g_e.add_(now[0]), g_i.add_(now[1])
                 buffer[n % len(buffer)] = None
-            v = torch.where(zb, v_reset, v)
-            w = w + b_adapt * z
-            last = torch.where(zb, n, last)
             if grad:
+                v = torch.where(zb, v_reset, v)
+                w = w + b_adapt * z
+                ready = torch.where(zb, R + n, ready)
                 dense_z.append(z)
             else:
-                if grad or self.propagation == "dense":
+                if self.propagation == "dense":
                     b_idx, i_idx = zb.nonzero(as_tuple=True)
-                if len(b_idx):
+                if len(b_idx):  # reset, adaptation jump, refractoriness: at the spikes only
+                    at = (b_idx, i_idx)
+                    v.index_put_(at, v_reset[at])
+                    w.index_put_(at, b_adapt[at], accumulate=True)  # = w + b·z
+                    ready.index_put_(at, R[at] + n)
                     spikes.append((alive[b_idx].cpu().numpy(), np.full(len(b_idx), n),
                                    i_idx.cpu().numpy()))
             for k in record_state:
@@ -245,7 +274,8 @@ class TorchMK1:
                             break
                         sel = keep.nonzero(as_tuple=True)[0]
                         alive = alive[sel]
-                        v, w, g_e, g_i, last, exc = (x[sel] for x in (v, w, g_e, g_i, last, exc))
+                        v, w, g_e, g_i, ready, exc = (x[sel] for x in (v, w, g_e, g_i, ready, exc))
+                        work = torch.empty_like(v)
                         graph = graph[sel] if torch.is_tensor(graph) else graph.select(sel)
                         params = [x[sel] for x in params]
                         (C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi,
