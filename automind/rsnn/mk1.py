@@ -256,8 +256,9 @@ class TorchMK1:
                     v.index_put_(at, v_reset[at])
                     w.index_put_(at, b_adapt[at], accumulate=True)  # = w + b·z
                     ready.index_put_(at, R[at] + n)
-                    spikes.append((alive[b_idx].cpu().numpy(), np.full(len(b_idx), n),
-                                   i_idx.cpu().numpy()))
+                    spikes.append((alive[b_idx].int().cpu().numpy(),
+                                   np.full(len(b_idx), n, dtype=np.int32),
+                                   i_idx.int().cpu().numpy()))
             for k in record_state:
                 state[k].append((alive, {"v": v, "w": w, "g_e": g_e, "g_i": g_i}[k][:, :state_units]
                                  .detach().clone()))
@@ -290,7 +291,7 @@ class TorchMK1:
         if spikes:
             spikes = tuple(np.concatenate(parts) for parts in zip(*spikes))
         else:
-            spikes = (np.zeros(0, np.int64),) * 3
+            spikes = (np.zeros(0, np.int32),) * 3
         return spikes, steps_run, state
 
     @staticmethod
@@ -360,7 +361,8 @@ class TorchMK1:
         alive_final, v_final = net["v_final"]
         nan_rows = set(alive_final[~torch.isfinite(v_final).all(1)].tolist())
         elapsed = time.perf_counter() - start
-        order = np.argsort(elem, kind="stable")  # spikes come by (step, element, neuron)
+        key = elem.astype(np.int16) if B < 2 ** 15 else elem  # 16 bits: numpy's radix sort
+        order = np.argsort(key, kind="stable")  # spikes come by (step, element, neuron)
         elem, step, neuron = elem[order], step[order], neuron[order]
         bounds = np.searchsorted(elem, np.arange(B + 1))
         for b, result in enumerate(results):

@@ -180,8 +180,9 @@ class SparseGraph:
     """Synapses of a batch over rows b·N + pre, targets in a (2, B, N) buffer (g_e increments,
     then g_i): a step costs O(spikes × fan-out). The rows are grouped by fan-out into padded
     tables (one per width of ``LADDER``; padding adds 0 to a spare slot), so a step gathers
-    whole rows (``index_select``, near memory speed) and adds them with one ``index_add_``
-    per width present, rather than building an index per synapse. An element's synapses are
+    whole rows (``index_select``, near memory speed) and adds them with one ``scatter_add_``
+    (on CPU twice as fast as ``index_add_``, the same sequential sums) per width present,
+    rather than building an index per synapse. An element's synapses are
     added in an order fixed by its own spikes and fan-outs, so its results do not depend on
     the batch."""
 
@@ -199,7 +200,6 @@ class SparseGraph:
         values = torch.cat(values) if values else torch.zeros(0, device=device)
         fanout = torch.bincount(rows, minlength=B * N)
         rowptr = fanout.cumsum(0) - fanout
-        index = torch.int32 if 2 * B * N < 2 ** 31 - 1 else torch.long
         ladder = LADDER.to(device)
         self.none = len(ladder)  # the bucket of rows without synapses
         self.bucket = torch.where(fanout > 0, torch.searchsorted(ladder, fanout), self.none)
@@ -213,7 +213,7 @@ class SparseGraph:
             j = torch.arange(int(ladder[k]), device=device)[None, :]
             valid = j < fanout[members][:, None]
             src = torch.where(valid, rowptr[members][:, None] + j, 0)
-            self.tables[k] = (torch.where(valid, targets[src], 2 * B * N).to(index),
+            self.tables[k] = (torch.where(valid, targets[src], 2 * B * N),
                               torch.where(valid, values[src], 0).to(values.dtype))
         self.B, self.N = B, N
 
@@ -233,8 +233,8 @@ class SparseGraph:
                 if count and k != self.none:
                     targets, values = self.tables[k]
                     sel = position[start:start + count]
-                    out.index_add_(0, targets.index_select(0, sel).view(-1),
-                                   values.index_select(0, sel).view(-1))
+                    out.scatter_add_(0, targets.index_select(0, sel).view(-1),
+                                     values.index_select(0, sel).view(-1))
                 start += count
         out = out[:-1].view(2, self.B, self.N)
         return out[0], out[1]
