@@ -368,6 +368,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
         start_theta = start_theta["rows"][:, [start_theta["names"].index(n) for n in prior_obj.names]]
     K = s.starts if start_theta is None else len(np.atleast_2d(start_theta))
     need = dense_memory_bytes(K, spec.N, last_step(spec.duration, spec.dt), getattr(torch, s.dtype))
+    need += 5 * 8 * K * spec.N ** 2 if s.fit == "weights" else 0  # S, its grad, ExpAdam's m, v
     if need > s.memory_limit_gib * 2 ** 30:
         raise UserError(f"gradient fit: {K} starts x N={spec.N} for {spec.duration:g} s need "
                         f"~{need / 2**30:.1f} GiB of autograd memory, over the limit "
