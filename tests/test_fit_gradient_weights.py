@@ -127,3 +127,22 @@ def test_weight_fit_refusals(recording, tmp_path, capsys):
     assert main(["fit", str(recording), "--method", "gradient", "--start-theta",
                  str(tmp_path / "none.npy"), "--out", str(tmp_path / "e")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_command_line_runs_a_weight_fit_from_a_start_table(recording, tmp_path, capsys):
+    """`--fit weights --start-theta FILE` through the parser (the spec and prior objects put in
+    place of their names, as the small network is not a named spec)."""
+    from automind.cli import build_parser
+    from automind.cli.fit_gradient import run_gradient
+
+    np.save(tmp_path / "starts.npy", np.array([[1.5]]))
+    args = build_parser().parse_args(
+        ["fit", str(recording), "--method", "gradient", "--fit", "weights", "--features", "spikes",
+         "--start-theta", str(tmp_path / "starts.npy"), "--fit-features", "rate_mean",
+         "--steps", "3", "--out", str(tmp_path / "run")])
+    args.simulator, args.prior = SPEC, q_prior()
+    summary = run_gradient(args)
+    assert summary["fit"] == "weights" and summary["n_starts"] == 1
+    assert summary["fits"][0]["weights"]["sign_flips"] == 0
+    assert "re-simulated in torch (fitted graphs)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "fit.json").read_text())["start_theta"] == [[1.5]]
