@@ -22,11 +22,42 @@ def add_gradient_options(p) -> None:
                    help="maximise the E rate's power in F1..F2 Hz (needs --rate-range)")
     g.add_argument("--rate-range", type=float, nargs=2, metavar=("LO", "HI"),
                    help="hinge holding the E rate inside LO..HI Hz")
+    g.add_argument("--fit", choices=("theta", "weights"), default="theta", dest="fit_mode",
+                   help="theta (default): fit θ; weights: θ stays at each start and the per-"
+                        "synapse weights of its realised graph are fitted with exponentiated "
+                        "Adam (Dale's law kept, zeros stay zero), re-simulated in torch")
+    g.add_argument("--start-theta", type=Path, metavar="NPY_OR_CSV",
+                   help="the starts: θ rows (prior units) from a .npy, or a CSV with the prior's "
+                        "columns (fits.csv, consistent_set.csv); instead of prior samples")
     g.add_argument("--compare", type=Path, metavar="POSTERIOR",
                    help="each fit's HPD level under this posterior, beside its Brian2 distance")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     g.add_argument("--memory-limit", type=positive_float, default=4.0, metavar="GIB",
                    help="autograd memory ceiling of the dense differentiable run (4 GiB)")
+
+
+def read_start_theta(path: Path):
+    """θ rows from a .npy, or {"names", "rows"} from a CSV with "name [unit]" θ columns (as
+    fits.csv and consistent_set.csv write them; ``fit_gradient`` picks the prior's)."""
+    import numpy as np
+
+    from ..errors import UserError
+
+    if not path.is_file():
+        raise UserError(f"--start-theta: {path} does not exist")
+    if path.suffix == ".npy":
+        return np.atleast_2d(np.load(path))
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    columns = [k for k, h in enumerate(rows[0]) if k > 0 and " [" in h]  # θ: "name [unit]"
+    names = [rows[0][k].split(" [")[0] for k in columns]
+    try:
+        return {"names": names, "rows": np.array([[float(r[k]) for k in columns]
+                                                  for r in rows[1:] if r])}
+    except ValueError:
+        raise UserError(f"--start-theta: {path} is not a θ table (sample, θ columns...)") from None
 
 
 def run_gradient(args) -> dict:
@@ -36,21 +67,23 @@ def run_gradient(args) -> dict:
         args.recording, args.out, simulator=args.simulator, prior=args.prior, workers=workers(args),
         progress=not args.json, spec_overrides={"N": args.N} if args.N else None,
         compare_with=args.compare, recording_options=recording_options(args),
+        start_theta=read_start_theta(args.start_theta) if args.start_theta else None,
         features=args.features, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed,
         threshold=args.threshold, loss=tuple(t for t in (args.loss or ()) if t != "d2"),
         band=tuple(args.band) if args.band else None,
         rate_range=tuple(args.rate_range) if args.rate_range else None,
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
-        dtype=args.dtype, memory_limit_gib=args.memory_limit)
+        dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode)
+    engine = "torch (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "
-              f"gradient fits reproduce {args.recording} when re-simulated in Brian2 "
+              f"gradient fits reproduce {args.recording} when re-simulated in {engine} "
               f"({summary['n_failed']} failed); fit {summary['fit_seconds']:.0f} s; "
               f"{summary['consistent_set']}")
         for row in summary["fits"]:
-            d = row["brian2_distance"]
-            print(f"  start {row['start']}: {row['status']}, Brian2 d = "
+            d = row.get("brian2_distance", row.get("resimulated_distance"))
+            print(f"  start {row['start']}: {row['status']}, {engine} d = "
                   f"{'-' if d is None else f'{d:.2f}'}, {'accepted' if row['accepted'] else 'rejected'}")
         if "compare" in summary:
             c = summary["compare"]

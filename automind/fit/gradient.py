@@ -34,6 +34,8 @@ from .plan import NOISE_REPEATS
 #: feature sets whose columns the torch features reproduce (spike statistics on all units,
 #: PSD bands of the E population)
 SUPPORTED_SETS = ("spikes", "mk1_compact")
+#: what a gradient fit moves: θ, or the per-synapse weights of each start's realised graph
+FIT_MODES = ("theta", "weights")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class GradientSettings:
     starts_from: str | None = None      # posterior folder: starts are its samples at the target
     dtype: str = "float64"
     memory_limit_gib: float = 4.0
+    fit: str = "theta"                  # "theta", or "weights": each start's per-synapse weights
 
     def __post_init__(self):
         from .gradient_loss import check_terms
@@ -60,7 +63,8 @@ class GradientSettings:
         checks = [(self.starts >= 1, "starts must be >= 1"), (self.steps >= 1, "steps must be >= 1"),
                   (self.lr > 0, "lr must be > 0"), (self.threshold > 0, "threshold must be > 0"),
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
-                  (self.memory_limit_gib > 0, "memory limit must be > 0 GiB")]
+                  (self.memory_limit_gib > 0, "memory limit must be > 0 GiB"),
+                  (self.fit in FIT_MODES, f"--fit must be one of {FIT_MODES}, got {self.fit!r}")]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"gradient fit: {message}")
@@ -70,6 +74,8 @@ class GradientSettings:
         out = asdict(self)
         for key in ("loss", "band", "rate_range", "fit_features"):
             out[key] = None if out[key] is None else [v for v in out[key]]
+        if self.fit == "theta":  # as before the weights mode, so older run folders resume
+            del out["fit"]
         return out
 
 
@@ -222,7 +228,8 @@ class GradientFit:
                 data = read_target(str(self.recording), **self.recording_options)
                 extra = make_extra(s.loss, s.band, s.rate_range, data,
                                    int(round(window / 1e-3)))
-            _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}")
+            _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}"
+                                + (" (per-synapse weights)" if s.fit == "weights" else ""))
             def report(step, losses):
                 if (step + 1) % 10 == 0 or step + 1 == s.steps:
                     live = losses[np.isfinite(losses)]
@@ -231,16 +238,22 @@ class GradientFit:
                                         f"({len(live)} starts running)")
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # one core per process, as the simulation workers
+            file.parent.mkdir(parents=True, exist_ok=True)
             try:
-                result = fit_theta(self.spec, self.prior, target, scale, starts, steps=s.steps,
-                                   lr=s.lr, seed=s.seed + 3, dtype=getattr(torch, s.dtype),
-                                   extra=extra, memory_limit=s.memory_limit_gib * 2 ** 30,
-                                   progress=report)
+                if s.fit == "weights":
+                    from .gradient_weights import run_weight_fit
+
+                    result = run_weight_fit(self, starts, target, scale, extra, report)
+                    result.theta = starts  # θ stays at the starts
+                else:
+                    result = fit_theta(self.spec, self.prior, target, scale, starts,
+                                       steps=s.steps, lr=s.lr, seed=s.seed + 3,
+                                       dtype=getattr(torch, s.dtype), extra=extra,
+                                       memory_limit=s.memory_limit_gib * 2 ** 30, progress=report)
             finally:
                 torch.set_num_threads(threads)
             from ..inference.runs import write_theta_table
 
-            file.parent.mkdir(parents=True, exist_ok=True)
             final_loss = [_tail_mean(result.loss[:, k]) for k in range(len(starts))]
             write_theta_table(file.parent / "fits.csv", self.prior,
                               ((k, row, [result.status[k], f"{final_loss[k]:.4g}"])
@@ -252,7 +265,8 @@ class GradientFit:
             return {k: data[k] for k in data.files}
 
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
-        """Brian2 re-simulation of every fitted θ, scored as validate."""
+        """Brian2 re-simulation of every fitted θ (torch event runs of every fitted graph in
+        the weights mode), scored as validate."""
         from ..inference.runs import write_theta_table
         from ..inference.validate import resimulate
 
@@ -264,9 +278,15 @@ class GradientFit:
             features = np.full((K, len(self.fs.names)), np.nan)
             sim_status, seeds = status.astype("U8").copy(), np.full(K, -1)
             if len(ok):
-                _say(self.progress, f"re-simulating {len(ok)} fits in Brian2")
-                results = resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2,
-                                     self.fs.name, self.workers)
+                if self.settings.fit == "weights":
+                    from .gradient_weights import resimulate_fitted
+
+                    _say(self.progress, f"re-simulating {len(ok)} fitted graphs in torch")
+                    results = resimulate_fitted(self, ok)
+                else:
+                    _say(self.progress, f"re-simulating {len(ok)} fits in Brian2")
+                    results = resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2,
+                                         self.fs.name, self.workers)
                 features[ok] = _transformed(self.fs, results)
                 sim_status[ok] = [r.status for r in results]
                 seeds[ok] = [r.seed for r in results]
@@ -328,6 +348,9 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     from .target import target_of
 
     s = GradientSettings(**settings)
+    if s.fit == "weights" and compare_with is not None:
+        raise UserError("--compare needs --fit theta: a weight fit leaves θ at its start, so its "
+                        "HPD level under a posterior would be the start's, not the fit's")
     if s.features not in SUPPORTED_SETS:
         raise UserError(f"gradient fit: feature set {s.features} is not supported (the torch "
                         f"features reproduce {list(SUPPORTED_SETS)})")
@@ -338,8 +361,14 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     check_dt(spec.dt)
     prior_obj = prior if isinstance(prior, Prior) else Prior.load(prior or spec.prior)
     check_prior_fits(spec, prior_obj)
+    if isinstance(start_theta, dict):  # a θ table: the prior's columns
+        missing = [n for n in prior_obj.names if n not in start_theta["names"]]
+        if missing or not len(start_theta["rows"]):
+            raise UserError(f"--start-theta: the table has no rows or lacks {missing}")
+        start_theta = start_theta["rows"][:, [start_theta["names"].index(n) for n in prior_obj.names]]
     K = s.starts if start_theta is None else len(np.atleast_2d(start_theta))
     need = dense_memory_bytes(K, spec.N, last_step(spec.duration, spec.dt), getattr(torch, s.dtype))
+    need += 5 * 8 * K * spec.N ** 2 if s.fit == "weights" else 0  # S, its grad, ExpAdam's m, v
     if need > s.memory_limit_gib * 2 ** 30:
         raise UserError(f"gradient fit: {K} starts x N={spec.N} for {spec.duration:g} s need "
                         f"~{need / 2**30:.1f} GiB of autograd memory, over the limit "
@@ -370,6 +399,10 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "simulations": found["n_simulated"] + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
+    if s.fit == "weights":
+        from .gradient_weights import weights_summary
+
+        weights_summary(summary, run.out)
     if compare_with is not None:
         from .gradient_compare import compare
 

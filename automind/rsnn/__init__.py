@@ -13,4 +13,6 @@ __getattr__ = lazy_getattr(__name__, {
     "TorchMK1": ("automind.rsnn.mk1", "TorchMK1"),
     "fit_theta": ("automind.rsnn.fit", "fit_theta"),
     "FitResult": ("automind.rsnn.fit", "FitResult"),
+    "fit_weights": ("automind.rsnn.weights", "fit_weights"),
+    "WeightFitResult": ("automind.rsnn.weights", "WeightFitResult"),
 })

@@ -153,12 +153,12 @@ class Loss:
 
     def __init__(self, spec, prior, target: dict, scale: dict, free, duration=None, t_from=None,
                  dtype=torch.float64, device: str = "cpu", extra=None, memory_limit=None,
-                 detach_exp: bool = True):
+                 detach_exp: bool = True, detach_recurrent: bool = False):
         self.spec, self.prior, self.free, self.dtype, self.extra = spec, prior, free, dtype, extra
         self.duration = spec.duration if duration is None else duration
         t_from = spec.t_analysis_start if t_from is None else t_from
         self.model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
-                              detach_exp=detach_exp)
+                              detach_exp=detach_exp, detach_recurrent=detach_recurrent)
         self.steps_per_ms = round(1e-3 / spec.dt)
         self.skip = int(round(t_from / 1e-3))
         self.factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)
@@ -180,6 +180,11 @@ class Loss:
                 P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
         spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
                                                   trainable=(), P=P, **self.limit)
+        return self.of_spikes(spikes, params_list)
+
+    def of_spikes(self, spikes: torch.Tensor, params_list: list[dict]) -> torch.Tensor:
+        """The loss (B,) of differentiable spikes (B, steps, N) of networks with θ ``params_list``."""
+        spec = self.spec
         counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
         n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
         counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)

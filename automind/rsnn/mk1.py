@@ -60,12 +60,33 @@ def poisson_block(lam: torch.Tensor, steps: int, generator: torch.Generator) -> 
     process: each neuron's total over the block ~ Poisson(steps·lam), its events placed
     uniformly over the steps. Same distribution as one draw per step, but the cost follows the
     number of events rather than steps × N."""
+    counts = torch.zeros(steps * len(lam), dtype=torch.float64)
+    flat = poisson_events(lam, steps, generator)
+    counts.index_add_(0, flat, torch.ones(len(flat), dtype=torch.float64))
+    return counts.view(steps, len(lam))
+
+
+def poisson_events(lam: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """``poisson_block``'s events as flat indices step·N + neuron (one per event)."""
     totals = torch.poisson(steps * lam, generator=generator)
     neuron = torch.repeat_interleave(torch.arange(len(lam)), totals.long())
     step = torch.randint(0, steps, (len(neuron),), generator=generator)
-    counts = torch.zeros(steps * len(lam), dtype=torch.float64)
-    counts.index_add_(0, step * len(lam) + neuron, torch.ones(len(neuron), dtype=torch.float64))
-    return counts.view(steps, len(lam))
+    return step * len(lam) + neuron
+
+
+def _euler_in_place(v, w, g_e, g_i, nrf, x, dt, gL, v_rest, v_T, dT, gL_dT, a, tau_w, tau_ge,
+                    tau_gi, E_gi, C, E_ge, I_bias) -> None:
+    """The Euler step of ``integrate`` without autograd, in place (``x``: scratch): the same
+    operations in the same order as the differentiable expression (products commuted only),
+    so the same numbers, with fewer allocations."""
+    torch.sub(v, v_T, out=x).div_(dT).clamp_(-50, 30).exp_().mul_(gL_dT)   # spike current
+    dv = torch.sub(v_rest, v).mul_(gL).add_(x).sub_(w)
+    dv.sub_(torch.sub(v, E_ge, out=x).mul_(g_e))
+    dv.add_(torch.sub(E_gi, v, out=x).mul_(g_i)).add_(I_bias).div_(C)
+    w.add_(torch.sub(v, v_rest, out=x).mul_(a).sub_(w).mul_(dt).div_(tau_w))
+    g_e.sub_(torch.mul(g_e, dt, out=x).div_(tau_ge))
+    g_i.sub_(torch.mul(g_i, dt, out=x).div_(tau_gi))
+    v.add_(torch.mul(nrf, dt, out=x).mul_(dv))
 
 
 #: θ entries a gradient fit may move (spec §2: exc_prop, n_clusters, p_igniters and
@@ -78,7 +99,8 @@ class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
     def __init__(self, spec, device: str = "cpu", dtype=torch.float64, propagation: str = "event",
-                 surrogate: str = "triangular", detach_exp: bool = False):
+                 surrogate: str = "triangular", detach_exp: bool = False,
+                 detach_recurrent: bool = False):
         if spec.model != "mk1":
             raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
         if propagation not in ("event", "dense"):
@@ -92,14 +114,23 @@ class TorchMK1:
         # multiplies over subthreshold excursions and explodes; detach_exp drops it (v_T and
         # ΔT keep their gradient), the forward is unchanged
         self.detach_exp = detach_exp
+        # backward through the synapses' presynaptic spikes: detached, a weight's gradient is
+        # its direct effect on the postsynaptic neuron (paths through other neurons' spikes
+        # are dropped); the weight fits use it (docs/rsnn.md: with them, the rate gradient of
+        # a coupled network had the wrong sign at 1.5× its E→E weights)
+        self.detach_recurrent = detach_recurrent
         self.delay_steps = int(round(spec.fixed["delay"] / spec.dt))
 
     # -- building -----------------------------------------------------------------------------
     def build(self, params_list: list[dict], seeds: list[int], P: dict | None = None,
-              grad: bool = False, imported: list[dict] | None = None) -> dict:
+              grad: bool = False, imported: list[dict] | None = None,
+              weights: torch.Tensor | None = None) -> dict:
         """Per-element structure, parameters, initial state and graph. ``P`` ({name: (B, 1)
         tensor}) replaces the θ values of ``params_list`` (for gradients); ``imported``
-        (event mode) takes each element's graph from a Brian2 run's connectivity."""
+        (event mode) takes each element's graph from a Brian2 run's connectivity (with its
+        own weights where it holds ``q_exc`` / ``q_inh``); ``weights`` (dense mode, (B, N, N)
+        conductances W[b, pre, post], may carry gradients) is the graph itself. With either,
+        no graph uniforms are drawn, so the two see the same drive for the same seed."""
         spec, dtype, dev = self.spec, self.dtype, self.device
         structures = [network.element_structure(spec, p, s) for p, s in zip(params_list, seeds)]
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
@@ -109,7 +140,12 @@ class TorchMK1:
         arrays = network.neuron_arrays(spec, P, exc, igniter)
         v0 = torch.stack([torch.randn(spec.N, generator=g, dtype=torch.float64)
                           for g in generators]).to(dev, dtype)
-        if grad or self.propagation == "dense":
+        if weights is not None:
+            if tuple(weights.shape) != (len(seeds), spec.N, spec.N):
+                raise UserError(f"rsnn: weights must be (B, N, N) = ({len(seeds)}, {spec.N}, "
+                                f"{spec.N}), got {tuple(weights.shape)}")
+            graph = weights.to(dev, dtype)
+        elif grad or self.propagation == "dense":
             graph = network.draw_graph(spec, P, arrays, structures, generators, grad)
         else:
             graph = network.SparseGraph(network.draw_synapses(spec, P, arrays, structures,
@@ -119,11 +155,19 @@ class TorchMK1:
                 "v": arrays["v_rest"] + spec.fixed["v_init_sd"] * v0,
                 "refrac": refrac.long(), "n_e": exc.sum(1)}
 
-    def _noise(self, lam: torch.Tensor, generators: list) -> torch.Tensor:
-        """(NOISE_BLOCK, B, N) Poisson counts, each element from its own generator."""
+    def _noise(self, lam: torch.Tensor, generators: list, out: torch.Tensor | None = None):
+        """(B, NOISE_BLOCK, N) Poisson counts (``poisson_block``'s), each element from its own
+        generator, written into ``out`` when it has that shape (no new allocation)."""
         lam64 = lam.detach().double().cpu()
-        block = [poisson_block(lam64[b], NOISE_BLOCK, g) for b, g in enumerate(generators)]
-        return torch.stack(block, 1).to(self.device, self.dtype)
+        B, N = lam64.shape
+        if out is None or out.shape != (B, NOISE_BLOCK, N):
+            out = torch.zeros((B, NOISE_BLOCK, N), dtype=self.dtype)
+        else:
+            out.zero_()
+        for b, g in enumerate(generators):
+            flat = poisson_events(lam64[b], NOISE_BLOCK, g)
+            out[b].view(-1).index_add_(0, flat, torch.ones(len(flat), dtype=self.dtype))
+        return out.to(self.device)
 
     # -- stepping -----------------------------------------------------------------------------
     def integrate(self, net: dict, n_steps: int, grad: bool = False, probe: tuple | None = None,
@@ -141,9 +185,10 @@ class TorchMK1:
         graph, exc, R = net["graph"], net["exc"], net["refrac"]
         B, N = exc.shape
         lam = A["lambda_ext"]
-        v = net["v"]
+        v = net["v"] if grad else net["v"].clone()  # without autograd, updated in place
         w, g_e, g_i = (torch.zeros_like(v) for _ in range(3))
-        last = torch.full((B, N), NEVER, dtype=torch.long, device=self.device)
+        ready = NEVER + R  # the step from which a neuron is out of refractoriness
+        work = torch.empty_like(v)
         alive = torch.arange(B, device=self.device)
         steps_run = np.full(B, n_steps, dtype=np.int64)
         buffer = [None] * (self.delay_steps + 1)
@@ -156,29 +201,35 @@ class TorchMK1:
         noise = None
         for n in range(n_steps):
             if n % NOISE_BLOCK == 0:
-                noise = self._noise(lam, gens)
-            nr = (n - last) >= R
+                noise = self._noise(lam, gens, None if grad else noise)
+            nr = ready <= n  # = (n − last spike) >= R
             nrf = nr.to(self.dtype)
-            v_exp = v.detach() if grad and self.detach_exp else v
-            spike_current = gL_dT * torch.exp(torch.clamp((v_exp - v_T) / dT, -50, 30))
-            dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
-                  + I_bias) / C
-            w_new = w + dt * (a * (v - v_rest) - w) / tau_w
-            g_e = g_e - dt * g_e / tau_ge
-            g_i = g_i - dt * g_i / tau_gi
-            v = v + dt * nrf * dv
-            w = w_new
+            if grad:
+                v_exp = v.detach() if self.detach_exp else v
+                spike_current = gL_dT * torch.exp(torch.clamp((v_exp - v_T) / dT, -50, 30))
+                dv = (gL * (v_rest - v) + spike_current - w - g_e * (v - E_ge) + g_i * (E_gi - v)
+                      + I_bias) / C
+                w_new = w + dt * (a * (v - v_rest) - w) / tau_w
+                g_e = g_e - dt * g_e / tau_ge
+                g_i = g_i - dt * g_i / tau_gi
+                v = v + dt * nrf * dv
+                w = w_new
+            else:
+                _euler_in_place(v, w, g_e, g_i, nrf, work, dt, gL, v_rest, v_T, dT, gL_dT, a,
+                                tau_w, tau_ge, tau_gi, E_gi, C, E_ge, I_bias)
             if grad:
                 z = spike(v - v_cut, scale, self.surrogate) * nrf
                 zb = z.detach() > 0
             else:
                 zb = (v > v_cut) & nr
                 z = zb.to(self.dtype)
-            counts = noise[n % NOISE_BLOCK]
-            drive = counts * (lam / lam.detach()).nan_to_num(1.0) if grad else counts
-            g_e = g_e + Q_p * drive
+            counts = noise[:, n % NOISE_BLOCK]
+            if grad:
+                g_e = g_e + Q_p * (counts * (lam / lam.detach()).nan_to_num(1.0))
+            else:
+                g_e.add_(torch.mul(counts, Q_p, out=work))
             if grad or self.propagation == "dense":
-                d_e, d_i = self._dense(z, graph, excf)
+                d_e, d_i = self._dense(z.detach() if self.detach_recurrent else z, graph, excf)
             else:
                 b_idx, i_idx = zb.nonzero(as_tuple=True)
                 d_e, d_i = graph.propagate(b_idx, i_idx, g_e)
@@ -187,19 +238,27 @@ class TorchMK1:
                 (buffer[slot][0] + d_e, buffer[slot][1] + d_i)
             now = buffer[n % len(buffer)]
             if now is not None:
-                g_e, g_i = g_e + now[0], g_i + now[1]
+                if grad:
+                    g_e, g_i = g_e + now[0], g_i + now[1]
+                else:
+                    g_e.add_(now[0]), g_i.add_(now[1])
                 buffer[n % len(buffer)] = None
-            v = torch.where(zb, v_reset, v)
-            w = w + b_adapt * z
-            last = torch.where(zb, n, last)
             if grad:
+                v = torch.where(zb, v_reset, v)
+                w = w + b_adapt * z
+                ready = torch.where(zb, R + n, ready)
                 dense_z.append(z)
             else:
-                if grad or self.propagation == "dense":
+                if self.propagation == "dense":
                     b_idx, i_idx = zb.nonzero(as_tuple=True)
-                if len(b_idx):
-                    spikes.append((alive[b_idx].cpu().numpy(), np.full(len(b_idx), n),
-                                   i_idx.cpu().numpy()))
+                if len(b_idx):  # reset, adaptation jump, refractoriness: at the spikes only
+                    at = (b_idx, i_idx)
+                    v.index_put_(at, v_reset[at])
+                    w.index_put_(at, b_adapt[at], accumulate=True)  # = w + b·z
+                    ready.index_put_(at, R[at] + n)
+                    spikes.append((alive[b_idx].int().cpu().numpy(),
+                                   np.full(len(b_idx), n, dtype=np.int32),
+                                   i_idx.int().cpu().numpy()))
             for k in record_state:
                 state[k].append((alive, {"v": v, "w": w, "g_e": g_e, "g_i": g_i}[k][:, :state_units]
                                  .detach().clone()))
@@ -216,12 +275,13 @@ class TorchMK1:
                             break
                         sel = keep.nonzero(as_tuple=True)[0]
                         alive = alive[sel]
-                        v, w, g_e, g_i, last, exc = (x[sel] for x in (v, w, g_e, g_i, last, exc))
+                        v, w, g_e, g_i, ready, exc = (x[sel] for x in (v, w, g_e, g_i, ready, exc))
+                        work = torch.empty_like(v)
                         graph = graph[sel] if torch.is_tensor(graph) else graph.select(sel)
                         params = [x[sel] for x in params]
                         (C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi,
                          v_reset, v_cut, scale, lam, excf, R) = params
-                        noise = noise[:, sel]
+                        noise = noise[sel]
                         gens = [gens[i] for i in sel.tolist()]
                         probe_count = probe_count[sel]
                         buffer = [None if x is None else (x[0][sel], x[1][sel]) for x in buffer]
@@ -231,7 +291,7 @@ class TorchMK1:
         if spikes:
             spikes = tuple(np.concatenate(parts) for parts in zip(*spikes))
         else:
-            spikes = (np.zeros(0, np.int64),) * 3
+            spikes = (np.zeros(0, np.int32),) * 3
         return spikes, steps_run, state
 
     @staticmethod
@@ -243,11 +303,11 @@ class TorchMK1:
     # -- gradients ----------------------------------------------------------------------------
     def run_differentiable(self, params_list: list[dict], seeds: list[int], duration: float,
                            trainable: tuple[str, ...] = TRAINABLE,
-                           memory_limit: float = MEMORY_LIMIT,
-                           P: dict | None = None) -> tuple[torch.Tensor, dict]:
+                           memory_limit: float = MEMORY_LIMIT, P: dict | None = None,
+                           weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """(z, P): spikes (B, steps, N) with surrogate gradients, and the θ tensors {name:
         (B, 1)} of which ``trainable`` require grad (or the given ``P``, already attached to
-        a graph). Dense propagation, no early stop."""
+        a graph). Dense propagation, no early stop; ``weights``: the graph (see ``build``)."""
         bad = [n for n in trainable if n not in TRAINABLE]
         if bad:
             raise UserError(f"rsnn: {bad} cannot be trained by gradient (structural or fixed); "
@@ -263,7 +323,7 @@ class TorchMK1:
             P = network.theta_tensors(params_list, self.dtype, self.device)
             for name in trainable:
                 P[name].requires_grad_(True)
-        net = self.build(params_list, seeds, P=P, grad=True)
+        net = self.build(params_list, seeds, P=P, grad=True, weights=weights)
         z, _, _ = self.integrate(net, n_steps, grad=True)
         return z, P
 
@@ -301,7 +361,8 @@ class TorchMK1:
         alive_final, v_final = net["v_final"]
         nan_rows = set(alive_final[~torch.isfinite(v_final).all(1)].tolist())
         elapsed = time.perf_counter() - start
-        order = np.lexsort((neuron, step, elem))
+        key = elem.astype(np.int16) if B < 2 ** 15 else elem  # 16 bits: numpy's radix sort
+        order = np.argsort(key, kind="stable")  # spikes come by (step, element, neuron)
         elem, step, neuron = elem[order], step[order], neuron[order]
         bounds = np.searchsorted(elem, np.arange(B + 1))
         for b, result in enumerate(results):
