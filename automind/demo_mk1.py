@@ -98,10 +98,12 @@ def run_mk1_demo(out: str | Path, quick: bool = False, workers: int | None = Non
                  final_samples=size.final_samples)
 
     step("summary", "writing the summary")
-    step.finish()
     summary = {"model": "mk1", "quick": quick, "out": str(out), "size": asdict(size),
                "workers": workers, "target": target,
                "truth": dict(zip(prior.names, target["theta"]))} | _fit_numbers(fitted)
+    summary["truth_in_set_ranges"] = truth_in_set_ranges(fitted["consistent_set_folder"],
+                                                         target["theta"], prior.names)
+    step.finish()
     summary["seconds"] = step.seconds | {"total": round(time.perf_counter() - started, 1)}
     summary["fit_seconds"] = summary["seconds"]["fit"]
     write_json(out / "demo.json", summary, sort_keys=False)
@@ -151,6 +153,20 @@ def write_recording(spec, prior, target: dict, seed: int, path: Path) -> dict:
             "recording_isi_cv_mean": float(x[fs.names.index("isi_cv_mean")])}
 
 
+def truth_in_set_ranges(folder, theta, names, least: int = 10) -> dict | None:
+    """Per parameter, does the consistent set's central 90 % range (5th to 95th percentile)
+    contain the truth? None with fewer than ``least`` configurations."""
+    from .invariance.consistent import load_consistent_set
+
+    found = load_consistent_set(folder)["theta"]
+    if len(found) < least:
+        return None
+    low, high = np.quantile(found, [0.05, 0.95], axis=0)
+    inside = (low <= np.asarray(theta)) & (np.asarray(theta) <= high)
+    return {"inside": int(inside.sum()), "of": len(names),
+            "outside": [n for n, ok in zip(names, inside) if not ok]}
+
+
 def _fit_numbers(fitted: dict) -> dict:
     keys = ("yield", "n_consistent", "n_simulated_final", "posterior_yield", "simulations",
             "budget", "nats", "probe_region_nats", "truth_resimulations_accepted",
@@ -174,8 +190,11 @@ def _index_page(out: Path, s: dict) -> Path:
             "yield per refinement generation": ", ".join(f"{y:.3f}" for y in s["refinement_yields"]),
             "posterior samples' own yield": f"{s['posterior_yield']:.3f}",
             "truth's re-simulations accepted": _fraction(s["truth_resimulations_accepted"]),
-            "truth inside the marginal 90 % intervals": f"{s['truth_in_90pct_intervals']} of "
-                                                        f"{len(s['truth'])} parameters",
+            "truth inside the posterior's marginal 90 % intervals":
+                f"{s['truth_in_90pct_intervals']} of {len(s['truth'])} parameters",
+            "truth inside the consistent set's 5-95 % range":
+                "fewer than 10 configurations" if s["truth_in_set_ranges"] is None else
+                f"{s['truth_in_set_ranges']['inside']} of {s['truth_in_set_ranges']['of']} parameters",
             "simulations used / budget": f"{s['simulations']} / {s['budget']}",
             "total time": f"{s['seconds']['total']:.0f} s on {s['workers']} workers"}
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"

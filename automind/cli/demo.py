@@ -63,6 +63,10 @@ def run(args) -> dict:
               f"reproduce the recording); the truth's own re-simulations accepted "
               + ("(not measured)" if truth is None else f"{truth:.0%}")
               + f"; {summary['simulations']} simulations; {summary['seconds']['total']:.0f} s")
+        ranges = summary["truth_in_set_ranges"]
+        if ranges is not None:
+            print(f"the truth lies inside the consistent set's 5-95 % range for {ranges['inside']} "
+                  f"of {ranges['of']} parameters")
         print(f"overview: {summary['index']}")
         print(f"report: {summary['report']}")
     return summary
