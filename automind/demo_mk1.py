@@ -141,9 +141,12 @@ def write_recording(spec, prior, target: dict, seed: int, path: Path) -> dict:
     from .recordings import read_recording
     from .studies.fit_targets import write_target
 
-    write_target(spec, prior, np.array(target["theta"]), seed, target["pool_index"], path,
-                 f"automind demo target: MK1 prior draw {target['pool_index']} "
-                 f"(N={spec.N}), a held-out recording with a known θ")
+    index = target["pool_index"]
+    result = write_target(spec, prior, np.array(target["theta"]), seed, index, path,
+                          f"automind demo target: MK1 prior draw {index} (N={spec.N}), a "
+                          "held-out recording with a known θ")
+    if result.status != "ok":  # the pool run was ok: the same seed must give the same run
+        raise UserError(f"re-simulating the target ended {result.status}, its pool run ok")
     recording = read_recording(path)
     fs = get_feature_set(FEATURES)
     x = fs.compute(recording)
@@ -180,21 +183,22 @@ def _index_page(out: Path, s: dict) -> Path:
     """``out/index.html``: the drawn target, the fit's headline numbers, a link to its report."""
     from .io import atomic_write_text
 
-    t = s["target"]
+    t, ranges = s["target"], s["truth_in_set_ranges"]
     rows = {"target": f"MK1 prior draw {t['pool_index']} of {s['size']['pool']} ({t['kind']}), "
                       f"N = {s['size']['N']}, {s['size']['duration']:g} s",
             "target mean rate / ISI CV (read back)": f"{t['recording_rate_mean']:.2f} Hz / "
                                                      f"{t['recording_isi_cv_mean']:.2f}",
             "yield (consistent / re-simulated)": f"{s['yield']:.3f} ({s['n_consistent']} / "
                                                  f"{s['n_simulated_final']})",
-            "yield per refinement generation": ", ".join(f"{y:.3f}" for y in s["refinement_yields"]),
+            "yield per refinement generation":
+                ", ".join(f"{y:.3f}" for y in s["refinement_yields"]),
             "posterior samples' own yield": f"{s['posterior_yield']:.3f}",
             "truth's re-simulations accepted": _fraction(s["truth_resimulations_accepted"]),
             "truth inside the posterior's marginal 90 % intervals":
                 f"{s['truth_in_90pct_intervals']} of {len(s['truth'])} parameters",
             "truth inside the consistent set's 5-95 % range":
-                "fewer than 10 configurations" if s["truth_in_set_ranges"] is None else
-                f"{s['truth_in_set_ranges']['inside']} of {s['truth_in_set_ranges']['of']} parameters",
+                "fewer than 10 configurations" if ranges is None else
+                f"{ranges['inside']} of {ranges['of']} parameters",
             "simulations used / budget": f"{s['simulations']} / {s['budget']}",
             "total time": f"{s['seconds']['total']:.0f} s on {s['workers']} workers"}
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"

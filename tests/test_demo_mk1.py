@@ -48,7 +48,7 @@ def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
     record = json.loads((out / "fit" / "fit.json").read_text())
     assert record["target"]["source"] == str(out / "recording.nwb")
     np.testing.assert_allclose(record["truth"], target["theta"])
-    assert record["settings"]["budget"] == size.budget and record["settings"]["refine"] == size.refine
+    assert (record["settings"]["budget"], record["settings"]["refine"]) == (size.budget, size.refine)
     fitted = json.loads((out / "fit" / "summary.json").read_text())
     assert summary["simulations"] == fitted["simulations"] <= size.budget
     assert 0 <= summary["yield"] == fitted["yield"] <= 1
