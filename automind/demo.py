@@ -1,8 +1,10 @@
-"""`automind demo`: the whole method on a laptop, from nothing to a consistent set.
+"""`automind demo --model brunel`: the amortised method on a laptop, from nothing to a
+consistent set (the default demo, MK1 with `automind fit`, is automind/demo_mk1.py).
 
 A reduced Brunel (2000) network (2 parameters: inhibition g and drive ν_ext, four known
-regimes) makes a posterior worth looking at within minutes on 2 cores; the 28-parameter
-MK1 needs far larger banks (see studies/mk1_recovery). Steps, each writing into OUT:
+regimes) makes an amortised posterior worth looking at within minutes on 2 cores; an
+amortised 28-parameter MK1 posterior needs far larger banks (see studies/mk1_recovery).
+Steps, each writing into OUT:
 
 1. ``bank/``: training simulations from the prior, with the ``spikes`` features;
 2. ``heldout/``: held-out simulations for the diagnostics;

@@ -1,9 +1,11 @@
-"""`automind demo --quick`: the whole method end to end at toy sizes, as CI runs it."""
+"""`automind demo --model brunel --quick`: the amortised walk-through end to end at toy sizes,
+as CI runs it (the default MK1 demo: tests/test_demo_mk1.py)."""
 
 import json
 import re
 
 import numpy as np
+import pytest
 
 from automind.cli import main
 from automind.recordings import read_recording
@@ -11,7 +13,7 @@ from automind.recordings import read_recording
 
 def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out), "--json"]) == 0
+    assert main(["demo", "--model", "brunel", "--quick", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 < summary["yield"] <= 1
     assert summary["n_accepted"] == round(summary["yield"] * summary["n_simulated"])
@@ -40,8 +42,9 @@ def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
     assert html.count("<tr>") >= summary["n_accepted"] + 1  # the consistent-set table
 
 
-def test_demo_refuses_a_folder_with_content(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["mk1", "brunel"])
+def test_demo_refuses_a_folder_with_content(tmp_path, capsys, model):
     (tmp_path / "keep.txt").write_text("precious")
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 2
+    assert main(["demo", "--model", model, "--quick", "--out", str(tmp_path)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "precious"

@@ -110,18 +110,25 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 
 def _write_target(spec, prior, data: dict, index: int, seed: int, work: Path) -> Path:
     """The pool simulation ``index`` re-run with its pool seed (the same spikes), as NWB."""
+    path = work / f"target_{index}.nwb"
+    if not path.is_file():
+        write_target(spec, prior, data["theta"][data["index"] == index][0], seed, index, path,
+                     f"fit_targets study: pool simulation {index}")
+    return path
+
+
+def write_target(spec, prior, theta, seed: int, index: int, path: Path, description: str):
+    """Simulate θ with the seed bank ``seed`` gave its row ``index`` (so a pool row's own
+    spikes) and write it from ``t_analysis_start`` on as an NWB recording; returns the run."""
     from ..features.spikedata import SpikeData
     from ..recordings.write import write_nwb
     from ..simulators import Simulator
     from ..simulators.execution import simulation_seed
 
-    path = work / f"target_{index}.nwb"
-    if not path.is_file():
-        theta = data["theta"][data["index"] == index][0]
-        result = Simulator(spec).run(prior.to_simulator(theta), simulation_seed(seed, index), index)
-        write_nwb(SpikeData.from_simulation(result).window(spec.t_analysis_start), path,
-                  description=f"fit_targets study: pool simulation {index}")
-    return path
+    result = Simulator(spec).run(prior.to_simulator(theta), simulation_seed(seed, index), index)
+    write_nwb(SpikeData.from_simulation(result).window(spec.t_analysis_start), path,
+              description=description)
+    return result
 
 
 def _load_x(run: Path) -> list:

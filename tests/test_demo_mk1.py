@@ -1,0 +1,89 @@
+"""`automind demo --quick` (the default, MK1): a held-out MK1 recording drawn by the written
+rule, written as NWB, fitted with `automind fit`; at the CI sizes of studies/mk1_targets."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from automind import demo_mk1
+from automind.bank import Bank
+from automind.cli import main
+from automind.errors import UserError
+from automind.features.sets import get_feature_set
+from automind.prior import Prior
+from automind.recordings import read_recording
+from automind.studies.fit_targets import select_targets
+
+
+def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--workers", "1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model"] == "mk1" and summary["quick"]
+    target, size = summary["target"], demo_mk1.QUICK
+
+    # the target is the first pool draw the written rule calls asynchronous
+    pool = Bank(out / "pool")
+    data = pool.arrays(features="mk1_compact")
+    names = pool.feature_sets["mk1_compact"]["names"]
+    rule = demo_mk1.RULE | {"duration_analysed": size.duration - size.t_analysis_start}
+    assert select_targets(data, names, rule) == [(target["pool_index"], "asynchronous")]
+    row = np.flatnonzero(data["index"] == target["pool_index"])[0]
+    assert data["status"][row] == "ok"
+    np.testing.assert_allclose(target["theta"], data["theta"][row])
+    assert Prior.load("mk1").validate(np.array(target["theta"]))[0].shape == (28,)
+
+    # the recording, read back like a user's, is the drawn θ's pool run: the same spikes
+    recording = read_recording(out / "recording.nwb")
+    assert recording.duration == pytest.approx(size.duration - size.t_analysis_start)
+    fs = get_feature_set("mk1_compact")
+    x = fs.compute(recording)
+    rate = x[fs.names.index("rate_mean")]
+    assert rate == pytest.approx(data["x"][row, names.index("rate_mean")], rel=1e-5)
+    assert rate == pytest.approx(target["recording_rate_mean"]) and 1 <= rate <= 30
+
+    # the fit ran on that file with the drawn θ as its known truth, within its budget
+    record = json.loads((out / "fit" / "fit.json").read_text())
+    assert record["target"]["source"] == str(out / "recording.nwb")
+    np.testing.assert_allclose(record["truth"], target["theta"])
+    assert (record["settings"]["budget"], record["settings"]["refine"]) == (size.budget, size.refine)
+    fitted = json.loads((out / "fit" / "summary.json").read_text())
+    assert summary["simulations"] == fitted["simulations"] <= size.budget
+    assert 0 <= summary["yield"] == fitted["yield"] <= 1
+    assert summary["n_consistent"] == round(summary["yield"] * summary["n_simulated_final"])
+    assert len(summary["refinement_yields"]) == size.refine
+    # the truth's own re-simulations are within the acceptance: the rule is attainable
+    assert 0.5 <= summary["truth_resimulations_accepted"] <= 1
+    assert 0 <= summary["truth_in_90pct_intervals"] <= 28
+    ranges = summary["truth_in_set_ranges"]  # None below 10 consistent configurations
+    assert (ranges is None) == (summary["n_consistent"] < 10)
+
+    # the fit's report, and the demo's overview page pointing at it
+    page = out / "fit" / "report" / "index.html"
+    assert summary["report"] == str(page)
+    images = re.findall(r"src='(figures/[^']+)'", page.read_text())
+    assert {"figures/target_vs_accepted.png", "figures/rounds.png",
+            "figures/consistent_set_pairplot.png", "figures/refinement.png"} <= set(images)
+    assert all((page.parent / image).stat().st_size > 5000 for image in images)
+    assert "href='fit/report/index.html'" in (out / "index.html").read_text()
+    assert json.loads((out / "demo.json").read_text())["yield"] == summary["yield"]
+
+
+def test_no_qualifying_draw_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_mk1, "RULE", demo_mk1.RULE | {"rate_low": 1e3, "rate_high": 1e4})
+    spec = demo_mk1.demo_spec(demo_mk1.QUICK).with_overrides(duration=1.0, t_analysis_start=0.2)
+    with pytest.raises(UserError, match="none of the 4 prior draws"):
+        demo_mk1.draw_target(tmp_path / "pool", spec, Prior.load("mk1"), 4, 1, 1, False)
+
+
+def test_truth_in_set_ranges_counts_parameters_inside_the_central_90_percent(tmp_path):
+    rng = np.random.default_rng(0)
+    theta = np.column_stack([rng.uniform(0, 1, 200), rng.uniform(10, 11, 200)])
+    np.savez(tmp_path / "consistent.npz", theta=theta)
+    # 0.5 is inside [0.05, 0.95]; 10.02 lies below the 5th percentile (~10.05)
+    assert demo_mk1.truth_in_set_ranges(tmp_path, [0.5, 10.02], ["a", "b"]) == \
+        {"inside": 1, "of": 2, "outside": ["b"]}
+    np.savez(tmp_path / "consistent.npz", theta=theta[:9])
+    assert demo_mk1.truth_in_set_ranges(tmp_path, [0.5, 10.5], ["a", "b"]) is None
