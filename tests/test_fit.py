@@ -164,6 +164,7 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
                             skiprows=1, ndmin=2)[:, 1:3]
     lo, hi = consistent.min(0), consistent.max(0)
     assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
+    assert 0 < summary["set_sd_over_prior_sd"] < 0.5  # the set is far narrower than the prior
     assert (out / "report" / "index.html").is_file()
     # a simulation of the model itself is inside what the rounds produced
     assert json.loads((out / "misspecification.json").read_text())["n_reference"] > 100
@@ -172,12 +173,19 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert json.loads((out / "fit.json").read_text())["plan"]["probe"] == 210
 
 
-def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, target, spec_file):
+def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, target, spec_file,
+                                                                       tmp_path):
+    import shutil
+
     from automind.bank import Bank
 
     out, summary = fitted
     sizes = [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)]
-    again = fit(target, out, simulator=str(spec_file), **FIT)
+    # the same spec and recording from other paths (another checkout) resume the same fit
+    moved_spec, moved_target = tmp_path / "spec.toml", tmp_path / Path(target).name
+    shutil.copy(spec_file, moved_spec)
+    shutil.copy(target, moved_target)
+    again = fit(moved_target, out, simulator=str(moved_spec), **FIT)
     assert again["yield"] == summary["yield"] and again["nats"] == pytest.approx(summary["nats"])
     assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
     with pytest.raises(UserError, match="other settings"):

@@ -84,11 +84,12 @@ class Fit:
                 before = json.loads(file.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise UserError(f"{file} is damaged; use a new --out") from None
-            changed = [k for k in record if json.dumps(before.get(k), sort_keys=True)
-                       != json.dumps(record[k], sort_keys=True)]
+            changed = [k for k in record if _identity(before.get(k)) != _identity(record[k])]
             if changed:
                 raise UserError(f"{self.out} holds a fit with other {', '.join(changed)}; resume it "
                                 "with the same command and settings, or use a new --out")
+            # the recording may have moved: later stages keep labelling it as the run began
+            self.target["source"] = before["target"].get("source", self.target.get("source"))
             return
         if self.out.exists() and any(self.out.iterdir()):
             raise UserError(f"{self.out} exists, is not empty and was not made by `automind fit`; "
@@ -315,6 +316,15 @@ def posterior_information(posterior, x_target, contains, seed: int, truth=None) 
     return out
 
 
+def _identity(section) -> str:
+    """A fit.json section as compared on resume: file paths (``source``) left out, so a run
+    resumes from another checkout or after its recording moved; contents still count (the
+    specs' sha256, the recording's features)."""
+    if isinstance(section, dict):
+        section = {k: v for k, v in section.items() if k != "source"}
+    return json.dumps(section, sort_keys=True)
+
+
 def _prior_mass(proposal, seed: int) -> float:
     return proposal.prior_mass(n=100_000, seed=seed)[0]
 
@@ -332,6 +342,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     final consistent set. Resumable: the same call on the same ``out`` continues it.
     ``settings``: the fields of ``FitSettings``; ``truth``: the θ of a simulated recording, when
     known (read from the bank for BANK:INDEX). Returns the summary (also summary.json)."""
+    from ..invariance.consistent import set_spread
     from ..prior import Prior
     from ..simulators import SimulatorSpec
     from ..simulators.execution import default_workers
@@ -367,6 +378,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],
                "probe_region_nats": next(e["nats"] for e in reversed(run.rounds_log)
                                          if e["stage"] == "probe")}
+    summary |= set_spread(summary["consistent_set_folder"], prior_obj, truth)
     if truth is not None:
         summary |= _truth_checks(run, posterior)
     write_json(run.out / "summary.json", summary, sort_keys=False)

@@ -143,6 +143,25 @@ def load_consistent_set(folder: str | Path) -> dict:
         return {k: data[k] for k in data.files}
 
 
+def set_spread(folder: str | Path, prior, truth=None, least: int = 10) -> dict:
+    """How much of the prior a consistent set spans, per parameter: the median over parameters
+    of its sd over the prior's sd (in the prior's standardised coordinates) and, with a known
+    truth, which parameters' truth lies inside the set's central 90 % (5th–95th percentile).
+    A set that is a fair sample of *all* consistent configurations holds a truth drawn from
+    the prior inside ~90 % of its ranges; far fewer means the set is contracted onto part of
+    it. Empty (``{}``) with fewer than ``least`` configurations."""
+    found = load_consistent_set(folder)["theta"]
+    if len(found) < least:
+        return {}
+    out = {"set_sd_over_prior_sd": float(np.median(prior.standardise(found).std(0)))}
+    if truth is not None:
+        low, high = np.quantile(found, [0.05, 0.95], axis=0)
+        inside = (low <= np.asarray(truth)) & (np.asarray(truth) <= high)
+        out |= {"truth_in_set_5_95": int(inside.sum()),
+                "truth_outside_set_5_95": [n for n, ok in zip(prior.names, inside) if not ok]}
+    return out
+
+
 def simulated_features(posterior, workers: int = 1, dask: str | None = None):
     """``features(thetas, seeds) -> (m, k)``: the posterior's transformed features of new
     simulations with the given seeds (common random numbers for finite differences)."""
