@@ -66,3 +66,14 @@ def small_brunel_spec(**changes) -> SimulatorSpec:
     from automind.simulators.brunel import reduced_spec
 
     return reduced_spec(250, 100, 0.5, 0.05, **changes)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (small problems: threads only add contention)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from automind.cli import main
 from automind.errors import UserError
@@ -19,12 +18,7 @@ FIT = dict(features="spikes", start_theta=[[1.8], [4.2]], fit_features=("rate_me
            lr=0.12, seed=3, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from automind.cli import main
 from automind.cli.fit_gradient import read_start_theta
@@ -34,12 +33,7 @@ def q_prior() -> Prior:
         {"name": "E.Q_ge", "low": 0.5, "high": 5.0, "unit": "nS"}], "constant": constants})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

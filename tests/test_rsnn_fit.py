@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from automind.errors import UserError
 from automind.features.sets import simulation_features
@@ -20,12 +19,7 @@ def drive_prior() -> Prior:
         {"name": "E.poisson_rate", "low": 0.5, "high": 5.0, "unit": "Hz"}], "constant": constants})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_fit_recovers_the_drive_rate():

@@ -20,12 +20,7 @@ ACTIVE = quiet_mk1(p_e2e=0.05, p_e2i=0.1, p_i2e=0.15, p_i2i=0.15, n_clusters=4.0
                                                   "E.Q_ge": 2e-9, "E.Q_gi": 3e-9})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fi_spec(dt, bias):

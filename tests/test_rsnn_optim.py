@@ -38,12 +38,7 @@ def fit(X, W0, T, make_optimizer):
     return W.detach(), flipped
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 100 x 100 problems: threads only add contention
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_exp_adam_reaches_dale_consistent_target_without_flips(problem):

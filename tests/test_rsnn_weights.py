@@ -18,12 +18,7 @@ THETA = QUIET_MK1 | {"p_e2e": 0.3, "p_i2e": 0.3, "E.poisson_rate": 2.0, "E.Q_ge"
                      "E.Q_gi": 1e-9}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def log_rates(graphs, seed):

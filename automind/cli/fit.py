@@ -93,4 +93,8 @@ def run(args) -> dict:
               f"samples reproduce {args.recording}; "
               f"{summary['simulations']} simulations; posterior {summary['nats']:.2f} nats from "
               f"the prior; report {summary.get('report')}")
+        if "set_sd_over_prior_sd" in summary:
+            print(f"the consistent set spans {summary['set_sd_over_prior_sd']:.2f} of the prior's "
+                  "spread (median over parameters); refined sets cover part of the consistent "
+                  "configurations, not all (docs/fit.md)")
     return summary

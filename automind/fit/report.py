@@ -136,5 +136,10 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                "simulations used": summary["simulations"], "budget": summary["budget"],
                "posterior information (nats)": f"{summary['nats']:.2f}",
                "probe region (nats)": f"{summary['probe_region_nats']:.2f}"}
+    if "set_sd_over_prior_sd" in summary:
+        numbers["set spread / prior spread (median)"] = f"{summary['set_sd_over_prior_sd']:.2f}"
+    if "truth_in_set_5_95" in summary:
+        numbers["truth inside the set's 5–95 % range"] = \
+            f"{summary['truth_in_set_5_95']} of {len(run.prior.names)} parameters"
     return write_report(run.out / "report", "automind fit: consistent configurations for a recording",
                         sections, numbers)

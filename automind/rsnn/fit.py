@@ -117,18 +117,8 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
             loss[finite].sum().backward()
         if z.grad is None:
             z.grad = torch.zeros_like(z)
-        grad_ok = torch.isfinite(z.grad).all(1)
-        frozen = torch.ones(K, dtype=torch.bool)
-        for b, k in enumerate(live):
-            if not finite[b]:
-                status[k], messages[k] = "failed", f"step {step}: the loss is NaN"
-                continue
-            curve[step, k] = float(loss[b].detach())
-            nan_grads[k] = 0 if grad_ok[k] else nan_grads[k] + 1
-            if nan_grads[k] >= MAX_NAN_GRADIENTS:
-                status[k] = "failed"
-                messages[k] = f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
-            frozen[k] = not grad_ok[k] or status[k] != "ok"
+        frozen = record_step(step, live, loss, finite, torch.isfinite(z.grad).all(1), curve,
+                             nan_grads, status, messages)
         z.grad[:, ~free_mask] = 0
         z.grad.nan_to_num_(0.0)
         before = z.detach().clone()
@@ -194,6 +184,25 @@ class Loss:
         if self.extra is not None:
             loss = loss + self.extra(counts, counts_e, n_e)
         return loss
+
+
+def record_step(step: int, live: list[int], loss, finite, grad_ok, curve, nan_grads: list[int],
+                status: list[str], messages: list[str]) -> torch.Tensor:
+    """One optimisation step's bookkeeping for K starts (``live`` of them stepped; loss row b is
+    start live[b]): record the loss curve, fail a start whose loss is NaN or whose gradient has
+    been NaN ``MAX_NAN_GRADIENTS`` steps running. Returns which starts must not move this step."""
+    frozen = torch.ones(len(status), dtype=torch.bool)
+    for b, k in enumerate(live):
+        if not finite[b]:
+            status[k], messages[k] = "failed", f"step {step}: the loss is NaN"
+            continue
+        curve[step, k] = float(loss[b].detach())
+        nan_grads[k] = 0 if grad_ok[k] else nan_grads[k] + 1
+        if nan_grads[k] >= MAX_NAN_GRADIENTS:
+            status[k] = "failed"
+            messages[k] = f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
+        frozen[k] = not grad_ok[k] or status[k] != "ok"
+    return frozen
 
 
 def _feature(name: str, counts, pop_counts, n_e) -> torch.Tensor:

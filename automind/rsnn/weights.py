@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..simulators.execution import simulation_seed
-from .fit import MAX_NAN_GRADIENTS, Loss, _check
+from .fit import Loss, _check, record_step
 from . import network
 from .mk1 import TorchMK1
 from .optim import ExpAdam
@@ -129,18 +129,8 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
             loss[finite].sum().backward()
         if S.grad is None:
             S.grad = torch.zeros_like(S)
-        grad_ok = torch.isfinite(S.grad).flatten(1).all(1)
-        frozen = torch.ones(K, dtype=torch.bool)
-        for b, k in enumerate(live):
-            if not finite[b]:
-                status[k], messages[k] = "failed", f"step {step}: the loss is NaN"
-                continue
-            curve[step, k] = float(loss[b].detach())
-            nan_grads[k] = 0 if grad_ok[k] else nan_grads[k] + 1
-            if nan_grads[k] >= MAX_NAN_GRADIENTS:
-                status[k] = "failed"
-                messages[k] = f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
-            frozen[k] = not grad_ok[k] or status[k] != "ok"
+        frozen = record_step(step, live, loss, finite, torch.isfinite(S.grad).flatten(1).all(1),
+                             curve, nan_grads, status, messages)
         S.grad.nan_to_num_(0.0)
         before = S.detach().clone()
         optimizer.step()
