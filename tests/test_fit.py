@@ -16,7 +16,7 @@ from automind.prior import Prior
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
-           duration=1.0, seed=3, workers=2, progress=False, final_samples=40, refine=2)
+           duration=1.0, seed=3, workers=2, progress=False, final_samples=40, refine=2, explore=1)
 SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 
@@ -27,6 +27,9 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
     assert plan["total"] == (2 * plan["probe"] + 3 * plan["round"] + 7 * plan["final"]
                              + plan["noise"])
     assert "refine" not in FitSettings(budget=10_000, refine=0).split()
+    explored = FitSettings(budget=10_000, explore=2).split()
+    assert explored["explore"] == 400 and explored["round"] < plan["round"]
+    assert explored["total"] == plan["total"] + 2 * 400 - 3 * (plan["round"] - explored["round"])
     with pytest.raises(UserError, match="below one round"):
         FitSettings(budget=300).split()
     with pytest.raises(UserError, match="rate_tolerance"):
@@ -136,7 +139,7 @@ def fitted(spec_file, target, tmp_path_factory):
     command = [sys.executable, "-m", "automind.cli", "fit", str(target), "--simulator",
                str(spec_file), "--features", "spikes", "--budget", "600", "--probe-rounds", "1",
                "--rounds", "2", "--probe-duration", "0.3", "--sim-duration", "1.0", "--seed", "3",
-               "--final-samples", "40", "--refine", "2",
+               "--final-samples", "40", "--refine", "2", "--explore", "1",
                "--workers", "2", "--out", str(out), "--json"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600
@@ -159,11 +162,18 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert summary["yield"] > 0.2 and summary["n_consistent"] >= 10
     assert summary["simulations"] <= 600
     assert [r["round"] for r in summary["refinement"]] == [1, 2]
-    assert summary["consistent_set_folder"].endswith("g2")
-    consistent = np.loadtxt(out / "refine" / "g2" / "consistent_set.csv", delimiter=",",
-                            skiprows=1, ndmin=2)[:, 1:3]
-    lo, hi = consistent.min(0), consistent.max(0)
+    refined = np.loadtxt(out / "refine" / "g2" / "consistent_set.csv", delimiter=",",
+                         skiprows=1, ndmin=2)[:, 1:3]
+    lo, hi = refined.min(0), refined.max(0)
     assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
+    # exploration adds consistent configurations to the refined ones, never loses them
+    assert [r["round"] for r in summary["exploration"]] == [1]
+    assert summary["consistent_set_folder"].endswith("explore/set")
+    explored = np.loadtxt(out / "explore" / "set" / "consistent_set.csv", delimiter=",",
+                          skiprows=1, ndmin=2)[:, 1:3]
+    assert len(explored) == summary["set_size"] == \
+        summary["n_consistent"] + summary["exploration"][0]["new_consistent"]
+    assert (explored.min(0) <= lo).all() and (explored.max(0) >= hi).all()
     assert 0 < summary["set_sd_over_prior_sd"] < 0.5  # the set is far narrower than the prior
     assert "set spread / prior spread" in (out / "report" / "index.html").read_text()
     # a simulation of the model itself is inside what the rounds produced

@@ -42,4 +42,6 @@ def test_quick_study_fits_a_target_beside_the_prior_bank(tmp_path, capsys):
     # ~20 near probes are too few to cut the prior safely: the region keeps the truth
     assert row["fit"]["probe_region_nats"] >= 0
     assert np.isfinite(row["fit"]["truth_log_ratio_nats"])
+    # exploration runs from a consistent set of at least two configurations
+    assert (row["explored"] is None) == (row["fit"]["n_consistent"] < 2)
     assert (tmp_path / "fit_vs_bank.png").stat().st_size > 5000

@@ -29,7 +29,7 @@ def register(sub) -> None:
                         "contain rate_mean and isi_cv_mean for the probes)")
     p.add_argument("--budget", type=count,
                    help="total simulations: probes, truncated rounds, the final validation and "
-                        "refinement (required by --method sbi)")
+                        "refinement and exploration (required by --method sbi)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN",
                    help="run folder (created, or resumed with the same settings)")
     p.add_argument("--method", choices=("sbi", "gradient"), default="sbi",
@@ -53,6 +53,11 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
                         "as many moved samples (default 6; 0 = off)")
+    p.add_argument("--explore", type=int, default=0, metavar="GENERATIONS",
+                   help="exploration generations after refinement: grow the consistent set "
+                        "outwards (steps away from other members, mirrored into the prior), each "
+                        "re-simulating as many proposals; the set then maps how far consistent "
+                        "configurations reach, not their density (default 0 = off; docs/fit.md)")
     p.add_argument("--threshold", type=positive_float, default=2.0,
                    help="acceptance distance in noise sd, as automind validate (default 2)")
     p.add_argument("--cheap-screen", type=positive_float, metavar="DECADES",
@@ -86,7 +91,8 @@ def run(args) -> dict:
                   probe_duration=args.probe_duration, duration=args.sim_duration,
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
-                  cheap_screen=args.cheap_screen, refine=args.refine)
+                  cheap_screen=args.cheap_screen, refine=args.refine,
+                  explore=args.explore)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "
               f"{summary['n_simulated_final']} {'refined' if summary['refinement'] else 'posterior'} "
@@ -94,7 +100,8 @@ def run(args) -> dict:
               f"{summary['simulations']} simulations; posterior {summary['nats']:.2f} nats from "
               f"the prior; report {summary.get('report')}")
         if "set_sd_over_prior_sd" in summary:
-            print(f"the consistent set spans {summary['set_sd_over_prior_sd']:.2f} of the prior's "
-                  "spread (median over parameters); refined sets cover part of the consistent "
-                  "configurations, not all (docs/fit.md)")
+            print(f"the consistent set ({summary['set_size']} configurations) spans "
+                  f"{summary['set_sd_over_prior_sd']:.2f} of the prior's spread (median over "
+                  "parameters); refined sets cover part of the consistent configurations, not "
+                  "all; --explore maps more (docs/fit.md)")
     return summary

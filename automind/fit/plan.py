@@ -27,7 +27,10 @@ class FitSettings:
     and accepted within ``threshold`` noise sd (as ``automind validate``). ``cheap_screen``
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
-    are bank rows with status ``screened``, which the region learns as not near.
+    are bank rows with status ``screened``, which the region learns as not near. ``refine``
+    generations move the final samples onto the target (``fit/refine.py``); ``explore``
+    generations grow the consistent set outwards from them (``fit/explore.py``); each
+    generation simulates as many runs as the final validation.
     """
 
     budget: int
@@ -47,6 +50,7 @@ class FitSettings:
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
     refine: int = 6
+    explore: int = 0
 
     def __post_init__(self):
         checks = [(self.budget >= 1, "budget must be >= 1"),
@@ -64,7 +68,8 @@ class FitSettings:
                   (self.threshold > 0, "threshold must be > 0"),
                   (self.cheap_screen is None or self.cheap_screen > 0,
                    "cheap_screen must be > 0 (decades)"),
-                  (0 <= self.refine <= 20, "refine must be 0..20 generations")]
+                  (0 <= self.refine <= 20, "refine must be 0..20 generations"),
+                  (0 <= self.explore <= 20, "explore must be 0..20 generations")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -73,31 +78,34 @@ class FitSettings:
         out = asdict(self)
         if out["cheap_screen"] is None:  # off: fit.json stays as before the option existed
             del out["cheap_screen"]
-        if out["refine"] == 0:
-            del out["refine"]
+        for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
+            if out[stage] == 0:
+                del out[stage]
         return out
 
     def split(self) -> dict:
         """Simulations per probe round, per truncated round, for the final validation (whose
-        noise repeats are included) and per refinement generation; a UserError when the budget
-        is below one round."""
+        noise repeats are included) and per refinement or exploration generation; a UserError
+        when the budget is below one round."""
         plan = self._split(self.budget)
         if not _enough(plan):
             least = next(b for b in range(self.budget, 10**7, 10) if _enough(self._split(b)))
             raise UserError(f"a budget of {self.budget} simulations is below one round of each "
                             f"kind ({self.probe_rounds} probe and {self.rounds} truncated rounds "
-                            f"of >= {MIN_ROUND} runs, the final validation and {self.refine} "
-                            f"refinement generations): give --budget >= {least} or fewer rounds")
+                            f"of >= {MIN_ROUND} runs, the final validation, {self.refine} "
+                            f"refinement and {self.explore} exploration generations): give "
+                            f"--budget >= {least} or fewer rounds")
         return plan
 
     def _split(self, budget: int) -> dict:
         final = self.final_samples or min(400, max(MIN_FINAL * 2, round(0.06 * budget)))
         probe = int(self.probe_fraction * budget) // self.probe_rounds
-        last = final * (1 + self.refine) + NOISE_REPEATS
+        last = final * (1 + self.refine + self.explore) + NOISE_REPEATS
         rounds = (budget - probe * self.probe_rounds - last) // self.rounds
         plan = {"probe": probe, "round": rounds, "final": final, "noise": NOISE_REPEATS,
                 "total": probe * self.probe_rounds + rounds * self.rounds + last}
-        return plan | ({"refine": final} if self.refine else {})
+        return plan | ({"refine": final} if self.refine else {}) | (
+            {"explore": final} if self.explore else {})
 
 
 def _enough(plan: dict) -> bool:

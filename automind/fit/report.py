@@ -136,6 +136,9 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                "simulations used": summary["simulations"], "budget": summary["budget"],
                "posterior information (nats)": f"{summary['nats']:.2f}",
                "probe region (nats)": f"{summary['probe_region_nats']:.2f}"}
+    if summary.get("exploration"):
+        numbers["consistent set after exploration"] = (
+            f"{summary['set_size']} configurations ({len(summary['exploration'])} generations)")
     if "set_sd_over_prior_sd" in summary:
         numbers["set spread / prior spread (median)"] = f"{summary['set_sd_over_prior_sd']:.2f}"
     if "truth_in_set_5_95" in summary:

@@ -276,6 +276,25 @@ class Fit:
                                     posterior_path=str(folder.resolve()))
         return found
 
+    def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
+        from .explore import explore
+
+        if not self.settings.explore or not start.get("n_consistent", 0) >= 2:
+            return [], {}
+        _say(self.progress, f"exploration: {self.settings.explore} generations of "
+                            f"{self.plan['explore']} outward proposals")
+        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
+        rows, found = explore(posterior, self.x_target, self.out / "explore",
+                              Path(start["consistent_set"]).parent, self.settings.explore,
+                              self.plan["explore"], seed=self.settings.seed + 13,
+                              threshold=self.settings.threshold, workers=self.workers,
+                              dask=self.dask, progress=self.progress,
+                              posterior_path=str(folder.resolve()))
+        for row in rows:
+            _say(self.progress, f"  generation {row['round']}: {row['new_consistent']} new "
+                                f"consistent configurations, set of {row['set_size']}")
+        return rows, found
+
     def refine(self, posterior) -> tuple[list[dict], dict]:
         from .refine import refine
 
@@ -364,15 +383,18 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     posterior_found = run.final(posterior)
     refinement, refined = run.refine(posterior)
     found = refined or posterior_found
-    used = (sum(e["simulations"] for e in run.rounds_log + refinement)
+    exploration, explored = run.explore(posterior, found)
+    used = (sum(e["simulations"] for e in run.rounds_log + refinement + exploration)
             + posterior_found["n_simulated"] + run.plan["noise"])
     summary = {"run": str(run.out), "yield": found["yield"], "n_consistent": found["n_consistent"],
                "n_simulated_final": found["n_simulated"], "simulations": used,
                "budget": settings.budget, "rounds": run.rounds_log,
                "posterior_yield": posterior_found["yield"], "refinement": refinement,
-               "consistent_set_folder": str(Path(found["consistent_set"]).parent),
+               "exploration": exploration,
+               "consistent_set_folder": str(Path((explored or found)["consistent_set"]).parent),
                "posterior": str(run.out / "rounds" / f"posterior{settings.rounds}"),
-               "consistent_set": found["consistent_set"],
+               "consistent_set": (explored or found)["consistent_set"],
+               "set_size": explored.get("set_size", found["n_consistent"]),
                "nats": run.rounds_log[-1]["posterior_nats"],
                "misspecified": misspecification["misspecified"],
                "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],

@@ -116,21 +116,24 @@ def _assemble(out: Path, posterior, samples: np.ndarray, threshold: float) -> di
     index, accepted, distance = chunks["index"], chunks["accepted"], chunks["distance"]
     seeds, features, status = chunks["seed"], chunks["features"], chunks["status"]
     keep = index[accepted]
-    prior = posterior.prior
-    theta = samples[keep]
-    save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta),
-              features=features[accepted], seed=seeds[accepted], distance=distance[accepted],
-              index=keep, names=np.array(prior.names))
-    write_theta_table(out / "consistent_set.csv", prior,
-                      ((int(k), row, [f"{dist:.4g}", int(s)])
-                       for k, row, dist, s in zip(keep, theta, distance[accepted], seeds[accepted])),
-                      ["distance", "seed"])
+    write_set(out, posterior.prior, samples[keep], features[accepted], seeds[accepted],
+              distance[accepted], keep)
     by_status = {str(s): int((status == s).sum()) for s in np.unique(status)}
     summary = {"n_simulated": int(len(index)), "n_consistent": int(accepted.sum()),
                "yield": float(accepted.mean()), "threshold": threshold, "by_status": by_status,
                "consistent_set": str(out / "consistent_set.csv")}
     write_json(out / "consistent.json", summary)
     return summary
+
+
+def write_set(out: Path, prior, theta, features, seeds, distance, index) -> None:
+    """A consistent set's arrays (``consistent.npz``) and table (``consistent_set.csv``)."""
+    save_npz(out / "consistent.npz", theta=theta, u=prior.standardise(theta), features=features,
+             seed=seeds, distance=distance, index=index, names=np.array(prior.names))
+    write_theta_table(out / "consistent_set.csv", prior,
+                      ((int(k), row, [f"{dist:.4g}", int(s)])
+                       for k, row, dist, s in zip(index, theta, distance, seeds)),
+                      ["distance", "seed"])
 
 
 def load_consistent_set(folder: str | Path) -> dict:

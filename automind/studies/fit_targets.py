@@ -97,6 +97,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                         seed + 7, x, workers, progress)
         bank = evaluate(baseline, x, work / f"baseline_{k}", summary["n_simulated_final"],
                         truth=theta, seed=seed + k, workers=workers, progress=progress)
+        explored = _explore(work, k, x, summary, s, theta, seed + k, workers, progress)
         rows.append({"index": k, "kind": kind, "truth": dict(zip(prior.names, theta.tolist())),
                      "fit": {key: summary.get(key) for key in (
                          "yield", "n_consistent", "simulations", "nats", "truth_log_ratio_nats",
@@ -105,10 +106,32 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                          "truth_in_set_5_95")} | {
                          "refinement_yields": [g["yield"] for g in summary["refinement"]],
                          "seconds": round(fit_seconds, 1)},
+                     "explored": explored,
                      "baseline": bank | {"simulations": int(s["budget"])}})
     figure = _plot(rows, out / "fit_vs_bank.png")
     return {"settings": s, "targets": rows, "figures": [str(figure)],
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _explore(work: Path, k: int, x, summary: dict, s: dict, theta, seed: int, workers: int,
+             progress: bool) -> dict | None:
+    """``explore`` generations (fit/explore.py) from the fit's consistent set, beyond the fit's
+    budget, into work/explore_K: how far the consistent set reaches past the refined one."""
+    from ..fit.explore import explore
+    from ..inference.posterior import load_posterior
+    from ..invariance.consistent import set_spread
+
+    generations = int(s.get("explore", 0))
+    if not generations or summary["n_consistent"] < 2:
+        return None
+    posterior = load_posterior(summary["posterior"])
+    rows, found = explore(posterior, x, work / f"explore_{k}",
+                          Path(summary["consistent_set_folder"]), generations,
+                          summary["n_simulated_final"], seed=seed + 13, workers=workers,
+                          progress=progress, posterior_path=summary["posterior"])
+    folder = Path(found["consistent_set"]).parent
+    return {"generations": rows, "simulations": sum(r["simulations"] for r in rows),
+            "set_size": found["set_size"]} | set_spread(folder, posterior.prior, theta)
 
 
 def _write_target(spec, prior, data: dict, index: int, seed: int, work: Path) -> Path:
