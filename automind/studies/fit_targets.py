@@ -164,14 +164,16 @@ def _load_x(run: Path) -> list:
 
 
 def _plot(rows: list[dict], path: Path) -> Path:
-    """Yield of both methods, the fit's yield per refinement generation, and the posteriors'
-    own information (flow KL from the prior: a claim, not validated by re-simulation)."""
+    """Yield of both methods, the fit's yield per refinement generation, the posteriors' own
+    information (flow KL from the prior: a claim, not validated by re-simulation), and how
+    many parameters' truth the consistent set holds before and after exploration (dotted: 90 %,
+    what a set covering the consistent configurations would reach)."""
     from ..plots import _pyplot
 
     plt = _pyplot()
     labels = [f"{r['index']}\n{r['kind'][:5]}" for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
     for ax, key, title in ((axes[0], "yield", "yield at equal simulations"),
                            (axes[2], "nats", "posterior information (nats, not validated)")):
         ax.bar(x - 0.2, [r["fit"][key] for r in rows], 0.4, label="automind fit")
@@ -185,6 +187,14 @@ def _plot(rows: list[dict], path: Path) -> Path:
     axes[1].set(title="fit: yield per refinement generation", xlabel="generation (0: posterior)",
                 ylabel="yield")
     axes[1].legend(fontsize=7)
+    refined = [r["fit"].get("truth_in_set_5_95") or 0 for r in rows]
+    explored = [(r.get("explored") or {}).get("truth_in_set_5_95") or 0 for r in rows]
+    axes[3].bar(x - 0.2, refined, 0.4, label="refined set")
+    axes[3].bar(x + 0.2, explored, 0.4, label="after exploration")
+    axes[3].axhline(0.9 * len(rows[0]["truth"]), color="k", ls=":", lw=1)
+    axes[3].set_xticks(x, labels, fontsize=8)
+    axes[3].set(title="truth inside the set's 5–95 % range", ylabel="parameters")
+    axes[3].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
