@@ -6,9 +6,9 @@ recording about as often as the members do, yet the truth lies inside the ensemb
 90 % on only 7–17 of 28 parameters (studies/mk1_targets). Exploration grows an *archive* of
 consistent configurations outwards: each generation proposes, for random pairs (i, j) of the
 archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in prior-standardised coordinates — a step
-away from another member — mirrored back into the prior box where it leaves it (discarding
-those lost four fifths of the proposals on MK1), re-simulates them and adds the consistent
-ones. It is not a sampler: the archive's density says where exploration went, its extent
+away from another member — mirrored back into the prior box where it leaves it (on MK1 four
+fifths of the steps leave it: discarding them wastes those simulations, clipping piles members
+on the bounds), re-simulates them and adds the consistent ones. It is not a sampler: the archive's density says where exploration went, its extent
 says where the consistent set reaches.
 
 Generation K is a consistent-set folder ``RUN/explore/gK``; the archive is rebuilt from the
