@@ -70,6 +70,11 @@ def write_npz_streamed(path: str | Path, arrays: dict) -> tuple[str, int]:
     return digest, size
 
 
+def json_floats(values) -> list:
+    """Floats for JSON (NaN and inf as None)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -31,7 +31,7 @@ def evaluate(posterior, x, folder, n_final: int, truth=None, seed: int = 0, work
              progress: bool = False) -> dict:
     """Information (nats) and the re-simulated consistent set of a prior-bank posterior at x."""
     from ..invariance.consistent import find_consistent_set
-    from .run import posterior_information
+    from .region import posterior_information
 
     def valid(theta):
         return posterior.valid_probability(theta) > posterior.restriction_threshold

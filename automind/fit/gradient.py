@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..io import save_npy, save_npz, write_json
+from ..io import json_floats, save_npy, save_npz, write_json
 from .plan import NOISE_REPEATS
+from .record import record_run
 
 #: feature sets whose columns the torch features reproduce (spike statistics on all units,
 #: PSD bands of the E population)
@@ -79,32 +80,6 @@ class GradientSettings:
         return out
 
 
-def _record(out: Path, record: dict) -> None:
-    """Write fit.json, or check an existing run folder holds this same gradient fit."""
-    from ..provenance import package_versions
-
-    file = out / "fit.json"
-    if file.is_file():
-        try:
-            before = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserError(f"{file} is damaged; use a new --out") from None
-        if before.get("method", "sbi") != "gradient":
-            raise UserError(f"{out} holds a fit made by --method {before.get('method', 'sbi')}; "
-                            "use a new --out for the gradient method")
-        changed = [k for k in record if json.dumps(before.get(k), sort_keys=True)
-                   != json.dumps(record[k], sort_keys=True)]
-        if changed:
-            raise UserError(f"{out} holds a gradient fit with other {', '.join(changed)}; resume "
-                            "it with the same command and settings, or use a new --out")
-        return
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists, is not empty and was not made by `automind fit`; "
-                        "choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(file, record | {"versions": package_versions()}, sort_keys=False)
-
-
 def _say(progress: bool, text: str) -> None:
     if progress:
         import sys
@@ -114,10 +89,6 @@ def _say(progress: bool, text: str) -> None:
 
 def _transformed(fs, results) -> np.ndarray:
     return fs.transform(np.array([r.features[fs.name] for r in results], dtype=np.float64))
-
-
-def _plain(values) -> list:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
 
 
 def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
@@ -131,7 +102,7 @@ def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, worke
         warnings.simplefilter("ignore", RuntimeWarning)
         sigma = np.nanstd(noise, axis=0)
     sigma = np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
-    return {"sigma": _plain(sigma), "statuses": [r.status for r in runs]}
+    return {"sigma": json_floats(sigma), "statuses": [r.status for r in runs]}
 
 
 def score(features: np.ndarray, status, target, sigma, threshold: float) -> dict:
@@ -327,8 +298,8 @@ def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
     its Brian2 re-simulation."""
     return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
             "status": str(fits["status"][k]), "brian2_status": found["status"][k],
-            "final_loss": _plain([_tail_mean(fits["loss"][:, k])])[0],
-            "brian2_distance": _plain([found["distance"][k]])[0],
+            "final_loss": json_floats([_tail_mean(fits["loss"][:, k])])[0],
+            "brian2_distance": json_floats([found["distance"][k]])[0],
             "accepted": bool(found["accepted"][k])}
 
 
@@ -382,10 +353,10 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     record = {"format": "automind-fit", "version": 1, "method": "gradient",
               "settings": s.to_dict() | {"starts": K}, "simulator": spec.to_dict(),
               "prior": prior_obj.to_dict(),
-              "target": {"source": str(recording), "x": _plain(x)} | target,
+              "target": {"source": str(recording), "x": json_floats(x)} | target,
               "truth": None if truth is None else np.asarray(truth).tolist(),
               "start_theta": None if start_theta is None else run.start_theta.tolist()}
-    _record(run.out, record)
+    record_run(run.out, record)
     from .gradient_compare import posterior_x
 
     starts = run.starts(lambda posterior: posterior_x(posterior, recording, options))

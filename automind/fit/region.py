@@ -216,3 +216,28 @@ class TruncatedPrior:
         draws = self.prior.sample(n, seed=seed)
         accepted = int(sum(self.contains(draws[k:k + 50_000]).sum() for k in range(0, n, 50_000)))
         return accepted / n, n
+
+
+#: posterior draws used to set the truncation threshold and to estimate information
+POSTERIOR_DRAWS = 20_000
+
+
+def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:
+    """Draws of the posterior at the target, kept where ``contains`` (the region it lives in):
+    their log q, the region's share of q (log_z), KL(q restricted ‖ prior) in nats and, with a
+    known truth, log q(θ*) − log p(θ*) of the restricted q (a proper score)."""
+    raw = posterior.sample(POSTERIOR_DRAWS, x_target, seed=seed, restrict=False)
+    inside = contains(raw)
+    if not inside.any():
+        raise UserError("the posterior puts no mass where the model comes near the target; the "
+                        "target may lie outside what the model produces")
+    kept, prior = raw[inside], posterior.prior
+    log_q = posterior.log_prob(kept, x_target)
+    log_z = float(np.log(inside.mean()))
+    out = {"log_q": log_q, "log_z": log_z, "nats": float(np.mean(log_q - log_z - prior.log_prob(kept)))}
+    if truth is not None:
+        truth = np.asarray(truth, float)[None]
+        out["truth_log_ratio_nats"] = float(posterior.log_prob(truth, x_target)[0] - log_z
+                                            - prior.log_prob(truth)[0]) if contains(truth)[0] \
+            else float("-inf")
+    return out

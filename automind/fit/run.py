@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..io import write_json
+from ..io import json_floats, write_json
 from .plan import FitSettings
+from .record import record_run
+from .region import posterior_information
 from .target import near_target, probe_statistics, target_columns, target_of
 
-#: posterior draws used to set the truncation threshold and to estimate information
-POSTERIOR_DRAWS = 20_000
 
 
 def _say(progress: bool, text: str) -> None:
@@ -71,31 +71,15 @@ class Fit:
     # ---- the run folder -----------------------------------------------------------------
     def record(self, source: str) -> None:
         """Write fit.json, or check that an existing run folder holds this same fit."""
-        from ..provenance import package_versions
-
         record = {"format": "automind-fit", "version": 1, "method": "sbi",
                   "settings": self.settings.to_dict(), "plan": self.plan,
                   "simulator": self.spec.to_dict(), "prior": self.prior.to_dict(),
-                  "target": {"source": source, "x": _plain(self.x_target)} | self.target,
+                  "target": {"source": source, "x": json_floats(self.x_target)} | self.target,
                   "truth": None if self.truth is None else self.truth.tolist()}
-        file = self.out / "fit.json"
-        if file.is_file():
-            try:
-                before = json.loads(file.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise UserError(f"{file} is damaged; use a new --out") from None
-            changed = [k for k in record if _identity(before.get(k)) != _identity(record[k])]
-            if changed:
-                raise UserError(f"{self.out} holds a fit with other {', '.join(changed)}; resume it "
-                                "with the same command and settings, or use a new --out")
+        before = record_run(self.out, record)
+        if before is not None:
             # the recording may have moved: later stages keep labelling it as the run began
             self.target["source"] = before["target"].get("source", self.target.get("source"))
-            return
-        if self.out.exists() and any(self.out.iterdir()):
-            raise UserError(f"{self.out} exists, is not empty and was not made by `automind fit`; "
-                            "choose a new --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_json(file, record | {"versions": package_versions()}, sort_keys=False)
 
     # ---- probe rounds ----------------------------------------------------------------------
     def _bank(self, path: Path, spec, n: int, seed: int, proposal=None, screen=None):
@@ -314,42 +298,8 @@ class Fit:
         return rows, found
 
 
-def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:
-    """Draws of the posterior at the target, kept where ``contains`` (the region it lives in):
-    their log q, the region's share of q (log_z), KL(q restricted ‖ prior) in nats and, with a
-    known truth, log q(θ*) − log p(θ*) of the restricted q (a proper score)."""
-    raw = posterior.sample(POSTERIOR_DRAWS, x_target, seed=seed, restrict=False)
-    inside = contains(raw)
-    if not inside.any():
-        raise UserError("the posterior puts no mass where the model comes near the target; the "
-                        "target may lie outside what the model produces")
-    kept, prior = raw[inside], posterior.prior
-    log_q = posterior.log_prob(kept, x_target)
-    log_z = float(np.log(inside.mean()))
-    out = {"log_q": log_q, "log_z": log_z, "nats": float(np.mean(log_q - log_z - prior.log_prob(kept)))}
-    if truth is not None:
-        truth = np.asarray(truth, float)[None]
-        out["truth_log_ratio_nats"] = float(posterior.log_prob(truth, x_target)[0] - log_z
-                                            - prior.log_prob(truth)[0]) if contains(truth)[0] \
-            else float("-inf")
-    return out
-
-
-def _identity(section) -> str:
-    """A fit.json section as compared on resume: file paths (``source``) left out, so a run
-    resumes from another checkout or after its recording moved; contents still count (the
-    specs' sha256, the recording's features)."""
-    if isinstance(section, dict):
-        section = {k: v for k, v in section.items() if k != "source"}
-    return json.dumps(section, sort_keys=True)
-
-
 def _prior_mass(proposal, seed: int) -> float:
     return proposal.prior_mass(n=100_000, seed=seed)[0]
-
-
-def _plain(x: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(x, float)]
 
 
 def fit(recording, out, simulator: str = "mk1", prior: str | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..io import save_npy, save_npz, write_json
+from ..io import json_floats, save_npy, save_npz, write_json
 from ..inference.runs import write_theta_table
 
 
@@ -73,7 +73,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         own = score(posterior, runs, target_x, sigma, threshold)
         write_json(out / "noise.json", {"sigma": sigma.tolist(),
                                         "reference": "truth" if truth is not None else "first sample",
-                                        "reference_distances": _plain(own["distance"]),
+                                        "reference_distances": json_floats(own["distance"]),
                                         "reference_accepted": own["accepted"].tolist()})
     sigma = np.array(json.loads((out / "noise.json").read_text())["sigma"])
 
@@ -183,8 +183,3 @@ def simulated_features(posterior, workers: int = 1, dask: str | None = None):
                             posterior.config.get("feature_columns"))
 
     return features
-
-
-def _plain(values) -> list:
-    """Floats for JSON (NaN and inf as None)."""
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]

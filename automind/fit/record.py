@@ -1,0 +1,44 @@
+"""A fit's run folder record (``fit.json``): written when the run starts, checked on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..io import write_json
+
+
+def record_run(out: Path, record: dict) -> dict | None:
+    """Write ``out/fit.json``, or check that an existing run folder holds this same fit (same
+    method, same record); returns the earlier record when resuming. File paths (``source``)
+    are left out of the comparison, so a run resumes from another checkout or after its
+    recording moved; contents still count (the specs' sha256, the recording's features)."""
+    from ..provenance import package_versions
+
+    file, method = out / "fit.json", record["method"]
+    if file.is_file():
+        try:
+            before = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{file} is damaged; use a new --out") from None
+        if before.get("method", "sbi") != method:
+            raise UserError(f"{out} holds a fit made by --method {before.get('method', 'sbi')}; "
+                            f"use a new --out for the {method} method")
+        changed = [k for k in record if _identity(before.get(k)) != _identity(record[k])]
+        if changed:
+            raise UserError(f"{out} holds a --method {method} fit with other {', '.join(changed)}; "
+                            "resume it with the same command and settings, or use a new --out")
+        return before
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists, is not empty and was not made by `automind fit`; "
+                        "choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(file, record | {"versions": package_versions()}, sort_keys=False)
+    return None
+
+
+def _identity(section) -> str:
+    if isinstance(section, dict):
+        section = {k: v for k, v in section.items() if k != "source"}
+    return json.dumps(section, sort_keys=True)
