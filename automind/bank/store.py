@@ -158,7 +158,11 @@ def parse_table(data: bytes, path: Path) -> pa.Table:
     try:
         if path.suffix == ".arrow":
             return pa.ipc.open_file(pa.BufferReader(data)).read_all()
-        return pq.read_table(pa.BufferReader(data))
+        # read in this thread: Arrow's pool threads can release their hold on this Python
+        # buffer after the read returns, and one doing so during interpreter shutdown aborts
+        # the process ("terminate called without an active exception", exit status 134)
+        with pq.ParquetFile(pa.BufferReader(data)) as shard:
+            return shard.read(use_threads=False)
     except (pa.ArrowInvalid, OSError) as err:
         raise BankError(f"shard {path} cannot be read: {err}") from None
 
