@@ -263,7 +263,7 @@ class Fit:
     def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
         from .explore import explore
 
-        if not self.settings.explore or not start.get("n_consistent", 0) >= 2:
+        if not self.settings.explore or start.get("n_consistent", 0) < 2:
             return [], {}
         _say(self.progress, f"exploration: {self.settings.explore} generations of "
                             f"{self.plan['explore']} outward proposals")
