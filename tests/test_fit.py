@@ -112,14 +112,15 @@ def spec_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def target(spec_file, tmp_path_factory):
-    """A 2 s recording of the reduced network at the truth, as an NWB file."""
+    """A 3 s recording of the reduced network at the truth, as an NWB file: three times the
+    truncated rounds' analysed 0.95 s, so the fit cuts it to a window (recordings.windows)."""
     from automind.features.spikedata import SpikeData
     from automind.recordings.write import write_nwb
     from automind.simulators import Simulator, SimulatorSpec
 
     spec = SimulatorSpec.load(spec_file)
     result = Simulator(spec).run(Prior.load("brunel").to_simulator(TRUTH), seed=424242,
-                                 duration=2.05)
+                                 duration=3.05)
     assert result.status == "ok"
     path = tmp_path_factory.mktemp("fit-target") / "target.nwb"
     write_nwb(SpikeData.from_simulation(result).window(0.05), path)
@@ -180,6 +181,12 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert json.loads((out / "misspecification.json").read_text())["n_reference"] > 100
     assert not summary["misspecified"], summary["out_of_range_features"]
     assert (out / "probe" / "region1" / "region.json").is_file()
+    # the 3 s recording was fitted on one 0.95 s window; its windows' spread widens the noise
+    record = json.loads((out / "fit.json").read_text())["target"]
+    assert record["windows"] == 3 and record["duration"] == pytest.approx(0.95)
+    noise = json.loads((out / "final" / "noise.json").read_text())
+    assert np.all(np.array(noise["sigma"]) >= np.array(noise["sigma_simulations"]))
+    assert np.any(np.array(noise["sigma_target"]) > 0)
     assert json.loads((out / "fit.json").read_text())["plan"]["probe"] == 210
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from automind.errors import UserError
-from automind.features.sets import get_feature_set
+from automind.features.sets import get_feature_set, resolve_feature_set
 from automind.recordings import read_recording
 from automind.recordings.events import population_events
 from automind.recordings.selection import drop_slow_units
@@ -29,11 +29,12 @@ def test_recordings_come_in_age_order_with_the_features_the_readers_give():
     assert [e["label"] for e in entries] == ["TC11_DIV07", "TC11_DIV11", "TC11_DIV14",
                                              "TC11_DIV21", "TC11_DIV25", "TC188_DIV14"]
     assert [e["age"] for e in entries if e["culture"] == "TC11"] == [7, 11, 14, 21, 25]
-    fs = get_feature_set(CONFIG["features"])
     s = _settings(CONFIG, quick=False)
     length = s["duration"] - s["t_analysis_start"]
     for entry in entries:
         data = read_target_data(entry, s, CONFIG["min_rate"])
+        fs = get_feature_set(resolve_feature_set(CONFIG["features"], data))
+        assert fs.name == f"mea{data.n_units}"  # a virtual MEA of the recording's electrodes
         raw = read_recording(entry["path"])
         rates = np.bincount(raw.unit_ids, minlength=len(raw.units)) / raw.duration
         assert data.n_units == int((rates >= 0.1).sum())
@@ -52,6 +53,7 @@ def test_recordings_come_in_age_order_with_the_features_the_readers_give():
         np.testing.assert_allclose(fs.compute(data), expected, equal_nan=True)
     # PROVENANCE.md's figures for TC11 DIV 7: 20 electrodes active at >= 0.1 Hz, 0.56 Hz
     first = read_target_data(entries[0], s, CONFIG["min_rate"], whole=True)
+    fs = get_feature_set(resolve_feature_set(CONFIG["features"], first))
     names = list(fs.names)
     assert first.n_units == 20 and first.duration > 900
     assert fs.compute(first)[names.index("rate_mean")] == pytest.approx(0.56, abs=0.01)
@@ -91,8 +93,12 @@ def test_quick_study_fits_two_regions_and_compares_them(tmp_path, capsys):
         assert 0 <= row["fit"]["yield"] <= 1 and row["fit"]["simulations"] <= budget
         assert isinstance(row["fit"]["misspecified"], bool)
         # the fit conditioned on exactly the features the study read
-        fit_x = json.loads((Path(row["fit"]["run"]) / "fit.json").read_text())["target"]["x"]
+        record = json.loads((Path(row["fit"]["run"]) / "fit.json").read_text())
+        fit_x = record["target"]["x"]
         assert fit_x == pytest.approx([row["target"][n] for n in row["target"]], nan_ok=True)
+        # the fit cut the whole recording to the study's window, on a 16-electrode virtual MEA
+        assert record["target"]["window_s"] == pytest.approx(row["target_window_s"])
+        assert record["settings"]["features"] == "mea16"
         assert row["ppc"]["shown"] >= 1
         assert all(Path(f).stat().st_size > 5000 for f in row["figures"])
     regions = summary["compare"]["regions"]

@@ -26,7 +26,9 @@ def register(sub) -> None:
     p.add_argument("--prior", help="prior spec: name or path (default: the simulator's own)")
     p.add_argument("--features", default="mk1_compact", metavar="SET",
                    help="feature set the posterior conditions on (default mk1_compact; must "
-                        "contain rate_mean and isi_cv_mean for the probes)")
+                        "contain rate_mean and isi_cv_mean for the probes); mea: the simulated "
+                        "neurons pooled into as many virtual electrodes as the recording keeps "
+                        "(MEA recordings: an electrode records several cells)")
     p.add_argument("--budget", type=count,
                    help="total simulations: probes, truncated rounds, the final validation and "
                         "refinement and exploration (required by --method sbi)")
@@ -58,6 +60,11 @@ def register(sub) -> None:
                         "outwards (steps away from other members, mirrored into the prior), each "
                         "re-simulating as many proposals; the set then maps how far consistent "
                         "configurations reach, not their density (default 0 = off; docs/fit.md)")
+    p.add_argument("--target-window", choices=("auto", "whole"), default="auto",
+                   help="auto (default): a recording >= 3 simulated runs long is fitted on one "
+                        "window of their analysed length (the one with the median number of "
+                        "population events) and its window-to-window spread is added to the "
+                        "acceptance noise; whole: the whole recording against shorter runs")
     p.add_argument("--threshold", type=positive_float, default=2.0,
                    help="acceptance distance in noise sd, as automind validate (default 2)")
     p.add_argument("--cheap-screen", type=positive_float, metavar="DECADES",
@@ -92,7 +99,7 @@ def run(args) -> dict:
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
                   cheap_screen=args.cheap_screen, refine=args.refine,
-                  explore=args.explore)
+                  explore=args.explore, target_window=args.target_window)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "
               f"{summary['n_simulated_final']} {'refined' if summary['refinement'] else 'posterior'} "

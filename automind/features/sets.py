@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..protocols import FeatureSetLike
 from . import bursts, stats
+from .electrodes import electrode_count, pool_units
 from .line_noise import mask_lines
 from .psd import rate_psd
 from .spikedata import SpikeData
@@ -165,11 +166,31 @@ FEATURE_SETS: dict[str, FeatureSetLike] = {s.name: s for s in (SPIKES, PSD, PSD_
                                     _column_set())}
 
 
+def mea_set(n_electrodes: int) -> FeatureSet:
+    """``meaK``: the ``population`` features of the (E) population pooled into K virtual
+    electrodes (``electrodes.pool_units``), for MEA recordings of K electrodes."""
+    return FeatureSet(f"mea{n_electrodes}", "1", POPULATION.names, POPULATION.log10,
+                      lambda data: MK1_COMPACT.compute(pool_units(population(data), n_electrodes)),
+                      f"mk1_compact on the (E) population pooled into {n_electrodes} virtual "
+                      "electrodes (unit rank mod K): MEA recordings of as many electrodes")
+
+
 def get_feature_set(name: str) -> FeatureSet:
-    try:
+    if name in FEATURE_SETS:
         return FEATURE_SETS[name]
-    except KeyError:
-        raise UserError(f"unknown feature set {name!r}; available: {', '.join(FEATURE_SETS)}") from None
+    n_electrodes = electrode_count(name)
+    if n_electrodes is not None and n_electrodes >= 1:
+        return mea_set(n_electrodes)
+    if name == "mea":
+        raise UserError("the mea feature set needs an electrode count: `automind fit` takes it "
+                        "from the recording; elsewhere write meaK (e.g. mea51)")
+    raise UserError(f"unknown feature set {name!r}; available: {', '.join(FEATURE_SETS)}, "
+                    "meaK (a virtual MEA of K electrodes)")
+
+
+def resolve_feature_set(name: str, data: SpikeData) -> str:
+    """``name``, with ``mea`` made ``meaK`` for a recording of K units (electrodes)."""
+    return f"mea{data.n_units}" if name == "mea" else name
 
 
 def compute_features(data: SpikeData, feature_set: str = "mk1") -> dict[str, float]:

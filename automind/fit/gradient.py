@@ -346,7 +346,8 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                         f"{s.memory_limit_gib:g} GiB (fewer --starts, a smaller --N, or raise "
                         "--memory-limit)")
     options = recording_options or {}
-    x, target, bank_truth = target_of(recording, s.features, **options)
+    # the whole recording (its extra losses read it whole too); the sbi method can window it
+    x, target, bank_truth, _ = target_of(recording, s.features, window="whole", **options)
     truth = bank_truth if truth is None else prior_obj.validate(truth)[0]
     run = GradientFit(out, spec, prior_obj, s, recording, x, truth, workers or 1, progress,
                       start_theta, options)

@@ -30,7 +30,10 @@ class FitSettings:
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
     generations move the final samples onto the target (``fit/refine.py``); ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
-    generation simulates as many runs as the final validation.
+    generation simulates as many runs as the final validation. ``target_window``: "auto" fits
+    a recording at least three simulated runs long on one window of their analysed length and
+    adds the recording's window-to-window spread to the acceptance noise
+    (``recordings/windows.py``); "whole" fits the whole recording.
     """
 
     budget: int
@@ -51,6 +54,7 @@ class FitSettings:
     cheap_screen: float | None = None
     refine: int = 6
     explore: int = 0
+    target_window: str = "auto"
 
     def __post_init__(self):
         checks = [(self.budget >= 1, "budget must be >= 1"),
@@ -69,7 +73,8 @@ class FitSettings:
                   (self.cheap_screen is None or self.cheap_screen > 0,
                    "cheap_screen must be > 0 (decades)"),
                   (0 <= self.refine <= 20, "refine must be 0..20 generations"),
-                  (0 <= self.explore <= 20, "explore must be 0..20 generations")]
+                  (0 <= self.explore <= 20, "explore must be 0..20 generations"),
+                  (self.target_window in ("auto", "whole"), "target_window must be auto or whole")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -81,6 +86,8 @@ class FitSettings:
         for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
             if out[stage] == 0:
                 del out[stage]
+        if out["target_window"] == "auto":  # the default: fit.json stays as before the option
+            del out["target_window"]
         return out
 
     def split(self) -> dict:

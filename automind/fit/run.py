@@ -30,6 +30,7 @@ running the same command again after a crash or Ctrl-C resumes where it stopped.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +258,8 @@ class Fit:
                                     truth=self.truth, target=self.target.get("source", ""),
                                     seed=self.settings.seed + 7, threshold=self.settings.threshold,
                                     workers=self.workers, dask=self.dask, progress=self.progress,
-                                    posterior_path=str(folder.resolve()))
+                                    posterior_path=str(folder.resolve()),
+                                    target_sd=self.target.get("window_sd"))
         return found
 
     def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
@@ -322,7 +324,14 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     spec = spec.with_overrides(**(spec_overrides or {}))
     prior_obj = Prior.load(prior or spec.prior)
     check_prior_fits(spec, prior_obj)
-    x, target, bank_truth = target_of(recording, features, **(recording_options or {}))
+    analysed = (settings.duration or spec.duration) - spec.t_analysis_start
+    x, target, bank_truth, features = target_of(recording, features, analysed,
+                                                settings.target_window, **(recording_options or {}))
+    settings = replace(settings, features=features)
+    if "window_s" in target:
+        _say(progress, f"the recording lasts {target['windows']} simulated runs: fitting its "
+                       f"window {target['window_s'][0]:g}-{target['window_s'][1]:g} s, its "
+                       "window-to-window spread added to the acceptance noise")
     truth = bank_truth if truth is None else prior_obj.validate(truth)[0]
     run = Fit(out, spec, prior_obj, settings, x, target | {"source": str(recording)}, truth,
               workers or default_workers(), dask, progress, recording_options)

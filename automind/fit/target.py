@@ -6,23 +6,40 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from ..io import json_floats
+from ..recordings.windows import MIN_WINDOWS, target_window, window_count, window_features, window_sd
 from .plan import FitSettings
 
 PROBE_STATS = ("rate_mean", "isi_cv_mean")
 
 
-def target_of(recording, feature_set: str, **recording_options) -> tuple[np.ndarray, dict, object]:
-    """(raw features, probe statistics, truth or None) of a recording file or BANK:INDEX."""
-    from ..features.sets import get_feature_set
+def target_of(recording, feature_set: str, length: float | None = None, window: str = "auto",
+              **recording_options) -> tuple[np.ndarray, dict, object, str]:
+    """(raw features, target statistics, truth or None, feature-set name) of a recording file
+    or BANK:INDEX. ``mea`` becomes ``meaK`` for a recording of K electrodes. A recording at
+    least ``MIN_WINDOWS`` simulated runs long (``length``: their analysed seconds) is cut to its target
+    window unless ``window == "whole"`` (``recordings.windows``); the target then also
+    records the window and the features' sd over the recording's windows (``window_sd``,
+    transformed space), which the acceptance adds to the simulations' noise."""
+    from ..features.sets import get_feature_set, resolve_feature_set
     from ..inference.targets import bank_target, read_target
 
-    fs = get_feature_set(feature_set)
     data = read_target(str(recording), **recording_options)
     if data.n_spikes == 0:
         raise UserError(f"{recording} has no spikes; there is nothing to fit")
+    feature_set = resolve_feature_set(feature_set, data)
+    fs = get_feature_set(feature_set)
     if data.duration < 2.0 and any(n.startswith("psd") for n in fs.names):
         raise UserError(f"{recording} lasts {data.duration:g} s; the {feature_set} feature set "
                         "needs at least 2 s (one Welch segment)")
+    info = {}
+    if window not in ("auto", "whole"):
+        raise UserError(f"target window must be 'auto' or 'whole', not {window!r}")
+    if window == "auto" and length and window_count(data, length) >= MIN_WINDOWS:
+        start, stop = target_window(data, length)
+        info = {"window_s": [start, stop], "windows": window_count(data, length),
+                "window_sd": json_floats(window_sd(window_features(data, fs, length), fs))}
+        data = data.window(start, stop)
     x = fs.compute(data)
     stats = probe_statistics(x[None], fs.names)[0]
     truth = None
@@ -33,7 +50,7 @@ def target_of(recording, feature_set: str, **recording_options) -> tuple[np.ndar
         table = Bank(hit[0]).table(index_range=(hit[1], hit[1] + 1))
         truth = table["theta"][0] if len(table["index"]) else None
     return x, {"rate_mean": float(stats[0]), "isi_cv_mean": float(stats[1]),
-               "duration": data.duration, "n_units": data.n_units}, truth
+               "duration": data.duration, "n_units": data.n_units} | info, truth, feature_set
 
 
 def probe_statistics(x: np.ndarray, names) -> np.ndarray:

@@ -37,12 +37,14 @@ def _settings(out: Path, settings: dict) -> None:
 def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, target: str = "",
                         seed: int = 0, threshold: float = 2.0, chunk_size: int = 50,
                         posterior_path: str | None = None, samples: np.ndarray | None = None,
-                        sigma: np.ndarray | None = None,
+                        sigma: np.ndarray | None = None, target_sd=None,
                         workers: int = 1, dask: str | None = None, progress: bool = True) -> dict:
     """Sample n θ from the posterior for raw features x, re-simulate them chunk by chunk and
     keep those within ``threshold`` noise sd of the target. Returns the summary.
     ``samples`` (n rows) replaces the posterior draws and ``sigma`` the noise runs (an earlier
-    run's scale): the posterior then only supplies the simulator, prior and feature transform."""
+    run's scale): the posterior then only supplies the simulator, prior and feature transform.
+    ``target_sd`` (one per raw feature, transformed space; None/NaN = 0): the target's own
+    noise (a recording's window-to-window spread), added in quadrature to the simulations'."""
     from tqdm.auto import tqdm
 
     from ..inference.validate import noise_runs, noise_scale, score, simulator_of
@@ -70,11 +72,17 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         sigma = noise_scale(posterior, spec, target_x, reference, runs=runs)
         # the reference's own re-simulations scored like every sample (with the truth as the
         # reference: how often the truth itself would be accepted)
+        extra = {}
+        if target_sd is not None:
+            columns = posterior.model["feature_columns"]
+            recording = np.nan_to_num(np.array(target_sd, dtype=float)[columns], nan=0.0)
+            extra = {"sigma_simulations": sigma.tolist(), "sigma_target": recording.tolist()}
+            sigma = np.sqrt(sigma ** 2 + recording ** 2)
         own = score(posterior, runs, target_x, sigma, threshold)
         write_json(out / "noise.json", {"sigma": sigma.tolist(),
                                         "reference": "truth" if truth is not None else "first sample",
                                         "reference_distances": json_floats(own["distance"]),
-                                        "reference_accepted": own["accepted"].tolist()})
+                                        "reference_accepted": own["accepted"].tolist()} | extra)
     sigma = np.array(json.loads((out / "noise.json").read_text())["sigma"])
 
     (out / "chunks").mkdir(exist_ok=True)

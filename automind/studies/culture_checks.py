@@ -22,10 +22,16 @@ def load_fit_x(run: Path) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
-def closest_final(run: Path, shown: int) -> dict:
-    """The ``shown`` final samples closest to the target (accepted ones first, as they are
-    closer): θ, seeds, distances (noise sd) and whether each was accepted."""
-    final = Path(run) / "final"
+def set_folder(summary: dict) -> Path:
+    """The folder of the fit's consistent set: the last refinement generation's (or the final
+    validation's when refinement is off), with its samples and re-simulations."""
+    return Path(summary["consistent_set_folder"])
+
+
+def closest_final(final: Path, shown: int) -> dict:
+    """The ``shown`` samples of a consistent-set folder closest to the target (accepted ones
+    first, as they are closer): θ, seeds, distances (noise sd) and whether each was accepted."""
+    final = Path(final)
     samples = np.load(final / "samples.npy")
     parts = [np.load(p) for p in sorted((final / "chunks").glob("c*.npz"))]
     index = np.concatenate([p["index"] for p in parts])
@@ -48,7 +54,7 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
     from ..simulators.execution import make_jobs, simulate_jobs
 
     posterior = load_posterior(summary["posterior"])
-    best = closest_final(run, int(s.get("shown", 4)))
+    best = closest_final(set_folder(summary), int(s.get("shown", 4)))
     start = spec.t_analysis_start
     sims = []
     if len(best["theta"]):
@@ -69,7 +75,7 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
                     "simulated": [_plain(v[name]) for v in simulated]} for name in SHOWN_FEATURES}
     bursts = burst_figure(stats, summary.get("out_of_range_features") or [],
                           folder / "burst_statistics.png", spread)
-    geometry = set_geometry(run, posterior, load_fit_x(run), folder / "geometry", s)
+    geometry = set_geometry(set_folder(summary), posterior, load_fit_x(run), folder / "geometry", s)
     return {"ppc": {"shown": len(sims), "accepted": n_accepted,
                     "distance_noise_sd": [round(float(d), 3) for d in best["distance"]],
                     "features": stats},
@@ -77,17 +83,19 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
             "figures": [str(ppc), str(bursts)] + geometry.pop("figures", [])}
 
 
-def set_geometry(run: Path, posterior, x, out: Path, s: dict) -> dict:
-    """``analyse_set`` on the consistent set when it has ``min_set`` configurations, else on
-    the final posterior samples (said in ``of``); the refusal's reason when neither can."""
+def set_geometry(final: Path, posterior, x, out: Path, s: dict) -> dict:
+    """``analyse_set`` on the consistent set (folder ``final``) when it has ``min_set``
+    configurations, else on that folder's samples (said in ``of``); the refusal's reason when
+    neither can."""
     from ..invariance.analysis import analyse_set
     from ..invariance.consistent import load_consistent_set
 
-    consistent = load_consistent_set(Path(run) / "final")
+    consistent = load_consistent_set(final)
     of = "consistent set"
     if len(consistent["u"]) < int(s["min_set"]):
-        theta = np.load(Path(run) / "final" / "samples.npy")
-        consistent, of = {"theta": theta, "u": posterior.prior.standardise(theta)}, "posterior samples"
+        theta = np.load(Path(final) / "samples.npy")
+        consistent = {"theta": theta, "u": posterior.prior.standardise(theta)}
+        of = "refined samples" if "refine" in Path(final).parts else "posterior samples"
     try:
         report = analyse_set(posterior, x, consistent, out, n_local=int(s["local"]),
                              n_conditional=int(s["conditional"]), seed=0)
@@ -112,7 +120,7 @@ def comparisons(rows: list[dict], s: dict, out: Path) -> dict:
             continue
         use = "consistent" if all(by_label[a]["fit"]["n_consistent"] >= int(s["min_set"])
                                   for a in labels) else "posterior"
-        runs = [Path(by_label[a]["fit"]["run"]) / "final" for a in labels]
+        runs = [Path(by_label[a]["fit"]["consistent_set_folder"]) for a in labels]
         try:
             report = compare_runs(runs, out / f"compare_{name}", labels, use=use,
                                   n_local=int(s["local"]))

@@ -2,11 +2,12 @@
 
 Each ``[recordings]`` entry (a file of the ``data`` folder, read in place and never copied; its
 age and region checked against the file's own metadata) is read like ``automind fit`` reads a
-recording (units below ``min_rate`` Hz dropped) and cut to one window as long as a simulated
-run's analysed part (``target_window``: the window with the median number of population
-events), so that duration-dependent features (burst counts, long ISIs, Fano factors) mean the
-same on both sides. The window is written as NPZ under ``out/work`` (not checked in) and
-fitted with ``automind.fit.fit`` through its public signature. Per recording: the fit's
+recording (units below ``min_rate`` Hz dropped), written as NPZ under ``out/work`` (not
+checked in) and fitted with ``automind.fit.fit`` through its public signature; the fit cuts
+it to one window as long as a simulated run's analysed part and adds the recording's
+window-to-window spread to the acceptance noise (``recordings.windows``), and the ``mea``
+feature set pools the simulated neurons into as many electrodes as the recording keeps
+(``features.electrodes``). Per recording: the fit's
 misspecification check and yield, the spread of the features over all windows of the
 recording, a figure of the recording, posterior-predictive figures (target vs the closest
 final samples' rasters and rates; their spike and burst statistics against the target) and
@@ -74,21 +75,6 @@ def recordings(config: dict, labels: list[str] | None = None) -> list[dict]:
     return sorted(entries, key=lambda e: (e["culture"], e["age"]))
 
 
-def target_window(data, length: float) -> tuple[float, float]:
-    """(start, stop) of the recording's target: of its non-overlapping windows of the
-    simulated runs' analysed ``length``, the first whose count of population events
-    (``recordings.events``, independent of the burst detector) is the median count."""
-    from ..recordings.events import population_events
-
-    n = int(data.duration // length)
-    if n < 1:
-        raise UserError(f"the recording lasts {data.duration:g} s, shorter than one simulated "
-                        f"run ({length:g} s analysed)")
-    counts = np.histogram(population_events(data), bins=n, range=(0.0, n * length))[0]
-    k = int(np.argmin(np.abs(counts - np.median(counts))))
-    return k * length, (k + 1) * length
-
-
 def read_target_data(entry: dict, s: dict, min_rate: float, whole: bool = False):
     """The recording as the fit reads it (``read_target`` with ``min_rate``, its metadata
     checked against study.toml), cut to ``target_window`` (unless ``whole``); in quick mode
@@ -110,32 +96,33 @@ def read_target_data(entry: dict, s: dict, min_rate: float, whole: bool = False)
                          data.source, None, data.metadata)
     if whole:
         return data
+    from ..recordings.windows import target_window
+
     start, stop = target_window(data, s["duration"] - s["t_analysis_start"])
     data = data.window(start, stop)
     data.metadata = dict(data.metadata) | {"target_window_s": [start, stop]}
     return data
 
 
-def window_spread(data, fs, length: float, most: int = 30) -> dict:
-    """5th, 50th and 95th percentiles of the shown features over up to ``most`` evenly spaced
-    non-overlapping windows of ``length`` s: how much one window of the culture varies."""
+def window_spread(data, fs, length: float) -> dict:
+    """5th, 50th and 95th percentiles of the shown features over the recording's windows
+    (``recordings.windows.window_features``): how much one window of the culture varies."""
+    from ..recordings.windows import window_features
     from .culture_checks import SHOWN_FEATURES
 
-    n = int(data.duration // length)
-    starts = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) * length
-    rows = np.array([fs.compute(data.window(a, a + length)) for a in starts])
+    rows = window_features(data, fs, length)
     names = list(fs.names)
     spread = {}
     for name in SHOWN_FEATURES:
         column = rows[:, names.index(name)]
         column = column[np.isfinite(column)]
         spread[name] = np.percentile(column, [5, 50, 95]).round(4).tolist() if len(column) else None
-    return {"n": int(len(starts)), "length_s": length, "p5_p50_p95": spread}
+    return {"n": int(len(rows)), "length_s": length, "p5_p50_p95": spread}
 
 
 def _target_file(entry: dict, data, work: Path) -> Path:
-    """The target window as NPZ under ``work`` (not checked in: the data are GPL), for the fit
-    to read; its units are already selected."""
+    """The recording (its electrodes already selected) as NPZ under ``work`` (not checked in:
+    the data are GPL), for the fit to read and cut to its target window."""
     path = work / "targets" / f"{entry['label']}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, spike_times=data.times, unit_ids=data.unit_ids, units=data.units,
@@ -144,7 +131,7 @@ def _target_file(entry: dict, data, work: Path) -> Path:
 
 
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
-    from ..features.sets import get_feature_set
+    from ..features.sets import get_feature_set, resolve_feature_set
     from ..fit import FitSettings, fit
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
@@ -157,7 +144,6 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     spec = SimulatorSpec.load(config.get("model", "mk1")).with_overrides(
         N=s["N"], duration=s["duration"], t_analysis_start=s["t_analysis_start"])
     entries = recordings(config, s.get("recordings"))
-    fs = get_feature_set(features)
     fit_options = {key: s[key] for key in FIT_KEYS if key in s}
     FitSettings(budget=s["budget"], features=features, **fit_options).split()  # bad settings: now
     work = out / "work"
@@ -166,15 +152,16 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if progress:
             print(text, file=sys.stderr, flush=True)
 
-    rows = []
-    for k, entry in enumerate(entries):
+    rows, order = [], list(config["recordings"])  # a recording's seed: its place in study.toml
+    for entry in entries:
         label, folder = entry["label"], out / "ages" / entry["label"]
         folder.mkdir(parents=True, exist_ok=True)
         whole = read_target_data(entry, s, s["min_rate"], whole=True)
         data = read_target_data(entry, s, s["min_rate"])
+        fs = get_feature_set(resolve_feature_set(features, data))  # mea: K = its electrodes
         x = fs.compute(data)
         figure = plot_spikes(whole, folder / "recording.png", t_window=(0.0, min(60.0, whole.duration)))
-        target, options = _target_file(entry, data, work), {}
+        target, options = _target_file(entry, whole, work), {}
         say(f"{label}: {data.n_units} electrodes; target {data.metadata['target_window_s']} s "
             f"of {whole.duration:g} s ({data.n_spikes} spikes); fit with a budget of {s['budget']}")
         t0 = time.perf_counter()
@@ -190,7 +177,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             summary = fit(target, work / f"fit_{label}", simulator=spec, prior=prior,
                           features=features, budget=s["budget"], workers=workers,
                           progress=progress, report=not quick, recording_options=options,
-                          seed=seed + k, **fit_options)
+                          seed=seed + order.index(label), **fit_options)
         except UserError as err:  # no probe came near: the model cannot reach this recording
             say(f"{label}: the fit stopped: {err}")
             rows.append(row | {"fit": {"stopped": str(err), "yield": 0.0, "n_consistent": 0,
@@ -203,7 +190,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         row["figures"] += checks.pop("figures")
         rows.append(row | {"fit": {key: summary.get(key) for key in (
             "yield", "n_consistent", "n_simulated_final", "simulations", "nats",
-            "probe_region_nats", "misspecified", "out_of_range_features")}
+            "probe_region_nats", "misspecified", "out_of_range_features", "consistent_set_folder",
+            "posterior_yield", "set_sd_over_prior_sd")}
             | {"rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in summary["rounds"]],
                "seconds": round(seconds, 1), "run": str(work / f"fit_{label}")}} | checks)
     compared = comparisons(rows, s, out)

@@ -1,0 +1,97 @@
+"""The virtual MEA (``meaK`` feature sets) and a long recording cut to the simulations'
+length (``recordings.windows``, ``fit.target.target_of``)."""
+
+import numpy as np
+import pytest
+
+from automind.errors import UserError
+from automind.features.electrodes import pool_units
+from automind.features.sets import get_feature_set, resolve_feature_set
+from automind.features.spikedata import SpikeData
+
+
+def poisson(n_units: int, rate: float, duration: float, seed: int = 0) -> SpikeData:
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rate * duration, n_units)
+    times = rng.uniform(0, duration, counts.sum())
+    return SpikeData(times, np.repeat(np.arange(n_units), counts), duration, np.arange(n_units))
+
+
+def test_pooling_multiplies_unit_rates_and_the_spectral_floor_as_multi_unit_electrodes_do():
+    """400 Poisson neurons at 2 Hz pooled into 50 electrodes of 8: each electrode fires at
+    16 Hz, and the population rate's white-noise floor (2 · rate per unit / units) rises
+    from 2·2/400 to 2·16/50 Hz²/Hz, 64 = 8² times."""
+    data = poisson(400, 2.0, 60.0)
+    pooled = pool_units(data, 50)
+    assert pooled.n_units == 50 and pooled.n_spikes == data.n_spikes
+    counts = np.bincount(pooled.unit_ids, minlength=50)
+    assert np.allclose(counts / 60.0, 16.0, rtol=0.15)
+    fs = get_feature_set("mea50")
+    x = dict(zip(fs.names, fs.compute(data)))
+    assert x["rate_mean"] == pytest.approx(data.n_spikes / 50 / 60.0)
+    high = [v for n, v in x.items() if n.startswith("psd_band_") and float(n.split("-")[1][:-2]) > 50]
+    assert np.median(high) == pytest.approx(2 * 16.0 / 50, rel=0.1)
+    plain = dict(zip(fs.names, get_feature_set("population").compute(data)))
+    assert plain["rate_mean"] == pytest.approx(x["rate_mean"] / 8)
+    assert x["corr_mean"] == pytest.approx(0.0, abs=0.02)  # independent units stay independent
+
+
+def test_a_recording_of_k_electrodes_is_its_own_virtual_mea():
+    data = poisson(12, 5.0, 20.0, seed=1)
+    assert resolve_feature_set("mea", data) == "mea12"
+    assert resolve_feature_set("population", data) == "population"
+    np.testing.assert_array_equal(get_feature_set("mea12").compute(data),
+                                  get_feature_set("population").compute(data))
+
+
+def test_virtual_mea_refusals():
+    with pytest.raises(UserError, match="electrode count"):
+        get_feature_set("mea")
+    with pytest.raises(UserError, match="meaK"):
+        get_feature_set("meadow")
+    with pytest.raises(UserError, match="at least as many units"):
+        get_feature_set("mea20").compute(poisson(12, 5.0, 10.0))
+
+
+def bursting(windows: int = 11, length: float = 10.0, seed: int = 2) -> SpikeData:
+    """16 electrodes firing at 0.2 Hz, plus population bursts (every electrode, 30 spikes in
+    100 ms): k + 2 of them, evenly spaced, in the k-th window of ``length`` s."""
+    rng = np.random.default_rng(seed)
+    duration = windows * length
+    base = poisson(16, 0.2, duration, seed)
+    onsets = np.concatenate([k * length + (np.arange(k + 2) + 0.25) * length / (k + 2)
+                             for k in range(windows)])
+    times = [base.times] + [t + rng.uniform(0, 0.1, 16 * 30) for t in onsets]
+    ids = [base.unit_ids] + [np.repeat(np.arange(16), 30)] * len(onsets)
+    return SpikeData(np.concatenate(times), np.concatenate(ids), duration, np.arange(16))
+
+
+def test_target_window_has_the_median_event_count_and_the_spread_sees_every_window():
+    from automind.recordings.windows import target_window, window_features, window_sd
+
+    data = bursting()
+    fs = get_feature_set("population")
+    assert target_window(data, 10.0) == (50.0, 60.0)  # 7 bursts: the median of 2..12
+    rows = window_features(data, fs, 10.0)
+    assert len(rows) == 11
+    np.testing.assert_array_equal(rows[:, fs.names.index("burst_num")], np.arange(2, 13))
+    sd = dict(zip(fs.names, window_sd(rows, fs)))
+    assert sd["burst_num"] == pytest.approx(np.std(np.arange(2, 13), ddof=1))
+
+
+def test_fit_target_is_cut_to_the_simulated_length_only_when_the_recording_is_long(tmp_path):
+    from automind.fit.target import target_of
+    from automind.recordings.write import write_nwb
+
+    path = write_nwb(bursting(), tmp_path / "culture.nwb")
+    x, info, truth, name = target_of(path, "mea", 10.0)
+    assert name == "mea16" and truth is None
+    assert info["windows"] == 11 and info["window_s"] == [50.0, 60.0]
+    assert np.isfinite(np.array(info["window_sd"], float)).sum() > 30
+    whole = target_of(path, "mea", 10.0, "whole")[1]
+    assert whole["duration"] == pytest.approx(110.0) and "window_sd" not in whole
+    short = target_of(path, "population", 50.0)[1]  # 2 windows: too few, fitted whole
+    assert short["duration"] == pytest.approx(110.0)
+    assert x[list(get_feature_set("mea16").names).index("burst_num")] == 7
+    with pytest.raises(UserError, match="auto or 'whole'|'auto' or 'whole'"):
+        target_of(path, "mea", 10.0, "half")
