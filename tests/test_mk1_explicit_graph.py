@@ -47,7 +47,8 @@ def test_the_builders_own_graph_reproduces_its_spikes_exactly(explicit, seed):
         assert all(np.array_equal(a, b) for a, b in zip(drawn.spikes[pop], again.spikes[pop]))
     assert len(drawn.spikes["E"][0]) > 200
     # the in-cluster weights matter: all at the out-of-cluster value, the spikes change
-    flat = explicit.run(CLUSTERED, seed, graph=graph | {"q_exc": np.full_like(graph["q_exc"], 1.5e-9)})
+    flat = explicit.run(CLUSTERED, seed,
+                        graph=graph | {"q_exc": np.full_like(graph["q_exc"], 1.5e-9)})
     assert len(flat.spikes["E"][0]) < len(drawn.spikes["E"][0])
 
 

@@ -108,7 +108,8 @@ inline const std::vector<double>& automind_graph_matrix()
         W.assign((size_t)NUNITS * NUNITS, 0.0);
         std::ifstream f((brian::results_dir + "GRAPHFILE").c_str(), std::ios::binary);
         if (!f.read(reinterpret_cast<char*>(&W[0]), W.size() * sizeof(double))) {
-            std::cerr << "cannot read the explicit graph GRAPHFILE (NUNITS x NUNITS float64)" << std::endl;
+            std::cerr << "cannot read the explicit graph GRAPHFILE (NUNITS x NUNITS float64)"
+                      << std::endl;
             std::exit(4);
         }
     }
