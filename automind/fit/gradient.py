@@ -287,7 +287,6 @@ class GradientFit:
         write_json(folder / "consistent.json", found)
         return found | {"distance": resim["distance"], "accepted": keep, "status": status}
 
-
     def _torch_resimulated(self, file) -> bool:
         """A weight fit's check from before weight fits were re-simulated in Brian2 (torch
         runs, no ``engine`` entry): redone on resuming."""
