@@ -33,7 +33,9 @@ class SimulatorModel(Protocol):
         """Raise ``UserError`` for a spec this model cannot run."""
 
     def build(self, spec, b2, declare_run_args, begin_run_time_section) -> dict:
-        """Build the Brian2 network (compiled models; others refuse)."""
+        """Build the Brian2 network (compiled models; others refuse). A model that runs
+        explicit graphs also takes ``graph`` (``simulators.build.graph_function``) and has
+        ``graph_matrix(spec, params, graph)`` (``Simulator(spec, explicit_graph=True)``)."""
 
     def layout(self, spec, params: dict) -> dict[str, tuple[int, int]]:
         """{population: (first unit, end)} for simulator values ``params``."""

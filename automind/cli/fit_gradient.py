@@ -75,14 +75,14 @@ def run_gradient(args) -> dict:
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode)
-    engine = "torch (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
+    engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "
               f"gradient fits reproduce {args.recording} when re-simulated in {engine} "
               f"({summary['n_failed']} failed); fit {summary['fit_seconds']:.0f} s; "
               f"{summary['consistent_set']}")
         for row in summary["fits"]:
-            d = row.get("brian2_distance", row.get("resimulated_distance"))
+            d = row["brian2_distance"]
             print(f"  start {row['start']}: {row['status']}, {engine} d = "
                   f"{'-' if d is None else f'{d:.2f}'}, {'accepted' if row['accepted'] else 'rejected'}")
         if "compare" in summary:

@@ -236,13 +236,13 @@ class GradientFit:
             return {k: data[k] for k in data.files}
 
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
-        """Brian2 re-simulation of every fitted θ (torch event runs of every fitted graph in
-        the weights mode), scored as validate."""
+        """Brian2 re-simulation of every fitted θ (of every fitted graph in the weights mode),
+        scored as validate."""
         from ..inference.runs import write_theta_table
         from ..inference.validate import resimulate
 
         folder = self.out / "final"
-        if not (folder / "resim.npz").is_file():
+        if not (folder / "resim.npz").is_file() or self._torch_resimulated(folder / "resim.npz"):
             theta, status = fits["theta"], fits["status"].astype(str)
             ok = np.flatnonzero(status == "ok")
             K = len(theta)
@@ -252,7 +252,7 @@ class GradientFit:
                 if self.settings.fit == "weights":
                     from .gradient_weights import resimulate_fitted
 
-                    _say(self.progress, f"re-simulating {len(ok)} fitted graphs in torch")
+                    _say(self.progress, f"re-simulating {len(ok)} fitted graphs in Brian2")
                     results = resimulate_fitted(self, ok)
                 else:
                     _say(self.progress, f"re-simulating {len(ok)} fits in Brian2")
@@ -266,7 +266,8 @@ class GradientFit:
                            self.settings.threshold)
             save_npy(folder / "samples.npy", theta)
             save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,
-                     distance=scored["distance"], accepted=scored["accepted"])
+                     distance=scored["distance"], accepted=scored["accepted"],
+                     engine=np.array("brian2"))
         with np.load(folder / "resim.npz") as data:
             resim = {k: data[k] for k in data.files}
         theta, keep = fits["theta"], resim["accepted"]
@@ -285,6 +286,12 @@ class GradientFit:
                  "consistent_set": str(folder / "consistent_set.csv")}
         write_json(folder / "consistent.json", found)
         return found | {"distance": resim["distance"], "accepted": keep, "status": status}
+
+    def _torch_resimulated(self, file) -> bool:
+        """A weight fit's check from before weight fits were re-simulated in Brian2 (torch
+        runs, no ``engine`` entry): redone on resuming."""
+        with np.load(file) as data:
+            return self.settings.fit == "weights" and "engine" not in data.files
 
 
 def _tail_mean(curve: np.ndarray) -> float:

@@ -2,11 +2,11 @@
 realised graph fitted with exponentiated Adam (``rsnn.weights``), θ fixed at the start.
 
 Each start k's graph is the torch builder's graph for its θ and the graph seed
-``simulation_seed(seed + 4, k)``. The fitted networks are re-simulated on their fitted
-graphs by the torch back end (event propagation, float64), not by Brian2: the Brian2 builder
-draws its graph inside the compiled binary from connection probabilities, and running it on
-explicit per-synapse weights would need a binary per graph. Written beside the θ mode's
-files::
+``simulation_seed(seed + 4, k)``. The fitted networks are re-simulated in Brian2 on their
+fitted graphs: the MK1 binary's explicit-graph variant (``Simulator(spec,
+explicit_graph=True)``: the builder's equations and schedule, its synapses and per-synapse
+weights read at run time, one binary for every graph of its size), with new seeds, and
+scored as the θ mode's fits. Written beside the θ mode's files::
 
     RUN/gradient/weights.npz   per start: synapses (pre, post, E flag), start and fitted
                                weights (S), concatenated; ``offsets`` separate the starts
@@ -20,7 +20,7 @@ from ..io import save_npz
 from ..simulators.execution import simulation_seed
 
 #: how the fitted networks are re-simulated (summary.json "resimulated_with")
-RESIMULATOR = "torch (event propagation, float64) on the fitted graphs"
+RESIMULATOR = "Brian2 (the MK1 binary on each fitted graph's synapses and weights)"
 GRAPH_SEED_OFFSET = 4
 
 
@@ -92,22 +92,26 @@ def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, re
 
 def resimulate_fitted(run, ok, which: str = "fitted") -> list:
     """The fitted networks ``ok`` (start indices; ``which="start"``: their start graphs)
-    re-simulated by the torch event back end, with new seeds (``simulation_seed(seed + 2,
-    k)``, as the θ mode's Brian2 check)."""
-    from ..rsnn.weights import resimulate_weights
+    re-simulated in Brian2 on their graphs, with new seeds (``simulation_seed(seed + 2, i)``
+    for the i-th, as the θ mode's check) and the run's feature set."""
+    from ..features.sets import simulation_features
+    from ..simulators.simulator import Simulator
 
     graphs = load_graphs(run.out / "gradient" / "weights.npz", which)
     theta = np.load(run.out / "starts.npy")
-    params_list = [run.prior.to_simulator(theta[k]) for k in ok]
-    return resimulate_weights(run.spec, params_list, [graphs[k] for k in ok],
-                              run.settings.seed + 2, run.fs.name)
+    simulator = Simulator(run.spec, explicit_graph=True)
+    results = []
+    for i, k in enumerate(ok):
+        result = simulator.run(run.prior.to_simulator(theta[k]),
+                               simulation_seed(run.settings.seed + 2, i), index=int(k),
+                               theta=theta[k], graph=graphs[k])
+        result.features = simulation_features(result, [run.fs.name], run.spec.t_analysis_start)
+        results.append(result)
+    return results
 
 
 def weights_summary(summary: dict, out) -> None:
-    """Mark a weight fit's summary: the re-simulator, each start's weight changes, and the
-    re-simulation's keys named for what ran it (not ``brian2_*``)."""
+    """Mark a weight fit's summary: the re-simulator and each start's weight changes."""
     summary["fit"], summary["resimulated_with"] = "weights", RESIMULATOR
     for row, change in zip(summary["fits"], weight_changes(out / "gradient" / "weights.npz")):
         row["weights"] = change
-        row["resimulated_status"] = row.pop("brian2_status")
-        row["resimulated_distance"] = row.pop("brian2_distance")

@@ -12,6 +12,10 @@ What this adds around a model builder:
   runaway network;
 - per-run seeding from the ``AUTOMIND_SEED`` environment variable (standalone seeds are
   otherwise compile-time constants);
+- with ``explicit_graph`` in the structure, a function ``automind_graph(i, j)`` for the builder
+  (:data:`GRAPH_CPP`): the weight of the synapse i → j in a dense (N, N) float64 matrix read at
+  run time from ``GRAPH_FILE`` in the results folder (0: no synapse), so one binary runs any
+  explicit graph of its size;
 - an output writer that saves only the spike monitor, recorded state variables and the
   number of steps run, then exits, so the binary never writes its (large) synapse arrays
   (unless ``AUTOMIND_WRITE_CONNECTIVITY`` is set: then it writes each pathway's pre/post
@@ -92,6 +96,31 @@ CONNECTIVITY_CPP = r"""
     }
 """
 
+#: the explicit graph's matrix W[pre, post] (siemens, float64, row-major), in the results folder
+GRAPH_FILE = "automind_graph.bin"
+GRAPH_CPP = r"""
+#include <fstream>
+#include "objects.h"
+inline const std::vector<double>& automind_graph_matrix()
+{
+    static std::vector<double> W;
+    if (W.empty()) {
+        W.assign((size_t)NUNITS * NUNITS, 0.0);
+        std::ifstream f((brian::results_dir + "GRAPHFILE").c_str(), std::ios::binary);
+        if (!f.read(reinterpret_cast<char*>(&W[0]), W.size() * sizeof(double))) {
+            std::cerr << "cannot read the explicit graph GRAPHFILE (NUNITS x NUNITS float64)"
+                      << std::endl;
+            std::exit(4);
+        }
+    }
+    return W;
+}
+double automind_graph(int32_t i, int32_t j)
+{
+    return automind_graph_matrix()[(size_t)i * NUNITS + j];
+}
+"""
+
 STATE_CPP = r"""
     {
         DynamicArray2D<double>& rec = brian::_dynamic_array_statemon_VAR;
@@ -101,6 +130,16 @@ STATE_CPP = r"""
         f.close();
     }
 """
+
+
+def graph_function(b2, n: int):
+    """``automind_graph(i, j)``: the explicit graph's weight of i → j in siemens (0: none)."""
+    graph = b2.Function(lambda i, j: 0.0, arg_units=[1, 1], return_unit=b2.siemens,
+                        arg_types=["integer", "integer"], return_type="float")
+    graph.implementations.add_implementation(
+        "cpp", GRAPH_CPP.replace("NUNITS", str(int(n))).replace("GRAPHFILE", GRAPH_FILE),
+        name="automind_graph")
+    return graph
 
 
 def build(spec_dict: dict, structure: dict, out_dir: Path) -> None:
@@ -145,7 +184,8 @@ def build(spec_dict: dict, structure: dict, out_dir: Path) -> None:
 
     declare_run_args(ctl, ["t_stop", "t_probe", "n_probe", "t_refrac_probe", "silent_threshold",
                            "runaway_threshold"])
-    objects = model.build(spec, b2, declare_run_args, begin_run_time_section)
+    options = {"graph": graph_function(b2, spec.N)} if structure.get("explicit_graph") else {}
+    objects = model.build(spec, b2, declare_run_args, begin_run_time_section, **options)
     if not b2.device.run_args_applied:
         raise RuntimeError(f"builder {spec.model} did not call begin_run_time_section()")
     spikemon = b2.SpikeMonitor(objects["neurons"], name="spikemon")

@@ -86,7 +86,9 @@ def scratch_root() -> Path:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
-def structure_key(spec) -> dict:
+def structure_key(spec, explicit_graph: bool = False) -> dict:
+    """What the binary depends on; ``explicit_graph``: the variant that reads its graph and
+    weights at run time (``build.GRAPH_CPP``) instead of drawing them."""
     from importlib.metadata import version
 
     from . import MODELS
@@ -96,11 +98,12 @@ def structure_key(spec) -> dict:
     sources = hashlib.sha256()
     for module in (model, _build):
         sources.update(Path(module.__file__).read_bytes())
-    return {"cache_format": CACHE_FORMAT, "model": spec.model, "N": spec.N, "dt": spec.dt,
-            "max_duration": spec.max_duration,
-            "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
-            "record_state": list(spec.record_state), "state_units": spec.state_units,
-            "builder_sha256": sources.hexdigest(), "brian2": version("Brian2")}
+    key = {"cache_format": CACHE_FORMAT, "model": spec.model, "N": spec.N, "dt": spec.dt,
+           "max_duration": spec.max_duration,
+           "fixed": {k: spec.fixed[k] for k in model.compile_time_fixed},
+           "record_state": list(spec.record_state), "state_units": spec.state_units,
+           "builder_sha256": sources.hexdigest(), "brian2": version("Brian2")}
+    return key | {"explicit_graph": True} if explicit_graph else key
 
 
 class RunFailed(RuntimeError):
@@ -140,16 +143,21 @@ class CompiledModel:
         self.state_variables = structure["record_state"]
         self.state_units = structure["state_units"]
         self.synapses = structure["synapses"]
+        self.explicit_graph = bool(structure.get("explicit_graph"))
 
     @classmethod
-    def for_spec(cls, spec) -> "CompiledModel":
+    def for_spec(cls, spec, explicit_graph: bool = False) -> "CompiledModel":
         """Load the compiled project for this structure, compiling it first if needed; models
-        that are not Brian2 (``backend`` other than "brian2") get a stand-in with no binary."""
+        that are not Brian2 (``backend`` other than "brian2") get a stand-in with no binary.
+        ``explicit_graph``: the variant run on a given graph (models with ``graph_matrix``)."""
         from . import MODELS
 
-        if getattr(MODELS[spec.model], "backend", "brian2") != "brian2":
+        model = MODELS[spec.model]
+        if explicit_graph and not hasattr(model, "graph_matrix"):
+            raise UserError(f"the {spec.model} simulator cannot run on an explicit graph")
+        if getattr(model, "backend", "brian2") != "brian2":
             return NotCompiled()
-        key = structure_key(spec)
+        key = structure_key(spec, explicit_graph)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         root = cache_root() / "compiled"
         root.mkdir(parents=True, exist_ok=True)
@@ -190,9 +198,15 @@ class CompiledModel:
             argv.append(f"{name}={path}")
         return argv
 
-    def run(self, values: dict, seed: int, timeout: float, connectivity: bool = False) -> RawRun:
+    def run(self, values: dict, seed: int, timeout: float, connectivity: bool = False,
+            graph: np.ndarray | None = None) -> RawRun:
+        """``graph``: the (N, N) weights W[pre, post] (siemens) an explicit-graph binary runs on."""
+        if (graph is not None) != self.explicit_graph:
+            raise RuntimeError("an explicit-graph binary needs a graph, and only it takes one")
         folder = Path(tempfile.mkdtemp(prefix="automind-run-", dir=scratch_root()))
         try:
+            if graph is not None:
+                np.ascontiguousarray(graph, dtype=np.float64).tofile(folder / _build.GRAPH_FILE)
             argv = [str(self.binary), "--results_dir", f"{folder}/"] + self._encode(values, folder)
             env = dict(os.environ, AUTOMIND_SEED=str(int(seed) % 2**32))
             env.pop("AUTOMIND_WRITE_CONNECTIVITY", None)

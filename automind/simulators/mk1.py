@@ -95,8 +95,11 @@ def check_spec(spec) -> None:
         raise UserError("mk1: delay must be >= 0")
 
 
-def build(spec, b2, declare_run_args, begin_run_time_section) -> dict:
-    """Create the Brian2 objects (standalone device already active)."""
+def build(spec, b2, declare_run_args, begin_run_time_section, graph=None) -> dict:
+    """Create the Brian2 objects (standalone device already active). ``graph``: a Brian2
+    function (i, j) -> weight (``build.graph_function``) that replaces the drawn graph and its
+    weights (0: no synapse); its p is 0 or 1 but still compared with one rand() per candidate
+    pair, so the random stream after the graph (initial v, drive) is the drawn builder's."""
     G = b2.NeuronGroup(spec.N, EQUATIONS, threshold="v > v_cut", reset="v = v_reset; w += b",
                        refractory="t_refrac", method="euler", name="neurons")
     declare_run_args(G, PER_NEURON + ("v_cut", "exc", "c1", "c2", "lambda_ext") + SHARED)
@@ -104,19 +107,26 @@ def build(spec, b2, declare_run_args, begin_run_time_section) -> dict:
     # External drive: N_poisson sources at rate r add Poisson(N_poisson r dt) quanta per step.
     G.run_regularly("g_e += Q_poisson * poisson(lambda_ext)", when="before_synapses",
                     name="neurons_drive")
-    exc_syn = b2.Synapses(G, G, "q : siemens", on_pre="g_e_post += q", name="syn_exc")
-    exc_syn.connect(condition="exc_pre == 1 and i != j",
-                    p=f"exc_post * p_e2e_pre * (1 + (R_pe2e_pre - 1) * {IN_CLUSTER})"
-                      " + (1 - exc_post) * p_e2i_pre")
-    exc_syn.q = f"Q_ge_post * (1 + (R_Qe2e_pre - 1) * exc_post * {IN_CLUSTER})"
-    inh_syn = b2.Synapses(G, G, "q : siemens", on_pre="g_i_post += q", name="syn_inh")
-    inh_syn.connect(condition="exc_pre == 0 and i != j",
-                    p="exc_post * p_i2e_pre + (1 - exc_post) * p_i2i_pre")
-    inh_syn.q = "Q_gi_post"
-    if spec.fixed["delay"] > 0:
-        exc_syn.delay = inh_syn.delay = spec.fixed["delay"] * b2.second
+    pathways = {  # name: (on_pre, condition, p, q), as drawn by the builder
+        "syn_exc": ("g_e_post += q", "exc_pre == 1 and i != j",
+                    f"exc_post * p_e2e_pre * (1 + (R_pe2e_pre - 1) * {IN_CLUSTER})"
+                    " + (1 - exc_post) * p_e2i_pre",
+                    f"Q_ge_post * (1 + (R_Qe2e_pre - 1) * exc_post * {IN_CLUSTER})"),
+        "syn_inh": ("g_i_post += q", "exc_pre == 0 and i != j",
+                    "exc_post * p_i2e_pre + (1 - exc_post) * p_i2i_pre", "Q_gi_post")}
+    synapses = []
+    for name, (on_pre, condition, p, q) in pathways.items():
+        if graph is not None:
+            p, q = "int(automind_graph(i, j) > 0*siemens)", "automind_graph(i, j)"
+        syn = b2.Synapses(G, G, "q : siemens", on_pre=on_pre, name=name,
+                          namespace=None if graph is None else {"automind_graph": graph})
+        syn.connect(condition=condition, p=p)
+        syn.q = q
+        if spec.fixed["delay"] > 0:
+            syn.delay = spec.fixed["delay"] * b2.second
+        synapses.append(syn)
     G.v = "v_rest + v_init_sd * randn()"
-    return {"neurons": G, "objects": [G, exc_syn, inh_syn]}
+    return {"neurons": G, "objects": [G, *synapses]}
 
 
 def n_excitatory(N: int, exc_prop: float) -> int:
@@ -133,6 +143,29 @@ def layout(spec, params: dict) -> dict[str, tuple[int, int]]:
 def probe(spec, params: dict) -> tuple[int, float]:
     """(neurons watched by the early-stop probe = E, their refractory period)."""
     return layout(spec, params)["E"][1], params["E.t_refrac"]
+
+
+def graph_matrix(spec, params: dict, graph: dict) -> np.ndarray:
+    """(N, N) weights W[pre, post] (siemens) of an explicit graph {"syn_exc" | "syn_inh": (pre,
+    post), "q_exc" | "q_inh": weights} for the explicit-graph binary; refuses synapses the
+    builder's pathways cannot hold (E pre in syn_exc, I pre in syn_inh, no autapses, none
+    twice) and weights that are not finite and ≥ 0 (a weight 0 acts as no synapse)."""
+    N, n_e = spec.N, layout(spec, params)["E"][1]
+    W = np.zeros((N, N))
+    for key in ("exc", "inh"):
+        pre, post = (np.asarray(a, np.int64) for a in graph[f"syn_{key}"])
+        q = np.asarray(graph[f"q_{key}"], float)
+        if not len(pre) == len(post) == len(q):
+            raise UserError(f"mk1 graph: syn_{key} and q_{key} differ in length")
+        inside = (pre >= 0) & (post >= 0) & (pre < N) & (post < N) & (pre != post)
+        if not (inside & ((pre < n_e) if key == "exc" else (pre >= n_e))).all() \
+                or len(np.unique(pre * N + post)) < len(pre):
+            raise UserError(f"mk1 graph: syn_{key} holds synapses outside its pathway (N {N}, "
+                            f"{n_e} excitatory) or autapses or one synapse twice")
+        if not (np.isfinite(q).all() and (q >= 0).all()):
+            raise UserError(f"mk1 graph: q_{key} must be finite and >= 0")
+        W[pre, post] = q
+    return W
 
 
 def cluster_ids(n_exc: int, n_total: int, n_clusters: float, R_pe2e: float,

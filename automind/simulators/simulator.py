@@ -56,16 +56,21 @@ def activity_status(spike_ids, spike_times, n_probe: int, t_refrac: float, windo
 
 
 class Simulator:
-    """A simulator spec bound to its compiled binary; ``run(theta_si, seed)`` never raises for θ."""
+    """A simulator spec bound to its compiled binary; ``run(theta_si, seed)`` never raises for θ.
 
-    def __init__(self, spec: SimulatorSpec, compiled: CompiledModel | None = None):
+    ``explicit_graph=True``: the binary that runs on a given graph and weights (``run(...,
+    graph=...)``, models with ``graph_matrix``) instead of drawing them."""
+
+    def __init__(self, spec: SimulatorSpec, compiled: CompiledModel | None = None,
+                 explicit_graph: bool = False):
         if spec.backend != "brian2":
             raise UserError(f"Simulator runs the Brian2 backend; spec {spec.name!r} has backend "
                             f"{spec.backend!r} (use automind.rsnn.TorchMK1 or simulate())")
         self.spec = spec
         self.model = MODELS[spec.model]
         self.in_python = getattr(self.model, "backend", "brian2") != "brian2"
-        self.compiled = None if self.in_python else compiled or CompiledModel.for_spec(spec)
+        self.compiled = None if self.in_python else (
+            compiled or CompiledModel.for_spec(spec, explicit_graph))
 
     def run_args(self, params: dict, seed: int, duration: float) -> dict:
         spec = self.spec
@@ -77,15 +82,23 @@ class Simulator:
         return args
 
     def run(self, params: dict, seed: int, index: int = 0, duration: float | None = None,
-            timeout: float | None = None, theta=None, connectivity: bool = False) -> SimulationResult:
-        """Simulate one θ given as {name: SI value}; failures become statuses.
+            timeout: float | None = None, theta=None, connectivity: bool = False,
+            graph: dict | None = None) -> SimulationResult:
+        """Simulate one θ given as {name: SI value}; failures become statuses (a graph that
+        does not fit the simulator or θ raises ``UserError``).
 
-        ``connectivity=True`` also returns each synapse pathway's (pre, post) indices.
+        ``connectivity=True`` also returns each synapse pathway's (pre, post) indices;
+        ``graph`` (explicit-graph simulators only): the synapses and weights to run on
+        ({"syn_exc" | "syn_inh": (pre, post), "q_exc" | "q_inh": siemens}).
         """
         spec = self.spec
         duration = spec.duration if duration is None else duration
         result = SimulationResult(index=index, seed=seed, status="failed", duration=duration,
                                   theta=None if theta is None else np.asarray(theta), dt=spec.dt)
+        if (graph is not None) != bool(getattr(self.compiled, "explicit_graph", False)):
+            raise UserError("a graph runs on an explicit-graph simulator "
+                            "(Simulator(spec, explicit_graph=True)), which needs one")
+        W = None if graph is None else self.model.graph_matrix(spec, params, graph)
         start = time.perf_counter()
         try:
             if duration > spec.max_duration:
@@ -93,7 +106,7 @@ class Simulator:
             if self.in_python:
                 return self._run_in_python(result, params, seed, duration, start)
             raw = self.compiled.run(self.run_args(params, seed, duration), seed,
-                                    timeout or spec.timeout, connectivity)
+                                    timeout or spec.timeout, connectivity, W)
             result.connectivity = raw.connectivity
             result.run_time = raw.binary_seconds
             result.t_end = raw.steps * spec.dt
