@@ -18,22 +18,38 @@ def poisson(n_units: int, rate: float, duration: float, seed: int = 0) -> SpikeD
 
 
 def test_pooling_multiplies_unit_rates_and_the_spectral_floor_as_multi_unit_electrodes_do():
-    """400 Poisson neurons at 2 Hz pooled into 50 electrodes of 8: each electrode fires at
-    16 Hz, and the population rate's white-noise floor (2 · rate per unit / units) rises
-    from 2·2/400 to 2·16/50 Hz²/Hz, 64 = 8² times."""
+    """400 Poisson neurons at 2 Hz pooled into 50 electrodes of 8 (mea50x8): each electrode
+    fires at 16 Hz, and the population rate's white-noise floor (2 · rate per unit / units)
+    is 2·16/50 Hz²/Hz; one neuron per electrode (mea50): 2 Hz and 2·2/50."""
     data = poisson(400, 2.0, 60.0)
-    pooled = pool_units(data, 50)
+    pooled = pool_units(data, 50, 8)
     assert pooled.n_units == 50 and pooled.n_spikes == data.n_spikes
     counts = np.bincount(pooled.unit_ids, minlength=50)
     assert np.allclose(counts / 60.0, 16.0, rtol=0.15)
-    fs = get_feature_set("mea50")
-    x = dict(zip(fs.names, fs.compute(data)))
-    assert x["rate_mean"] == pytest.approx(data.n_spikes / 50 / 60.0)
-    high = [v for n, v in x.items() if n.startswith("psd_band_") and float(n.split("-")[1][:-2]) > 50]
-    assert np.median(high) == pytest.approx(2 * 16.0 / 50, rel=0.1)
+    for name, rate in (("mea50x8", 16.0), ("mea50", 2.0)):
+        fs = get_feature_set(name)
+        x = dict(zip(fs.names, fs.compute(data)))
+        assert x["rate_mean"] == pytest.approx(rate, rel=0.05)
+        high = [v for n, v in x.items()
+                if n.startswith("psd_band_") and float(n.split("-")[1][:-2]) > 50]
+        assert np.median(high) == pytest.approx(2 * rate / 50, rel=0.1)
+        assert x["corr_mean"] == pytest.approx(0.0, abs=0.02)  # independent stay independent
     plain = dict(zip(fs.names, get_feature_set("population").compute(data)))
-    assert plain["rate_mean"] == pytest.approx(x["rate_mean"] / 8)
-    assert x["corr_mean"] == pytest.approx(0.0, abs=0.02)  # independent units stay independent
+    assert np.median([v for n, v in plain.items() if n.startswith("psd_band_3")]) == \
+        pytest.approx(2 * 2.0 / 400, rel=0.1)
+
+
+def test_electrodes_sample_the_whole_population_not_its_first_block():
+    """Units 0-99 fire at 10 Hz, 100-399 at 1 Hz: 40 electrodes of one neuron each see
+    a quarter of fast ones, as the population has."""
+    fast, slow = poisson(100, 10.0, 20.0, seed=3), poisson(300, 1.0, 20.0, seed=4)
+    data = SpikeData(np.r_[fast.times, slow.times], np.r_[fast.unit_ids, slow.unit_ids + 100],
+                     20.0, np.arange(400))
+    pooled = pool_units(data, 40)
+    rates = np.bincount(pooled.unit_ids, minlength=40) / 20.0
+    assert (rates > 5).sum() == 10
+    # the same θ at a larger network gives the same kind of electrodes (N-independent)
+    assert resolve_feature_set("meax4", pooled) == "mea40x4"
 
 
 def test_a_recording_of_k_electrodes_is_its_own_virtual_mea():
@@ -45,12 +61,13 @@ def test_a_recording_of_k_electrodes_is_its_own_virtual_mea():
 
 
 def test_virtual_mea_refusals():
-    with pytest.raises(UserError, match="electrode count"):
-        get_feature_set("mea")
+    for name in ("mea", "meax4"):
+        with pytest.raises(UserError, match="electrode count"):
+            get_feature_set(name)
     with pytest.raises(UserError, match="meaK"):
         get_feature_set("meadow")
-    with pytest.raises(UserError, match="at least as many units"):
-        get_feature_set("mea20").compute(poisson(12, 5.0, 10.0))
+    with pytest.raises(UserError, match="needs 24 units"):
+        get_feature_set("mea12x2").compute(poisson(12, 5.0, 10.0))
 
 
 def bursting(windows: int = 11, length: float = 10.0, seed: int = 2) -> SpikeData:

@@ -26,9 +26,9 @@ def register(sub) -> None:
     p.add_argument("--prior", help="prior spec: name or path (default: the simulator's own)")
     p.add_argument("--features", default="mk1_compact", metavar="SET",
                    help="feature set the posterior conditions on (default mk1_compact; must "
-                        "contain rate_mean and isi_cv_mean for the probes); mea: the simulated "
-                        "neurons pooled into as many virtual electrodes as the recording keeps "
-                        "(MEA recordings: an electrode records several cells)")
+                        "contain rate_mean and isi_cv_mean for the probes); mea: a virtual MEA, as "
+                        "many simulated neurons as the recording keeps electrodes (meaxM: M "
+                        "pooled per electrode; docs/features.md)")
     p.add_argument("--budget", type=count,
                    help="total simulations: probes, truncated rounds, the final validation and "
                         "refinement and exploration (required by --method sbi)")

@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import UserError
 from ..protocols import FeatureSetLike
 from . import bursts, stats
-from .electrodes import electrode_count, pool_units
+from .electrodes import parse_name as parse_electrodes, pool_units
+from .electrodes import resolve_name as resolve_electrodes
 from .line_noise import mask_lines
 from .psd import rate_psd
 from .spikedata import SpikeData
@@ -166,31 +167,35 @@ FEATURE_SETS: dict[str, FeatureSetLike] = {s.name: s for s in (SPIKES, PSD, PSD_
                                     _column_set())}
 
 
-def mea_set(n_electrodes: int) -> FeatureSet:
-    """``meaK``: the ``population`` features of the (E) population pooled into K virtual
-    electrodes (``electrodes.pool_units``), for MEA recordings of K electrodes."""
-    return FeatureSet(f"mea{n_electrodes}", "1", POPULATION.names, POPULATION.log10,
-                      lambda data: MK1_COMPACT.compute(pool_units(population(data), n_electrodes)),
-                      f"mk1_compact on the (E) population pooled into {n_electrodes} virtual "
-                      "electrodes (unit rank mod K): MEA recordings of as many electrodes")
+def mea_set(n_electrodes: int, per_electrode: int = 1) -> FeatureSet:
+    """``meaK`` / ``meaKxM``: the ``population`` features of the (E) population sampled into
+    K virtual electrodes of M neurons each (``electrodes.pool_units``), for MEA recordings of
+    K electrodes."""
+    name = f"mea{n_electrodes}" + (f"x{per_electrode}" if per_electrode > 1 else "")
+    return FeatureSet(name, "1", POPULATION.names, POPULATION.log10,
+                      lambda data: MK1_COMPACT.compute(
+                          pool_units(population(data), n_electrodes, per_electrode)),
+                      f"mk1_compact on {n_electrodes} virtual electrodes of {per_electrode} (E) "
+                      "neuron(s) each, of evenly spaced ranks: MEA recordings of as many electrodes")
 
 
 def get_feature_set(name: str) -> FeatureSet:
     if name in FEATURE_SETS:
         return FEATURE_SETS[name]
-    n_electrodes = electrode_count(name)
-    if n_electrodes is not None and n_electrodes >= 1:
-        return mea_set(n_electrodes)
-    if name == "mea":
-        raise UserError("the mea feature set needs an electrode count: `automind fit` takes it "
-                        "from the recording; elsewhere write meaK (e.g. mea51)")
+    parsed = parse_electrodes(name)
+    if parsed is not None and min(parsed) >= 1:
+        return mea_set(*parsed)
+    if resolve_electrodes(name, 1) != name:
+        raise UserError(f"the {name} feature set needs an electrode count: `automind fit` takes it "
+                        "from the recording; elsewhere write meaK or meaKxM (e.g. mea51, mea51x4)")
     raise UserError(f"unknown feature set {name!r}; available: {', '.join(FEATURE_SETS)}, "
-                    "meaK (a virtual MEA of K electrodes)")
+                    "meaK / meaKxM (a virtual MEA of K electrodes of M neurons)")
 
 
 def resolve_feature_set(name: str, data: SpikeData) -> str:
-    """``name``, with ``mea`` made ``meaK`` for a recording of K units (electrodes)."""
-    return f"mea{data.n_units}" if name == "mea" else name
+    """``name``, with ``mea`` / ``meaxM`` made ``meaK`` / ``meaKxM`` for a recording of K
+    units (electrodes)."""
+    return resolve_electrodes(name, data.n_units)
 
 
 def compute_features(data: SpikeData, feature_set: str = "mk1") -> dict[str, float]:
