@@ -16,7 +16,7 @@ from automind.prior import Prior
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
-           duration=1.0, seed=3, workers=2, progress=False, final_samples=40, refine=2, explore=1)
+           duration=1.0, seed=3, workers=2, progress=False, final_samples=36, refine=2, explore=1)
 SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 
@@ -34,6 +34,21 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
         FitSettings(budget=300).split()
     with pytest.raises(UserError, match="rate_tolerance"):
         FitSettings(budget=1000, rate_tolerance=0)
+
+
+def test_consistent_mass_gain_is_a_validated_log_ratio_with_an_honest_bound():
+    from scipy.stats import beta
+
+    from automind.fit.baseline import consistent_mass_gain
+
+    same = consistent_mass_gain(40, 400, 40, 400)
+    assert same["point"] == 0 and same["lower"] < 0  # equal shares: no gain claimed
+    # none of the baseline's 400 accepted: its share's upper bound is 1 - 0.025^(1/400)
+    gain = consistent_mass_gain(174, 400, 0, 400)
+    assert gain["point"] == np.inf
+    expected = np.log(beta.ppf(0.025, 174, 227)) - np.log(1 - 0.025 ** (1 / 400))
+    assert gain["lower"] == pytest.approx(expected) and 3.5 < gain["lower"] < 4.0
+    assert consistent_mass_gain(0, 400, 5, 400)["lower"] == -np.inf
 
 
 def test_near_target_needs_ok_status_and_both_tolerances():
@@ -140,7 +155,7 @@ def fitted(spec_file, target, tmp_path_factory):
     command = [sys.executable, "-m", "automind.cli", "fit", str(target), "--simulator",
                str(spec_file), "--features", "spikes", "--budget", "600", "--probe-rounds", "1",
                "--rounds", "2", "--probe-duration", "0.3", "--sim-duration", "1.0", "--seed", "3",
-               "--final-samples", "40", "--refine", "2", "--explore", "1",
+               "--final-samples", "36", "--refine", "2", "--explore", "1",
                "--workers", "2", "--out", str(out), "--json"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600

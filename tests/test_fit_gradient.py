@@ -9,6 +9,7 @@ import pytest
 from automind.cli import main
 from automind.errors import UserError
 from automind.fit.gradient import fit_gradient
+from automind.fit.plan import NOISE_REPEATS
 from automind.rsnn.fit import fit_theta
 from automind.simulators import SimulatorSpec
 from test_rsnn_fit import drive_prior
@@ -51,7 +52,7 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     record = json.loads((out / "fit.json").read_text())
     assert record["method"] == "gradient" and record["settings"]["starts"] == 2
     noise = json.loads((out / "final" / "noise.json").read_text())
-    assert noise["reference"] == "truth" and len(noise["statuses"]) == 8
+    assert noise["reference"] == "truth" and len(noise["statuses"]) == NOISE_REPEATS
     rows = (out / "final" / "consistent_set.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + summary["n_consistent"] and rows[0].startswith("sample,E.poisson_rate")
     assert (out / "gradient" / "fits.csv").is_file() and (out / "final" / "samples.npy").is_file()

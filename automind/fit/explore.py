@@ -54,11 +54,12 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
     """Run ``generations`` exploration generations of ``n`` proposals from the consistent set
     in ``start_folder`` (its noise scale is kept). Returns one row per generation and the
     archive's summary (``RUN/explore/set``)."""
+    from ..inference.noise import NoiseModel
     from ..invariance.consistent import find_consistent_set, write_set
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
-    sigma = np.array(json.loads((start_folder / "noise.json").read_text())["sigma"])
+    noise = NoiseModel.from_dict(json.loads((start_folder / "noise.json").read_text()))
     archive = _members(start_folder)
     if len(archive["theta"]) < 2:
         return [], {}
@@ -69,7 +70,7 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
         theta = prior.destandardise(outward_proposals(prior.standardise(archive["theta"]), n, rng,
                                                       low, high))
         folder = out / f"g{g}"
-        found = find_consistent_set(posterior, x_target, folder, n, samples=theta, sigma=sigma,
+        found = find_consistent_set(posterior, x_target, folder, n, samples=theta, sigma=noise,
                                     seed=seed + 10 * g, threshold=threshold, workers=workers,
                                     dask=dask, progress=progress, target="exploration generation",
                                     posterior_path=posterior_path)

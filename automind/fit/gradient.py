@@ -92,16 +92,16 @@ def _transformed(fs, results) -> np.ndarray:
 
 
 def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
-    """σ as ``validate.noise_scale``: sd over NOISE_REPEATS Brian2 runs of ``reference``."""
-    from ..inference.validate import SIGMA_FLOOR, resimulate
+    """σ as the sbi method's noise model (without the correlation: the gradient fit scores
+    the RMS over the features it fits): sd over NOISE_REPEATS Brian2 runs of ``reference``."""
+    from ..inference.noise import NoiseModel
+    from ..inference.validate import resimulate
 
     runs = resimulate(spec, prior, np.repeat(np.asarray(reference, float)[None], NOISE_REPEATS, 0),
                       seed, fs.name, workers)
-    noise = _transformed(fs, runs)
     with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
-        sigma = np.nanstd(noise, axis=0)
-    sigma = np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
+        sigma = NoiseModel.from_runs(_transformed(fs, runs), target, correlated=False).sigma
     return {"sigma": json_floats(sigma), "statuses": [r.status for r in runs]}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import UserError
+from ..inference.noise import REPEATS
 
-#: simulations re-run at the noise reference to set the acceptance scale (``validate``)
-NOISE_REPEATS = 8
+#: simulations re-run at the noise reference to set the acceptance's noise model
+NOISE_REPEATS = REPEATS
 #: smallest useful round: below this a classifier or a flow learns nothing
 MIN_PROBE_ROUND = 100
 MIN_ROUND = 100

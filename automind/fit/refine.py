@@ -69,12 +69,12 @@ class Ensemble:
     """Members in prior-standardised coordinates with their simulations' residuals."""
 
     u: np.ndarray         # (n, d)
-    s: np.ndarray         # (n, k) (x − target) / σ; NaN where a feature is missing
+    s: np.ndarray         # (n, k) whitened residuals (NoiseModel.whiten); NaN where one is missing
     distance: np.ndarray  # RMS of s; inf where not ok
     status: np.ndarray
 
     @classmethod
-    def from_folder(cls, folder, prior, target: np.ndarray, sigma: np.ndarray) -> "Ensemble":
+    def from_folder(cls, folder, prior, target: np.ndarray, noise) -> "Ensemble":
         """The members of a finished consistent-set folder (samples and their re-simulations)."""
         from ..invariance.consistent import load_chunks
 
@@ -82,7 +82,7 @@ class Ensemble:
         theta = np.load(Path(folder) / "samples.npy")[chunks["index"]]
         ok = chunks["status"] == "ok"
         distance = np.where(ok, np.nan_to_num(chunks["distance"], nan=np.inf), np.inf)
-        return cls(prior.standardise(theta), (chunks["features"] - target) / sigma, distance,
+        return cls(prior.standardise(theta), noise.whiten(chunks["features"] - target), distance,
                    chunks["status"])
 
     @property
@@ -124,22 +124,23 @@ def refine(posterior, x_target, out, start_folder, generations: int, seed: int =
     """Run ``generations`` refinement generations from the finished consistent-set folder
     ``start_folder`` (its noise scale is kept). Returns one row per generation and the last
     generation's consistent-set summary."""
+    from ..inference.noise import NoiseModel
     from ..invariance.consistent import find_consistent_set
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
     target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
-    sigma = np.array(json.loads((start_folder / "noise.json").read_text())["sigma"])
-    ensemble = Ensemble.from_folder(start_folder, prior, target, sigma)
+    noise = NoiseModel.from_dict(json.loads((start_folder / "noise.json").read_text()))
+    ensemble = Ensemble.from_folder(start_folder, prior, target, noise)
     rows, found = [], None
     for g in range(1, generations + 1):
         theta, start = proposals(ensemble, prior, seed + g, alpha)
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x_target, folder, len(theta), samples=theta,
-                                    sigma=sigma, seed=seed + 10 * g, threshold=threshold,
+                                    sigma=noise, seed=seed + 10 * g, threshold=threshold,
                                     workers=workers, dask=dask, progress=progress,
                                     target="refinement generation", posterior_path=posterior_path)
-        moved = Ensemble.from_folder(folder, prior, target, sigma)
+        moved = Ensemble.from_folder(folder, prior, target, noise)
         ensemble = start.kept_better(moved)
         rows.append({"stage": "refine", "round": g, "simulations": found["n_simulated"],
                      "valid_fraction": float(np.mean(moved.status == "ok")),

@@ -2,15 +2,16 @@
 
 Each sample θ is simulated again (new seed) with the bank's simulator, its features are
 computed with the posterior's feature set, and it is **accepted** when its features lie
-within the target's own simulation noise:
+within the target's own simulation noise: with z_i = (t(x_i(θ)) − t(x_i*)) / σ_i,
 
-    d(θ) = sqrt( mean_i ( (t(x_i(θ)) - t(x_i*)) / σ_i )² )  <=  threshold (default 2)
+    d(θ) = sqrt( zᵀ R⁻¹ z / k )  <=  threshold (default 2)
 
 over the features the posterior conditions on, in the transformed (log10 where marked)
-space. σ_i is the simulation-noise spread of feature i: the sd over ``noise_repeats``
-re-simulations of the target's true θ with new seeds when it is known (a bank target),
-otherwise of the most probable sample. The **yield** is accepted / simulated; the
-accepted samples are the consistent set.
+space. σ_i is the simulation-noise spread of feature i and R the features' correlation
+(shrunk), both over ``noise_repeats`` (32) re-simulations of the target's true θ with new
+seeds when it is known (a bank target), otherwise of the most probable sample
+(``inference/noise.py``). The **yield** is accepted / simulated; the accepted samples are
+the consistent set.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
-
-SIGMA_FLOOR = 1e-3
+from .noise import REPEATS, NoiseModel
 
 
 def resimulate(spec, prior, thetas: np.ndarray, seed: int, feature_set: str, workers: int = 1,
@@ -53,48 +53,50 @@ def noise_runs(posterior, spec, reference: np.ndarray, repeats: int = 8, seed: i
                       seed, posterior.features["set"], workers, dask)
 
 
-def noise_scale(posterior, spec, target: np.ndarray, reference: np.ndarray, repeats: int = 8,
-                seed: int = 1001, workers: int = 1, dask: str | None = None,
-                runs: list | None = None) -> np.ndarray:
-    """σ_i: the sd of each (transformed) feature over ``repeats`` simulations of
-    ``reference`` with new seeds (or the given ``runs``), floored at SIGMA_FLOOR·(1 + |target|)."""
+def noise_model(posterior, spec, target: np.ndarray, reference: np.ndarray,
+                repeats: int = REPEATS, seed: int = 1001, workers: int = 1,
+                dask: str | None = None, runs: list | None = None) -> NoiseModel:
+    """σ and the features' shrunk correlation over ``repeats`` simulations of ``reference``
+    with new seeds (or the given ``runs``): ``inference.noise``."""
     if runs is None:
         runs = noise_runs(posterior, spec, reference, repeats, seed, workers, dask)
-    noise = _transformed(posterior, [r.features[posterior.features["set"]] for r in runs],
-                         posterior.config.get("feature_columns"))
-    sigma = np.nanstd(noise, axis=0)
-    return np.maximum(np.nan_to_num(sigma, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
+    return NoiseModel.from_runs(transformed_features(posterior, runs), target)
 
 
-def score(posterior, results: list, target: np.ndarray, sigma: np.ndarray,
-          threshold: float) -> dict:
-    """Distances of re-simulations to the target in noise sd, and which are accepted."""
-    features = _transformed(posterior, [r.features[posterior.features["set"]] for r in results],
-                            posterior.config.get("feature_columns"))
-    with np.errstate(invalid="ignore"):
-        distance = np.sqrt(np.mean(((features - target) / sigma) ** 2, axis=1))
+def transformed_features(posterior, results: list) -> np.ndarray:
+    """The posterior's transformed, selected features of simulation results (NaN kept)."""
+    return _transformed(posterior, [r.features[posterior.features["set"]] for r in results],
+                        posterior.config.get("feature_columns"))
+
+
+def score(posterior, results: list, target: np.ndarray, noise, threshold: float) -> dict:
+    """Distances of re-simulations to the target (``noise``: a NoiseModel, or σ alone for
+    the RMS of z), and which are accepted."""
+    noise = noise if isinstance(noise, NoiseModel) else NoiseModel(noise)
+    features = transformed_features(posterior, results)
+    distance = noise.distance(features, target)
     status = np.array([r.status for r in results])
     accepted = (status == "ok") & np.isfinite(distance) & (distance <= threshold)
     return {"features": features, "distance": distance, "status": status, "accepted": accepted}
 
 
 def validate(posterior, samples: np.ndarray, x_target: np.ndarray, truth=None,
-             threshold: float = 2.0, noise_repeats: int = 8, seed: int = 1000,
+             threshold: float = 2.0, noise_repeats: int = REPEATS, seed: int = 1000,
              workers: int = 1, dask: str | None = None) -> dict:
     """Re-simulate ``samples`` and score them against the target (raw features)."""
     spec = simulator_of(posterior)
     samples = posterior.prior.validate(samples)
     target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
     reference = np.asarray(truth, dtype=float) if truth is not None else samples[0]
-    sigma = noise_scale(posterior, spec, target, reference, noise_repeats, seed + 1, workers, dask)
+    noise = noise_model(posterior, spec, target, reference, noise_repeats, seed + 1, workers, dask)
     results = resimulate(spec, posterior.prior, samples, seed, posterior.features["set"],
                          workers, dask)
-    scored = score(posterior, results, target, sigma, threshold)
+    scored = score(posterior, results, target, noise, threshold)
     accepted = scored["accepted"]
     return {"yield": float(accepted.mean()), "n_simulated": int(len(samples)),
             "n_accepted": int(accepted.sum()), "threshold": threshold,
             "noise_reference": "truth" if truth is not None else "most probable sample",
-            "sigma": sigma.tolist(), "distance": scored["distance"].tolist(),
+            **noise.to_dict(), "distance": scored["distance"].tolist(),
             "accepted": accepted.tolist(), "status": scored["status"].tolist(),
             "seeds": [r.seed for r in results], "features": scored["features"].tolist(),
             "target": target.tolist(), "results": results}

@@ -42,12 +42,14 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     """Sample n θ from the posterior for raw features x, re-simulate them chunk by chunk and
     keep those within ``threshold`` noise sd of the target. Returns the summary.
     ``samples`` (n rows) replaces the posterior draws and ``sigma`` the noise runs (an earlier
-    run's scale): the posterior then only supplies the simulator, prior and feature transform.
+    run's noise model, a NoiseModel or σ alone): the posterior then only supplies the
+    simulator, prior and feature transform.
     ``target_sd`` (one per raw feature, transformed space; None/NaN = 0): the target's own
     noise (a recording's window-to-window spread), added in quadrature to the simulations'."""
     from tqdm.auto import tqdm
 
-    from ..inference.validate import noise_runs, noise_scale, score, simulator_of
+    from ..inference.noise import REPEATS, NoiseModel, held_out_distances
+    from ..inference.validate import noise_model, noise_runs, score, simulator_of, transformed_features
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_engine, make_jobs
 
@@ -64,26 +66,32 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
                  else prior.validate(samples))
     samples = np.load(out / "samples.npy")
     if not (out / "noise.json").is_file() and sigma is not None:
-        write_json(out / "noise.json", {"sigma": np.asarray(sigma, float).tolist(),
-                                        "reference": "given"})
+        noise = sigma if isinstance(sigma, NoiseModel) else NoiseModel(sigma)
+        write_json(out / "noise.json", noise.to_dict() | {"reference": "given"})
     if not (out / "noise.json").is_file():
         reference = np.asarray(truth, float) if truth is not None else samples[0]
-        runs = noise_runs(posterior, spec, reference, seed=seed + 1, workers=workers, dask=dask)
-        sigma = noise_scale(posterior, spec, target_x, reference, runs=runs)
-        # the reference's own re-simulations scored like every sample (with the truth as the
-        # reference: how often the truth itself would be accepted)
+        runs = noise_runs(posterior, spec, reference, REPEATS, seed=seed + 1, workers=workers,
+                          dask=dask)
+        noise = noise_model(posterior, spec, target_x, reference, runs=runs)
         extra = {}
         if target_sd is not None:
             columns = posterior.model["feature_columns"]
             recording = np.nan_to_num(np.array(target_sd, dtype=float)[columns], nan=0.0)
-            extra = {"sigma_simulations": sigma.tolist(), "sigma_target": recording.tolist()}
-            sigma = np.sqrt(sigma ** 2 + recording ** 2)
-        own = score(posterior, runs, target_x, sigma, threshold)
-        write_json(out / "noise.json", {"sigma": sigma.tolist(),
-                                        "reference": "truth" if truth is not None else "first sample",
-                                        "reference_distances": json_floats(own["distance"]),
-                                        "reference_accepted": own["accepted"].tolist()} | extra)
-    sigma = np.array(json.loads((out / "noise.json").read_text())["sigma"])
+            extra = {"sigma_simulations": noise.sigma.tolist(), "sigma_target": recording.tolist()}
+            noise = noise.widened(recording)
+        # the reference's own re-simulations scored like every sample, each against the scale
+        # the other repeats set (with the truth as the reference: how often the truth itself
+        # would be accepted, honestly); noise.json's scale uses all of them
+        own = held_out_distances(transformed_features(posterior, runs), target_x)
+        if target_sd is not None:
+            own = score(posterior, runs, target_x, noise, threshold)["distance"]
+        status = np.array([r.status for r in runs])
+        write_json(out / "noise.json", noise.to_dict() | {
+            "reference": "truth" if truth is not None else "first sample",
+            "reference_distances": json_floats(own),
+            "reference_accepted": ((status == "ok") & np.isfinite(own) & (own <= threshold)).tolist(),
+            "reference_distances_held_out": target_sd is None} | extra)
+    noise = NoiseModel.from_dict(json.loads((out / "noise.json").read_text()))
 
     (out / "chunks").mkdir(exist_ok=True)
     n_chunks = -(-n // chunk_size)
@@ -100,7 +108,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
                          (feature_set,)) as engine:
             for c, results in engine.run_chunks(list(jobs.items())):
                 results = sorted(results, key=lambda r: r.index)
-                scored = score(posterior, results, target_x, sigma, threshold)
+                scored = score(posterior, results, target_x, noise, threshold)
                 save_npz(out / "chunks" / f"c{c:05d}.npz", index=[r.index for r in results],
                           seed=[r.seed for r in results], status=scored["status"].astype("U8"),
                           distance=scored["distance"], accepted=scored["accepted"],

@@ -26,13 +26,17 @@ def arc_length(points: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
 
 
-def check_path(posterior, x, u_set: np.ndarray, features, target: np.ndarray, sigma: np.ndarray,
+def check_path(posterior, x, u_set: np.ndarray, features, target: np.ndarray, noise,
                threshold: float, n_check: int = 9, seed: int = 0) -> dict:
     """Re-simulate ``n_check`` points along the high-probability path between the farthest
     pair of ``u_set`` (standardised), along the straight line between them, and along the
     orthogonal uphill direction from the path's midpoint (steps totalling half the path's
-    length). ``features(thetas, seeds)`` gives transformed features; distances are RMS in
-    noise sd ``sigma`` from ``target``, accepted within ``threshold``."""
+    length). ``features(thetas, seeds)`` gives transformed features; distances from ``target``
+    under ``noise`` (a NoiseModel, or σ alone: the RMS in noise sd), accepted within
+    ``threshold``."""
+    from ..inference.noise import NoiseModel
+
+    noise = noise if isinstance(noise, NoiseModel) else NoiseModel(noise)
     prior = posterior.prior
     start, end = farthest_pair(u_set, seed=seed)
     found = high_probability_path(posterior, x, u_set[start], u_set[end])
@@ -47,8 +51,7 @@ def check_path(posterior, x, u_set: np.ndarray, features, target: np.ndarray, si
     seeds = np.random.SeedSequence(seed).generate_state(sum(len(v) for v in lines.values()))
     points = np.clip(np.vstack(list(lines.values())), -edge, edge)
     simulated = np.asarray(features(prior.destandardise(points), seeds), float)
-    with np.errstate(invalid="ignore"):
-        distance = np.sqrt(np.mean(((simulated - target) / sigma) ** 2, axis=1))
+    distance = noise.distance(simulated, target)
     report, offset = {}, 0
     for name, line in lines.items():
         d = distance[offset:offset + len(line)]
@@ -98,15 +101,16 @@ def analyse_path(posterior, x, run: str | Path, features, n_check: int = 9, seed
     scale and threshold); writes path.json and geometry_path.png there."""
     import json
 
+    from ..inference.noise import NoiseModel
     from ..io import write_json
     from .consistent import load_consistent_set
 
     run = Path(run)
     u = np.asarray(load_consistent_set(run)["u"], float)
-    sigma = np.array(json.loads((run / "noise.json").read_text())["sigma"])
+    noise = NoiseModel.from_dict(json.loads((run / "noise.json").read_text()))
     threshold = json.loads((run / "run.json").read_text())["threshold"]
     target = posterior.prepare_x(x)[0].numpy().astype(np.float64)
-    report = check_path(posterior, x, u, features, target, sigma, threshold, n_check, seed)
+    report = check_path(posterior, x, u, features, target, noise, threshold, n_check, seed)
     report["figure"] = str(plot_path_check(report, u, run / "geometry_path.png"))
     write_json(run / "path.json", report)
     return report

@@ -48,7 +48,7 @@ def select_targets(data: dict, names: list[str], s: dict) -> list[tuple[int, str
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
     from ..bank import Bank, extend
     from ..fit import fit
-    from ..fit.baseline import evaluate, prior_bank_posterior
+    from ..fit.baseline import consistent_mass_gain, evaluate, prior_bank_posterior
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
@@ -107,7 +107,11 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                          "refinement_yields": [g["yield"] for g in summary["refinement"]],
                          "seconds": round(fit_seconds, 1)},
                      "explored": explored,
-                     "baseline": bank | {"simulations": int(s["budget"])}})
+                     "baseline": bank | {"simulations": int(s["budget"])},
+                     # validated: the fit's consistent share over the bank posterior's, in nats
+                     "consistent_mass_gain_nats": consistent_mass_gain(
+                         summary["n_consistent"], summary["n_simulated_final"],
+                         bank["n_consistent"], bank["n_simulated_final"])})
     figure = _plot(rows, out / "fit_vs_bank.png")
     return {"settings": s, "targets": rows, "figures": [str(figure)],
             "seconds": round(time.perf_counter() - start, 1)}

@@ -1,0 +1,79 @@
+"""The acceptance's noise model (``inference/noise.py``) on cases with known answers."""
+
+import numpy as np
+import pytest
+
+from automind.inference.noise import NoiseModel, held_out_distances, shrunk_correlation
+
+K = 40
+
+
+def common_mode(n, rng, independent=0.3):
+    """Features that move together (one shared N(0, 1) term, as PSD bands of a bursting
+    network do) plus independent noise of sd ``independent``."""
+    return rng.normal(size=(n, 1)) + independent * rng.normal(size=(n, K))
+
+
+def test_a_common_mode_no_longer_rejects_the_truths_own_runs():
+    """With ~1 effective degree of freedom the RMS of z is spread far wider than for
+    independent features: the RMS rule rejects ~15 % of the truth's own runs, the whitened
+    distance (σ and shrunk R from 32 runs) about none."""
+    rng = np.random.default_rng(0)
+    model = NoiseModel.from_runs(common_mode(32, rng), np.zeros(K))
+    target, runs = common_mode(1, rng)[0], common_mode(4000, rng)
+    assert (model.distance(runs, target) <= 2).mean() > 0.98
+    assert (NoiseModel(model.sigma).distance(runs, target) <= 2).mean() < 0.9
+
+
+def test_it_is_stricter_on_patterns_the_noise_does_not_make():
+    """A shift of ±3 independent sd in alternating features (not the common mode) is within
+    1 total σ per feature, so the RMS rule accepts it; the whitened distance does not."""
+    rng = np.random.default_rng(1)
+    model = NoiseModel.from_runs(common_mode(32, rng), np.zeros(K))
+    pattern = 0.9 * np.where(np.arange(K) % 2, 1.0, -1.0)
+    shifted = common_mode(500, rng) + pattern
+    target = np.zeros(K)
+    assert (NoiseModel(model.sigma).distance(shifted, target) <= 2).mean() > 0.8
+    assert (model.distance(shifted, target) <= 2).mean() < 0.05
+
+
+def test_independent_features_keep_the_rms_rule():
+    rng = np.random.default_rng(2)
+    runs = rng.normal(size=(32, K))
+    R = shrunk_correlation(runs)
+    assert np.abs(R - np.eye(K)).max() < 0.15  # shrunk to near the identity
+    model = NoiseModel.from_runs(runs, np.zeros(K))
+    test = rng.normal(size=(2000, K))
+    new, old = model.distance(test, np.zeros(K)), NoiseModel(model.sigma).distance(test, np.zeros(K))
+    assert np.median(np.abs(new / old - 1)) < 0.1
+    assert abs((new <= 2).mean() - (old <= 2).mean()) < 0.02
+
+
+def test_constant_and_missing_features():
+    rng = np.random.default_rng(3)
+    runs = np.c_[rng.normal(size=(32, 3)), np.full(32, 5.0)]  # the last feature never varies
+    model = NoiseModel.from_runs(runs, np.array([0, 0, 0, 5.0]))
+    assert model.sigma[3] == pytest.approx(1e-3 * 6) and model.correlation[3, 3] == 1
+    assert np.all(model.correlation[3, :3] == 0)
+    assert np.isnan(model.distance(np.array([[0.1, np.nan, 0, 5]]), np.array([0, 0, 0, 5.0]))[0])
+    again = NoiseModel.from_dict(model.to_dict())
+    np.testing.assert_allclose(again.distance(runs, runs[0]), model.distance(runs, runs[0]),
+                               rtol=1e-5)
+
+
+def test_widened_adds_independent_noise_in_quadrature():
+    model = NoiseModel(np.array([1.0, 2.0]), np.array([[1.0, 0.5], [0.5, 1.0]]))
+    wide = model.widened([np.nan, 2.0])
+    np.testing.assert_allclose(wide.sigma, [1.0, np.sqrt(8.0)])
+    assert wide.correlation[0, 1] == pytest.approx(0.5 * 2 / np.sqrt(8.0))
+    plain = NoiseModel(np.array([3.0])).widened([4.0])
+    assert plain.sigma[0] == pytest.approx(5.0) and plain.correlation is None
+
+
+def test_held_out_distances_score_each_repeat_against_the_others():
+    rng = np.random.default_rng(4)
+    runs = common_mode(32, rng)
+    d = held_out_distances(runs, runs.mean(0))
+    assert d.shape == (32,) and np.all(np.isfinite(d)) and np.median(d) < 2
+    # in-sample the runs set their own scale and look closer than they are
+    assert np.median(NoiseModel.from_runs(runs, runs.mean(0)).distance(runs, runs.mean(0))) < np.median(d)
