@@ -224,6 +224,40 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
         fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))
 
 
+def test_on_bounds_tells_a_saturated_flow_from_a_posterior():
+    from automind.fit.region import on_bounds
+
+    prior = Prior.load("brunel")
+    inside = prior.sample(500, seed=0)
+    assert on_bounds(prior, inside) == 0.0
+    corners = np.where(np.arange(2) == 0, prior.low, prior.high)[None].repeat(300, 0)
+    assert on_bounds(prior, np.vstack([inside, corners])) == pytest.approx(300 / 800)
+
+
+def test_a_degenerate_round_keeps_the_proposal_and_the_last_usable_posterior(
+        tmp_path, spec_file, target, monkeypatch):
+    """Round 2's posterior made to look saturated at the prior's corners (as a flow that
+    extrapolates at a target outside its features does): the fit warns, does not truncate
+    with it and goes on with round 1's posterior."""
+    import automind.fit.run as run_module
+
+    real = run_module.posterior_information
+
+    def saturated_in_round_2(posterior, *args, **kwargs):
+        out = real(posterior, *args, **kwargs)
+        return out | ({"on_bounds": 0.9} if posterior.provenance.get("fit_round") == 2 else {})
+
+    monkeypatch.setattr(run_module, "posterior_information", saturated_in_round_2)
+    settings = FIT | {"budget": 400, "final_samples": 20, "refine": 0, "explore": 0}
+    summary = fit(target, tmp_path / "run", simulator=str(spec_file), **settings)
+    first, second = summary["rounds"][1:]
+    assert second["degenerate"] and "log_threshold" not in second
+    assert not first.get("degenerate") and summary["posterior"].endswith("posterior1")
+    assert summary["nats"] == first["posterior_nats"]
+    assert not (tmp_path / "run" / "rounds" / "truncation2.json").exists()
+    assert summary["n_simulated_final"] == 20
+
+
 def test_fit_stops_with_the_nearest_probes_when_nothing_comes_near(tmp_path, spec_file):
     """A 'recording' far outside anything the model produces (every unit firing regularly at
     800 Hz, faster than its 2 ms refractory period allows) stops after the probes with a clear

@@ -64,6 +64,10 @@ def _gain(u: np.ndarray, s: np.ndarray, alpha: float) -> np.ndarray:
     return np.linalg.solve(c_ss + alpha * np.eye(len(c_ss)), c_us.T).T
 
 
+class NothingToRefine(UserError):
+    """Fewer than two members simulate validly: there is no ensemble to move."""
+
+
 @dataclass
 class Ensemble:
     """Members in prior-standardised coordinates with their simulations' residuals."""
@@ -93,7 +97,7 @@ class Ensemble:
         """Members without a valid simulation replaced by (copies of) valid ones."""
         valid = self.valid
         if valid.sum() < 2:
-            raise UserError("refinement: fewer than 2 members of the final ensemble have a valid "
+            raise NothingToRefine("refinement: fewer than 2 members of the final ensemble have a valid "
                             "simulation with every feature; there is nothing to move")
         pick = np.where(valid, np.arange(len(valid)), rng.choice(np.flatnonzero(valid), len(valid)))
         return Ensemble(self.u[pick], self.s[pick], self.distance[pick], self.status[pick])

@@ -222,10 +222,21 @@ class TruncatedPrior:
 POSTERIOR_DRAWS = 20_000
 
 
+def on_bounds(prior, theta: np.ndarray) -> float:
+    """The share of θ rows with a parameter on a bound of the prior box (within 1e-6 of its
+    width): ~0 for any proper density, most draws for a flow that extrapolates at a target
+    far outside its training features (its draws saturate at the box's corners)."""
+    u = prior.standardise(theta)
+    low, high = prior.standardise(prior.low), prior.standardise(prior.high)
+    edge = 1e-6 * (high - low)
+    return float(((u <= low + edge) | (u >= high - edge)).any(1).mean()) if len(u) else 0.0
+
+
 def posterior_information(posterior, x_target, contains, seed: int, truth=None) -> dict:
     """Draws of the posterior at the target, kept where ``contains`` (the region it lives in):
-    their log q, the region's share of q (log_z), KL(q restricted ‖ prior) in nats and, with a
-    known truth, log q(θ*) − log p(θ*) of the restricted q (a proper score)."""
+    their log q, the region's share of q (log_z), the share of them on the prior's bounds
+    (``on_bounds``), KL(q restricted ‖ prior) in nats and, with a known truth,
+    log q(θ*) − log p(θ*) of the restricted q (a proper score)."""
     raw = posterior.sample(POSTERIOR_DRAWS, x_target, seed=seed, restrict=False)
     inside = contains(raw)
     if not inside.any():
@@ -234,7 +245,8 @@ def posterior_information(posterior, x_target, contains, seed: int, truth=None) 
     kept, prior = raw[inside], posterior.prior
     log_q = posterior.log_prob(kept, x_target)
     log_z = float(np.log(inside.mean()))
-    out = {"log_q": log_q, "log_z": log_z, "nats": float(np.mean(log_q - log_z - prior.log_prob(kept)))}
+    out = {"log_q": log_q, "log_z": log_z, "on_bounds": on_bounds(prior, kept),
+           "nats": float(np.mean(log_q - log_z - prior.log_prob(kept)))}
     if truth is not None:
         truth = np.asarray(truth, float)[None]
         out["truth_log_ratio_nats"] = float(posterior.log_prob(truth, x_target)[0] - log_z

@@ -44,6 +44,17 @@ from .target import near_target, probe_statistics, target_columns, target_of
 
 
 
+#: a round's posterior is degenerate when more than this share of its draws at the target
+#: lie on the prior's bounds (``region.on_bounds``)
+DEGENERATE = 0.5
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"automind fit: warning: {text}", file=sys.stderr, flush=True)
+
+
 def _say(progress: bool, text: str) -> None:
     if progress:
         import sys
@@ -68,6 +79,7 @@ class Fit:
         self.plan = settings.split()
         self.duration = settings.duration or spec.duration
         self.rounds_log: list[dict] = []
+        self.posterior_round = 0  # the last truncated round whose posterior is usable
 
     # ---- the run folder -----------------------------------------------------------------
     def record(self, source: str) -> None:
@@ -179,23 +191,36 @@ class Fit:
                 posterior.save(folder)
             draws = posterior_information(posterior, self.x_target, region.contains, s.seed + r,
                                           self.truth)
-            log_threshold = self._truncation(r, draws["log_q"])
             ok_now = data[-1]["status"] == "ok"
             entry = {"stage": "truncated", "round": r, "duration_s": self.duration,
                      "simulations": int(len(ok_now)), "valid_fraction": float(ok_now.mean()),
                      "proposal_prior_mass": _prior_mass(proposal, s.seed + r),
-                     "posterior_nats": draws["nats"], "log_threshold": log_threshold}
+                     "posterior_nats": draws["nats"], "posterior_on_bounds": draws["on_bounds"]}
             entry["proposal_nats"] = float(-np.log(max(entry["proposal_prior_mass"], 1e-300)))
             if self.truth is not None:
                 entry["truth_log_ratio_nats"] = draws["truth_log_ratio_nats"]
             self.rounds_log.append(entry)
+            self.round_data = data
+            if draws["on_bounds"] > DEGENERATE:
+                entry["degenerate"] = True
+                _warn(f"round {r}'s posterior puts {draws['on_bounds']:.0%} of its draws at the "
+                      "target on the prior's bounds: the flow extrapolates (the recording lies "
+                      "outside the features these rounds simulated; see the misspecification "
+                      f"check); round {r + 1} keeps round {r}'s proposal"
+                      + (f" and the fit uses round {self.posterior_round}'s posterior"
+                         if self.posterior_round else ""))
+                if self.posterior_round:
+                    posterior = load_posterior(self.out / "rounds" / f"posterior{self.posterior_round}")
+                continue
+            self.posterior_round = r
+            entry["log_threshold"] = log_threshold = self._truncation(r, draws["log_q"])
             _say(self.progress, f"  valid {entry['valid_fraction']:.1%}; posterior "
                                 f"{entry['posterior_nats']:.2f} nats from the prior")
-            self.round_data = data
             proposal = TruncatedPrior(self.prior, region, posterior, self.x_target, log_threshold,
                                       description={"round": r + 1,
                                                    "posterior": f"rounds/posterior{r}",
                                                    "hpr_epsilon": s.hpr_epsilon})
+        self.posterior_round = self.posterior_round or s.rounds
         return posterior
 
     def _truncation(self, r: int, log_q: np.ndarray) -> float:
@@ -232,8 +257,6 @@ class Fit:
     def misspecification(self) -> dict:
         """Is the target inside what the truncated rounds produced (their valid runs, the
         simulations nearest to it)? Written to misspecification.json; a warning when not."""
-        import sys
-
         from ..inference.misspecification import check_misspecification
 
         x = np.concatenate([d["x"][d["status"] == "ok"] for d in self.round_data])
@@ -243,7 +266,7 @@ class Fit:
                                         columns=np.flatnonzero(used), seed=self.settings.seed)
         write_json(self.out / "misspecification.json", report.to_dict(), sort_keys=False)
         if report.misspecified:
-            print(f"automind fit: warning: {report.message()}", file=sys.stderr, flush=True)
+            _warn(report.message())
         return report.to_dict()
 
     # ---- final -----------------------------------------------------------------------------
@@ -253,7 +276,7 @@ class Fit:
         n = self.plan["final"]
         _say(self.progress, f"final: re-simulating {n} posterior samples (+{self.plan['noise']} "
                             "noise repeats)")
-        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
+        folder = self.out / "rounds" / f"posterior{self.posterior_round}"
         found = find_consistent_set(posterior, self.x_target, self.out / "final", n,
                                     truth=self.truth, target=self.target.get("source", ""),
                                     seed=self.settings.seed + 7, threshold=self.settings.threshold,
@@ -269,7 +292,7 @@ class Fit:
             return [], {}
         _say(self.progress, f"exploration: {self.settings.explore} generations of "
                             f"{self.plan['explore']} outward proposals")
-        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
+        folder = self.out / "rounds" / f"posterior{self.posterior_round}"
         rows, found = explore(posterior, self.x_target, self.out / "explore",
                               Path(start["consistent_set"]).parent, self.settings.explore,
                               self.plan["explore"], seed=self.settings.seed + 13,
@@ -282,18 +305,22 @@ class Fit:
         return rows, found
 
     def refine(self, posterior) -> tuple[list[dict], dict]:
-        from .refine import refine
+        from .refine import NothingToRefine, refine
 
         if not self.settings.refine:
             return [], {}
         _say(self.progress, f"refinement: {self.settings.refine} generations of "
                             f"{self.plan['refine']} moved samples")
-        folder = self.out / "rounds" / f"posterior{self.settings.rounds}"
-        rows, found = refine(posterior, self.x_target, self.out / "refine", self.out / "final",
-                             self.settings.refine, seed=self.settings.seed + 11,
-                             threshold=self.settings.threshold, workers=self.workers,
-                             dask=self.dask, progress=self.progress,
-                             posterior_path=str(folder.resolve()))
+        folder = self.out / "rounds" / f"posterior{self.posterior_round}"
+        try:
+            rows, found = refine(posterior, self.x_target, self.out / "refine", self.out / "final",
+                                 self.settings.refine, seed=self.settings.seed + 11,
+                                 threshold=self.settings.threshold, workers=self.workers,
+                                 dask=self.dask, progress=self.progress,
+                                 posterior_path=str(folder.resolve()))
+        except NothingToRefine as err:  # no two final samples simulate validly
+            _warn(f"no refinement: {err}")
+            return [], {}
         for row in rows:
             _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, median "
                                 f"distance {row['median_distance']:.2f} noise sd")
@@ -343,18 +370,20 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     refinement, refined = run.refine(posterior)
     found = refined or posterior_found
     exploration, explored = run.explore(posterior, found)
-    used = (sum(e["simulations"] for e in run.rounds_log + refinement + exploration)
-            + posterior_found["n_simulated"] + run.plan["noise"])
+    spent = (sum(e["simulations"] for e in run.rounds_log + refinement + exploration)
+             + posterior_found["n_simulated"] + run.plan["noise"])
+    used = next(e for e in run.rounds_log  # the round whose posterior the fit went on with
+                if e["stage"] == "truncated" and e["round"] == run.posterior_round)
     summary = {"run": str(run.out), "yield": found["yield"], "n_consistent": found["n_consistent"],
-               "n_simulated_final": found["n_simulated"], "simulations": used,
+               "n_simulated_final": found["n_simulated"], "simulations": spent,
                "budget": settings.budget, "rounds": run.rounds_log,
                "posterior_yield": posterior_found["yield"], "refinement": refinement,
                "exploration": exploration,
                "consistent_set_folder": str(Path((explored or found)["consistent_set"]).parent),
-               "posterior": str(run.out / "rounds" / f"posterior{settings.rounds}"),
+               "posterior": str(run.out / "rounds" / f"posterior{run.posterior_round}"),
                "consistent_set": (explored or found)["consistent_set"],
                "set_size": explored.get("set_size", found["n_consistent"]),
-               "nats": run.rounds_log[-1]["posterior_nats"],
+               "nats": used["posterior_nats"],
                "misspecified": misspecification["misspecified"],
                "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],
                "probe_region_nats": next(e["nats"] for e in reversed(run.rounds_log)
@@ -379,7 +408,9 @@ def _truth_checks(run: Fit, posterior) -> dict:
     quantiles = (samples < run.truth[None]).mean(0)
     out = {"truth_quantiles": dict(zip(run.prior.names, quantiles.round(4).tolist())),
            "truth_in_90pct_intervals": int(((quantiles > 0.05) & (quantiles < 0.95)).sum()),
-           "truth_log_ratio_nats": run.rounds_log[-1].get("truth_log_ratio_nats")}
+           "truth_log_ratio_nats": next(
+               e for e in run.rounds_log if e["stage"] == "truncated"
+               and e["round"] == run.posterior_round).get("truth_log_ratio_nats")}
     if noise.get("reference") == "truth" and "reference_accepted" in noise:
         out["truth_resimulations_accepted"] = float(np.mean(noise["reference_accepted"]))
     return out
