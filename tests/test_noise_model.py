@@ -77,3 +77,15 @@ def test_held_out_distances_score_each_repeat_against_the_others():
     assert d.shape == (32,) and np.all(np.isfinite(d)) and np.median(d) < 2
     # in-sample the runs set their own scale and look closer than they are
     assert np.median(NoiseModel.from_runs(runs, runs.mean(0)).distance(runs, runs.mean(0))) < np.median(d)
+
+
+def test_a_failed_repeat_does_not_switch_the_correlation_off():
+    """A failed or timed-out reference run has no features (all NaN): it is left out of R
+    instead of making every feature 'missing' (R = I, the RMS rule again)."""
+    rng = np.random.default_rng(5)
+    runs = common_mode(32, rng)
+    failed = runs.copy()
+    failed[7] = np.nan
+    R = shrunk_correlation(failed)
+    np.testing.assert_allclose(R, shrunk_correlation(np.delete(runs, 7, 0)))
+    assert np.abs(R - np.eye(K)).max() > 0.5

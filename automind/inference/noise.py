@@ -108,13 +108,18 @@ class NoiseModel:
 
 def shrunk_correlation(features: np.ndarray) -> np.ndarray:
     """The correlation of the runs' features (runs, k), shrunk towards the identity by the
-    Ledoit–Wolf weight; features that do not vary (or are missing) stay independent."""
+    Ledoit–Wolf weight; features that do not vary (or are missing) stay independent. Runs
+    with no feature at all (failed, timed out: all NaN) are left out, so that one failed
+    repeat does not make every feature 'missing'."""
     from sklearn.covariance import ledoit_wolf_shrinkage
 
     features = np.asarray(features, float)
     R = np.eye(features.shape[1])
+    features = features[np.isfinite(features).any(1)]
+    if len(features) < 3:
+        return R
     live = np.isfinite(features).all(0) & (np.std(features, axis=0) > 1e-12)
-    if live.sum() < 2 or len(features) < 3:
+    if live.sum() < 2:
         return R
     z = features[:, live]
     z = (z - z.mean(0)) / z.std(0)
