@@ -67,7 +67,17 @@ def test_virtual_mea_refusals():
     with pytest.raises(UserError, match="meaK"):
         get_feature_set("meadow")
     with pytest.raises(UserError, match="needs 24 units"):
-        get_feature_set("mea12x2").compute(poisson(12, 5.0, 10.0))
+        get_feature_set("mea12x2").compute(poisson(20, 5.0, 10.0))
+
+
+def test_a_recording_of_k_electrodes_is_its_own_pooled_virtual_mea():
+    """``fit --features meax4`` on a K-electrode recording: the recording's side of
+    meaKx4 is its K electrodes as they are (the simulation's side pools 4 neurons each)."""
+    data = poisson(12, 5.0, 20.0, seed=1)
+    name = resolve_feature_set("meax4", data)
+    assert name == "mea12x4"
+    np.testing.assert_array_equal(get_feature_set(name).compute(data),
+                                  get_feature_set("population").compute(data))
 
 
 def bursting(windows: int = 11, length: float = 10.0, seed: int = 2) -> SpikeData:

@@ -7,7 +7,8 @@ per-unit average differ between the two; and an electrode may record several cel
 one per electrode; ``meaKxM`` pools M neurons into each electrode (the K·M neurons of
 evenly spaced ranks, the i-th of them into electrode i mod K). The features then do not
 depend on the network's size (given N ≥ K·M), and on a recording of K units ``meaK`` is
-the identity, so one feature set computes both sides.
+the identity (and so is ``meaKxM``: a recording's electrodes are already its pooled
+units), so one feature set computes both sides.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ UNRESOLVED = re.compile(r"mea(?:x(\d+))?")
 
 def pool_units(data: SpikeData, n_electrodes: int, per_electrode: int = 1) -> SpikeData:
     """``data`` as ``n_electrodes`` units, each pooling ``per_electrode`` units of evenly
-    spaced ranks; the other units, groups and positions are dropped."""
+    spaced ranks; the other units, groups and positions are dropped. Data of exactly
+    ``n_electrodes`` units are those electrodes already (a recording, whose electrodes may
+    each hold several cells): kept as they are, whatever ``per_electrode``."""
+    if data.n_units == n_electrodes >= 1:
+        per_electrode = 1
     needed = n_electrodes * per_electrode
     if n_electrodes < 1 or per_electrode < 1 or needed > data.n_units:
         where = data.source.get("path", "the spike data")
