@@ -25,7 +25,8 @@ def add_gradient_options(p) -> None:
     g.add_argument("--fit", choices=("theta", "weights"), default="theta", dest="fit_mode",
                    help="theta (default): fit θ; weights: θ stays at each start and the per-"
                         "synapse weights of its realised graph are fitted with exponentiated "
-                        "Adam (Dale's law kept, zeros stay zero), re-simulated in torch")
+                        "Adam (Dale's law kept, zeros stay zero), re-simulated in Brian2 on each "
+                        "fitted graph")
     g.add_argument("--start-theta", type=Path, metavar="NPY_OR_CSV",
                    help="the starts: θ rows (prior units) from a .npy, or a CSV with the prior's "
                         "columns (fits.csv, consistent_set.csv); instead of prior samples")

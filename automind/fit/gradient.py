@@ -1,11 +1,12 @@
 """``automind fit --method gradient``: θ fitted by gradient descent through the torch MK1
 (``rsnn.fit.fit_theta``) from K batched starts, every result re-simulated in Brian2 and
-accepted as ``automind validate`` accepts (spec rsnn.md §5a).
+accepted within ``--threshold`` of the target (spec rsnn.md §5a) by the RMS of z, validate's
+rule before its noise model had the features' correlation (``inference/noise.py``).
 
-Loss: validate's d² (mean ((t(x) − t(x*))/σ)² over the set's differentiable features the
-recording has), plus optional terms (``gradient_loss``). σ is the noise scale the SBI
-method's final stage uses: the sd of each transformed feature over 8 Brian2 re-simulations
-of the reference θ (the truth of a bank target, else the first start), floored as validate.
+Loss: d² = mean ((t(x) − t(x*))/σ)² over the set's differentiable features the recording
+has, plus optional terms (``gradient_loss``). σ is the SBI method's per-feature noise scale:
+the sd of each transformed feature over NOISE_REPEATS (32) Brian2 re-simulations of the
+reference θ (the truth of a bank target, else the first start), floored as validate.
 The yield is accepted / starts: a start that failed (NaN loss or gradient) counts as not
 accepted. Resumable like the SBI method; the layout matches it::
 

@@ -9,7 +9,8 @@ re-simulations are. Refinement spends the last simulations on the samples themse
 each generation moves every member of the ensemble by one step of ensemble Kalman inversion
 (Iglesias, Law & Stuart 2013), the derivative-free Gauss–Newton step whose Jacobian is the
 ensemble's own regression of features on parameters: in prior-standardised coordinates u and
-noise-standardised feature residuals s = (x − x_target)/σ,
+whitened feature residuals s (``NoiseModel.whiten``: z = (x − x_target)/σ decorrelated by the
+noise's feature correlation R, so |s|²/k = d² and the noise is the identity there),
 
     u ← u + C_us (C_ss + α I)⁻¹ (0 − s),
 

@@ -46,7 +46,7 @@ def simulator_of(posterior):
     return SimulatorSpec.from_plain(simulator)
 
 
-def noise_runs(posterior, spec, reference: np.ndarray, repeats: int = 8, seed: int = 1001,
+def noise_runs(posterior, spec, reference: np.ndarray, repeats: int = REPEATS, seed: int = 1001,
                workers: int = 1, dask: str | None = None) -> list:
     """``repeats`` simulations of ``reference`` with new seeds (the noise reference)."""
     return resimulate(spec, posterior.prior, np.repeat(np.asarray(reference, float)[None], repeats, 0),
