@@ -100,7 +100,8 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                      figures / "consistent_set_pairplot.png", truth=truth, background=samples,
                      labels=("posterior samples", "consistent set"))
     rounds = rounds_figure(summary["rounds"], figures / "rounds.png")
-    rows = [[("probe " if e["stage"] == "probe" else "truncated ") + str(e["round"]),
+    rows = [[("probe " if e["stage"] == "probe" else "truncated ") + str(e["round"])
+             + (" (degenerate: not used)" if e.get("degenerate") else ""),
              e["simulations"], f"{e['duration_s']:g}", f"{e['valid_fraction']:.3f}",
              f"{e.get('near_fraction', float('nan')):.3f}",
              f"{e.get('nats', e.get('proposal_nats', float('nan'))):.2f}",

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance", "refine")
 #: what results.json keeps of each fit round
 ROUND_KEYS = ("stage", "round", "simulations", "duration_s", "valid_fraction", "near_fraction",
-              "nats", "posterior_nats")
+              "nats", "posterior_nats", "posterior_on_bounds", "degenerate")
 
 
 def _settings(config: dict, quick: bool) -> dict:
