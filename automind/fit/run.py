@@ -206,8 +206,9 @@ class Fit:
                 _warn(f"round {r}'s posterior puts {draws['on_bounds']:.0%} of its draws at the "
                       "target on the prior's bounds: the flow extrapolates (the recording lies "
                       "outside the features these rounds simulated; see the misspecification "
-                      f"check); round {r + 1} keeps round {r}'s proposal"
-                      + (f" and the fit uses round {self.posterior_round}'s posterior"
+                      "check)" + (f"; round {r + 1} keeps round {r}'s proposal"
+                                  if r < s.rounds else "")
+                      + (f"; the fit uses round {self.posterior_round}'s posterior"
                          if self.posterior_round else ""))
                 if self.posterior_round:
                     posterior = load_posterior(self.out / "rounds" / f"posterior{self.posterior_round}")
@@ -220,7 +221,10 @@ class Fit:
                                       description={"round": r + 1,
                                                    "posterior": f"rounds/posterior{r}",
                                                    "hpr_epsilon": s.hpr_epsilon})
-        self.posterior_round = self.posterior_round or s.rounds
+        if not self.posterior_round:
+            _warn(f"every round's posterior is degenerate; the fit goes on with round "
+                  f"{s.rounds}'s (expect few or no consistent samples)")
+            self.posterior_round = s.rounds
         return posterior
 
     def _truncation(self, r: int, log_q: np.ndarray) -> float:
