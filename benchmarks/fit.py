@@ -82,6 +82,7 @@ def main() -> None:
 
     from automind.fit import fit
     from automind.fit.baseline import consistent_mass_gain, evaluate, prior_bank_posterior
+    from automind.inference.noise import NoiseModel
     from automind.prior import Prior
 
     conf = MODELS[args.model]
@@ -111,7 +112,8 @@ def main() -> None:
                                      summary["simulations"] - summary["n_simulated_final"] - 8,
                                      args.seed + 1, x, args.workers)
     bank = evaluate(posterior, x, out / "bank_final", summary["n_simulated_final"], truth=truth,
-                    seed=args.seed, workers=args.workers)
+                    seed=args.seed, workers=args.workers,
+                    noise=NoiseModel.load(out / "fit" / "final"))
     figures["bank"] = bank | {"simulations": summary["simulations"],
                               "cpu_hours": (cpu_seconds() - start_cpu) / 3600,
                               "wall_s": time.perf_counter() - start}

@@ -29,8 +29,10 @@ def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, 
 
 
 def evaluate(posterior, x, folder, n_final: int, truth=None, seed: int = 0, workers: int = 1,
-             progress: bool = False) -> dict:
-    """Information (nats) and the re-simulated consistent set of a prior-bank posterior at x."""
+             progress: bool = False, noise=None) -> dict:
+    """Information (nats) and the re-simulated consistent set of a prior-bank posterior at x;
+    ``noise``: the fit's noise model (``NoiseModel.load(RUN/final)``), so both are accepted
+    by one rule (else the baseline measures its own)."""
     from ..invariance.consistent import find_consistent_set
     from .region import posterior_information
 
@@ -39,7 +41,7 @@ def evaluate(posterior, x, folder, n_final: int, truth=None, seed: int = 0, work
 
     info = posterior_information(posterior, x, valid, seed, truth)
     found = find_consistent_set(posterior, x, folder, n_final, truth=truth, seed=seed,
-                                workers=workers, progress=progress)
+                                sigma=noise, workers=workers, progress=progress)
     return {"yield": found["yield"], "n_consistent": found["n_consistent"],
             "n_simulated_final": found["n_simulated"], "nats": info["nats"],
             "truth_log_ratio_nats": info.get("truth_log_ratio_nats")}
@@ -52,14 +54,16 @@ def consistent_mass_gain(k_method: int, n_method: int, k_base: int, n_base: int,
     (k of n samples accepted). A validated information measure: a distribution that is
     confident where nothing reproduces the recording gains nothing by it. ``lower``: the
     bound at ``confidence`` (Clopper–Pearson, the lower bound of Q(C) over the upper bound of
-    B(C), each one-sided at (1 + confidence) / 2); ``point``: the ratio of the shares (inf
-    when the baseline accepted none)."""
+    B(C), each one-sided at (1 + confidence) / 2); ``point``: the ratio of the shares (None
+    when the baseline accepted none: unbounded). Both None when the method accepted none."""
     from scipy.stats import beta
 
     alpha = (1 - confidence) / 2
     q_low = beta.ppf(alpha, k_method, n_method - k_method + 1) if k_method > 0 else 0.0
     b_high = beta.ppf(1 - alpha, k_base + 1, n_base - k_base) if k_base < n_base else 1.0
-    with np.errstate(divide="ignore"):
-        point = np.log(k_method / n_method) - np.log(k_base / n_base)
-        lower = np.log(q_low) - np.log(b_high)
-    return {"point": float(point), "lower": float(lower), "confidence": confidence}
+    if k_method == 0:
+        return {"point": None, "lower": None, "confidence": confidence}
+    point = np.log(k_method / n_method) - np.log(k_base / n_base) if k_base else None
+    lower = np.log(q_low) - np.log(b_high)
+    return {"point": None if point is None else float(point), "lower": float(lower),
+            "confidence": confidence}

@@ -19,7 +19,6 @@ consistent set (``consistent.npz``, ``consistent_set.csv``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,7 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
-    noise = NoiseModel.from_dict(json.loads((start_folder / "noise.json").read_text()))
+    noise = NoiseModel.load(start_folder)
     archive = _members(start_folder)
     if len(archive["theta"]) < 2:
         return [], {}

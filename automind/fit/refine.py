@@ -29,7 +29,6 @@ rebuilt from the folders, so an interrupted fit resumes exactly.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +134,7 @@ def refine(posterior, x_target, out, start_folder, generations: int, seed: int =
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
     target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
-    noise = NoiseModel.from_dict(json.loads((start_folder / "noise.json").read_text()))
+    noise = NoiseModel.load(start_folder)
     ensemble = Ensemble.from_folder(start_folder, prior, target, noise)
     rows, found = [], None
     for g in range(1, generations + 1):

@@ -62,6 +62,14 @@ class NoiseModel:
         sigma = np.array([np.inf if v is None else v for v in noise["sigma"]], float)
         return cls(sigma, noise.get("correlation"))
 
+    @classmethod
+    def load(cls, folder) -> "NoiseModel":
+        """The model of a consistent-set folder (its ``noise.json``)."""
+        import json
+        from pathlib import Path
+
+        return cls.from_dict(json.loads((Path(folder) / "noise.json").read_text()))
+
     def to_dict(self) -> dict:
         out = {"sigma": self.sigma.tolist()}
         if self.correlation is not None:

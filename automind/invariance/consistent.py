@@ -91,7 +91,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
             "reference_distances": json_floats(own),
             "reference_accepted": ((status == "ok") & np.isfinite(own) & (own <= threshold)).tolist(),
             "reference_distances_held_out": target_sd is None} | extra)
-    noise = NoiseModel.from_dict(json.loads((out / "noise.json").read_text()))
+    noise = NoiseModel.load(out)
 
     (out / "chunks").mkdir(exist_ok=True)
     n_chunks = -(-n // chunk_size)

@@ -107,7 +107,7 @@ def analyse_path(posterior, x, run: str | Path, features, n_check: int = 9, seed
 
     run = Path(run)
     u = np.asarray(load_consistent_set(run)["u"], float)
-    noise = NoiseModel.from_dict(json.loads((run / "noise.json").read_text()))
+    noise = NoiseModel.load(run)
     threshold = json.loads((run / "run.json").read_text())["threshold"]
     target = posterior.prepare_x(x)[0].numpy().astype(np.float64)
     report = check_path(posterior, x, u, features, target, noise, threshold, n_check, seed)

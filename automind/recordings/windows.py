@@ -28,7 +28,7 @@ MIN_WINDOWS = 3
 
 
 def window_count(data: SpikeData, length: float) -> int:
-    return int(data.duration // length + 1e-9)
+    return int(data.duration // length)
 
 
 def target_window(data: SpikeData, length: float) -> tuple[float, float]:

@@ -49,6 +49,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..bank import Bank, extend
     from ..fit import fit
     from ..fit.baseline import consistent_mass_gain, evaluate, prior_bank_posterior
+    from ..inference.noise import NoiseModel
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
@@ -96,7 +97,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         baseline = prior_bank_posterior(work / "baseline_bank", spec, prior, features, s["budget"],
                                         seed + 7, x, workers, progress)
         bank = evaluate(baseline, x, work / f"baseline_{k}", summary["n_simulated_final"],
-                        truth=theta, seed=seed + k, workers=workers, progress=progress)
+                        truth=theta, seed=seed + k, workers=workers, progress=progress,
+                        noise=NoiseModel.load(work / f"fit_{k}" / "final"))
         explored = _explore(work, k, x, summary, s, theta, seed + k, workers, progress)
         rows.append({"index": k, "kind": kind, "truth": dict(zip(prior.names, theta.tolist())),
                      "fit": {key: summary.get(key) for key in (
