@@ -89,3 +89,12 @@ def test_a_failed_repeat_does_not_switch_the_correlation_off():
     R = shrunk_correlation(failed)
     np.testing.assert_allclose(R, shrunk_correlation(np.delete(runs, 7, 0)))
     assert np.abs(R - np.eye(K)).max() > 0.5
+
+
+def test_select_keeps_the_subset_of_sigma_and_correlation():
+    model = NoiseModel(np.array([1.0, 2.0, 3.0]),
+                       np.array([[1.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 1.0]]))
+    part = model.select(np.array([True, False, True]))
+    np.testing.assert_array_equal(part.sigma, [1.0, 3.0])
+    np.testing.assert_array_equal(part.correlation, [[1.0, 0.1], [0.1, 1.0]])
+    assert NoiseModel(np.array([1.0, 2.0])).select([1]).correlation is None

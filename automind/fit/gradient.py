@@ -1,7 +1,9 @@
 """``automind fit --method gradient``: θ fitted by gradient descent through the torch MK1
 (``rsnn.fit.fit_theta``) from K batched starts, every result re-simulated in Brian2 and
-accepted within ``--threshold`` of the target (spec rsnn.md §5a) by the RMS of z, validate's
-rule before its noise model had the features' correlation (``inference/noise.py``).
+accepted within ``--threshold`` of the target (spec rsnn.md §5a) as validate accepts: the
+whitened distance under the noise model (σ and the features' shrunk correlation,
+``inference/noise.py``) restricted to the columns the recording has (folders whose
+noise.json has no correlation keep the RMS of z).
 
 Loss: d² = mean ((t(x) − t(x*))/σ)² over the set's differentiable features the recording
 has, plus optional terms (``gradient_loss``). σ is the SBI method's per-feature noise scale:
@@ -12,7 +14,7 @@ accepted. Resumable like the SBI method; the layout matches it::
 
     RUN/fit.json            method "gradient", settings, target (a resumed run must match)
     RUN/starts.npy          the K starts (prior, or posterior samples at the target)
-    RUN/final/noise.json    σ from the Brian2 noise repeats at the reference
+    RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
     RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
@@ -93,8 +95,8 @@ def _transformed(fs, results) -> np.ndarray:
 
 
 def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
-    """σ as the sbi method's noise model (without the correlation: the gradient fit scores
-    the RMS over the features it fits): sd over NOISE_REPEATS Brian2 runs of ``reference``."""
+    """The sbi method's noise model (σ and the features' shrunk correlation) over
+    NOISE_REPEATS Brian2 runs of ``reference``."""
     from ..inference.noise import NoiseModel
     from ..inference.validate import resimulate
 
@@ -102,14 +104,18 @@ def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, worke
                       seed, fs.name, workers)
     with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
-        sigma = NoiseModel.from_runs(_transformed(fs, runs), target, correlated=False).sigma
-    return {"sigma": json_floats(sigma), "statuses": [r.status for r in runs]}
+        noise = NoiseModel.from_runs(_transformed(fs, runs), target)
+    return noise.to_dict() | {"sigma": json_floats(noise.sigma),
+                              "statuses": [r.status for r in runs]}
 
 
-def score(features: np.ndarray, status, target, sigma, threshold: float) -> dict:
-    """validate's d and acceptance for transformed feature rows."""
-    with np.errstate(invalid="ignore"):
-        distance = np.sqrt(np.mean(((features - target) / sigma) ** 2, axis=1))
+def score(features: np.ndarray, status, target, noise, threshold: float) -> dict:
+    """validate's d and acceptance for transformed feature rows (``noise``: a NoiseModel of
+    these columns, or σ alone for the RMS of z)."""
+    from ..inference.noise import NoiseModel
+
+    noise = noise if isinstance(noise, NoiseModel) else NoiseModel(noise)
+    distance = noise.distance(features, target)
     accepted = (np.asarray(status) == "ok") & np.isfinite(distance) & (distance <= threshold)
     return {"distance": distance, "accepted": accepted}
 
@@ -239,6 +245,7 @@ class GradientFit:
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
         """Brian2 re-simulation of every fitted θ (of every fitted graph in the weights mode),
         scored as validate."""
+        from ..inference.noise import NoiseModel
         from ..inference.runs import write_theta_table
         from ..inference.validate import resimulate
 
@@ -263,7 +270,8 @@ class GradientFit:
                 sim_status[ok] = [r.status for r in results]
                 seeds[ok] = [r.seed for r in results]
             c = self.columns
-            scored = score(features[:, c], sim_status, self.t_target[c], sigma[c],
+            noise = NoiseModel.load(folder).select(c)  # older folders: σ alone, the RMS
+            scored = score(features[:, c], sim_status, self.t_target[c], noise,
                            self.settings.threshold)
             save_npy(folder / "samples.npy", theta)
             save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,

@@ -76,6 +76,12 @@ class NoiseModel:
             out["correlation"] = np.round(self.correlation, 6).tolist()
         return out
 
+    def select(self, columns) -> "NoiseModel":
+        """The model of a subset of the features (e.g. the ones a gradient fit scores)."""
+        columns = np.asarray(columns)
+        corr = None if self.correlation is None else self.correlation[np.ix_(columns, columns)]
+        return NoiseModel(self.sigma[columns], corr)
+
     def whiten(self, residuals: np.ndarray) -> np.ndarray:
         """Residuals x − x* (n, k) -> w with |w|² = zᵀ R⁻¹ z (z = residual / σ); NaN kept."""
         z = np.atleast_2d(np.asarray(residuals, float)) / self.sigma
