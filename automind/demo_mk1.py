@@ -4,8 +4,9 @@ The job users come for — which MK1 circuits could have produced this recording
 recording whose answer is known. Steps, each writing into OUT:
 
 1. ``pool/``: a few prior draws simulated at the demo's size; the target is the first one,
-   in index order, that the written rule of ``studies/fit_targets.py`` calls asynchronous
-   (status ok, mean rate in [1, 30] Hz, no network burst, mean pair correlation < 0.05);
+   in index order, that the written rule of ``studies/fit_targets.py`` accepts (status ok,
+   the E population firing at 1-30 Hz in both halves of the analysed window within a factor
+   2; asynchronous or synchronous);
 2. ``recording.nwb``: that draw re-simulated with its pool seed (the same spikes), written
    from the end of the onset transient as NWB and read back like a user's recording;
 3. ``fit/``: ``automind fit`` on that file (probe rounds, truncated rounds, final
@@ -50,9 +51,10 @@ FULL = MK1DemoSize(N=300, duration=3.0, t_analysis_start=0.5, pool=100, budget=6
 # The CI sizes of studies/mk1_targets --quick.
 QUICK = MK1DemoSize(N=200, duration=2.6, t_analysis_start=0.5, pool=60, budget=700,
                     probe_rounds=1, probe_fraction=0.35, rounds=2, refine=1, final_samples=None)
-#: the selection rule (automind/studies/fit_targets.py): the first asynchronous network
-RULE = {"asynchronous": 1, "synchronous": 0, "rate_low": 1.0, "rate_high": 30.0,
-        "async_corr": 0.05, "sync_corr": 0.1, "min_bursts": 3}
+#: the selection rule (automind/studies/fit_targets.py): the first network with sustained E
+#: activity at 1-30 Hz, asynchronous or synchronous, whichever comes first in index order
+RULE = {"asynchronous": 1, "synchronous": 1, "rate_low": 1.0, "rate_high": 30.0,
+        "async_corr": 0.05, "sync_corr": 0.1, "min_bursts": 3, "sustained": 0.5}
 
 
 def demo_spec(size: MK1DemoSize):
@@ -85,7 +87,7 @@ def run_mk1_demo(out: str | Path, quick: bool = False, workers: int | None = Non
     target = draw_target(out / "pool", spec, prior, size.pool, seed, workers, progress)
 
     step("recording", f"writing prior draw {target['pool_index']} (mean rate "
-                      f"{target['pool_rate_mean']:.2f} Hz) as recording.nwb and reading it back")
+                      f"{target['pool_E_rate_mean']:.2f} Hz per E neuron) as recording.nwb and reading it back")
     target |= write_recording(spec, prior, target, seed, out / "recording.nwb")
     write_json(out / "target.json", target, sort_keys=False)
 
@@ -110,25 +112,28 @@ def run_mk1_demo(out: str | Path, quick: bool = False, workers: int | None = Non
 
 
 def draw_target(folder: Path, spec, prior, n: int, seed: int, workers: int, progress: bool) -> dict:
-    """The pool bank and the first draw the selection rule calls asynchronous."""
+    """The pool bank and the first draw the selection rule accepts."""
     from .bank import Bank, extend
-    from .studies.fit_targets import select_targets
+    from .studies.fit_targets import RULE_FEATURES, e_halves, select_targets
 
     extend(folder, spec, prior, n, seed, workers=min(workers, n), chunk_size=25,
-           features=[FEATURES], progress=progress)
+           features=[FEATURES, RULE_FEATURES], keep_spikes=True, progress=progress)
     bank = Bank(folder)
-    data, names = bank.arrays(features=FEATURES), bank.feature_sets[FEATURES]["names"]
-    chosen = select_targets(data, names, RULE | {"duration_analysed": spec.duration
-                                                 - spec.t_analysis_start})
+    data = bank.arrays(features=FEATURES)
+    rule_data, names = bank.arrays(features=RULE_FEATURES), bank.feature_sets[RULE_FEATURES]["names"]
+    chosen = select_targets(rule_data, names, RULE | {"duration_analysed": spec.duration
+                                                      - spec.t_analysis_start},
+                            e_halves(bank, rule_data, spec.t_analysis_start))
     if not chosen:
-        raise UserError(f"none of the {n} prior draws is an asynchronous network firing at "
+        raise UserError(f"none of the {n} prior draws keeps its E population firing at "
                         f"{RULE['rate_low']:g}-{RULE['rate_high']:g} Hz; try another --seed")
-    [(index, kind)] = chosen
+    index, kind = min(chosen)
     row = np.flatnonzero(data["index"] == index)[0]
-    status = data["status"]
+    status, all_names = data["status"], list(bank.feature_sets[FEATURES]["names"])
     return {"pool_index": int(index), "kind": kind, "theta": data["theta"][row].tolist(),
-            "pool_rate_mean": float(data["x"][row, names.index("rate_mean")]),
-            "pool_isi_cv_mean": float(data["x"][row, names.index("isi_cv_mean")]),
+            "pool_rate_mean": float(data["x"][row, all_names.index("rate_mean")]),
+            "pool_E_rate_mean": float(rule_data["x"][row, list(names).index("rate_mean")]),
+            "pool_isi_cv_mean": float(data["x"][row, all_names.index("isi_cv_mean")]),
             "pool_status_counts": {s: int((status == s).sum()) for s in np.unique(status)},
             "rule": RULE}
 

@@ -14,7 +14,7 @@ from automind.errors import UserError
 from automind.features.sets import get_feature_set
 from automind.prior import Prior
 from automind.recordings import read_recording
-from automind.studies.fit_targets import select_targets
+from automind.studies.fit_targets import RULE_FEATURES, e_halves, select_targets
 
 
 def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
@@ -24,12 +24,15 @@ def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
     assert summary["model"] == "mk1" and summary["quick"]
     target, size = summary["target"], demo_mk1.QUICK
 
-    # the target is the first pool draw the written rule calls asynchronous
+    # the target is the first pool draw the written rule accepts (sustained E activity)
     pool = Bank(out / "pool")
     data = pool.arrays(features="mk1_compact")
-    names = pool.feature_sets["mk1_compact"]["names"]
+    rule_data = pool.arrays(features=RULE_FEATURES)
+    names = pool.feature_sets[RULE_FEATURES]["names"]
     rule = demo_mk1.RULE | {"duration_analysed": size.duration - size.t_analysis_start}
-    assert select_targets(data, names, rule) == [(target["pool_index"], "asynchronous")]
+    chosen = select_targets(rule_data, names, rule, e_halves(pool, rule_data, size.t_analysis_start))
+    assert min(chosen) == (target["pool_index"], target["kind"])
+    assert 1.0 <= target["pool_E_rate_mean"] <= 30.0
     row = np.flatnonzero(data["index"] == target["pool_index"])[0]
     assert data["status"][row] == "ok"
     np.testing.assert_allclose(target["theta"], data["theta"][row])

@@ -28,6 +28,29 @@ def test_selection_rule_takes_the_first_qualifying_networks_in_index_order():
                                                  (2, "synchronous")]
     data["status"][0] = "runaway"
     assert select_targets(data, names, RULE)[0] == (5, "asynchronous")
+    # an onset transient (its second half silent) is not a target, however it scores
+    sustained = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.8])
+    assert select_targets(data, names, RULE, sustained) == [(6, "asynchronous"), (2, "synchronous")]
+
+
+def test_e_halves_tells_sustained_activity_from_an_onset_transient(tmp_path):
+    """Two stored 'simulations': E firing steadily, and E firing only in the first 0.2 s."""
+    from automind.studies.fit_targets import e_halves
+
+    class Stored:
+        def __init__(self, runs):
+            self.runs = runs
+
+        def spikes(self, index):
+            return self.runs[index]
+
+    rng = np.random.default_rng(0)
+    steady = np.sort(rng.uniform(0, 4.5, 4000))
+    onset = np.sort(rng.uniform(0.5, 0.7, 4000))
+    runs = [{"spikes": {"E": (t, rng.integers(0, 100, len(t))), "I": (np.zeros(0), np.zeros(0, int))},
+             "n_units": {"E": 100, "I": 25}, "t_end": 4.5} for t in (steady, onset)]
+    ratio = e_halves(Stored(runs), {"index": np.array([0, 1]), "status": np.array(["ok", "ok"])}, 0.5)
+    assert ratio[0] > 0.9 and ratio[1] == 0.0
 
 
 def test_quick_study_fits_a_target_beside_the_prior_bank(tmp_path, capsys):

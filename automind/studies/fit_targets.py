@@ -3,10 +3,19 @@
 Targets are drawn from the prior and simulated at the study's size (a *pool* bank); they are
 chosen by a written rule, in index order, never by hand:
 
-- asynchronous: status ok, mean rate in [rate_low, rate_high] Hz, no network burst detected,
-  mean pairwise correlation below ``async_corr``;
-- synchronous (bursting or oscillating): status ok, rate in range, and at least
-  ``min_bursts`` network bursts or mean pairwise correlation above ``sync_corr``.
+- active: status ok, the E population's mean rate in [rate_low, rate_high] Hz, and
+  *sustained*: the E rates of the analysed window's two halves within a factor
+  1 / ``sustained`` of each other (``E_HALVES``, from the pool's kept spikes);
+- asynchronous: active, no network burst detected, mean pairwise E correlation below
+  ``async_corr``;
+- synchronous (bursting or oscillating): active, and at least ``min_bursts`` network
+  bursts or mean pairwise E correlation above ``sync_corr``.
+
+All on the E population (the ``population`` feature set): until session 9 the rule read
+``mk1_compact`` (rate and correlation over all units) without the sustained condition, and
+of its six targets the three "asynchronous" ones had E rates of 0–0.2 Hz (their activity
+was the I population's) and the three "synchronous" ones were E onset transients, silent
+after the first 0.2 s of the analysed window (studies/mk1_targets/README.md).
 
 Each target is written as an NWB recording (re-simulated with its pool seed: the same spikes)
 and fitted with its budget; the baseline spends the same budget on one prior bank (the
@@ -30,7 +39,31 @@ def _settings(config: dict, quick: bool) -> dict:
     return s | (dict(config.get("quick", {})) if quick else {})
 
 
-def select_targets(data: dict, names: list[str], s: dict) -> list[tuple[int, str]]:
+#: the feature set the rule reads (E population) and its sustained-activity measure
+RULE_FEATURES = "population"
+
+
+def e_halves(bank, data: dict, t_start: float) -> np.ndarray:
+    """Per row of ``data`` (index, status) of a bank that kept spikes: the smaller over the
+    larger of the E population's rates in the two halves of [t_start, t_end) (0 when silent
+    or not ok)."""
+    from ..features.spikedata import SpikeData
+
+    out = np.zeros(len(data["index"]))
+    for row, (index, status) in enumerate(zip(data["index"], data["status"])):
+        if status != "ok":
+            continue
+        spikes = SpikeData.from_simulation(bank.spikes(int(index)))
+        E = spikes.select("E") if "E" in spikes.groups else spikes
+        middle = (t_start + E.duration) / 2
+        counts = np.array([((E.times >= t_start) & (E.times < middle)).sum(),
+                           (E.times >= middle).sum()], float)
+        out[row] = counts.min() / counts.max() if counts.max() > 0 else 0.0
+    return out
+
+
+def select_targets(data: dict, names: list[str], s: dict,
+                   sustained: np.ndarray | None = None) -> list[tuple[int, str]]:
     """(pool index, kind) of the targets by the module's rule, in index order."""
     col = {n: k for k, n in enumerate(names)}
     x = data["x"]
@@ -38,6 +71,8 @@ def select_targets(data: dict, names: list[str], s: dict) -> list[tuple[int, str
     n_bursts = x[:, col["burst_rate"]] * s["duration_analysed"] if "burst_rate" in col else 0 * rate
     ok = (data["status"] == "ok") & (rate >= s["rate_low"]) & (rate <= s["rate_high"])
     n_bursts = np.nan_to_num(n_bursts)
+    if sustained is not None:
+        ok = ok & (np.asarray(sustained) >= s.get("sustained", 0.5))
     asynchronous = ok & (n_bursts < 1) & (np.nan_to_num(corr, nan=1) < s["async_corr"])
     synchronous = ok & ((n_bursts >= s["min_bursts"]) | (np.nan_to_num(corr) > s["sync_corr"]))
     chosen = [(int(i), "asynchronous") for i in data["index"][asynchronous][:s["asynchronous"]]]
@@ -69,10 +104,12 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     work = out / "work"
     say(f"pool: {s['pool']} prior draws at N={s['N']}, {s['duration']:g} s, to choose targets from")
     extend(work / "pool", spec, prior, s["pool"], seed, workers=workers, chunk_size=25,
-           features=[features], progress=progress)
+           features=[features, RULE_FEATURES], keep_spikes=True, progress=progress)
     pool = Bank(work / "pool")
     data = pool.arrays(features=features)
-    targets = select_targets(data, pool.feature_sets[features]["names"], s)
+    rule_data = pool.arrays(features=RULE_FEATURES)
+    targets = select_targets(rule_data, pool.feature_sets[RULE_FEATURES]["names"], s,
+                             e_halves(pool, rule_data, s["t_analysis_start"]))
     if not targets:
         from ..errors import UserError
 
