@@ -234,18 +234,24 @@ def test_on_bounds_tells_a_saturated_flow_from_a_posterior():
     assert on_bounds(prior, np.vstack([inside, corners])) == pytest.approx(300 / 800)
 
 
+@pytest.mark.parametrize("failure", ["on_bounds", "outside_region"])
 def test_a_degenerate_round_keeps_the_proposal_and_the_last_usable_posterior(
-        tmp_path, spec_file, target, monkeypatch):
-    """Round 2's posterior made to look saturated at the prior's corners (as a flow that
-    extrapolates at a target outside its features does): the fit warns, does not truncate
-    with it and goes on with round 1's posterior."""
+        tmp_path, spec_file, target, monkeypatch, failure):
+    """Round 2's posterior made to look saturated at the prior's corners, or to put no draw
+    inside the probe region (as a flow that extrapolates at a target outside its features
+    does): the fit warns, does not truncate with it and goes on with round 1's posterior."""
     import automind.fit.run as run_module
+    from automind.fit.region import NoMassNearTarget
 
     real = run_module.posterior_information
 
     def saturated_in_round_2(posterior, *args, **kwargs):
         out = real(posterior, *args, **kwargs)
-        return out | ({"on_bounds": 0.9} if posterior.provenance.get("fit_round") == 2 else {})
+        if posterior.provenance.get("fit_round") != 2:
+            return out
+        if failure == "outside_region":
+            raise NoMassNearTarget("no draw in the region")
+        return out | {"on_bounds": 0.9}
 
     monkeypatch.setattr(run_module, "posterior_information", saturated_in_round_2)
     settings = FIT | {"budget": 400, "final_samples": 20, "refine": 0, "explore": 0}

@@ -222,6 +222,10 @@ class TruncatedPrior:
 POSTERIOR_DRAWS = 20_000
 
 
+class NoMassNearTarget(UserError):
+    """None of a posterior's draws at the target lies in the region the probes learnt."""
+
+
 def on_bounds(prior, theta: np.ndarray) -> float:
     """The share of θ rows with a parameter on a bound of the prior box (within 1e-6 of its
     width): ~0 for any proper density, most draws for a flow that extrapolates at a target
@@ -240,8 +244,8 @@ def posterior_information(posterior, x_target, contains, seed: int, truth=None) 
     raw = posterior.sample(POSTERIOR_DRAWS, x_target, seed=seed, restrict=False)
     inside = contains(raw)
     if not inside.any():
-        raise UserError("the posterior puts no mass where the model comes near the target; the "
-                        "target may lie outside what the model produces")
+        raise NoMassNearTarget("the posterior puts no mass where the model comes near the "
+                               "target; the target may lie outside what the model produces")
     kept, prior = raw[inside], posterior.prior
     log_q = posterior.log_prob(kept, x_target)
     log_z = float(np.log(inside.mean()))

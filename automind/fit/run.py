@@ -39,7 +39,7 @@ from ..errors import UserError
 from ..io import json_floats, write_json
 from .plan import FitSettings
 from .record import record_run
-from .region import posterior_information
+from .region import NoMassNearTarget, posterior_information
 from .target import near_target, probe_statistics, target_columns, target_of
 
 
@@ -189,8 +189,12 @@ class Fit:
             else:
                 posterior = self._train(data, region, spec, r)
                 posterior.save(folder)
-            draws = posterior_information(posterior, self.x_target, region.contains, s.seed + r,
-                                          self.truth)
+            try:
+                draws = posterior_information(posterior, self.x_target, region.contains,
+                                              s.seed + r, self.truth)
+            except NoMassNearTarget:  # as degenerate as draws on the bounds: none usable
+                draws = {"nats": float("nan"), "on_bounds": 1.0, "outside_region": True,
+                         "truth_log_ratio_nats": None}
             ok_now = data[-1]["status"] == "ok"
             entry = {"stage": "truncated", "round": r, "duration_s": self.duration,
                      "simulations": int(len(ok_now)), "valid_fraction": float(ok_now.mean()),
@@ -203,8 +207,9 @@ class Fit:
             self.round_data = data
             if draws["on_bounds"] > DEGENERATE:
                 entry["degenerate"] = True
-                _warn(f"round {r}'s posterior puts {draws['on_bounds']:.0%} of its draws at the "
-                      "target on the prior's bounds: the flow extrapolates (the recording lies "
+                where = ("outside the probe region" if draws.get("outside_region") else
+                         f"{draws['on_bounds']:.0%} of its draws at the target on the prior's bounds")
+                _warn(f"round {r}'s posterior puts {where}: the flow extrapolates (the recording lies "
                       "outside the features these rounds simulated; see the misspecification "
                       "check)" + (f"; round {r + 1} keeps round {r}'s proposal"
                                   if r < s.rounds else "")
