@@ -17,10 +17,10 @@ def target_of(recording, feature_set: str, length: float | None = None, window: 
               **recording_options) -> tuple[np.ndarray, dict, object, str]:
     """(raw features, target statistics, truth or None, feature-set name) of a recording file
     or BANK:INDEX. ``mea`` becomes ``meaK`` for a recording of K electrodes. A recording at
-    least ``MIN_WINDOWS`` simulated runs long (``length``: their analysed seconds) is cut to its target
-    window unless ``window == "whole"`` (``recordings.windows``); the target then also
-    records the window and the features' sd over the recording's windows (``window_sd``,
-    transformed space), which the acceptance adds to the simulations' noise."""
+    least ``MIN_WINDOWS`` simulated runs long (``length``: their analysed seconds) is cut to
+    its target window unless ``window == "whole"`` (``recordings.windows``); the target then
+    also records the window and the features' sd over the recording's windows
+    (``window_sd``, transformed space), which the acceptance adds to the simulations' noise."""
     from ..features.sets import get_feature_set, resolve_feature_set
     from ..inference.targets import bank_target, read_target
 
