@@ -82,9 +82,8 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         # the reference's own re-simulations scored like every sample, each against the scale
         # the other repeats set (with the truth as the reference: how often the truth itself
         # would be accepted, honestly); noise.json's scale uses all of them
-        own = held_out_distances(transformed_features(posterior, runs), target_x)
-        if target_sd is not None:
-            own = score(posterior, runs, target_x, noise, threshold)["distance"]
+        own = (held_out_distances(transformed_features(posterior, runs), target_x)
+               if target_sd is None else score(posterior, runs, target_x, noise, threshold)["distance"])
         status = np.array([r.status for r in runs])
         write_json(out / "noise.json", noise.to_dict() | {
             "reference": "truth" if truth is not None else "first sample",
