@@ -5,6 +5,7 @@ consistency indicator: stationary law = prior restricted to the set)."""
 import sys, json
 from pathlib import Path
 import numpy as np
+from automind.inference.noise import NoiseModel
 from automind.inference.posterior import load_posterior
 from automind.invariance.consistent import find_consistent_set
 
@@ -15,7 +16,7 @@ post = load_posterior(run / "rounds" / f"posterior{fitjson['settings']['rounds']
 prior = post.prior
 x_o = np.array([np.nan if v is None else v for v in fitjson["target"]["x"]])
 last = sorted((run / "refine").glob("g*"), key=lambda p: int(p.name[1:]))[-1]
-sigma = json.loads((last / "noise.json").read_text())["sigma"]
+sigma = NoiseModel.load(last)  # σ, and the correlation where the run has one
 C = np.load(last / "consistent.npz")["theta"]
 rng = np.random.default_rng(7)
 state = C[rng.permutation(np.resize(np.arange(len(C)), n))]

@@ -3,6 +3,7 @@ from set members to the truth (whose own re-simulations are accepted): RUN OUT [
 import json, sys
 from pathlib import Path
 import numpy as np
+from automind.inference.noise import NoiseModel
 from automind.inference.posterior import load_posterior
 from automind.invariance.consistent import find_consistent_set, load_consistent_set
 
@@ -12,7 +13,7 @@ post = load_posterior(run / "rounds" / f"posterior{fj['settings']['rounds']}")
 x_o = np.array([np.nan if v is None else v for v in fj["target"]["x"]])
 truth = np.array(fj["truth"])
 last = sorted((run / "refine").glob("g*"), key=lambda p: int(p.name[1:]))[-1]
-sigma = json.loads((run / "final" / "noise.json").read_text())["sigma"]
+sigma = NoiseModel.load(run / "final")  # σ, and the correlation where the run has one
 C = load_consistent_set(last)["theta"]
 rng = np.random.default_rng(3)
 members = C[rng.choice(len(C), m, replace=False)]

@@ -5,6 +5,7 @@ iff it is inside the prior, its re-simulation is consistent and a uniform < Z^(d
 import json, sys
 from pathlib import Path
 import numpy as np
+from automind.inference.noise import NoiseModel
 from automind.inference.posterior import load_posterior
 from automind.invariance.consistent import find_consistent_set, load_consistent_set
 
@@ -17,7 +18,7 @@ prior = post.prior
 x_o = np.array([np.nan if v is None else v for v in fj["target"]["x"]])
 truth = np.array(fj["truth"])
 last = sorted((run / "refine").glob("g*"), key=lambda p: int(p.name[1:]))[-1]
-sigma = json.loads((run / "final" / "noise.json").read_text())["sigma"]
+sigma = NoiseModel.load(run / "final")  # σ, and the correlation where the run has one
 C = load_consistent_set(last)["theta"]
 rng = np.random.default_rng(11)
 state = prior.standardise(C[rng.permutation(np.resize(np.arange(len(C)), n))])
