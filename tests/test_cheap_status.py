@@ -62,7 +62,7 @@ def test_in_degree_spread_fixes_a_near_saturated_ok_run(monkeypatch):
 def _synthetic(n, rng):
     """Statuses decided as in MK1: a run is runaway iff its saturated fraction 1 − d beats
     0.99 / a_max; the model compresses small deficits d (predicts √(0.02 d) below 0.02).
-    The other signals (drive-only activity, probe-end activity, saturated z) are
+    The other signals (drive-only activity, probe-end activity, saturated z, onset time) are
     uninformative here."""
     a_max = rng.uniform(1.0, 1.15, n)
     near = rng.uniform(size=n) < 0.3
@@ -73,7 +73,7 @@ def _synthetic(n, rng):
     status = np.where((1 - d_true) * a_max > 0.99, "runaway",
                       np.where(activity * np.exp(rng.normal(0, 0.3, n)) < 1e-4, "silent", "ok"))
     noise = np.column_stack([10 ** rng.uniform(-6, 0, n), 10 ** rng.uniform(-6, 0, n),
-                             rng.normal(0, 2, n)])
+                             rng.normal(0, 2, n), 10 ** rng.uniform(-3, 0, n)])
     return np.column_stack([activity, a_max, m0, noise]), status.astype(str)
 
 
@@ -100,7 +100,7 @@ def test_classifier_calibration_errors_are_user_errors():
 
     from automind.errors import UserError
 
-    signals = np.ones((30, 6))
+    signals = np.ones((30, 7))
     pred = SimpleNamespace(status=np.full(30, "ok", object))
     with pytest.raises(UserError, match="each status"):
         calibrate_classifier(pred, signals, np.array(["ok"] * 30))
@@ -131,7 +131,7 @@ def test_classifier_learns_that_a_weak_drive_stays_silent_despite_a_predicted_ig
     status = np.where(a_drive < 1e-3, "silent", "ok").astype("<U7")
     status[:40] = "runaway"  # a few, so that every class is present
     signals = np.column_stack([activity, np.full(n, 1.05), rng.uniform(-20, 2, n), a_drive,
-                               activity, rng.normal(0, 2, n)])
+                               activity, rng.normal(0, 2, n), 10 ** rng.uniform(-3, 0, n)])
     cal, held = slice(0, 2000), slice(2000, None)
     clf = calibrate_classifier(SimpleNamespace(status=np.full(2000, "ok", object)), signals[cal],
                                status[cal], recall=0.95)
@@ -166,3 +166,61 @@ def test_check_runs_calibrated_on_another_bank_scores_all_runs():
     for cls in ("silent", "runaway"):
         assert m["classifier"][cls]["recall"] >= 0.9 and m["classifier"][cls]["n"] >= 5
     assert m["default_thresholds"]["ok"]["recall"] == 1.0
+
+
+def test_classifier_uses_the_onset_time_to_separate_saturated_runs():
+    """Known answer, the case of docs/cheap.md "Onset time": networks that saturate from t_on on
+    are runaway iff a_max (1 − t_on) > 0.99, and the predicted probe activity cannot tell (it
+    is saturated for all of them); the onset signal is t_on with a 10 % error. With it the
+    classifier must reach runaway recall >= 0.9 at ok recall ~0.95; without it (NaN), it
+    cannot (recall < 0.8)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    a_max = rng.uniform(1.0, 1.12, n)
+    t_on = 10 ** rng.uniform(-2.3, -0.8, n)
+    status = np.where(a_max * (1 - t_on) > 0.99, "runaway", "ok").astype("<U7")
+    status[rng.uniform(size=n) < 0.03] = "silent"  # a few, so that every class is present
+    activity = np.where(status == "silent", 1e-6, a_max * 0.98)
+    onset = t_on * np.exp(rng.normal(0, 0.1, n))
+    signals = np.column_stack([activity, a_max, rng.uniform(-20, 2, n), np.full(n, 0.1),
+                               activity, rng.normal(0, 2, n), onset])
+    cal, held = slice(0, 2000), slice(2000, None)
+    part = SimpleNamespace(status=np.full(2000, "ok", object), extrapolated=np.zeros(2000, bool))
+    recall = {}
+    for known in (True, False):
+        s = signals if known else np.column_stack([signals[:, :6], np.full(n, np.nan)])
+        clf = calibrate_classifier(SimpleNamespace(status=np.full(2000, "ok", object)), s[cal],
+                                   status[cal], recall=0.95)
+        scored = label_scores(part, clf.classify(part, s[held]), status[held])
+        recall[known] = scored["runaway"]["recall"]
+        if known:
+            assert scored["ok"]["recall"] >= 0.93
+    assert recall[True] >= 0.9 and recall[False] < 0.8
+
+
+def test_onset_time_is_the_charging_time_under_the_drive_and_falls_with_it():
+    """``MK1Network.onset_time``: τ_e plus the noise-free charging time from v_rest to v_thresh
+    (the linear membrane's exact solution, checked by integrating it) where that is sooner than
+    the drive-only ISI; a stronger external drive starts the network sooner."""
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(spec, prior, "analytic")
+    theta = np.repeat(((prior.low + prior.high) / 2)[None], 5, axis=0)
+    theta[:, prior.names.index("E.poisson_rate")] = np.linspace(2.0, prior.high[
+        prior.names.index("E.poisson_rate")], 5)
+    net = model.network(theta)
+    onset = net.onset_time()
+    assert np.all(np.diff(onset) <= 0) and np.all((onset > 0) & (onset <= 1.0))
+    # the strongest drive: integrate C dv/dt = μ_G (μ_V − v) from v_rest to v_thresh
+    zero = np.zeros_like(net.max_rate)
+    neuron, drive = net.neuron(0, 4), net.drives(zero)
+    mom = membrane(neuron, Drive(*(getattr(drive, k)[4, 0] for k in ("e1", "e2", "i1", "i2"))), 0.0)
+    assert mom.mu_V > neuron.v_thresh
+    v, t, dt = float(neuron.v_rest), 0.0, 1e-7
+    while v < neuron.v_thresh:
+        v += dt * (mom.mu_V - v) / mom.tau_eff
+        t += dt
+    isi = 1 / net.evaluate(zero, zero, cv=False)[0][4, 0]
+    assert onset[4] == pytest.approx(neuron.tau_e + min(t, isi), rel=1e-3)

@@ -22,6 +22,10 @@ just below the threshold (simulated a = 0.9–0.99) where a_max ≈ 1. So the cl
 * log10 of the activity at the probe window's end (the plateau the run settled on),
 * z of the first-step crossing with the network saturated (``moments.first_step_z``): how
   deep into firing on every first free step a saturated network is,
+* log10 of the onset time t_on of the driven population from rest
+  (``MK1Network.onset_time``) and the time budget (1 − 0.99/a_max) − t_on (clipped to
+  ±0.3 s): a network saturated from t_on on is runaway only if the budget is positive, and
+  the run from rest's rate dynamics ignite ~10 ms too early (docs/cheap.md, "Onset time"),
 
 each expanded in a hinge basis (x and max(0, x − k) at the calibration bank's 20/40/60/80 %
 quantiles k: an additive, piecewise-linear model; docs/cheap.md, "Status classifier"),
@@ -43,16 +47,18 @@ from .solve import RUNAWAY, SILENT
 CLASSES = ("silent", "ok", "runaway")
 FEATURES = ("log10 activity", "saturation closeness", "log10 headroom", "drive-only m",
             "log10 drive-only activity / silent", "log10 probe-end activity",
-            "saturated first-step z")
+            "saturated first-step z", "log10 onset time", "onset budget")
 #: quantiles of the calibration features where the hinge basis bends
 KNOT_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 
 
 def features(signals) -> np.ndarray:
-    """(n, 7) features from ``CheapModel.status_signals``' (n, 6) columns: the probe activity
+    """(n, 9) features from ``CheapModel.status_signals``' (n, 7) columns: the probe activity
     ν_E·t_ref, its saturated limit, the driven population's drive-only m, the drive-only
-    activity, the probe-end activity, the saturated first-step z (NaN: continuous time)."""
-    a, a_max, m0, a_drive, a_end, z_sat = np.asarray(signals, float).T
+    activity, the probe-end activity, the saturated first-step z (NaN: continuous time), the
+    onset time (NaN: none; taken as 1 s)."""
+    a, a_max, m0, a_drive, a_end, z_sat, onset = np.asarray(signals, float).T
+    onset = np.clip(np.nan_to_num(onset, nan=1.0), 1e-4, 1.0)
     frac = np.clip(a / a_max, 0.0, 1.0)
     return np.column_stack([np.log10(np.maximum(a, 1e-8)),
                             -np.log10(np.maximum(1.0 - frac, 1e-4)),
@@ -61,7 +67,9 @@ def features(signals) -> np.ndarray:
                             np.clip(np.log10(np.maximum(np.nan_to_num(a_drive), 1e-16) / SILENT),
                                     -8.0, 7.0),
                             np.log10(np.maximum(np.nan_to_num(a_end), 1e-8)),
-                            np.clip(np.nan_to_num(z_sat, nan=-10.0), -10.0, 10.0)])
+                            np.clip(np.nan_to_num(z_sat, nan=-10.0), -10.0, 10.0),
+                            np.log10(onset),
+                            np.clip(1.0 - RUNAWAY / a_max - onset, -0.3, 0.3)])
 
 
 def hinge_basis(x, knots) -> np.ndarray:

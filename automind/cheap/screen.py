@@ -98,12 +98,13 @@ class CheapModel:
         return np.asarray(self.network(self.prior.validate(theta)).t_refrac_probe, float)
 
     def status_signals(self, theta, pred) -> np.ndarray:
-        """(n, 6) what the status classifier (``classify.py``) reads: the predicted probe
+        """(n, 7) what the status classifier (``classify.py``) reads: the predicted probe
         activity ν_E·t_ref; its saturated limit t_ref / (n_ref dt) (1 in continuous time);
         m = (μ_V − θ*)/σ_V of the first population under the external drive alone; the
         activity of that drive alone (status rate of the first step from rest × t_ref); the
         activity at the probe window's end; the first-step crossing z of the first population
-        saturated at the probe end's adaptation (NaN without a time step)."""
+        saturated at the probe end's adaptation (NaN without a time step); the onset time of
+        the driven population from rest (s; NaN for models without one)."""
         net = self.network(self.prior.validate(theta))
         t_ref = np.asarray(net.t_refrac_probe, float)
         zero = np.zeros_like(net.max_rate)
@@ -111,9 +112,10 @@ class CheapModel:
             drive_only = net.status_rate(net.evaluate(zero, zero, cv=False)[0]) * t_ref
         z_sat = (net.saturated_step_z(pred.flags["probe_end_w"])[:, 0]
                  if hasattr(net, "saturated_step_z") else np.full(len(t_ref), np.nan))
+        onset = net.onset_time() if hasattr(net, "onset_time") else np.full(len(t_ref), np.nan)
         return np.column_stack([probe_activity(pred, t_ref), net.max_rate[:, 0] * t_ref,
                                 np.asarray(net.drive_only_m(), float)[:, 0], drive_only,
-                                pred.flags["probe_end_rate_E"] * t_ref, z_sat])
+                                pred.flags["probe_end_rate_E"] * t_ref, z_sat, onset])
 
     def rate_gradient(self, theta, step: float = 1e-3) -> np.ndarray:
         """d log10 ν_E / dθ (prior units), central differences of ``step`` × prior width;
