@@ -98,3 +98,40 @@ def test_select_keeps_the_subset_of_sigma_and_correlation():
     np.testing.assert_array_equal(part.sigma, [1.0, 3.0])
     np.testing.assert_array_equal(part.correlation, [[1.0, 0.1], [0.1, 1.0]])
     assert NoiseModel(np.array([1.0, 2.0])).select([1]).correlation is None
+
+
+def test_features_without_a_noise_scale_are_not_counted_as_matches():
+    """A feature no repeat defines (σ = inf) is left out of the distance, and out of k: d
+    equals the distance on the other features alone (it used to shrink d by √(k_used/k))."""
+    rng = np.random.default_rng(5)
+    runs = np.c_[rng.normal(size=(32, 2)), np.full((32, 2), np.nan)]
+    model = NoiseModel.from_runs(runs, np.zeros(4))
+    assert np.all(np.isinf(model.sigma[2:]))
+    x = np.array([[1.0, 1.0, np.nan, np.nan]])
+    assert model.distance(x, np.zeros(4))[0] == pytest.approx(
+        model.select([0, 1]).distance(x[:, :2], np.zeros(2))[0])
+
+
+def test_features_the_repeats_tie_together_exactly_keep_r_invertible():
+    """Two features that are exact mirror images in every repeat (b and 1 − b): the
+    Ledoit–Wolf weight can be 0, which left R singular; the floor keeps it positive
+    definite, also after the JSON round trip."""
+    b = np.r_[np.zeros(16), np.ones(16)]
+    model = NoiseModel.from_runs(np.c_[b, 1 - b], np.zeros(2))
+    assert np.linalg.eigvalsh(model.correlation).min() > 0
+    again = NoiseModel.from_dict(model.to_dict())
+    assert np.isfinite(again.distance(np.array([[0.5, 0.5]]), np.zeros(2))).all()
+
+
+def test_noise_counts_only_the_repeats_that_ran_ok():
+    """Stopped (silent / runaway) repeats are not noise of the reference's activity; fewer
+    than 3 ok repeats is a clear error naming the statuses."""
+    from types import SimpleNamespace
+
+    from automind.errors import UserError
+    from automind.inference.validate import ok_runs
+
+    runs = [SimpleNamespace(status=s) for s in ["ok"] * 5 + ["runaway"] * 2]
+    assert len(ok_runs(runs)) == 5
+    with pytest.raises(UserError, match="ok in 2 of 4 repeats .*runaway 2"):
+        ok_runs(runs[3:])

@@ -122,3 +122,16 @@ def test_fit_target_is_cut_to_the_simulated_length_only_when_the_recording_is_lo
     assert x[list(get_feature_set("mea16").names).index("burst_num")] == 7
     with pytest.raises(UserError, match="auto or 'whole'|'auto' or 'whole'"):
         target_of(path, "mea", 10.0, "half")
+
+
+def test_window_spread_reaches_the_recordings_end_without_rounding_past_it():
+    """(n − 1)·L + L can round above the duration n·L fits in (58.38 s, L = 9.73 s: the
+    last stop was 58.38000000000001 and SpikeData.window refused it)."""
+    from automind.recordings.windows import window_count, window_features
+
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 58.38, 3000))
+    data = SpikeData(times, rng.integers(0, 10, 3000), 58.38, np.arange(10))
+    assert window_count(data, 9.73) == 6
+    rows = window_features(data, get_feature_set("spikes"), 9.73)
+    assert rows.shape[0] == 6 and np.isfinite(rows[:, 0]).all()

@@ -98,13 +98,13 @@ def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, worke
     """The sbi method's noise model (σ and the features' shrunk correlation) over
     NOISE_REPEATS Brian2 runs of ``reference``."""
     from ..inference.noise import NoiseModel
-    from ..inference.validate import resimulate
+    from ..inference.validate import ok_runs, resimulate
 
     runs = resimulate(spec, prior, np.repeat(np.asarray(reference, float)[None], NOISE_REPEATS, 0),
                       seed, fs.name, workers)
     with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
-        noise = NoiseModel.from_runs(_transformed(fs, runs), target)
+        noise = NoiseModel.from_runs(_transformed(fs, ok_runs(runs)), target)
     return noise.to_dict() | {"sigma": json_floats(noise.sigma),
                               "statuses": [r.status for r in runs]}
 

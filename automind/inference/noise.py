@@ -29,6 +29,8 @@ import numpy as np
 #: re-simulations of the reference that set σ and R
 REPEATS = 32
 SIGMA_FLOOR = 1e-3
+#: the least Ledoit–Wolf weight: keeps R positive definite (smallest eigenvalue ≥ this)
+MIN_SHRINKAGE = 1e-3
 
 
 @dataclass
@@ -97,10 +99,12 @@ class NoiseModel:
         return out
 
     def distance(self, features: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """d per row of features (NaN where a feature is missing)."""
+        """d per row of features (NaN where a feature is missing); k counts only the features
+        with a noise scale (σ = inf ones are ignored, not counted as perfect matches)."""
         w = self.whiten(np.atleast_2d(features) - target)
+        k = int(np.isfinite(self.sigma).sum())
         with np.errstate(invalid="ignore"):
-            return np.sqrt(np.mean(w ** 2, axis=1))
+            return np.sqrt(np.sum(w ** 2, axis=1) / k) if k else np.full(len(w), np.nan)
 
     def widened(self, extra_sd) -> "NoiseModel":
         """The model with independent extra noise of sd ``extra_sd`` per feature (NaN = 0)
@@ -137,7 +141,8 @@ def shrunk_correlation(features: np.ndarray) -> np.ndarray:
         return R
     z = features[:, live]
     z = (z - z.mean(0)) / z.std(0)
-    weight = float(ledoit_wolf_shrinkage(z, assume_centered=False))
+    # floored: a zero weight leaves R singular for features the repeats tie together exactly
+    weight = max(float(ledoit_wolf_shrinkage(z, assume_centered=False)), MIN_SHRINKAGE)
     R[np.ix_(live, live)] = (1 - weight) * np.corrcoef(z, rowvar=False) + weight * np.eye(live.sum())
     return R
 

@@ -57,10 +57,27 @@ def noise_model(posterior, spec, target: np.ndarray, reference: np.ndarray,
                 repeats: int = REPEATS, seed: int = 1001, workers: int = 1,
                 dask: str | None = None, runs: list | None = None) -> NoiseModel:
     """σ and the features' shrunk correlation over ``repeats`` simulations of ``reference``
-    with new seeds (or the given ``runs``): ``inference.noise``."""
+    with new seeds (or the given ``runs``): ``inference.noise``. Only the runs that ended
+    ``ok`` count (a stopped run's features are not noise of the reference's activity)."""
     if runs is None:
         runs = noise_runs(posterior, spec, reference, repeats, seed, workers, dask)
-    return NoiseModel.from_runs(transformed_features(posterior, runs), target)
+    return NoiseModel.from_runs(transformed_features(posterior, ok_runs(runs)), target)
+
+
+#: the fewest ok repeats a noise model is estimated from
+MIN_OK_REPEATS = 3
+
+
+def ok_runs(runs: list) -> list:
+    """The runs that ended ok; a clear error when fewer than MIN_OK_REPEATS did."""
+    ok = [r for r in runs if r.status == "ok"]
+    if len(ok) < MIN_OK_REPEATS:
+        statuses = ", ".join(f"{s} {n}" for s, n in
+                             zip(*np.unique([r.status for r in runs], return_counts=True)))
+        raise UserError(f"the noise reference ran ok in {len(ok)} of {len(runs)} repeats "
+                        f"({statuses}): its simulation noise cannot be estimated; give a "
+                        "reference (truth) that runs ok")
+    return ok
 
 
 def transformed_features(posterior, results: list) -> np.ndarray:

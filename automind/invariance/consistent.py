@@ -20,6 +20,34 @@ from ..io import json_floats, save_npy, save_npz, write_json
 from ..inference.runs import write_theta_table
 
 
+#: posterior samples tried in turn as the noise reference when there is no truth
+REFERENCE_CANDIDATES = 3
+
+
+def _noise_reference(posterior, spec, samples, truth, seed: int, workers: int, dask):
+    """(reference θ, its REPEATS runs): the truth, else the first of the first few samples
+    that runs ok often enough to estimate the noise from (``validate.ok_runs``)."""
+    from ..inference.noise import REPEATS
+    from ..inference.validate import noise_runs, ok_runs
+
+    candidates = [np.asarray(truth, float)] if truth is not None else samples[:REFERENCE_CANDIDATES]
+    for k, reference in enumerate(candidates):
+        runs = noise_runs(posterior, spec, reference, REPEATS, seed=seed + 1 + 1000 * k,
+                          workers=workers, dask=dask)
+        try:
+            ok_runs(runs)
+            return reference, runs
+        except UserError:
+            if k == len(candidates) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sample_label(samples, reference) -> str:
+    k = int(np.flatnonzero(np.all(samples == reference, axis=1))[0])
+    return "first sample" if k == 0 else f"sample {k}"
+
+
 def _settings(out: Path, settings: dict) -> None:
     """Record the run's settings, or check a resumed run has the same ones."""
     run_file = out / "run.json"
@@ -48,8 +76,8 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     noise (a recording's window-to-window spread), added in quadrature to the simulations'."""
     from tqdm.auto import tqdm
 
-    from ..inference.noise import REPEATS, NoiseModel, held_out_distances
-    from ..inference.validate import noise_model, noise_runs, score, simulator_of, transformed_features
+    from ..inference.noise import NoiseModel, held_out_distances
+    from ..inference.validate import noise_model, ok_runs, score, simulator_of, transformed_features
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_engine, make_jobs
 
@@ -69,9 +97,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         noise = sigma if isinstance(sigma, NoiseModel) else NoiseModel(sigma)
         write_json(out / "noise.json", noise.to_dict() | {"reference": "given"})
     if not (out / "noise.json").is_file():
-        reference = np.asarray(truth, float) if truth is not None else samples[0]
-        runs = noise_runs(posterior, spec, reference, REPEATS, seed=seed + 1, workers=workers,
-                          dask=dask)
+        reference, runs = _noise_reference(posterior, spec, samples, truth, seed, workers, dask)
         noise = noise_model(posterior, spec, target_x, reference, runs=runs)
         extra = {}
         if target_sd is not None:
@@ -82,11 +108,15 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         # the reference's own re-simulations scored like every sample, each against the scale
         # the other repeats set (with the truth as the reference: how often the truth itself
         # would be accepted, honestly); noise.json's scale uses all of them
-        own = (held_out_distances(transformed_features(posterior, runs), target_x)
-               if target_sd is None else score(posterior, runs, target_x, noise, threshold)["distance"])
         status = np.array([r.status for r in runs])
+        own = np.full(len(runs), np.nan)
+        if target_sd is None:
+            own[status == "ok"] = held_out_distances(
+                transformed_features(posterior, ok_runs(runs)), target_x)
+        else:
+            own = score(posterior, runs, target_x, noise, threshold)["distance"]
         write_json(out / "noise.json", noise.to_dict() | {
-            "reference": "truth" if truth is not None else "first sample",
+            "reference": "truth" if truth is not None else _sample_label(samples, reference),
             "reference_distances": json_floats(own),
             "reference_accepted": ((status == "ok") & np.isfinite(own) & (own <= threshold)).tolist(),
             "reference_distances_held_out": target_sd is None} | extra)
