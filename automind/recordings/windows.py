@@ -46,10 +46,9 @@ def target_window(data: SpikeData, length: float) -> tuple[float, float]:
 def window_features(data: SpikeData, fs, length: float, most: int = SPREAD_WINDOWS) -> np.ndarray:
     """Raw features (windows, d) of up to ``most`` evenly spaced non-overlapping windows."""
     n = window_count(data, length)
-    picked = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
-    # the last stop clipped: (n − 1)·L + L can round past the duration that n·L fits in
-    return np.array([fs.compute(data.window(k * length, min((k + 1) * length, data.duration)))
-                     for k in picked])
+    starts = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) * length
+    # the stop clipped: (n − 1)·L + L can round past the duration that n·L fits in
+    return np.array([fs.compute(data.window(a, min(a + length, data.duration))) for a in starts])
 
 
 def window_sd(rows: np.ndarray, fs) -> np.ndarray:
