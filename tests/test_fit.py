@@ -294,3 +294,43 @@ def test_cli_fit_refusals(tmp_path, target, capsys):
                  "--out", str(tmp_path / "c"), "--budget", "5000"]) == 2
     assert "not made by `automind fit`" in capsys.readouterr().err
     assert (tmp_path / "c" / "notes.txt").read_text() == "mine"
+
+
+def test_near_target_reads_the_range_of_the_recordings_probe_windows():
+    """With the recording's probe-window statistics, a probe is near when it lies within the
+    tolerances of their 5–95 % range (distance 0 inside), not of the whole recording's values."""
+    target = {"rate_mean": 3.3, "isi_cv_mean": 1.04}  # a bursting target's 4 s statistics
+    windows = {"rate_mean": [0.73, 6.44], "isi_cv_mean": [0.33, 0.54]}  # its 0.5 s windows
+    stats = np.array([[5.5, 0.36], [10.0, 0.5], [6.44 * 10 ** 0.3, 0.4], [3.3, 1.2]])
+    status = np.array(["ok"] * 4)
+    settings = FitSettings(budget=1000)
+    near, distance = near_target(status, stats, target, settings, windows)
+    assert near.tolist() == [True, True, False, False]
+    assert distance[0] == 0 and distance[2] == pytest.approx(1.5)
+    assert distance[3] == pytest.approx((1.2 - 0.54) / 0.5)
+    # without windows: the whole recording's values (the first probe is 0.22 decades off)
+    assert near_target(status, stats, target, settings)[0].tolist() == [False, False, False, True]
+
+
+def test_probe_windows_of_a_bursting_recording_span_bursts_and_gaps(tmp_path):
+    """A recording that bursts once a second, cut into 0.5 s windows: half the windows hold a
+    burst (high rate), half a gap (low rate), so the range spans both; fewer than 3 windows:
+    None (the whole recording's statistics are used)."""
+    from automind.features.spikedata import SpikeData
+    from automind.fit.target import probe_windows
+    from automind.recordings.write import write_nwb
+
+    rng = np.random.default_rng(0)
+    units, times = [], []
+    for u in range(40):
+        bursts = np.concatenate([b + rng.uniform(0, 0.15, 6) for b in np.arange(0.1, 4.0, 1.0)])
+        quiet = rng.uniform(0, 4.0, 2)
+        t = np.sort(np.r_[bursts, quiet])
+        times.append(t), units.append(np.full(len(t), u))
+    data = SpikeData(np.concatenate(times), np.concatenate(units), 4.0, np.arange(40))
+    path = write_nwb(data, tmp_path / "bursting.nwb")
+    got = probe_windows(path, "spikes", 0.5)
+    assert got["windows"] == 8
+    low, high = got["rate_mean"]
+    assert low < 1.5 and high > 10  # gaps ~0.5 Hz, bursts ~12.5 Hz per unit
+    assert probe_windows(path, "spikes", 1.5) is None  # 2 windows

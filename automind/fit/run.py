@@ -40,7 +40,7 @@ from ..io import json_floats, write_json
 from .plan import FitSettings
 from .record import record_run
 from .region import NoMassNearTarget, posterior_information
-from .target import near_target, probe_statistics, target_columns, target_of
+from .target import near_target, probe_statistics, probe_windows, target_columns, target_of
 
 
 
@@ -78,6 +78,8 @@ class Fit:
         self.recording_options = recording_options or {}
         self.plan = settings.split()
         self.duration = settings.duration or spec.duration
+        #: the recording's probe statistics over probe-length windows (``target.probe_windows``)
+        self.probe_windows: dict | None = None
         self.rounds_log: list[dict] = []
         self.posterior_round = 0  # the last truncated round whose posterior is usable
 
@@ -108,6 +110,7 @@ class Fit:
 
         s, spec = self.settings, self.spec.with_overrides(duration=self.settings.probe_duration)
         region, theta, status, stats = None, [], [], []
+        windows = self._probe_windows(spec.duration - spec.t_analysis_start)
         for k in range(1, s.probe_rounds + 1):
             proposal = None if region is None else TruncatedPrior(self.prior, region,
                                                                    description={"probe_round": k})
@@ -126,9 +129,9 @@ class Fit:
             status.append(data["status"])
             stats.append(probe_statistics(data["x"], self.fs.names))
             all_theta, all_status, all_stats = (np.concatenate(v) for v in (theta, status, stats))
-            near, distance = near_target(all_status, all_stats, self.target, s)
+            near, distance = near_target(all_status, all_stats, self.target, s, windows)
             ok_now = data["status"] == "ok"
-            near_now = near_target(data["status"], stats[-1], self.target, s)[0]
+            near_now = near_target(data["status"], stats[-1], self.target, s, windows)[0]
             entry = {"stage": "probe", "round": k, "duration_s": s.probe_duration,
                      "simulations": int(len(data["status"])), "valid_fraction": float(ok_now.mean()),
                      "near_fraction": float(near_now.mean())}
@@ -141,6 +144,7 @@ class Fit:
                 region = Region.train(self.prior, all_theta, near, seed=s.seed + k,
                                       allowed_false_negatives=s.allowed_false_negatives,
                                       info={"round": k, "target": self.target,
+                                            "probe_windows": windows,
                                             "rate_tolerance": s.rate_tolerance,
                                             "cv_tolerance": s.cv_tolerance})
                 region.save(folder)
@@ -152,6 +156,26 @@ class Fit:
                                 f"prior ({entry['nats']:.2f} nats)")
         return region
 
+    def _probe_windows(self, length: float) -> dict | None:
+        """The recording's probe statistics at the probes' analysed length, measured once
+        (``probe/windows.json``; ``{}`` when the recording holds too few windows)."""
+        path = self.out / "probe" / "windows.json"
+        if not path.is_file():
+            found = probe_windows(self.target["source"], self.settings.features, length,
+                                  **self.recording_options)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, found or {})
+        self.probe_windows = json.loads(path.read_text()) or None
+        if self.probe_windows:
+            w = self.probe_windows
+            cv = w.get("isi_cv_mean")
+            _say(self.progress, f"the recording's {w['windows']} windows of {w['length_s']:g} s "
+                                f"(a probe's analysed part) span rates {w['rate_mean'][0]:.3g}-"
+                                f"{w['rate_mean'][1]:.3g} Hz" + (f", ISI CV {cv[0]:.3g}-{cv[1]:.3g}"
+                                                                 if cv else "") +
+                                " (5-95 %): probes are near within the tolerances of that range")
+        return self.probe_windows
+
     def _nearest_probes(self, theta, status, stats, distance) -> None:
         from ..inference.runs import write_theta_table
 
@@ -162,10 +186,12 @@ class Fit:
                                                                  f"{distance[k]:.3g}"))
                                              for k in order], ["status", "rate_mean [Hz]",
                                                                "isi_cv_mean", "distance [tolerances]"])
-        best = order[0]
+        best, w = order[0], self.probe_windows or {}
+        rate = "-".join(f"{v:.3g}" for v in w.get("rate_mean", [self.target["rate_mean"]]))
+        cv = "-".join(f"{v:.3g}" for v in w.get("isi_cv_mean", [self.target["isi_cv_mean"]]))
         raise UserError(
-            f"no probe run came near the target (rate {self.target['rate_mean']:.3g} Hz ± "
-            f"{self.settings.rate_tolerance} decades, ISI CV {self.target['isi_cv_mean']:.3g} ± "
+            f"no probe run came near the target (rate {rate} Hz ± "
+            f"{self.settings.rate_tolerance} decades, ISI CV {cv} ± "
             f"{self.settings.cv_tolerance}): the model did not produce this recording anywhere it "
             f"looked. The nearest probe ({status[best]}, rate {stats[best, 0]:.3g} Hz, CV "
             f"{stats[best, 1]:.3g}) is {distance[best]:.2g} tolerances away; the 20 nearest are in "
