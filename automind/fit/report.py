@@ -90,9 +90,14 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
     target = read_target(source, **run.recording_options) if source else None
     sections = []
     if target is not None:
+        window = run.target.get("window_s")
+        if window:  # the window the fit compared with, not the whole recording
+            target = target.window(*window)
         activity = plot_target_vs_accepted(target, shown, figures / "target_vs_accepted.png")
         sections.append(Section("Target and accepted configurations", [
-            f"The target ({source}) beside the {len(shown)} accepted configurations closest to it, "
+            f"The target ({source}" + (f", its window {window[0]:g}-{window[1]:g} s that the fit "
+                                       "compared with" if window else "") +
+            f") beside the {len(shown)} accepted configurations closest to it, "
             "re-simulated with their own seeds: rasters, population rates and spectra."],
             figures=[(activity, "target vs accepted re-simulations")]))
     truth = run.truth
