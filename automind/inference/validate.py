@@ -75,8 +75,8 @@ def ok_runs(runs: list) -> list:
         statuses = ", ".join(f"{s} {n}" for s, n in
                              zip(*np.unique([r.status for r in runs], return_counts=True)))
         raise UserError(f"the noise reference ran ok in {len(ok)} of {len(runs)} repeats "
-                        f"({statuses}): its simulation noise cannot be estimated; give a "
-                        "reference (truth) that runs ok")
+                        f"({statuses}): its simulation noise cannot be estimated from them; "
+                        "the noise needs a reference configuration that runs ok")
     return ok
 
 
