@@ -135,3 +135,4 @@ def test_noise_counts_only_the_repeats_that_ran_ok():
     assert len(ok_runs(runs)) == 5
     with pytest.raises(UserError, match="ok in 2 of 4 repeats .*runaway 2"):
         ok_runs(runs[3:])
+    assert len(ok_runs(runs[:2])) == 2  # two asked for, both ok (the quick studies' case)

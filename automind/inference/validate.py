@@ -64,14 +64,15 @@ def noise_model(posterior, spec, target: np.ndarray, reference: np.ndarray,
     return NoiseModel.from_runs(transformed_features(posterior, ok_runs(runs)), target)
 
 
-#: the fewest ok repeats a noise model is estimated from
+#: the fewest ok repeats a noise model is estimated from (or all of them, when fewer were run)
 MIN_OK_REPEATS = 3
 
 
 def ok_runs(runs: list) -> list:
-    """The runs that ended ok; a clear error when fewer than MIN_OK_REPEATS did."""
+    """The runs that ended ok; a clear error when fewer than MIN_OK_REPEATS (or than all of
+    the runs, when fewer were asked for) did."""
     ok = [r for r in runs if r.status == "ok"]
-    if len(ok) < MIN_OK_REPEATS:
+    if len(ok) < min(MIN_OK_REPEATS, len(runs)) or not ok:
         statuses = ", ".join(f"{s} {n}" for s, n in
                              zip(*np.unique([r.status for r in runs], return_counts=True)))
         raise UserError(f"the noise reference ran ok in {len(ok)} of {len(runs)} repeats "
