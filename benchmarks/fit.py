@@ -29,7 +29,7 @@ MODELS = {
                "probe_duration": 0.3, "probe_rounds": 1, "budget": 1500, "refine": 3},
     # MK1 at laptop size: a target drawn from the prior by the mk1_targets rule (sustained E
     # activity, asynchronous or synchronous), the fit settings of studies/mk1_targets
-    "mk1": {"theta": None, "features": "mk1_compact", "duration": 4.5, "t0": 0.5,
+    "mk1": {"features": "mk1_compact", "duration": 4.5, "t0": 0.5,
             "probe_duration": 1.0, "probe_rounds": 2, "budget": 6000, "refine": 7,
             "probe_fraction": 0.25, "final_samples": 400},
 }

@@ -136,3 +136,30 @@ def test_noise_counts_only_the_repeats_that_ran_ok():
     with pytest.raises(UserError, match="ok in 2 of 4 repeats .*runaway 2"):
         ok_runs(runs[3:])
     assert len(ok_runs(runs[:2])) == 2  # two asked for, both ok (the quick studies' case)
+
+
+def test_without_a_truth_the_noise_reference_moves_on_from_a_sample_that_does_not_run_ok(monkeypatch):
+    """The first posterior sample runs silent in every repeat: the next one becomes the
+    reference (labelled so); when none of the candidates runs ok, the error says why; with a
+    truth there is no fallback."""
+    from types import SimpleNamespace
+
+    import automind.inference.validate as validate
+    from automind.errors import UserError
+    from automind.invariance.consistent import _noise_reference
+
+    samples = np.array([[0.0], [1.0], [2.0]])
+    runs_ok = {0.0: False, 1.0: True, 2.0: True}
+
+    def fake_runs(posterior, spec, reference, repeats, seed, workers, dask):
+        status = "ok" if runs_ok[float(reference[0])] else "silent"
+        return [SimpleNamespace(status=status)] * repeats
+
+    monkeypatch.setattr(validate, "noise_runs", fake_runs)
+    reference, runs, label = _noise_reference(None, None, samples, None, 0, 1, None)
+    assert reference.tolist() == [1.0] and label == "sample 1" and len(runs) == 32
+    runs_ok.update({1.0: False, 2.0: False})
+    with pytest.raises(UserError, match="ok in 0 of 32 repeats"):
+        _noise_reference(None, None, samples, None, 0, 1, None)
+    with pytest.raises(UserError):  # the truth is the reference or nothing
+        _noise_reference(None, None, samples, np.array([0.0]), 0, 1, None)

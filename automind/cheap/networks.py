@@ -150,23 +150,24 @@ class MK1Network(_Network):
         with np.errstate(all="ignore"):
             return dimensionless(self.neuron(), membrane(self.neuron(), self.drives(zero), zero)).m
 
-    def onset_time(self) -> np.ndarray:
+    def onset_time(self, drive_only=None) -> np.ndarray:
         """(B,) s: when the driven E population first fires from rest, under the external drive
         alone — the drive's conductance rise τ_e plus the sooner of the noise-free charging time
         τ_eff ln((μ_V − v_rest)/(μ_V − v_thresh)) (if μ_V > v_thresh) and the drive-only ISI
-        1/ν_d; at most 1 s. A run whose network saturates is runaway only if it saturates within
+        1/ν_d; at most 1 s. ``drive_only``: the populations' drive-only rates (B, 3), if already
+        evaluated. A run whose network saturates is runaway only if it saturates within
         1 − 0.99/a_max of the probe second (docs/cheap.md, "Onset time")."""
         zero = np.zeros_like(self.max_rate)
-        neuron = self.neuron(0)
-        drive = self.drives(zero)
+        neuron = self.neuron()
         with np.errstate(all="ignore"):
-            mom = membrane(neuron, Drive(*(getattr(drive, k)[:, 0] for k in ("e1", "e2", "i1", "i2"))),
-                           0.0)
-            above = mom.mu_V > neuron.v_thresh
-            charging = np.where(above, mom.tau_eff * np.log((mom.mu_V - neuron.v_rest) /
-                                                            (mom.mu_V - neuron.v_thresh)), np.inf)
-            isi = 1.0 / np.maximum(self.evaluate(zero, zero, cv=False)[0][:, 0], 1e-9)
-        return np.minimum(neuron.tau_e + np.minimum(charging, isi), 1.0)
+            if drive_only is None:
+                drive_only = self.evaluate(zero, zero, cv=False)[0]
+            mom = membrane(neuron, self.drives(zero), zero)
+            mu, v_rest, v_thresh = mom.mu_V[:, 0], neuron.v_rest[:, 0], neuron.v_thresh[:, 0]
+            charging = np.where(mu > v_thresh, mom.tau_eff[:, 0] * np.log((mu - v_rest) /
+                                                                          (mu - v_thresh)), np.inf)
+            isi = 1.0 / np.maximum(drive_only[:, 0], 1e-9)
+        return np.minimum(neuron.tau_e[:, 0] + np.minimum(charging, isi), 1.0)
 
     def saturated_step_z(self, w) -> np.ndarray:
         """(B, 3) z of the first-step crossing (``moments.first_step_z``, in-degree spread

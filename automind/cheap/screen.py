@@ -109,10 +109,12 @@ class CheapModel:
         t_ref = np.asarray(net.t_refrac_probe, float)
         zero = np.zeros_like(net.max_rate)
         with np.errstate(all="ignore"):
-            drive_only = net.status_rate(net.evaluate(zero, zero, cv=False)[0]) * t_ref
+            drive_rates = net.evaluate(zero, zero, cv=False)[0]
+            drive_only = net.status_rate(drive_rates) * t_ref
         z_sat = (net.saturated_step_z(pred.flags["probe_end_w"])[:, 0]
                  if hasattr(net, "saturated_step_z") else np.full(len(t_ref), np.nan))
-        onset = net.onset_time() if hasattr(net, "onset_time") else np.full(len(t_ref), np.nan)
+        onset = (net.onset_time(drive_rates) if hasattr(net, "onset_time")
+                 else np.full(len(t_ref), np.nan))
         return np.column_stack([probe_activity(pred, t_ref), net.max_rate[:, 0] * t_ref,
                                 np.asarray(net.drive_only_m(), float)[:, 0], drive_only,
                                 pred.flags["probe_end_rate_E"] * t_ref, z_sat, onset])

@@ -78,8 +78,6 @@ class Fit:
         self.recording_options = recording_options or {}
         self.plan = settings.split()
         self.duration = settings.duration or spec.duration
-        #: the recording's probe statistics over probe-length windows (``target.probe_windows``)
-        self.probe_windows: dict | None = None
         self.rounds_log: list[dict] = []
         self.posterior_round = 0  # the last truncated round whose posterior is usable
 
@@ -136,7 +134,7 @@ class Fit:
                      "simulations": int(len(data["status"])), "valid_fraction": float(ok_now.mean()),
                      "near_fraction": float(near_now.mean())}
             if not near.any():
-                self._nearest_probes(all_theta, all_status, all_stats, distance)
+                self._nearest_probes(all_theta, all_status, all_stats, distance, windows)
             folder = self.out / "probe" / f"region{k}"
             if (folder / "region.json").is_file():
                 region = Region.load(folder)
@@ -165,18 +163,17 @@ class Fit:
                                   **self.recording_options)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, found or {})
-        self.probe_windows = json.loads(path.read_text()) or None
-        if self.probe_windows:
-            w = self.probe_windows
+        w = json.loads(path.read_text()) or None
+        if w:
             cv = w.get("isi_cv_mean")
             _say(self.progress, f"the recording's {w['windows']} windows of {w['length_s']:g} s "
                                 f"(a probe's analysed part) span rates {w['rate_mean'][0]:.3g}-"
                                 f"{w['rate_mean'][1]:.3g} Hz" + (f", ISI CV {cv[0]:.3g}-{cv[1]:.3g}"
                                                                  if cv else "") +
                                 " (5-95 %): probes are near within the tolerances of that range")
-        return self.probe_windows
+        return w
 
-    def _nearest_probes(self, theta, status, stats, distance) -> None:
+    def _nearest_probes(self, theta, status, stats, distance, windows) -> None:
         from ..inference.runs import write_theta_table
 
         order = np.argsort(np.where(np.isfinite(distance), distance, np.inf))[:20]
@@ -186,7 +183,7 @@ class Fit:
                                                                  f"{distance[k]:.3g}"))
                                              for k in order], ["status", "rate_mean [Hz]",
                                                                "isi_cv_mean", "distance [tolerances]"])
-        best, w = order[0], self.probe_windows or {}
+        best, w = order[0], windows or {}
         rate = "-".join(f"{v:.3g}" for v in w.get("rate_mean", [self.target["rate_mean"]]))
         cv = "-".join(f"{v:.3g}" for v in w.get("isi_cv_mean", [self.target["isi_cv_mean"]]))
         raise UserError(

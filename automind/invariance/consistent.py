@@ -25,8 +25,8 @@ REFERENCE_CANDIDATES = 3
 
 
 def _noise_reference(posterior, spec, samples, truth, seed: int, workers: int, dask):
-    """(reference θ, its REPEATS runs): the truth, else the first of the first few samples
-    that runs ok often enough to estimate the noise from (``validate.ok_runs``)."""
+    """(reference θ, its REPEATS runs, its label): the truth, else the first of the first few
+    samples that runs ok often enough to estimate the noise from (``validate.ok_runs``)."""
     from ..inference.noise import REPEATS
     from ..inference.validate import noise_runs, ok_runs
 
@@ -36,16 +36,12 @@ def _noise_reference(posterior, spec, samples, truth, seed: int, workers: int, d
                           workers=workers, dask=dask)
         try:
             ok_runs(runs)
-            return reference, runs
         except UserError:
             if k == len(candidates) - 1:
                 raise
-    raise AssertionError("unreachable")
-
-
-def _sample_label(samples, reference) -> str:
-    k = int(np.flatnonzero(np.all(samples == reference, axis=1))[0])
-    return "first sample" if k == 0 else f"sample {k}"
+            continue
+        label = "truth" if truth is not None else "first sample" if k == 0 else f"sample {k}"
+        return reference, runs, label
 
 
 def _settings(out: Path, settings: dict) -> None:
@@ -97,7 +93,8 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         noise = sigma if isinstance(sigma, NoiseModel) else NoiseModel(sigma)
         write_json(out / "noise.json", noise.to_dict() | {"reference": "given"})
     if not (out / "noise.json").is_file():
-        reference, runs = _noise_reference(posterior, spec, samples, truth, seed, workers, dask)
+        reference, runs, label = _noise_reference(posterior, spec, samples, truth, seed, workers,
+                                                  dask)
         noise = noise_model(posterior, spec, target_x, reference, runs=runs)
         extra = {}
         if target_sd is not None:
@@ -116,7 +113,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         else:
             own = score(posterior, runs, target_x, noise, threshold)["distance"]
         write_json(out / "noise.json", noise.to_dict() | {
-            "reference": "truth" if truth is not None else _sample_label(samples, reference),
+            "reference": label,
             "reference_distances": json_floats(own),
             "reference_accepted": ((status == "ok") & np.isfinite(own) & (own <= threshold)).tolist(),
             "reference_distances_held_out": target_sd is None} | extra)
