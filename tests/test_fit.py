@@ -34,6 +34,11 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
         FitSettings(budget=300).split()
     with pytest.raises(UserError, match="rate_tolerance"):
         FitSettings(budget=1000, rate_tolerance=0)
+    with pytest.raises(UserError, match="refine_step must be one of full, adaptive"):
+        FitSettings(budget=1000, refine_step="half")
+    # defaults stay out of fit.json, so runs made before an option existed still resume
+    assert "refine_step" not in FitSettings(budget=1000).to_dict()
+    assert FitSettings(budget=1000, refine_step="adaptive").to_dict()["refine_step"] == "adaptive"
 
 
 def test_consistent_mass_gain_is_a_validated_log_ratio_with_an_honest_bound():
@@ -222,6 +227,25 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
     assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
     with pytest.raises(UserError, match="other settings"):
         fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))
+
+
+def test_adaptive_refinement_steps_reach_the_fit_and_its_record(fitted, target, spec_file,
+                                                                  tmp_path):
+    """The same fit, its folder copied elsewhere (a moved run resumes), with
+    ``refine_step="adaptive"`` from its final validation on: the setting is recorded in
+    fit.json and every generation reports its members' median step scale."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(fitted[0], out, ignore=shutil.ignore_patterns("refine", "explore", "report",
+                                                                  "summary.json"))
+    record = json.loads((out / "fit.json").read_text())
+    record["settings"]["refine_step"] = "adaptive"
+    (out / "fit.json").write_text(json.dumps(record))
+    summary = fit(target, out, simulator=str(spec_file), **(FIT | {"refine_step": "adaptive"}))
+    steps = [r["median_step"] for r in summary["refinement"]]
+    assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
+    assert summary["yield"] > 0.2
 
 
 def test_on_bounds_tells_a_saturated_flow_from_a_posterior():

@@ -55,6 +55,10 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
                         "as many moved samples (default 6; 0 = off)")
+    p.add_argument("--refine-step", choices=("full", "adaptive"), default="full",
+                   help="full (default): every member takes the whole ensemble-Kalman step; "
+                        "adaptive: a member's step is halved after a move that did not bring it "
+                        "closer and doubled (up to full) after one that did (docs/fit.md)")
     p.add_argument("--explore", type=int, default=0, metavar="GENERATIONS",
                    help="exploration generations after refinement: grow the consistent set "
                         "outwards (steps away from other members, mirrored into the prior), each "
@@ -99,6 +103,7 @@ def run(args) -> dict:
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
                   cheap_screen=args.cheap_screen, refine=args.refine,
+                  refine_step=args.refine_step,
                   explore=args.explore, target_window=args.target_window)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "

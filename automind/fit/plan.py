@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import UserError
 from ..inference.noise import REPEATS
+from .refine import STEPS
 
 #: simulations re-run at the noise reference to set the acceptance's noise model
 NOISE_REPEATS = REPEATS
@@ -29,7 +30,8 @@ class FitSettings:
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
-    generations move the final samples onto the target (``fit/refine.py``); ``explore``
+    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: the
+    full Kalman step or a per-member "adaptive" one); ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
     generation simulates as many runs as the final validation. ``target_window``: "auto" fits
     a recording at least three simulated runs long on one window of their analysed length and
@@ -54,6 +56,7 @@ class FitSettings:
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
     refine: int = 6
+    refine_step: str = "full"
     explore: int = 0
     target_window: str = "auto"
 
@@ -74,6 +77,7 @@ class FitSettings:
                   (self.cheap_screen is None or self.cheap_screen > 0,
                    "cheap_screen must be > 0 (decades)"),
                   (0 <= self.refine <= 20, "refine must be 0..20 generations"),
+                  (self.refine_step in STEPS, f"refine_step must be one of {', '.join(STEPS)}"),
                   (0 <= self.explore <= 20, "explore must be 0..20 generations"),
                   (self.target_window in ("auto", "whole"), "target_window must be auto or whole")]
         for ok, message in checks:
@@ -87,6 +91,8 @@ class FitSettings:
         for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
             if out[stage] == 0:
                 del out[stage]
+        if out["refine_step"] == "full":  # the default: fit.json stays as before the option
+            del out["refine_step"]
         if out["target_window"] == "auto":  # the default: fit.json stays as before the option
             del out["target_window"]
         return out

@@ -349,7 +349,8 @@ class Fit:
                                  self.settings.refine, seed=self.settings.seed + 11,
                                  threshold=self.settings.threshold, workers=self.workers,
                                  dask=self.dask, progress=self.progress,
-                                 posterior_path=str(folder.resolve()))
+                                 posterior_path=str(folder.resolve()),
+                                 step=self.settings.refine_step)
         except NothingToRefine as err:  # no two final samples simulate validly
             _warn(f"no refinement: {err}")
             return [], {}
