@@ -16,6 +16,8 @@ its median, so one large burst no longer hides the others.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import peak_widths
@@ -73,8 +75,11 @@ def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SM
     starts, stops = episodes(smooth > threshold, gap)
     peaks = np.array([start + int(np.argmax(smooth[start:stop]))
                       for start, stop in zip(starts, stops)], dtype=np.int64)
-    widths, _, left, right = peak_widths(smooth, peaks, rel_height=REL_HEIGHT,
-                                         prominence_data=_bases(smooth, peaks, starts, stops, gap))
+    with warnings.catch_warnings():  # a peak not above its base has width 0: a value, not a fault
+        warnings.filterwarnings("ignore", message="some peaks have a width of 0")
+        widths, _, left, right = peak_widths(smooth, peaks, rel_height=REL_HEIGHT,
+                                             prominence_data=_bases(smooth, peaks, starts, stops,
+                                                                    gap))
     return {"smooth": smooth, "threshold": threshold, "peaks": peaks * bin_size,
             "widths": widths * bin_size, "offsets": (right - peaks) * bin_size,
             "heights": smooth[peaks], "left": left * bin_size, "right": right * bin_size}

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: study settings passed on to ``automind.fit.fit`` (fields of ``FitSettings``)
 FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance", "refine",
-            "final_samples")
+            "refine_step", "final_samples")
 #: what results.json keeps of each fit round
 ROUND_KEYS = ("stage", "round", "simulations", "duration_s", "valid_fraction", "near_fraction",
               "nats", "posterior_nats", "posterior_on_bounds", "degenerate")
