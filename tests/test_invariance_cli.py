@@ -54,6 +54,18 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     capsys.readouterr()
     assert (tmp_path / "run" / "consistent_set.csv").read_text() == before
 
+    # chunks are balanced over the workers (8 of 8 here, not 50 + 10), and the layout does
+    # not change the set: the same search in one chunk of 60 finds it again
+    from automind.invariance.consistent import find_consistent_set
+
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["chunk_size"] == 8 and len(list((tmp_path / "run" / "chunks").glob("*"))) == 8
+    find_consistent_set(load_posterior(trained / "post"),
+                        np.array([np.nan if v is None else v for v in record["x"]]),
+                        tmp_path / "one", 60, truth=record["truth"], seed=record["seed"],
+                        threshold=record["threshold"], chunk_size=60, workers=1, progress=False)
+    assert (tmp_path / "one" / "consistent_set.csv").read_text() == before
+
     # a path needs at least 3 points
     with pytest.raises(SystemExit) as exit_:
         main(args + ["--path-points", "2"])

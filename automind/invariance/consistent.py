@@ -22,6 +22,10 @@ from ..inference.runs import write_theta_table
 
 #: posterior samples tried in turn as the noise reference when there is no truth
 REFERENCE_CANDIDATES = 3
+#: re-simulations per chunk (a chunk is the unit of work and of resumption): at most this many,
+MAX_CHUNK = 50
+#: ... and at least this many chunks per worker where there are enough samples
+CHUNKS_PER_WORKER = 4
 
 
 def _noise_reference(posterior, spec, samples, truth, seed: int, workers: int, dask):
@@ -59,8 +63,22 @@ def _settings(out: Path, settings: dict) -> None:
         write_json(run_file, settings)
 
 
+def balanced_chunk_size(n: int, workers: int) -> int:
+    """Chunks of at most ``MAX_CHUNK`` re-simulations, at least ``CHUNKS_PER_WORKER`` per
+    worker where n allows: 60 samples in chunks of 50 and 10 kept one of two workers idle
+    for most of a refinement generation, and runs differ in cost (silent ones stop early)."""
+    chunks = max(-(-n // MAX_CHUNK), CHUNKS_PER_WORKER * max(1, workers))
+    return max(1, -(-n // min(chunks, max(1, n))))
+
+
+def _recorded_chunk_size(out: Path) -> int | None:
+    """The chunk size of an earlier run in ``out`` (its chunk files follow that layout)."""
+    run_file = out / "run.json"
+    return json.loads(run_file.read_text()).get("chunk_size") if run_file.is_file() else None
+
+
 def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, target: str = "",
-                        seed: int = 0, threshold: float = 2.0, chunk_size: int = 50,
+                        seed: int = 0, threshold: float = 2.0, chunk_size: int | None = None,
                         posterior_path: str | None = None, samples: np.ndarray | None = None,
                         sigma: np.ndarray | None = None, target_sd=None,
                         workers: int = 1, dask: str | None = None, progress: bool = True) -> dict:
@@ -70,7 +88,9 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     run's noise model, a NoiseModel or σ alone): the posterior then only supplies the
     simulator, prior and feature transform.
     ``target_sd`` (one per raw feature, transformed space; None/NaN = 0): the target's own
-    noise (a recording's window-to-window spread), added in quadrature to the simulations'."""
+    noise (a recording's window-to-window spread), added in quadrature to the simulations'.
+    ``chunk_size`` (None): an earlier run's in ``out``, else ``balanced_chunk_size``; results
+    do not depend on it (a simulation's seed follows its index)."""
     from tqdm.auto import tqdm
 
     from ..inference.noise import NoiseModel, held_out_distances
@@ -82,6 +102,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     out.mkdir(parents=True, exist_ok=True)
     spec, prior = simulator_of(posterior), posterior.prior
     target_x = posterior.prepare_x(x)[0].numpy().astype(np.float64)
+    chunk_size = chunk_size or _recorded_chunk_size(out) or balanced_chunk_size(n, workers)
     _settings(out, {"n": n, "seed": seed, "threshold": threshold, "chunk_size": chunk_size,
                     "target": target, "x": np.asarray(x, float).tolist(),
                     "truth": None if truth is None else np.asarray(truth, float).tolist(),
