@@ -187,13 +187,24 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
                          skiprows=1, ndmin=2)[:, 1:3]
     lo, hi = refined.min(0), refined.max(0)
     assert ((lo - 0.5 <= TRUTH) & (TRUTH <= hi + 0.5)).all(), (lo, hi)
-    # exploration adds consistent configurations to the refined ones, never loses them
+    # the refined set pools every configuration accepted from the final validation on: the
+    # last generation's and the final validation's accepted ones, each once, all accepted
+    pooled = np.load(out / "refine" / "set" / "consistent.npz")
+    last, final = (np.load(out / folder / "consistent.npz")["theta"]
+                   for folder in ("refine/g2", "final"))
+    assert len(pooled["theta"]) >= len(last) + len(final) and len(last) == summary["n_consistent"]
+    assert len(np.unique(pooled["theta"], axis=0)) == len(pooled["theta"])
+    assert np.all(pooled["distance"] <= 2.0)
+    for rows in (last, final):
+        assert all(np.any(np.all(pooled["theta"] == row, axis=1)) for row in rows)
+    # exploration adds consistent configurations to the pooled ones, never loses them
     assert [r["round"] for r in summary["exploration"]] == [1]
     assert summary["consistent_set_folder"].endswith("explore/set")
+    assert summary["last_generation_folder"].endswith("refine/g2")
     explored = np.loadtxt(out / "explore" / "set" / "consistent_set.csv", delimiter=",",
                           skiprows=1, ndmin=2)[:, 1:3]
     assert len(explored) == summary["set_size"] == \
-        summary["n_consistent"] + summary["exploration"][0]["new_consistent"]
+        len(pooled["theta"]) + summary["exploration"][0]["new_consistent"]
     assert (explored.min(0) <= lo).all() and (explored.max(0) >= hi).all()
     assert 0 < summary["set_sd_over_prior_sd"] < 0.5  # the set is far narrower than the prior
     assert "set spread / prior spread" in (out / "report" / "index.html").read_text()

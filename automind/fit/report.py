@@ -129,6 +129,10 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
             + f" reproduce the target within {run.settings.threshold:g} noise sd "
             f"(yield {summary['yield']:.2f}; the posterior's own samples: "
             f"{summary['posterior_yield']:.2f})."
+            + (f" The consistent set: the {summary['set_size']} distinct configurations "
+               "accepted from the final validation on"
+               + (", exploration included." if summary.get("exploration") else ".")
+               if summary["refinement"] else "")
             + (f" The truth's own re-simulations were accepted "
                f"{summary['truth_resimulations_accepted']:.0%} of the time."
                if "truth_resimulations_accepted" in summary else "")],
@@ -138,13 +142,10 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                               f"(the same command resumes an interrupted run); settings in "
                               f"{run.out / 'fit.json'}"]),
     ]
-    numbers = {"yield": f"{summary['yield']:.3f}", "consistent configurations": summary["n_consistent"],
+    numbers = {"yield": f"{summary['yield']:.3f}", "consistent configurations": summary["set_size"],
                "simulations used": summary["simulations"], "budget": summary["budget"],
                "posterior information (nats)": f"{summary['nats']:.2f}",
                "probe region (nats)": f"{summary['probe_region_nats']:.2f}"}
-    if summary.get("exploration"):
-        numbers["consistent set after exploration"] = (
-            f"{summary['set_size']} configurations ({len(summary['exploration'])} generations)")
     if "set_sd_over_prior_sd" in summary:
         numbers["set spread / prior spread (median)"] = f"{summary['set_sd_over_prior_sd']:.2f}"
     if "truth_in_set_5_95" in summary:

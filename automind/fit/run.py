@@ -23,6 +23,7 @@ running the same command again after a crash or Ctrl-C resumes where it stopped.
     RUN/rounds/truncationK.json the log-density threshold of round K+1's truncation
     RUN/final/                  posterior samples re-simulated (samples, chunks, noise.json)
     RUN/refine/gK/              refinement generation K (a consistent-set run)
+    RUN/refine/set/             the consistent set: every configuration accepted from final on
     RUN/summary.json            rounds table, yield, information in nats
     RUN/report/index.html
 """
@@ -320,7 +321,7 @@ class Fit:
     def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
         from .explore import explore
 
-        if not self.settings.explore or start.get("n_consistent", 0) < 2:
+        if not self.settings.explore or start.get("set_size", start.get("n_consistent", 0)) < 2:
             return [], {}
         _say(self.progress, f"exploration: {self.settings.explore} generations of "
                             f"{self.plan['explore']} outward proposals")
@@ -415,7 +416,9 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "consistent_set_folder": str(Path((explored or found)["consistent_set"]).parent),
                "posterior": str(run.out / "rounds" / f"posterior{run.posterior_round}"),
                "consistent_set": (explored or found)["consistent_set"],
-               "set_size": explored.get("set_size", found["n_consistent"]),
+               "set_size": explored.get("set_size", found.get("set_size", found["n_consistent"])),
+               "last_generation_folder": found.get("last_generation",
+                                                   str(Path(found["consistent_set"]).parent)),
                "nats": used["posterior_nats"],
                "misspecified": misspecification["misspecified"],
                "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],

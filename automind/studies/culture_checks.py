@@ -23,15 +23,33 @@ def load_fit_x(run: Path) -> np.ndarray:
 
 
 def set_folder(summary: dict) -> Path:
-    """The folder of the fit's consistent set: the last refinement generation's (or the final
-    validation's when refinement is off), with its samples and re-simulations."""
+    """The folder of the fit's consistent set (refine/set: every configuration accepted from
+    the final validation on; the final validation's folder when refinement is off)."""
     return Path(summary["consistent_set_folder"])
 
 
-def closest_final(final: Path, shown: int) -> dict:
-    """The ``shown`` samples of a consistent-set folder closest to the target (accepted ones
-    first, as they are closer): θ, seeds, distances (noise sd) and whether each was accepted."""
-    final = Path(final)
+def samples_folder(summary: dict) -> Path:
+    """The consistent-set run whose samples the fit re-simulated last (the last refinement
+    generation, or the final validation), rejected ones included."""
+    return Path(summary.get("last_generation_folder") or summary["consistent_set_folder"])
+
+
+def set_size(summary: dict) -> int:
+    return int(summary.get("set_size", summary.get("n_consistent", 0)))
+
+
+def closest_final(summary: dict, shown: int) -> dict:
+    """The ``shown`` configurations closest to the target: the consistent set's when it holds
+    that many, else the last re-simulated samples' (accepted ones first, as they are closer):
+    θ, seeds, distances (noise sd) and whether each was accepted."""
+    if set_size(summary) >= shown:
+        from ..invariance.consistent import load_consistent_set
+
+        found = load_consistent_set(set_folder(summary))
+        order = np.argsort(found["distance"])[:shown]
+        return {"theta": found["theta"][order], "seed": found["seed"][order],
+                "distance": found["distance"][order], "accepted": np.ones(len(order), bool)}
+    final = samples_folder(summary)
     samples = np.load(final / "samples.npy")
     parts = [np.load(p) for p in sorted((final / "chunks").glob("c*.npz"))]
     index = np.concatenate([p["index"] for p in parts])
@@ -54,7 +72,7 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
     from ..simulators.execution import make_jobs, simulate_jobs
 
     posterior = load_posterior(summary["posterior"])
-    best = closest_final(set_folder(summary), int(s.get("shown", 4)))
+    best = closest_final(summary, int(s.get("shown", 4)))
     start = spec.t_analysis_start
     sims = []
     if len(best["theta"]):
@@ -75,7 +93,7 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
                     "simulated": [_plain(v[name]) for v in simulated]} for name in SHOWN_FEATURES}
     bursts = burst_figure(stats, summary.get("out_of_range_features") or [],
                           folder / "burst_statistics.png", spread)
-    geometry = set_geometry(set_folder(summary), posterior, load_fit_x(run), folder / "geometry", s)
+    geometry = set_geometry(summary, posterior, load_fit_x(run), folder / "geometry", s)
     return {"ppc": {"shown": len(sims), "accepted": n_accepted,
                     "distance_noise_sd": [round(float(d), 3) for d in best["distance"]],
                     "features": stats},
@@ -83,19 +101,20 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
             "figures": [str(ppc), str(bursts)] + geometry.pop("figures", [])}
 
 
-def set_geometry(final: Path, posterior, x, out: Path, s: dict) -> dict:
-    """``analyse_set`` on the consistent set (folder ``final``) when it has ``min_set``
-    configurations, else on that folder's samples (said in ``of``); the refusal's reason when
-    neither can."""
+def set_geometry(summary: dict, posterior, x, out: Path, s: dict) -> dict:
+    """``analyse_set`` on the fit's consistent set when it has ``min_set`` configurations,
+    else on the last re-simulated samples (said in ``of``); the refusal's reason when neither
+    can."""
     from ..invariance.analysis import analyse_set
     from ..invariance.consistent import load_consistent_set
 
-    consistent = load_consistent_set(final)
+    consistent = load_consistent_set(set_folder(summary))
     of = "consistent set"
     if len(consistent["u"]) < int(s["min_set"]):
-        theta = np.load(Path(final) / "samples.npy")
+        samples = samples_folder(summary)
+        theta = np.load(samples / "samples.npy")
         consistent = {"theta": theta, "u": posterior.prior.standardise(theta)}
-        of = "refined samples" if "refine" in Path(final).parts else "posterior samples"
+        of = "refined samples" if "refine" in samples.parts else "posterior samples"
     try:
         report = analyse_set(posterior, x, consistent, out, n_local=int(s["local"]),
                              n_conditional=int(s["conditional"]), seed=0)
@@ -118,9 +137,10 @@ def comparisons(rows: list[dict], s: dict, out: Path) -> dict:
                   if label in by_label and "stopped" not in by_label[label]["fit"]]
         if len(labels) < 2:
             continue
-        use = "consistent" if all(by_label[a]["fit"]["n_consistent"] >= int(s["min_set"])
+        use = "consistent" if all(set_size(by_label[a]["fit"]) >= int(s["min_set"])
                                   for a in labels) else "posterior"
-        runs = [Path(by_label[a]["fit"]["consistent_set_folder"]) for a in labels]
+        runs = [set_folder(by_label[a]["fit"]) if use == "consistent" else
+                samples_folder(by_label[a]["fit"]) for a in labels]
         try:
             report = compare_runs(runs, out / f"compare_{name}", labels, use=use,
                                   n_local=int(s["local"]))

@@ -190,9 +190,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                             row["windows"]["p5_p50_p95"])
         row["figures"] += checks.pop("figures")
         rows.append(row | {"fit": {key: summary.get(key) for key in (
-            "yield", "n_consistent", "n_simulated_final", "simulations", "nats",
+            "yield", "n_consistent", "n_simulated_final", "set_size", "simulations", "nats",
             "probe_region_nats", "misspecified", "out_of_range_features", "consistent_set_folder",
-            "posterior_yield", "set_sd_over_prior_sd")}
+            "last_generation_folder", "posterior_yield", "set_sd_over_prior_sd")}
             | {"rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in summary["rounds"]],
                "seconds": round(seconds, 1), "run": str(work / f"fit_{label}")}} | checks)
     compared = comparisons(rows, s, out)
