@@ -173,7 +173,7 @@ def fitted(spec_file, target, tmp_path_factory):
     return out, fit(target, out, simulator=str(spec_file), **FIT)
 
 
-def test_fit_finds_a_consistent_set_around_the_truth(fitted):
+def test_fit_finds_a_consistent_set_around_the_truth(fitted, tmp_path):
     out, summary = fitted
     probe, *rounds = summary["rounds"]
     assert probe["stage"] == "probe" and probe["nats"] > 0.5  # the region cuts the prior
@@ -206,6 +206,12 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted):
     assert len(explored) == summary["set_size"] == \
         len(pooled["theta"]) + summary["exploration"][0]["new_consistent"]
     assert (explored.min(0) <= lo).all() and (explored.max(0) >= hi).all()
+    # pooled sets carry their target and posterior: `compare` reads them like any run
+    from automind.invariance.compare import compare_runs
+
+    compared = compare_runs([out / "refine" / "set", out / "explore" / "set"], tmp_path / "cmp",
+                            ["refined", "explored"], n_local=3)
+    assert compared["compared"] == "consistent"
     assert 0 < summary["set_sd_over_prior_sd"] < 0.5  # the set is far narrower than the prior
     assert "set spread / prior spread" in (out / "report" / "index.html").read_text()
     # a simulation of the model itself is inside what the rounds produced

@@ -54,7 +54,7 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
     in ``start_folder`` (its noise scale is kept). Returns one row per generation and the
     archive's summary (``RUN/explore/set``)."""
     from ..inference.noise import NoiseModel
-    from ..invariance.consistent import find_consistent_set, write_set
+    from ..invariance.consistent import find_consistent_set, write_pooled_record, write_set
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
@@ -81,5 +81,7 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
     folder.mkdir(parents=True, exist_ok=True)
     write_set(folder, prior, archive["theta"], archive["features"], archive["seed"],
               archive["distance"], np.arange(len(archive["theta"])))
+    write_pooled_record(folder, [start_folder] + [out / f"g{g}" for g in range(1, generations + 1)],
+                        posterior_path)
     return rows, {"consistent_set": str(folder / "consistent_set.csv"),
                   "set_size": len(archive["theta"])}

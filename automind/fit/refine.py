@@ -187,11 +187,8 @@ def refine(posterior, x_target, out, start_folder, generations: int, seed: int =
 def pooled_set(folders, out: Path, prior, posterior_path: str | None = None) -> dict:
     """The accepted configurations of consistent-set ``folders``, distinct θ once (the first
     time accepted), written to ``out`` as a consistent set (with the first folder's noise
-    model and a run.json naming its sources); its csv and size."""
-    import shutil
-
-    from ..invariance.consistent import load_chunks, write_set
-    from ..io import write_json
+    model and target, ``write_pooled_record``); its csv and size."""
+    from ..invariance.consistent import load_chunks, write_pooled_record, write_set
 
     theta, features, seeds, distance = [], [], [], []
     for folder in folders:
@@ -208,8 +205,6 @@ def pooled_set(folders, out: Path, prior, posterior_path: str | None = None) -> 
     out.mkdir(parents=True, exist_ok=True)
     write_set(out, prior, theta[keep], features[keep], seeds[keep], distance[keep],
               np.arange(len(keep)))
-    shutil.copyfile(Path(folders[0]) / "noise.json", out / "noise.json")
-    write_json(out / "run.json", {"posterior": posterior_path,
-                                  "pooled_from": [str(f) for f in folders]})
+    write_pooled_record(out, folders, posterior_path)
     return {"consistent_set": str(out / "consistent_set.csv"), "set_size": int(len(keep)),
             "last_generation": str(folders[-1])}

@@ -200,6 +200,20 @@ def write_set(out: Path, prior, theta, features, seeds, distance, index) -> None
                       ["distance", "seed"])
 
 
+def write_pooled_record(out: Path, folders, posterior_path: str | None = None) -> None:
+    """A pooled set's ``noise.json`` and ``run.json``: the first source folder's noise model and
+    target (``x``, ``truth``, ``threshold``: what `compare` and exploration read), its sources."""
+    import shutil
+
+    first = Path(folders[0])
+    shutil.copyfile(first / "noise.json", out / "noise.json")
+    record = json.loads((first / "run.json").read_text())
+    write_json(out / "run.json", {k: record[k] for k in ("x", "truth", "threshold", "target")
+                                  if k in record}
+               | {"posterior": posterior_path or record.get("posterior"),
+                  "pooled_from": [str(f) for f in folders]})
+
+
 def load_consistent_set(folder: str | Path) -> dict:
     """The arrays of a finished consistent-set folder (theta, u, features, seed, distance)."""
     path = Path(folder) / "consistent.npz"
