@@ -24,7 +24,7 @@ from ..inference.runs import write_theta_table
 REFERENCE_CANDIDATES = 3
 #: re-simulations per chunk (a chunk is the unit of work and of resumption): at most this many,
 MAX_CHUNK = 50
-#: ... and at least this many chunks per worker where there are enough samples
+#: ... and, for more samples than one chunk holds, at least this many chunks per worker
 CHUNKS_PER_WORKER = 4
 
 
@@ -64,11 +64,15 @@ def _settings(out: Path, settings: dict) -> None:
 
 
 def balanced_chunk_size(n: int, workers: int) -> int:
-    """Chunks of at most ``MAX_CHUNK`` re-simulations, at least ``CHUNKS_PER_WORKER`` per
-    worker where n allows: 60 samples in chunks of 50 and 10 kept one of two workers idle
-    for most of a refinement generation, and runs differ in cost (silent ones stop early)."""
+    """One chunk for at most ``MAX_CHUNK`` re-simulations (run in this process, with its warm
+    simulator: no worker pool to start, which dominates small runs); above that, at least
+    ``CHUNKS_PER_WORKER`` chunks per worker: 60 samples in chunks of 50 and 10 kept one of two
+    workers idle for most of a refinement generation, and runs differ in cost (silent ones
+    stop early)."""
+    if n <= MAX_CHUNK:
+        return max(1, n)
     chunks = max(-(-n // MAX_CHUNK), CHUNKS_PER_WORKER * max(1, workers))
-    return max(1, -(-n // min(chunks, max(1, n))))
+    return -(-n // min(chunks, n))
 
 
 def _recorded_chunk_size(out: Path) -> int | None:
