@@ -188,18 +188,11 @@ def pooled_set(folders, out: Path, prior, posterior_path: str | None = None) -> 
     """The accepted configurations of consistent-set ``folders``, distinct θ once (the first
     time accepted), written to ``out`` as a consistent set (with the first folder's noise
     model and target, ``write_pooled_record``); its csv and size."""
-    from ..invariance.consistent import load_chunks, write_pooled_record, write_set
+    from ..invariance.consistent import load_consistent_set, write_pooled_record, write_set
 
-    theta, features, seeds, distance = [], [], [], []
-    for folder in folders:
-        chunks = load_chunks(folder)
-        accepted = chunks["accepted"].astype(bool)
-        theta.append(np.load(Path(folder) / "samples.npy")[chunks["index"][accepted]])
-        features.append(chunks["features"][accepted])
-        seeds.append(chunks["seed"][accepted])
-        distance.append(chunks["distance"][accepted])
-    theta, features = np.concatenate(theta), np.concatenate(features)
-    seeds, distance = np.concatenate(seeds), np.concatenate(distance)
+    found = [load_consistent_set(folder) for folder in folders]  # each folder's accepted rows
+    theta, features, seeds, distance = (np.concatenate([f[k] for f in found])
+                                        for k in ("theta", "features", "seed", "distance"))
     _, first = np.unique(theta, axis=0, return_index=True)
     keep = np.sort(first)
     out.mkdir(parents=True, exist_ok=True)
