@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/automind demo
 
+# the suite's files run in parallel on every core (a file's tests stay together, so its
+# module fixtures are built once); most tests are single-threaded, so this halves the wall time
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
