@@ -48,9 +48,10 @@ class MK1DemoSize:
 # the whole demo fits in 20 minutes on 2 cores.
 FULL = MK1DemoSize(N=300, duration=3.0, t_analysis_start=0.5, pool=100, budget=6000,
                    probe_rounds=2, probe_fraction=0.25, rounds=3, refine=6, final_samples=300)
-# The CI sizes of studies/mk1_targets --quick.
-QUICK = MK1DemoSize(N=200, duration=2.6, t_analysis_start=0.5, pool=60, budget=700,
-                    probe_rounds=1, probe_fraction=0.35, rounds=2, refine=1, final_samples=None)
+# CI sizes, as studies/mk1_targets --quick: one truncated round, the smallest budget the
+# fit's plan accepts for it.
+QUICK = MK1DemoSize(N=200, duration=2.6, t_analysis_start=0.5, pool=60, budget=500,
+                    probe_rounds=1, probe_fraction=0.35, rounds=1, refine=1, final_samples=None)
 #: the selection rule (automind/studies/fit_targets.py): the first network with sustained E
 #: activity at 1-30 Hz, asynchronous or synchronous, whichever comes first in index order
 RULE = {"asynchronous": 1, "synchronous": 1, "rate_low": 1.0, "rate_high": 30.0,
