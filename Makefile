@@ -21,7 +21,7 @@ demo: install
 	$(VENV)/bin/automind demo
 
 # the suite's files run in parallel on every core (a file's tests stay together, so its
-# module fixtures are built once); most tests are single-threaded, so this halves the wall time
+# module fixtures are built once); most tests are single-threaded: ~40 min instead of ~47 on 2 cores
 test: install
 	$(PY) -m pytest -q -n auto --dist loadfile
 
