@@ -1,6 +1,8 @@
 """Shared fixtures: compiled simulators are cached on disk (AUTOMIND_CACHE or ~/.cache/automind),
 so a structure compiles once per machine, not once per test."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,18 @@ def small_brunel_spec(**changes) -> SimulatorSpec:
     from automind.simulators.brunel import reduced_spec
 
     return reduced_spec(250, 100, 0.5, 0.05, **changes)
+
+
+def write_small_brunel(path: Path, duration: str = "0.5 s", t_analysis_start: str = "0.05 s") -> Path:
+    """``small_brunel_spec`` as a spec file at ``path`` (the CLI takes a name or a path)."""
+    text = (Path(__file__).resolve().parents[1] / "simulators" / "brunel.toml").read_text()
+    for old, new in (("N = 2500", "N = 250"), ("C_E = 1000", "C_E = 100"),
+                     ('duration = "1.2 s"', f'duration = "{duration}"'),
+                     ('t_analysis_start = "0.2 s"', f't_analysis_start = "{t_analysis_start}"')):
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import write_small_brunel
 
 from automind.bank import Bank, BankError, extend
 from automind.bank import store
@@ -18,13 +19,23 @@ from automind.prior import Prior
 from automind.simulators import SimulatorSpec
 
 DURATION = 0.15
-CMD = [sys.executable, "-m", "automind.cli", "simulate", "--simulator", "brunel", "--seed", "11",
-       "--duration", str(DURATION), "--chunk-size", "3"]
 
 
 @pytest.fixture(scope="module")
-def setup():
-    return SimulatorSpec.load("brunel").with_overrides(duration=DURATION), Prior.load("brunel")
+def spec_file(tmp_path_factory):
+    """Brunel at N = 250 (a few ms per run): banks are about storage, not the network."""
+    return write_small_brunel(tmp_path_factory.mktemp("spec") / "small_brunel.toml")
+
+
+@pytest.fixture(scope="module")
+def CMD(spec_file):
+    return [sys.executable, "-m", "automind.cli", "simulate", "--simulator", str(spec_file),
+            "--seed", "11", "--duration", str(DURATION), "--chunk-size", "3"]
+
+
+@pytest.fixture(scope="module")
+def setup(spec_file):
+    return SimulatorSpec.load(spec_file).with_overrides(duration=DURATION), Prior.load("brunel")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +68,7 @@ def test_extend_adds_only_missing_simulations(tmp_path, setup, reference):
     assert_same_tables(Bank(path).table(), reference)
 
 
-def test_kill_9_at_random_moments_then_resume(tmp_path, reference):
+def test_kill_9_at_random_moments_then_resume(tmp_path, reference, CMD):
     path = tmp_path / "bank"
     rng = random.Random(5)
     kills = 0
@@ -89,7 +100,8 @@ def test_dask_local_cluster_gives_the_same_bank(tmp_path, setup, reference):
     assert_same_tables(Bank(path).table(), reference)
 
 
-def test_sigterm_stops_the_driver_and_its_workers_and_the_bank_resumes(tmp_path, reference):
+def test_sigterm_stops_the_driver_and_its_workers_and_the_bank_resumes(tmp_path, reference, CMD,
+                                                                      setup):
     path = tmp_path / "bank"
     proc = subprocess.Popen(CMD + ["-n", "3000", "--out", str(path), "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -104,8 +116,7 @@ def test_sigterm_stops_the_driver_and_its_workers_and_the_bank_resumes(tmp_path,
     alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")
              and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
     assert alive == [], "worker processes outlived the driver"
-    extend(path, SimulatorSpec.load("brunel").with_overrides(duration=DURATION),
-           Prior.load("brunel"), n=12, seed=11, progress=False)
+    extend(path, *setup, n=12, seed=11, progress=False)
     assert_same_tables(Bank(path).table(index_range=(0, 12)), reference)
 
 
@@ -133,7 +144,7 @@ def test_killed_dask_worker_does_not_lose_simulations(tmp_path, setup, reference
     assert_same_tables(Bank(tmp_path / "bank").table(), reference)
 
 
-def test_two_writers_at_once_do_not_collide(tmp_path, reference):
+def test_two_writers_at_once_do_not_collide(tmp_path, reference, CMD):
     path = tmp_path / "bank"
     procs = [subprocess.Popen(CMD + ["-n", "12", "--out", str(path), "--workers", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,7 +162,7 @@ def test_two_writers_at_once_do_not_collide(tmp_path, reference):
 @pytest.fixture
 def small_bank(tmp_path, setup):
     path = tmp_path / "bank"
-    extend(path, *setup, n=9, seed=11, chunk_size=3, progress=False)
+    extend(path, *setup, n=9, seed=11, chunk_size=3, workers=1, progress=False)
     return path
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_small_brunel
 
 from automind.cli import main
 from automind.errors import UserError
@@ -17,7 +18,6 @@ from automind.prior import Prior
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
            duration=1.0, seed=3, workers=2, progress=False, final_samples=36, refine=2, explore=1)
-SIMULATORS = Path(__file__).resolve().parents[1] / "simulators"
 
 
 def test_budget_splits_into_rounds_and_refuses_too_little():
@@ -119,15 +119,7 @@ def test_region_artifact_round_trips_and_refuses_tampering(tmp_path):
 @pytest.fixture(scope="module")
 def spec_file(tmp_path_factory):
     """The reduced network as a simulator spec file (the CLI takes a name or a path)."""
-    text = (SIMULATORS / "brunel.toml").read_text()
-    for old, new in (("N = 2500", "N = 250"), ("C_E = 1000", "C_E = 100"),
-                     ('duration = "1.2 s"', 'duration = "0.5 s"'),
-                     ('t_analysis_start = "0.2 s"', 't_analysis_start = "0.05 s"')):
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path_factory.mktemp("fit-spec") / "small_brunel.toml"
-    path.write_text(text)
-    return path
+    return write_small_brunel(tmp_path_factory.mktemp("fit-spec") / "small_brunel.toml")
 
 
 @pytest.fixture(scope="module")
