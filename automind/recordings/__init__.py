@@ -185,19 +185,31 @@ def _quality_mask(units, expressions: list[str], path: Path) -> np.ndarray:
 
 
 def _unit_areas(units) -> list[str | None]:
-    """Brain area of each unit: electrodes' location, else its electrode group's location."""
-    areas = []
-    for k in range(len(units)):
-        area = None
-        if "electrodes" in units.colnames:
-            rows = units["electrodes"][k]
-            if hasattr(rows, "columns") and "location" in rows.columns and len(rows):
-                area = str(rows["location"].iloc[0])
-        if area is None and "electrode_group" in units.colnames:
-            group = units["electrode_group"][k]
-            area = str(getattr(group, "location", None) or getattr(group, "name", ""))
-        areas.append(area)
+    """Brain area of each unit: its first electrode's location, else its electrode group's
+    location. Columns are read whole (hdmf builds a DataFrame per row otherwise: seconds)."""
+    n = len(units)
+    areas: list[str | None] = [None] * n
+    if "electrodes" in units.colnames:
+        column = units["electrodes"]  # a VectorIndex over a DynamicTableRegion when ragged
+        region = getattr(column, "target", column)
+        table = getattr(region, "table", None)
+        if table is not None and "location" in table.colnames:
+            locations = table["location"].data[:]
+            rows = np.asarray(region.data[:], dtype=np.int64)
+            ends = (np.asarray(column.data[:], dtype=np.int64) if column is not region
+                    else np.arange(1, n + 1))
+            starts = np.concatenate([[0], ends[:-1]])
+            for k in np.flatnonzero(ends > starts):
+                areas[k] = _text(locations[rows[starts[k]]])
+    if "electrode_group" in units.colnames and None in areas:
+        groups = units["electrode_group"].data[:]
+        for k in (k for k in range(n) if areas[k] is None):
+            areas[k] = str(getattr(groups[k], "location", None) or getattr(groups[k], "name", ""))
     return areas
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def read_nwb(path: Path, duration: float | None = None, area: str | None = None,
