@@ -21,9 +21,10 @@ demo: install
 	$(VENV)/bin/automind demo
 
 # the suite's files run in parallel on every core (a file's tests stay together, so its
-# module fixtures are built once); most tests are single-threaded: ~40 min instead of ~47 on 2 cores
+# module fixtures are built once), each worker on one thread (torch's threads would only
+# contend with the other workers)
 test: install
-	$(PY) -m pytest -q -n auto --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

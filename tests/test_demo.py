@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from automind.cli import main
+from automind.cli.demo import print_brunel_summary
 from automind.recordings import read_recording
 
 
@@ -40,6 +41,9 @@ def test_quick_demo_reports_a_consistent_set(tmp_path, capsys):
             "figures/geometry_directions.png"} <= set(images)
     assert all((page.parent / image).stat().st_size > 5000 for image in images)
     assert html.count("<tr>") >= summary["n_accepted"] + 1  # the consistent-set table
+
+    print_brunel_summary(summary)  # what the command prints without --json
+    assert f"yield {summary['yield']:.2f} ({summary['n_accepted']} of" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("model", ["mk1", "brunel"])

@@ -10,6 +10,7 @@ import pytest
 from automind import demo_mk1
 from automind.bank import Bank
 from automind.cli import main
+from automind.cli.demo import print_mk1_summary
 from automind.errors import UserError
 from automind.features.sets import get_feature_set
 from automind.prior import Prior
@@ -72,6 +73,12 @@ def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
     assert all((page.parent / image).stat().st_size > 5000 for image in images)
     assert "href='fit/report/index.html'" in (out / "index.html").read_text()
     assert json.loads((out / "demo.json").read_text())["yield"] == summary["yield"]
+
+    # what `make demo` prints without --json
+    print_mk1_summary(summary | {"truth_in_set_5_95": 21})
+    printed = capsys.readouterr().out
+    assert f"yield {summary['yield']:.3f}" in printed and "for 21 of 28 parameters" in printed
+    assert f"overview: {summary['index']}" in printed
 
 
 def test_no_qualifying_draw_is_one_clear_error(tmp_path, monkeypatch):

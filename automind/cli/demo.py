@@ -45,28 +45,36 @@ def run(args) -> dict:
         summary = run_demo(out, quick=args.quick, workers=args.workers, seed=args.seed,
                            progress=not args.json)
         if not args.json:
-            print(f"yield {summary['yield']:.2f} ({summary['n_accepted']} of "
-                  f"{summary['n_simulated']} re-simulated samples reproduce the recording); max "
-                  f"|coverage error| {summary['coverage_max_abs_error']:.3f}; "
-                  f"{summary['seconds']['total']:.0f} s")
-            print(f"report: {summary['report']}")
+            print_brunel_summary(summary)
         return summary
     from ..demo_mk1 import run_mk1_demo
 
     summary = run_mk1_demo(out, quick=args.quick, workers=args.workers, seed=args.seed,
                            progress=not args.json)
     if not args.json:
-        truth = summary["truth_resimulations_accepted"]
-        print(f"target: MK1 prior draw {summary['target']['pool_index']} "
-              f"({summary['target']['recording_rate_mean']:.2f} Hz); yield {summary['yield']:.3f} "
-              f"({summary['n_consistent']} of {summary['n_simulated_final']} refined samples "
-              f"reproduce the recording); the truth's own re-simulations accepted "
-              + ("(not measured)" if truth is None else f"{truth:.0%}")
-              + f"; {summary['simulations']} simulations; {summary['seconds']['total']:.0f} s")
-        ranges = summary["truth_in_set_ranges"]
-        if ranges is not None:
-            print(f"the truth lies inside the consistent set's 5-95 % range for {ranges['inside']} "
-                  f"of {ranges['of']} parameters")
-        print(f"overview: {summary['index']}")
-        print(f"report: {summary['report']}")
+        print_mk1_summary(summary)
     return summary
+
+
+def print_brunel_summary(summary: dict) -> None:
+    print(f"yield {summary['yield']:.2f} ({summary['n_accepted']} of "
+          f"{summary['n_simulated']} re-simulated samples reproduce the recording); max "
+          f"|coverage error| {summary['coverage_max_abs_error']:.3f}; "
+          f"{summary['seconds']['total']:.0f} s")
+    print(f"report: {summary['report']}")
+
+
+def print_mk1_summary(summary: dict) -> None:
+    truth = summary["truth_resimulations_accepted"]
+    print(f"target: MK1 prior draw {summary['target']['pool_index']} "
+          f"({summary['target']['recording_rate_mean']:.2f} Hz); yield {summary['yield']:.3f} "
+          f"({summary['n_consistent']} of {summary['n_simulated_final']} refined samples "
+          f"reproduce the recording); the truth's own re-simulations accepted "
+          + ("(not measured)" if truth is None else f"{truth:.0%}")
+          + f"; {summary['simulations']} simulations; {summary['seconds']['total']:.0f} s")
+    inside = summary["truth_in_set_5_95"]  # None below 10 consistent configurations
+    if inside is not None:
+        print(f"the truth lies inside the consistent set's 5-95 % range for {inside} of "
+              f"{len(summary['truth'])} parameters")
+    print(f"overview: {summary['index']}")
+    print(f"report: {summary['report']}")

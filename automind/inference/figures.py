@@ -29,24 +29,28 @@ def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limi
              max_dims: int = 12, background: np.ndarray | None = None,
              labels: tuple[str, str] = ("posterior samples", "")) -> Path:
     """Marginals on the diagonal, pairwise scatter below (first ``max_dims`` parameters);
-    ``background`` samples (e.g. all posterior samples behind a consistent set) in grey."""
+    ``background`` samples (e.g. all posterior samples behind a consistent set) in grey.
+    A column shares one parameter's range, so only the outer panels carry tick labels
+    (tight_layout and tick labels on 78 panels took ~20 s)."""
     plt = _pyplot()
     d = min(samples.shape[1], max_dims)
+    spans = [limits[i] if limits is not None else _span(samples, background, truth, i)
+             for i in range(d)]
     fig, axes = plt.subplots(d, d, figsize=(1.6 * d + 1, 1.6 * d + 1), squeeze=False)
     for i in range(d):
         for j in range(d):
             ax = axes[i, j]
             if j > i:
-                ax.axis("off")
+                fig.delaxes(ax)
                 continue
             if i == j:
-                span = None if limits is None else limits[i]
                 if background is not None:
-                    ax.hist(background[:, i], bins=40, color="0.75", range=span, density=True)
-                ax.hist(samples[:, i], bins=40, color="tab:blue", alpha=0.8, range=span,
+                    ax.hist(background[:, i], bins=40, color="0.75", range=spans[i], density=True)
+                ax.hist(samples[:, i], bins=40, color="tab:blue", alpha=0.8, range=spans[i],
                         density=background is not None)
                 if truth is not None:
                     ax.axvline(truth[i], color="tab:red", lw=1)
+                ax.set_yticks([])
             else:
                 if background is not None:
                     ax.plot(background[:, j], background[:, i], ".", ms=1, color="0.75")
@@ -54,24 +58,41 @@ def pairplot(samples: np.ndarray, names: list[str], path: Path, truth=None, limi
                         alpha=0.3 if background is None else 0.8, color="tab:blue")
                 if truth is not None:
                     ax.plot(truth[j], truth[i], "x", color="tab:red", ms=6)
-                if limits is not None:
-                    ax.set_xlim(limits[j])
-                    ax.set_ylim(limits[i])
+                ax.set_ylim(spans[i])
+                if j == 0:
+                    ax.set_ylabel(names[i], fontsize=7)
+                else:
+                    ax.set_yticklabels([])
+            ax.set_xlim(spans[j])
+            ax.locator_params(nbins=3)
             ax.tick_params(labelsize=6)
             if i == d - 1:
                 ax.set_xlabel(names[j], fontsize=7)
-            if j == 0 and i > 0:
-                ax.set_ylabel(names[i], fontsize=7)
+            else:
+                ax.set_xticklabels([])
     if background is not None:
         handles = [plt.Line2D([], [], ls="", marker="o", color="0.75", label=labels[0]),
                    plt.Line2D([], [], ls="", marker="o", color="tab:blue", label=labels[1])]
         if truth is not None:
             handles.append(plt.Line2D([], [], ls="", marker="x", color="tab:red", label="truth"))
         fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=8)
-    fig.tight_layout()
+    margin = 0.5 / (1.6 * d + 1)  # half an inch for the outer labels
+    fig.subplots_adjust(left=margin + 0.02, bottom=margin + 0.02, right=0.99, top=0.99,
+                        wspace=0.08, hspace=0.08)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def _span(samples, background, truth, i: int) -> tuple[float, float]:
+    """One parameter's plotted range: every point shown, 3 % padding."""
+    values = [samples[:, i]] + ([background[:, i]] if background is not None else []) \
+        + ([np.atleast_1d(truth[i])] if truth is not None else [])
+    values = np.concatenate(values)
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    pad = 0.03 * (high - low) or 0.5 * max(abs(low), 1e-12)
+    return low - pad, high + pad
 
 
 def coverage_plot(report: dict, path: Path, max_parameters: int = 28) -> Path:
