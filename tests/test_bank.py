@@ -144,6 +144,27 @@ def test_killed_dask_worker_does_not_lose_simulations(tmp_path, setup, reference
     assert_same_tables(Bank(tmp_path / "bank").table(), reference)
 
 
+def test_successive_banks_reuse_warm_workers_and_a_failure_stops_them(tmp_path, setup):
+    from automind.simulators import execution
+
+    extend(tmp_path / "a", *setup, n=6, seed=1, chunk_size=3, workers=2, progress=False)
+    pool = execution._POOLS[2]
+    workers = set(pool._processes)
+    extend(tmp_path / "b", *setup, n=6, seed=2, chunk_size=3, workers=2, progress=False)
+    assert execution._POOLS[2] is pool and set(pool._processes) == workers
+
+    def fail(chunk, results):
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        extend(tmp_path / "c", *setup, n=6, seed=3, chunk_size=3, workers=2, progress=False,
+               on_commit=fail)
+    assert 2 not in execution._POOLS
+    time.sleep(0.5)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")
+                and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+
+
 def test_two_writers_at_once_do_not_collide(tmp_path, reference, CMD):
     path = tmp_path / "bank"
     procs = [subprocess.Popen(CMD + ["-n", "12", "--out", str(path), "--workers", "1"],

@@ -285,7 +285,8 @@ def test_a_degenerate_round_keeps_the_proposal_and_the_last_usable_posterior(
         return out | {"on_bounds": 0.9} if posterior.provenance.get("fit_round") == 2 else out
 
     monkeypatch.setattr(run_module, "posterior_information", degenerate_after_round_1)
-    settings = FIT | {"budget": 550, "rounds": 3, "final_samples": 20, "refine": 0, "explore": 0}
+    settings = FIT | {"budget": 550, "rounds": 3, "final_samples": 20, "refine": 0, "explore": 0,
+                      "duration": 0.5}
     summary = fit(target, tmp_path / "run", simulator=str(spec_file), **settings)
     first, *later = summary["rounds"][1:]
     assert len(later) == 2 and all(r["degenerate"] and "log_threshold" not in r for r in later)

@@ -257,6 +257,9 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
             finally:
                 for lock in locks.values():
                     lock.release()
+    except BaseException:
+        engine.close(failed=True)  # interrupted or failed: no worker outlives the driver
+        raise
     finally:
         bar.close()
         engine.close()

@@ -6,7 +6,9 @@ jobs and yield them as they finish; they are context managers (``with make_engin
 engine``) so worker pools and clusters are closed on every exit path.
 
 - ``LocalEngine``: worker processes on this machine (default; nothing to start). Each worker
-  loads the compiled simulator once and keeps it warm.
+  loads the compiled simulator once and keeps it warm; the pool outlives the engine, so a
+  fit's many rounds and re-simulations reuse the same warm workers (a fresh pool costs
+  seconds of imports per worker). A failed or interrupted engine shuts the pool down.
 - ``DaskEngine``: a Dask distributed cluster, either a LocalCluster started here
   (``local[:K]``) or a running scheduler (``tcp://HOST:PORT``, e.g. one started on a SLURM
   allocation with dask-jobqueue). A worker that dies mid-chunk has its chunk rerun
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ import numpy as np
 from ..errors import UserError
 
 _SIMULATORS: dict = {}
+#: local worker pools by size, shared by successive engines (LocalEngine)
+_POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
 def simulation_seed(global_seed: int, index: int) -> int:
@@ -96,8 +100,26 @@ class _Engine:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None)
+
+
+def _pool(workers: int, fresh: bool = False) -> ProcessPoolExecutor:
+    """The shared pool of ``workers`` processes (a new one when ``fresh`` or it broke)."""
+    pool = _POOLS.get(workers)
+    if pool is not None and (fresh or getattr(pool, "_broken", False)):
+        pool.shutdown(wait=False, cancel_futures=True)
+        pool = None
+    if pool is None:
+        pool = _POOLS[workers] = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"))
+    return pool
+
+
+def shutdown_pools() -> None:
+    """Stop every shared worker pool (after its running chunks finish)."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=True, cancel_futures=True)
 
 
 class LocalEngine(_Engine):
@@ -108,10 +130,8 @@ class LocalEngine(_Engine):
     def __init__(self, spec, compiled_dir: str, workers: int, feature_sets: tuple = ()):
         self.spec, self.compiled_dir, self.workers = spec, compiled_dir, workers
         self.feature_sets = tuple(feature_sets)
-        self._pool = self._new_pool() if workers > 1 else None
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = _pool(workers) if workers > 1 else None
+        self._futures: set = set()
 
     def run_chunks(self, chunks: list[tuple[int, list]]):
         if self._pool is None:
@@ -123,6 +143,7 @@ class LocalEngine(_Engine):
             futures = {self._pool.submit(run_chunk, self.spec, jobs, self.compiled_dir,
                                          self.feature_sets): chunk
                        for chunk, jobs in remaining.items()}
+            self._futures |= set(futures)
             try:
                 for future in as_completed(futures):
                     chunk = futures[future]
@@ -134,12 +155,21 @@ class LocalEngine(_Engine):
                 if attempt == self.retries:
                     raise RuntimeError("local worker processes keep dying (out of memory? or a "
                                        "script without `if __name__ == \"__main__\":`)") from None
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
+                self._pool = _pool(self.workers, fresh=True)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, failed: bool = False) -> None:
+        """Normally the pool stays up for the next engine (this engine's unfinished chunks are
+        cancelled or waited for); after a failure or interrupt it is shut down, so no worker
+        outlives the driver."""
+        if self._pool is None:
+            return
+        if failed:
+            shutdown_pools()
+        else:
+            for future in self._futures:
+                future.cancel()
+            wait(self._futures)
+        self._pool, self._futures = None, set()
 
 
 class DaskEngine(_Engine):
@@ -177,7 +207,7 @@ class DaskEngine(_Engine):
         for future in dask_completed(list(futures)):
             yield futures[future], future.result()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
