@@ -45,8 +45,8 @@ FULL = DemoSize(N=1000, C_E=100, duration=1.0, t_analysis_start=0.1, n_train=200
                 n_heldout=150, max_epochs=300, n_samples=200, oversample=1, diagnose_cases=100)
 # Plain posterior samples (no oversampling): keeping only the most probable ones would raise
 # the yield but shrink the consistent set towards the mode, and the point is to find all of it.
-QUICK = DemoSize(N=250, C_E=100, duration=0.5, t_analysis_start=0.05, n_train=1000,
-                 n_heldout=60, max_epochs=300, n_samples=40, oversample=1, diagnose_cases=50)
+QUICK = DemoSize(N=250, C_E=100, duration=0.5, t_analysis_start=0.05, n_train=600,
+                 n_heldout=60, max_epochs=300, n_samples=40, oversample=1, diagnose_cases=30)
 #: the "recording": Brunel's asynchronous irregular regime (g = 5, ν_ext = 2), the state
 #: closest to awake cortex; its seed is not used by any bank simulation
 TRUTH = {"g": 5.0, "nu_ext": 2.0}
