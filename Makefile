@@ -21,10 +21,11 @@ demo: install
 	$(VENV)/bin/automind demo
 
 # the suite's files run in parallel on every core (a file's tests stay together, so its
-# module fixtures are built once), each worker on one thread (torch's threads would only
-# contend with the other workers)
+# module fixtures are built once), heaviest files first (tests/conftest.py HEAVY_FIRST; xdist
+# would otherwise start the files with the most tests first and end on the slow studies),
+# each worker on one thread (torch's threads would only contend with the other workers)
 test: install
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -19,6 +19,23 @@ QUIET_MK1 = {
 }
 
 
+#: files that take a minute or more, heaviest first: collected before the rest, so that the
+#: parallel workers of `make test` (xdist, --dist loadfile) start them early instead of
+#: ending the run on one of them while the other workers idle
+HEAVY_FIRST = (
+    "test_fit.py", "test_study_culture_development.py", "test_inference_brunel.py",
+    "test_study_mk1_targets.py", "test_inference.py", "test_study_probe_areas.py",
+    "test_invariance_cli.py", "test_study_neuropixels_areas.py", "test_demo_mk1.py",
+    "test_study_organoid_development.py", "test_columns_tasks.py", "test_study_mk1_recovery.py",
+    "test_demo.py", "test_fit_gradient_weights.py", "test_fit_gradient.py", "test_calibration.py",
+    "test_study_rsnn_vs_npe.py", "test_study_brunel_phase.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: k for k, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
 @pytest.fixture(scope="session")
 def mk1_small():
     """MK1 at N = 300, the published dt, recording g_e of the first 20 neurons."""

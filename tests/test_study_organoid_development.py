@@ -50,7 +50,7 @@ def test_quick_study_reads_the_mea_lists_and_reports_the_documented_changes(tmp_
     assert pairs["week9 vs week20"]["documented_shift_prior_sd"]["E.Q_ge"] == pytest.approx(0.4 / local_sd, rel=1e-3)
     for age in ("week9", "week20", "week40"):
         data = read_recording(tmp_path / "work" / f"{age}.csv", fs=10000)
-        assert data.n_spikes > 0 and data.units.max() < 500   # electrodes: E neurons of N = 500
+        assert data.n_spikes > 0 and data.units.max() < 200   # electrodes: E neurons of N = 200
     week40 = summary["datasets"]["week40"]
     assert set(week40["posterior_mean"]) == set(week40["documented"])
     assert all(-1 <= c["pearson"] <= 1 for c in week40["strongest_correlations"])

@@ -42,24 +42,20 @@ def closest_final(summary: dict, shown: int) -> dict:
     """The ``shown`` configurations closest to the target: the consistent set's when it holds
     that many, else the last re-simulated samples' (accepted ones first, as they are closer):
     θ, seeds, distances (noise sd) and whether each was accepted."""
-    if set_size(summary) >= shown:
-        from ..invariance.consistent import load_consistent_set
+    from ..invariance.consistent import load_chunks, load_consistent_set
 
+    if set_size(summary) >= shown:
         found = load_consistent_set(set_folder(summary))
         order = np.argsort(found["distance"])[:shown]
         return {"theta": found["theta"][order], "seed": found["seed"][order],
                 "distance": found["distance"][order], "accepted": np.ones(len(order), bool)}
     final = samples_folder(summary)
-    samples = np.load(final / "samples.npy")
-    parts = [np.load(p) for p in sorted((final / "chunks").glob("c*.npz"))]
-    index = np.concatenate([p["index"] for p in parts])
-    distance = np.concatenate([p["distance"] for p in parts])
-    seeds = np.concatenate([p["seed"] for p in parts])
-    accepted = np.concatenate([p["accepted"] for p in parts])
+    samples, runs = np.load(final / "samples.npy"), load_chunks(final)
+    distance = runs["distance"]
     order = [k for k in np.argsort(np.where(np.isfinite(distance), distance, np.inf))
              if np.isfinite(distance[k])][:shown]
-    return {"theta": samples[index[order]], "seed": seeds[order], "distance": distance[order],
-            "accepted": accepted[order]}
+    return {"theta": samples[runs["index"][order]], "seed": runs["seed"][order],
+            "distance": distance[order], "accepted": runs["accepted"][order]}
 
 
 def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
