@@ -206,6 +206,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
         return [c for c in range(n_chunks)
                 if any(i not in done for i in range(c * size, min((c + 1) * size, n)))]
 
+    failed = True
     try:
         blocking = False
         while True:
@@ -257,12 +258,10 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
             finally:
                 for lock in locks.values():
                     lock.release()
-    except BaseException:
-        engine.close(failed=True)  # interrupted or failed: no worker outlives the driver
-        raise
+        failed = False
     finally:
         bar.close()
-        engine.close()
+        engine.close(failed=failed)  # interrupted or failed: no worker outlives the driver
     return {"bank": str(path), "added": committed_now["simulations"],
             "shards_added": committed_now["shards"], "notes": notes}
 
