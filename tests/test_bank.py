@@ -46,6 +46,12 @@ def reference(tmp_path_factory, setup):
     return Bank(path).table()
 
 
+def alive(pids) -> list:
+    """The processes among ``pids`` still running (zombies count as gone)."""
+    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")
+            and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+
+
 def assert_same_tables(a, b):
     assert np.array_equal(a["index"], b["index"])
     for key in ("seed", "status", "theta", "rate_E", "rate_I", "t_end"):
@@ -113,9 +119,7 @@ def test_sigterm_stops_the_driver_and_its_workers_and_the_bank_resumes(tmp_path,
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
     time.sleep(1)
-    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")
-             and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
-    assert alive == [], "worker processes outlived the driver"
+    assert alive(workers) == [], "worker processes outlived the driver"
     extend(path, *setup, n=12, seed=11, progress=False)
     assert_same_tables(Bank(path).table(index_range=(0, 12)), reference)
 
@@ -161,8 +165,7 @@ def test_successive_banks_reuse_warm_workers_and_a_failure_stops_them(tmp_path, 
                on_commit=fail)
     assert 2 not in execution._POOLS
     time.sleep(0.5)
-    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")
-                and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+    assert alive(workers) == []
 
 
 def test_two_writers_at_once_do_not_collide(tmp_path, reference, CMD):

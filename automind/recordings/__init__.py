@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..features.spikedata import SpikeData
-from .mea_hdf5 import hdf5_kind, read_mea_hdf5
+from .mea_hdf5 import _text, hdf5_kind, read_mea_hdf5
 from .neo_reader import neo_available, neo_io_name, read_neo
 from .npz import SafeNpz, check_declared_size
 
@@ -206,10 +206,6 @@ def _unit_areas(units) -> list[str | None]:
         for k in (k for k in range(n) if areas[k] is None):
             areas[k] = str(getattr(groups[k], "location", None) or getattr(groups[k], "name", ""))
     return areas
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def read_nwb(path: Path, duration: float | None = None, area: str | None = None,
