@@ -82,26 +82,47 @@ def test_missing_recordings_are_a_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "work").exists()
 
 
-def test_mk1_hook_fits_each_area_with_its_units(tmp_path, monkeypatch):
+def test_mk1_hook_fits_each_area_and_compares_the_areas(tmp_path, monkeypatch):
     """[mk1] enabled: one `automind fit` per area, with the area, the quality filter and line
-    masking; a fit that cannot reach an area is reported, not fatal."""
+    masking; a fit that cannot reach an area is reported, not fatal; the two areas of a
+    recording are compared (known answer: only the parameter their consistent sets differ in
+    separates them)."""
     import automind.fit
+    from automind.invariance.consistent import write_set
+    from automind.prior import Prior
 
-    calls = []
+    prior, rng, calls = Prior.load("mk1"), np.random.default_rng(0), []
 
     def fake_fit(recording, out, **kwargs):
         calls.append((recording, out, kwargs))
-        if kwargs["recording_options"]["area"] == "SC":
+        area = kwargs["recording_options"]["area"]
+        if area == "SC":
             raise UserError("the model never comes near the recording")
-        return {"yield": 0.1, "n_consistent": 5, "simulations": 100, "run": str(out)}
+        u = rng.normal(0.0, 0.1, (80, prior.dim))
+        u[:, 3] += 0.8 if area == "M2" else 0.0
+        out.mkdir(parents=True)
+        write_set(out, prior, prior.destandardise(u), np.zeros((80, 2)), np.arange(80),
+                  np.ones(80), np.arange(80))
+        return {"yield": 0.1, "n_consistent": 80, "set_size": 80, "simulations": 100,
+                "run": str(out), "consistent_set_folder": str(out)}
 
     monkeypatch.setattr(automind.fit, "fit", fake_fit)
-    settings = {"enabled": True, "N": 300, "duration": 5.5, "budget": 100, "probe_rounds": 1}
-    result = probe_areas.fit_mk1(settings, {"T209": (Path("T209.nwb"), ["aIC", "SC"])},
-                                 ["quality==good"], tmp_path, 1, False, 3)
-    assert result["T209 aIC"]["yield"] == 0.1 and "never comes near" in result["T209 SC"]["error"]
+    settings = {"enabled": True, "N": 300, "duration": 5.5, "budget": 100, "probe_rounds": 1,
+                "min_set": 56, "local": 0}
+    recordings = {"T209": (Path("T209.nwb"), ["aIC", "SC"]),
+                  "T182": (Path("T182.nwb"), ["Str", "M2"])}
+    result = probe_areas.fit_mk1(settings, recordings, ["quality==good"], tmp_path / "work",
+                                 tmp_path / "out", 1, False, 3)
+    areas = result["areas"]
+    assert areas["T209 aIC"]["yield"] == 0.1 and "never comes near" in areas["T209 SC"]["error"]
     recording, out, kwargs = calls[0]
-    assert recording == Path("T209.nwb") and out == tmp_path / "mk1_T209_aIC"
+    assert recording == Path("T209.nwb") and out == tmp_path / "work" / "mk1_T209_aIC"
     assert kwargs["recording_options"] == {"area": "aIC", "quality": ["quality==good"],
                                            "mask_lines": True}
     assert kwargs["simulator"].N == 300 and kwargs["budget"] == 100 and kwargs["probe_rounds"] == 1
+    assert "min_set" not in kwargs and "local" not in kwargs
+    assert list(result["pairs"]) == ["T182: Str vs M2"]  # T209 has one fitted area
+    pair = result["pairs"]["T182: Str vs M2"]
+    assert pair["compared"] == "consistent"
+    assert [p["separating_parameters"] for p in pair["pairs"].values()] == [[prior.names[3]]]
+    assert (tmp_path / "out" / "mk1" / "T182" / "compare.json").is_file()

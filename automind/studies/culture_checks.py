@@ -121,32 +121,34 @@ def set_geometry(summary: dict, posterior, x, out: Path, s: dict) -> dict:
     return {"of": of} | {k: report[k] for k in keep if k in report}
 
 
-def comparisons(rows: list[dict], s: dict, out: Path) -> dict:
-    """``compare_runs`` over ``s['ages']`` and ``s['regions']`` (the ones fitted): consistent
-    sets when every one has ``min_set`` configurations, else the final posterior samples."""
+def compare_fits(fits: dict[str, dict], out: Path, min_set: int, local: int) -> dict:
+    """``compare_runs`` over fits (label -> fit summary) into ``out``: their consistent sets when
+    every one holds ``min_set`` configurations, else their last re-simulated samples."""
     from ..invariance.compare import compare_runs
 
+    labels = list(fits)
+    use = "consistent" if all(set_size(f) >= int(min_set) for f in fits.values()) else "posterior"
+    runs = [set_folder(f) if use == "consistent" else samples_folder(f) for f in fits.values()]
+    try:
+        report = compare_runs(runs, out, labels, use=use, n_local=int(local))
+    except UserError as err:
+        return {"compared": use, "refused": str(err)}
+    return {"compared": use, "labels": labels, "figures": report.get("figures", []),
+            "pairs": {pair: {k: v[k] for k in ("separating_parameters", "principal_angles_deg")
+                             if k in v}
+                      for pair, v in report.get("pairs", {}).items()}}
+
+
+def comparisons(rows: list[dict], s: dict, out: Path) -> dict:
+    """``compare_fits`` over ``s['ages']`` and ``s['regions']`` (the ones fitted)."""
     by_label = {r["label"]: r for r in rows}
     found = {}
     for name in ("ages", "regions"):
         labels = [label for label in s.get(name, [])
                   if label in by_label and "stopped" not in by_label[label]["fit"]]
-        if len(labels) < 2:
-            continue
-        use = "consistent" if all(set_size(by_label[a]["fit"]) >= int(s["min_set"])
-                                  for a in labels) else "posterior"
-        runs = [set_folder(by_label[a]["fit"]) if use == "consistent" else
-                samples_folder(by_label[a]["fit"]) for a in labels]
-        try:
-            report = compare_runs(runs, out / f"compare_{name}", labels, use=use,
-                                  n_local=int(s["local"]))
-        except UserError as err:
-            found[name] = {"compared": use, "refused": str(err)}
-            continue
-        found[name] = {"compared": use, "labels": labels, "figures": report.get("figures", []),
-                       "pairs": {pair: {k: v[k] for k in ("separating_parameters",
-                                                          "principal_angles_deg") if k in v}
-                                 for pair, v in report.get("pairs", {}).items()}}
+        if len(labels) >= 2:
+            found[name] = compare_fits({a: by_label[a]["fit"] for a in labels},
+                                       out / f"compare_{name}", s["min_set"], s["local"])
     return found
 
 

@@ -154,7 +154,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                  "areas": areas_r, "pairs": pairs_r}
         summary["figures"] += figures_r
     if config.get("mk1", {}).get("enabled", False):
-        summary["mk1"] = fit_mk1(config["mk1"], recordings, quality, work, workers, progress, seed)
+        summary["mk1"] = fit_mk1(config["mk1"], recordings, quality, work, out, workers,
+                                 progress, seed)
     return summary | {"seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -320,20 +321,32 @@ def compare_recordings(posterior, recordings, targets, samples, ppcs, s, out, se
     return pairs
 
 
-def fit_mk1(settings: dict, recordings, quality, work: Path, workers: int, progress: bool,
-            seed: int) -> dict:
-    """``automind fit`` with MK1 per area (``[mk1]``: N, duration, features, budget, ...);
-    the summary of each fit, or its error. Off unless ``enabled = true``."""
+#: what a study keeps of each MK1 fit's summary
+MK1_SUMMARY_KEYS = ("yield", "n_consistent", "set_size", "simulations", "nats", "posterior_yield",
+                    "misspecified", "out_of_range_features", "probe_region_nats",
+                    "consistent_set_folder", "last_generation_folder", "run")
+
+
+def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers: int,
+            progress: bool, seed: int) -> dict:
+    """``automind fit`` with MK1 per area (``[mk1]``: N, duration, features, budget, fit
+    options; ``min_set``, ``local`` for the comparison), then the two areas of each recording
+    compared (``compare_fits``: consistent sets when both hold ``min_set``, else their last
+    re-simulated samples) into ``out/mk1/REC``. Each area's summary, or its error."""
     from ..fit import fit
     from ..simulators import SimulatorSpec
+    from .culture_checks import compare_fits
 
-    options = {k: v for k, v in settings.items()
-               if k not in ("enabled", "N", "duration", "t_analysis_start", "features", "budget")}
+    reserved = ("enabled", "N", "duration", "t_analysis_start", "features", "budget", "min_set",
+                "local")
+    options = {k: v for k, v in settings.items() if k not in reserved}
     spec = SimulatorSpec.load("mk1").with_overrides(
         **{k: settings[k] for k in ("N", "duration", "t_analysis_start") if k in settings})
-    results = {}
-    for rec, (path, areas) in recordings.items():
-        for area in areas:
+    areas, pairs = {}, {}
+    for rec, (path, names) in recordings.items():
+        fitted = {}
+        for area in names:
+            start = time.perf_counter()
             try:
                 summary = fit(path, work / f"mk1_{rec}_{area}", simulator=spec,
                               features=settings.get("features", "mk1_compact"),
@@ -341,11 +354,16 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, workers: int, progr
                               progress=progress, seed=seed,
                               recording_options={"area": area, "quality": quality or None,
                                                  "mask_lines": True}, **options)
-                results[f"{rec} {area}"] = {k: summary.get(k) for k in (
-                    "yield", "n_consistent", "simulations", "run")}
             except UserError as err:  # e.g. the model never comes near the area
-                results[f"{rec} {area}"] = {"error": str(err)}
-    return results
+                areas[f"{rec} {area}"] = {"error": str(err)}
+                continue
+            fitted[area] = summary
+            areas[f"{rec} {area}"] = {k: summary.get(k) for k in MK1_SUMMARY_KEYS} | {
+                "seconds": round(time.perf_counter() - start, 1)}
+        if len(fitted) >= 2:
+            pairs[f"{rec}: {' vs '.join(fitted)}"] = compare_fits(
+                fitted, out / "mk1" / rec, settings.get("min_set", 56), settings.get("local", 20))
+    return {"areas": areas, "pairs": pairs}
 
 
 def plot_ppc(targets: dict, ppcs: dict, areas: dict, path: Path, t_start: float,
