@@ -6,7 +6,7 @@ import pytest
 
 from automind.errors import UserError
 from automind.features.electrodes import pool_units
-from automind.features.sets import get_feature_set, resolve_feature_set
+from automind.features.sets import get_feature_set, resolve_feature_set, units_seen
 from automind.features.spikedata import SpikeData
 
 
@@ -50,6 +50,20 @@ def test_electrodes_sample_the_whole_population_not_its_first_block():
     assert (rates > 5).sum() == 10
     # the same θ at a larger network gives the same kind of electrodes (N-independent)
     assert resolve_feature_set("meax4", pooled) == "mea40x4"
+
+
+def test_figures_see_the_units_the_features_read():
+    """A network of 400 E neurons at 2 Hz and 100 I at 20 Hz seen through mea20 is 20 E
+    electrodes (the features' spectrum floor 2 x 2 / 20), through mk1_compact its 400 E."""
+    e, i = poisson(400, 2.0, 10.0, seed=5), poisson(100, 20.0, 10.0, seed=6)
+    data = SpikeData(np.r_[e.times, i.times], np.r_[e.unit_ids, i.unit_ids + 400], 10.0,
+                     np.arange(500), {"E": np.arange(400), "I": np.arange(400, 500)})
+    mea = units_seen("mea20", data)
+    assert mea.n_units == 20 and mea.n_spikes / 20 / 10.0 == pytest.approx(2.0, rel=0.2)
+    np.testing.assert_array_equal(get_feature_set("mea20").compute(data),
+                                  get_feature_set("population").compute(mea))
+    whole = units_seen("mk1_compact", data)
+    assert whole.n_units == 400 and whole.n_spikes == e.n_spikes
 
 
 def test_a_recording_of_k_electrodes_is_its_own_virtual_mea():

@@ -63,6 +63,7 @@ def refinement_sections(summary: dict, figures: Path, threshold: float) -> list:
 
 def write_fit_report(run, posterior, summary: dict) -> Path:
     """``RUN/report/index.html``."""
+    from ..features.sets import units_seen
     from ..features.spikedata import SpikeData
     from ..inference.figures import pairplot
     from ..inference.targets import read_target
@@ -85,7 +86,8 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                                 make_jobs(run.prior, consistent["theta"][order], spec.duration,
                                           seeds=consistent["seed"][order]), run.workers, run.dask)
         start = spec.t_analysis_start
-        shown = [SpikeData.from_simulation(r).window(start) for r in results if r.t_end > start]
+        shown = [units_seen(run.fs.name, SpikeData.from_simulation(r).window(start))
+                 for r in results if r.t_end > start]
     source = run.target.get("source")
     target = read_target(source, **run.recording_options) if source else None
     sections = []

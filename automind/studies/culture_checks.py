@@ -61,6 +61,7 @@ def closest_final(summary: dict, shown: int) -> dict:
 def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
                workers: int, spread: dict | None = None) -> dict:
     """Posterior predictive check and geometry of one fitted recording (figures in ``folder``)."""
+    from ..features.sets import units_seen
     from ..features.spikedata import SpikeData
     from ..inference import load_posterior
     from ..plots import plot_target_vs_accepted
@@ -75,7 +76,8 @@ def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
         results = simulate_jobs(spec, str(CompiledModel.for_spec(spec).directory),
                                 make_jobs(posterior.prior, best["theta"], spec.duration,
                                           seeds=best["seed"]), workers)
-        sims = [SpikeData.from_simulation(r).window(start) for r in results if r.t_end > start]
+        sims = [units_seen(fs.name, SpikeData.from_simulation(r).window(start))
+                for r in results if r.t_end > start]
     analysed = spec.duration - start
     shown_target = target.window(0.0, min(analysed, target.duration))
     n_accepted = int(best["accepted"].sum())
