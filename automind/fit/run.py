@@ -333,8 +333,10 @@ class Fit:
                               dask=self.dask, progress=self.progress,
                               posterior_path=str(folder.resolve()))
         for row in rows:
-            _say(self.progress, f"  generation {row['round']}: {row['new_consistent']} new "
-                                f"consistent configurations, set of {row['set_size']}")
+            d = row["median_distance"]
+            _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, valid "
+                                f"{row['valid_fraction']:.0%}, median distance " +
+                                (f"{d:.2f} noise sd" if np.isfinite(d) else "inf (most runs invalid)"))
         return rows, found
 
     def refine(self, posterior) -> tuple[list[dict], dict]:
@@ -356,8 +358,10 @@ class Fit:
             _warn(f"no refinement: {err}")
             return [], {}
         for row in rows:
-            _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, median "
-                                f"distance {row['median_distance']:.2f} noise sd")
+            d = row["median_distance"]
+            _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, valid "
+                                f"{row['valid_fraction']:.0%}, median distance " +
+                                (f"{d:.2f} noise sd" if np.isfinite(d) else "inf (most runs invalid)"))
         return rows, found
 
 
