@@ -105,3 +105,10 @@ def test_quick_study_fits_two_regions_and_compares_them(tmp_path, capsys):
     assert regions["compared"] in ("consistent", "posterior")
     assert list(regions["pairs"]) == ["TC11_DIV14 vs TC188_DIV14"]
     assert (tmp_path / "compare_regions" / "compare.json").is_file()
+    # the null: TC11 DIV 14 fitted again with another seed, compared with its first fit
+    replicate = summary["compare"]["replicate"]
+    assert list(replicate["pairs"]) == ["TC11_DIV14 vs TC11_DIV14 replicate"]
+    again = json.loads((tmp_path / "work" / "fit_TC11_DIV14_replicate" / "fit.json").read_text())
+    first = json.loads((Path(rows[0]["fit"]["run"]) / "fit.json").read_text())
+    assert again["settings"]["seed"] == first["settings"]["seed"] + 100
+    assert again["target"]["x"] == first["target"]["x"]

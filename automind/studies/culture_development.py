@@ -13,8 +13,9 @@ recording, a figure of the recording, posterior-predictive figures (target vs th
 final samples' rasters and rates; their spike and burst statistics against the target) and
 the set's geometry (``invariance.analyse_set``). Then ``compare_runs`` across the
 ``[compare] ages`` and between the ``[compare] regions`` recorded at a matched age. Sets
-smaller than ``min_set`` are replaced by the fit's final posterior samples, and the results
-say so.
+smaller than ``min_set`` are replaced by the fit's last re-simulated samples, and the results
+say so. The null: ``[compare] replicate`` is fitted a second time with another seed and
+compared with its first fit like two recordings (``compare.replicate``).
 
 ``--quick`` keeps ``electrodes`` electrodes of each recording, at a tiny network and budget.
 """
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: study settings passed on to ``automind.fit.fit`` (fields of ``FitSettings``)
 FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance", "refine",
             "refine_step", "final_samples")
+#: the replicate fit's seed offset: a recording fitted twice, compared like two recordings
+REPLICATE_SEED = 100
 #: what results.json keeps of each fit round
 ROUND_KEYS = ("stage", "round", "simulations", "duration_s", "valid_fraction", "near_fraction",
               "nats", "posterior_nats", "posterior_on_bounds", "degenerate")
@@ -136,7 +139,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..fit import FitSettings, fit
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
-    from .culture_checks import age_checks, comparisons, summary_figure
+    from .culture_checks import age_checks, compare_fits, comparisons, summary_figure
 
     start = time.perf_counter()
     s = _settings(config, quick) | {"min_rate": float(config.get("min_rate", 0.1))}
@@ -154,6 +157,14 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             print(text, file=sys.stderr, flush=True)
 
     rows, order = [], list(config["recordings"])  # a recording's seed: its place in study.toml
+    targets = {}
+
+    def fit_one(label, target, folder, seed_offset, report=False):
+        return fit(target, work / folder, simulator=spec, prior=prior, features=features,
+                   budget=s["budget"], workers=workers, progress=progress, report=report,
+                   recording_options={}, seed=seed + order.index(label) + seed_offset,
+                   **fit_options)
+
     for entry in entries:
         label, folder = entry["label"], out / "ages" / entry["label"]
         folder.mkdir(parents=True, exist_ok=True)
@@ -162,7 +173,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         fs = get_feature_set(resolve_feature_set(features, data))  # mea: K = its electrodes
         x = fs.compute(data)
         figure = plot_spikes(whole, folder / "recording.png", t_window=(0.0, min(60.0, whole.duration)))
-        target, options = _target_file(entry, whole, work), {}
+        target = _target_file(entry, whole, work)
         say(f"{label}: {data.n_units} electrodes; target {data.metadata['target_window_s']} s "
             f"of {whole.duration:g} s ({data.n_spikes} spikes); fit with a budget of {s['budget']}")
         t0 = time.perf_counter()
@@ -174,11 +185,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                "windows": window_spread(whole, fs, data.duration),
                "dropped_electrodes": data.metadata.get("dropped_units"),
                "target": {n: _plain(v) for n, v in zip(fs.names, x)}, "figures": [str(figure)]}
+        targets[label] = target
         try:
-            summary = fit(target, work / f"fit_{label}", simulator=spec, prior=prior,
-                          features=features, budget=s["budget"], workers=workers,
-                          progress=progress, report=not quick, recording_options=options,
-                          seed=seed + order.index(label), **fit_options)
+            summary = fit_one(label, target, f"fit_{label}", 0, report=not quick)
         except UserError as err:  # no probe came near: the model cannot reach this recording
             say(f"{label}: the fit stopped: {err}")
             rows.append(row | {"fit": {"stopped": str(err), "yield": 0.0, "n_consistent": 0,
@@ -196,6 +205,18 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             | {"rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in summary["rounds"]],
                "seconds": round(seconds, 1), "run": str(work / f"fit_{label}")}} | checks)
     compared = comparisons(rows, s, out)
+    fitted = {r["label"]: r["fit"] for r in rows if "stopped" not in r["fit"]}
+    label = s.get("replicate")
+    if label in fitted:  # the null: the same recording fitted again with another seed
+        say(f"{label}: fitted again with another seed (the comparisons' null)")
+        try:
+            again = fit_one(label, targets[label], f"fit_{label}_replicate", REPLICATE_SEED)
+        except UserError as err:
+            compared["replicate"] = {"refused": str(err)}
+        else:
+            compared["replicate"] = compare_fits({label: fitted[label], f"{label} replicate": again},
+                                                 out / "compare_replicate", s["min_set"],
+                                                 s["local"])
     figure = summary_figure(rows, out / "yield_by_age.png")
     return {"settings": s, "prior": prior, "features": features, "recordings": rows,
             "compare": compared, "figures": [str(figure)],
