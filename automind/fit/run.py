@@ -333,10 +333,8 @@ class Fit:
                               dask=self.dask, progress=self.progress,
                               posterior_path=str(folder.resolve()))
         for row in rows:
-            d = row["median_distance"]
-            _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, valid "
-                                f"{row['valid_fraction']:.0%}, median distance " +
-                                (f"{d:.2f} noise sd" if np.isfinite(d) else "inf (most runs invalid)"))
+            _say(self.progress, f"  generation {row['round']}: {row['new_consistent']} new "
+                                f"consistent configurations, set of {row['set_size']}")
         return rows, found
 
     def refine(self, posterior) -> tuple[list[dict], dict]:
