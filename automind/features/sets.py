@@ -184,8 +184,8 @@ def units_seen(name: str, data: SpikeData) -> SpikeData:
     ``meaK`` / ``meaKxM``, else the (E) population. Figures shown beside the features use it:
     a population rate over all ~400 model neurons has a spectrum a decade below the same
     network seen through 20 electrodes (its white floor is ~ 2 x rate / units)."""
-    parsed = parse_electrodes(name)
-    return pool_units(population(data), *parsed) if parsed else population(data)
+    parsed, pop = parse_electrodes(name), population(data)
+    return pool_units(pop, *parsed) if parsed else pop
 
 
 def get_feature_set(name: str) -> FeatureSet:

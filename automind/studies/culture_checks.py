@@ -9,6 +9,11 @@ import numpy as np
 
 from ..errors import UserError
 
+#: what the studies keep of a fit's summary (``compare_fits`` reads the folders and set size)
+FIT_SUMMARY_KEYS = ("yield", "n_consistent", "n_simulated_final", "set_size", "simulations",
+                    "nats", "probe_region_nats", "misspecified", "out_of_range_features",
+                    "consistent_set_folder", "last_generation_folder", "posterior_yield",
+                    "set_sd_over_prior_sd")
 #: the features shown in the burst-statistics figure (raw units)
 SHOWN_FEATURES = ("rate_mean", "isi_cv_mean", "corr_mean", "burst_rate", "burst_interval_mean",
                   "burst_width_mean", "burst_peak_rate_mean")

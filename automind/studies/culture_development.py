@@ -139,7 +139,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..fit import FitSettings, fit
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
-    from .culture_checks import age_checks, compare_fits, comparisons, summary_figure
+    from .culture_checks import (FIT_SUMMARY_KEYS, age_checks, compare_fits, comparisons,
+                                 summary_figure)
 
     start = time.perf_counter()
     s = _settings(config, quick) | {"min_rate": float(config.get("min_rate", 0.1))}
@@ -198,10 +199,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         checks = age_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers,
                             row["windows"]["p5_p50_p95"])
         row["figures"] += checks.pop("figures")
-        rows.append(row | {"fit": {key: summary.get(key) for key in (
-            "yield", "n_consistent", "n_simulated_final", "set_size", "simulations", "nats",
-            "probe_region_nats", "misspecified", "out_of_range_features", "consistent_set_folder",
-            "last_generation_folder", "posterior_yield", "set_sd_over_prior_sd")}
+        rows.append(row | {"fit": {key: summary.get(key) for key in FIT_SUMMARY_KEYS}
             | {"rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in summary["rounds"]],
                "seconds": round(seconds, 1), "run": str(work / f"fit_{label}")}} | checks)
     compared = comparisons(rows, s, out)

@@ -322,12 +322,6 @@ def compare_recordings(posterior, recordings, targets, samples, ppcs, s, out, se
     return pairs
 
 
-#: what a study keeps of each MK1 fit's summary
-MK1_SUMMARY_KEYS = ("yield", "n_consistent", "set_size", "simulations", "nats", "posterior_yield",
-                    "misspecified", "out_of_range_features", "probe_region_nats",
-                    "consistent_set_folder", "last_generation_folder", "run")
-
-
 def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers: int,
             progress: bool, seed: int) -> dict:
     """``automind fit`` with MK1 per area (``[mk1]``: N, duration, features, budget, fit
@@ -336,7 +330,7 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers:
     re-simulated samples) into ``out/mk1/REC``. Each area's summary, or its error."""
     from ..fit import fit
     from ..simulators import SimulatorSpec
-    from .culture_checks import compare_fits
+    from .culture_checks import FIT_SUMMARY_KEYS, compare_fits
 
     reserved = ("enabled", "N", "duration", "t_analysis_start", "features", "budget", "min_set",
                 "local")
@@ -359,8 +353,8 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers:
                 areas[f"{rec} {area}"] = {"error": str(err)}
                 continue
             fitted[area] = summary
-            areas[f"{rec} {area}"] = {k: summary.get(k) for k in MK1_SUMMARY_KEYS} | {
-                "seconds": round(time.perf_counter() - start, 1)}
+            areas[f"{rec} {area}"] = {k: summary.get(k) for k in FIT_SUMMARY_KEYS} | {
+                "run": summary.get("run"), "seconds": round(time.perf_counter() - start, 1)}
         if len(fitted) >= 2:
             pairs[f"{rec}: {' vs '.join(fitted)}"] = compare_fits(
                 fitted, out / "mk1" / rec, settings.get("min_set", 56), settings.get("local", 20))
