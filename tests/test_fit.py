@@ -206,6 +206,12 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted, tmp_path):
     assert compared["compared"] == "consistent"
     assert 0 < summary["set_sd_over_prior_sd"] < 0.5  # the set is far narrower than the prior
     assert "set spread / prior spread" in (out / "report" / "index.html").read_text()
+    # the posterior predictive check: the closest re-simulations are accepted ones here
+    misfit = summary["closest_misfit"]
+    assert misfit["closest"] == 5 and misfit["distances"] == sorted(misfit["distances"])
+    assert misfit["distances"][0] <= 2.0 and misfit == json.loads((out / "misfit.json").read_text()) | {
+        "description": misfit["description"]}
+    assert "What the closest configurations miss" in (out / "report" / "index.html").read_text()
     # a simulation of the model itself is inside what the rounds produced
     assert json.loads((out / "misspecification.json").read_text())["n_reference"] > 100
     assert not summary["misspecified"], summary["out_of_range_features"]

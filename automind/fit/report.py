@@ -61,6 +61,22 @@ def refinement_sections(summary: dict, figures: Path, threshold: float) -> list:
                 "moves kept"], table))]
 
 
+def misfit_sections(summary: dict) -> list:
+    """The features the closest re-simulations still miss (``fit.misfit``)."""
+    from ..report import Section
+
+    misfit = summary.get("closest_misfit")
+    if not misfit or not misfit["closest"]:
+        return []
+    return [Section("What the closest configurations miss", [
+        "A posterior predictive check: per feature, the median over the re-simulations nearest "
+        "to the target of z = (simulated − target) / noise sd (negative: the model lies below "
+        f"the recording). {misfit['description'][0].upper() + misfit['description'][1:]}."],
+        table=(["feature", "median z", "median |z|"],
+               [[f["name"], f"{f['median_z']:+.2f}", f"{f['median_abs_z']:.2f}"]
+                for f in misfit["features"]]))]
+
+
 def write_fit_report(run, posterior, summary: dict) -> Path:
     """``RUN/report/index.html``."""
     from ..features.sets import units_seen
@@ -139,6 +155,7 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                f"{summary['truth_resimulations_accepted']:.0%} of the time."
                if "truth_resimulations_accepted" in summary else "")],
             figures=[(pairs, "consistent set" + (" against the truth" if truth is not None else ""))]),
+        *misfit_sections(summary),
         Section("Reproduce", [f"automind fit {source} --out {run.out} --budget "
                               f"{run.settings.budget} --features {run.settings.features} "
                               f"(the same command resumes an interrupted run); settings in "

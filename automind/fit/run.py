@@ -302,6 +302,19 @@ class Fit:
             _warn(report.message())
         return report.to_dict()
 
+    def misfit(self, posterior) -> dict:
+        """The features the closest re-simulations (final validation, refinement) still miss
+        (``fit.misfit``); said when the fit found no consistent configuration."""
+        from .misfit import closest_misfit, describe
+
+        generations = sorted((self.out / "refine").glob("g*"), key=lambda g: int(g.name[1:]))
+        names = np.asarray(posterior.features["names"])[posterior.model["feature_columns"]]
+        target = posterior.prepare_x(self.x_target)[0].numpy().astype(np.float64)
+        misfit = closest_misfit([self.out / "final", *generations], target, names,
+                                self.settings.threshold)
+        write_json(self.out / "misfit.json", misfit, sort_keys=False)
+        return misfit | {"description": describe(misfit)}
+
     # ---- final -----------------------------------------------------------------------------
     def final(self, posterior) -> dict:
         from ..invariance.consistent import find_consistent_set
@@ -405,6 +418,9 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     posterior_found = run.final(posterior)
     refinement, refined = run.refine(posterior)
     found = refined or posterior_found
+    misfit = run.misfit(posterior)
+    if not found.get("set_size", found["n_consistent"]):
+        _warn(f"no consistent configuration: {misfit['description']}")
     exploration, explored = run.explore(posterior, found)
     spent = (sum(e["simulations"] for e in run.rounds_log + refinement + exploration)
              + posterior_found["n_simulated"] + run.plan["noise"])
@@ -424,6 +440,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "nats": used["posterior_nats"],
                "misspecified": misspecification["misspecified"],
                "out_of_range_features": [o["name"] for o in misspecification["out_of_range"]],
+               "closest_misfit": misfit,
                "probe_region_nats": next(e["nats"] for e in reversed(run.rounds_log)
                                          if e["stage"] == "probe")}
     summary |= set_spread(summary["consistent_set_folder"], prior_obj, truth)

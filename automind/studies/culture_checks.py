@@ -13,7 +13,7 @@ from ..errors import UserError
 FIT_SUMMARY_KEYS = ("yield", "n_consistent", "n_simulated_final", "set_size", "simulations",
                     "nats", "probe_region_nats", "misspecified", "out_of_range_features",
                     "consistent_set_folder", "last_generation_folder", "posterior_yield",
-                    "set_sd_over_prior_sd")
+                    "set_sd_over_prior_sd", "closest_misfit")
 #: the features shown in the burst-statistics figure (raw units)
 SHOWN_FEATURES = ("rate_mean", "isi_cv_mean", "corr_mean", "burst_rate", "burst_interval_mean",
                   "burst_width_mean", "burst_peak_rate_mean")
