@@ -6,8 +6,9 @@ recording: each feature in range, not all of them at once. This check comes afte
 re-simulation and names the features that the configurations nearest to the target (smallest
 acceptance distance over the final validation and every refinement generation) still miss:
 per feature, the median over the ``CLOSEST`` nearest of z = (x − x*) / σ, σ the acceptance's
-noise scale. A fit with yield 0 thus states a measured reason (e.g. "isi_mean_std −3.4 sd: the
-recording's units are more heterogeneous than any simulated network's"), and a fit with a
+noise scale. A median beyond the threshold is a systematic miss (the closest lie on one side),
+not noise. A fit with yield 0 thus states a measured reason (e.g. "rate_std −14 sd: the
+recording's units are far more heterogeneous than the simulated networks'"), and a fit with a
 consistent set shows what its closest members still trade off.
 """
 
@@ -28,9 +29,9 @@ def closest_misfit(folders, target: np.ndarray, names, threshold: float,
     """The per-feature misfit of the ``closest`` valid re-simulations across consistent-set
     folders (their ``chunks/`` and ``noise.json``; unfinished folders are skipped); ``target``
     and the chunks' features are in the posterior's transformed feature space, ``names`` one
-    per feature. ``features``: the ``SHOWN`` largest median |z| with their signed median
-    (negative: the simulations lie below the recording); ``missed``: those beyond
-    ``threshold``."""
+    per feature. ``features``: the ``SHOWN`` with the largest |median z| (negative: the
+    simulations lie below the recording), with their median |z|; ``missed``: those whose
+    |median z| exceeds ``threshold``."""
     from ..inference.noise import NoiseModel
     from ..invariance.consistent import load_chunks
 
@@ -53,13 +54,13 @@ def closest_misfit(folders, target: np.ndarray, names, threshold: float,
     with np.errstate(invalid="ignore"):
         size = np.nanmedian(np.abs(z), axis=0)
         signed = np.nanmedian(z, axis=0)
-    order = [i for i in np.argsort(-np.nan_to_num(size, nan=-1.0), kind="stable")
-             if np.isfinite(size[i])][:SHOWN]
+    order = [i for i in np.argsort(-np.nan_to_num(np.abs(signed), nan=-1.0), kind="stable")
+             if np.isfinite(signed[i])][:SHOWN]
     features = [{"name": str(names[i]), "median_abs_z": round(float(size[i]), 2),
                  "median_z": round(float(signed[i]), 2)} for i in order]
     return {"closest": int(len(nearest)), "distances": np.round(distance[nearest], 3).tolist(),
             "threshold": threshold, "features": features,
-            "missed": [f["name"] for f in features if f["median_abs_z"] > threshold]}
+            "missed": [f["name"] for f in features if abs(f["median_z"]) > threshold]}
 
 
 def describe(misfit: dict) -> str:
