@@ -17,8 +17,8 @@ window). Then, against one prior bank of ``model`` and its NPE posterior:
   consistent sets compared as well.
 
 An optional ``[mk1]`` section (``enabled = true``) also runs ``automind fit`` with MK1 per
-area and compares the two areas' fits of each recording (``fit_mk1``); off by default
-(about 12 min per area on 2 cores).
+area and compares the two areas' fits of each recording (``fit_mk1``): about 12 min per area
+on 2 cores; `--quick` leaves it out.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             restricted.features["names"][c] for c in restricted.config["feature_columns"]],
                                  "areas": areas_r, "pairs": pairs_r}
         summary["figures"] += figures_r
-    if config.get("mk1", {}).get("enabled", False):
+    if config.get("mk1", {}).get("enabled", False) and not quick:  # ~12 min per area
         summary["mk1"] = fit_mk1(config["mk1"], recordings, quality, work, out, workers,
                                  progress, seed)
     return summary | {"seconds": round(time.perf_counter() - start, 1)}
