@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..features.spikedata import SpikeData
-from .mea_hdf5 import _text, hdf5_kind, read_mea_hdf5
+from .mea_hdf5 import as_text, hdf5_kind, read_mea_hdf5
 from .neo_reader import neo_available, neo_io_name, read_neo
 from .npz import SafeNpz, check_declared_size
 
@@ -200,7 +200,7 @@ def _unit_areas(units) -> list[str | None]:
                     else np.arange(1, n + 1))
             starts = np.concatenate([[0], ends[:-1]])
             for k in np.flatnonzero(ends > starts):
-                areas[k] = _text(locations[rows[starts[k]]])
+                areas[k] = as_text(locations[rows[starts[k]]])
     if "electrode_group" in units.colnames and None in areas:
         groups = units["electrode_group"].data[:]
         for k in (k for k in range(n) if areas[k] is None):

@@ -54,13 +54,14 @@ def hdf5_kind(path: Path) -> str | None:
     return "hdf5"
 
 
-def _text(value) -> str:
+def as_text(value) -> str:
+    """An HDF5 / NWB scalar or string array as text (bytes decoded, arrays comma-joined)."""
     value = np.asarray(value).ravel()
     item = value[0] if value.size == 1 else value
     if isinstance(item, bytes):
         return item.decode("utf-8", "replace")
     if isinstance(item, np.ndarray):
-        return ",".join(_text(v) for v in item)
+        return ",".join(as_text(v) for v in item)
     return item.item() if hasattr(item, "item") else item
 
 
@@ -69,9 +70,9 @@ def _metadata(handle) -> dict:
     if "meta" in handle:
         for key, dataset in handle["meta"].items():
             if hasattr(dataset, "shape"):
-                meta[key] = _text(dataset[()])
+                meta[key] = as_text(dataset[()])
     if "array" in handle:
-        meta["array"] = _text(handle["array"][()])
+        meta["array"] = as_text(handle["array"][()])
     if "age" in meta:  # the layout's age is days in vitro
         meta["age_div"] = meta.pop("age")
     return meta
@@ -114,7 +115,7 @@ def read_mea_hdf5(path: str | Path, duration: float | None = None) -> SpikeData:
             _check_sizes(handle, path)
             spikes = np.asarray(handle["spikes"][()], dtype=np.float64).ravel()
             counts = np.asarray(handle["sCount"][()]).ravel()
-            names = ([_text(v) for v in np.asarray(handle["names"][()]).ravel()]
+            names = ([as_text(v) for v in np.asarray(handle["names"][()]).ravel()]
                      if "names" in handle else [f"ch_{k}" for k in range(len(counts))])
             span = (np.asarray(handle["recordingtime"][()], dtype=np.float64).ravel()
                     if "recordingtime" in handle else None)
