@@ -41,6 +41,22 @@ def test_area_targets_read_the_real_units_and_their_line_noise():
 
 
 @needs_data
+def test_mk1_check_reads_the_window_the_fit_compared(tmp_path):
+    """The MK1 posterior predictive check sets re-simulations beside exactly the fit's target:
+    the area's single units over the fit's window (fit.json), in the fit's feature set."""
+    import json
+
+    (tmp_path / "fit.json").write_text(json.dumps({"settings": {"features": "mea86"},
+                                                   "target": {"window_s": [20.0, 30.0]}}))
+    data, fs = probe_areas.fitted_window(DATA / "T209_2019_05_10.nwb", tmp_path, "aIC",
+                                         ["quality==good"])
+    assert data.n_units == 86 and data.duration == pytest.approx(10.0) and fs.name == "mea86"
+    whole = probe_areas.area_target(DATA / "T209_2019_05_10.nwb", "aIC", ["quality==good"], 10.0,
+                                    fs)["data"]
+    assert data.n_spikes == whole.window(20.0, 30.0).n_spikes > 0
+
+
+@needs_data
 def test_quick_study_checks_every_area_against_the_model(tmp_path, capsys):
     assert main(["study", "run", str(STUDY), "--quick", "--out", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -107,6 +123,9 @@ def test_mk1_hook_fits_each_area_and_compares_the_areas(tmp_path, monkeypatch):
                 "run": str(out), "consistent_set_folder": str(out)}
 
     monkeypatch.setattr(automind.fit, "fit", fake_fit)
+    checked = []
+    monkeypatch.setattr(probe_areas, "area_checks", lambda path, summary, area, quality, spec,
+                        folder, s, workers: checked.append((area, folder, s)) or {"ppc": area})
     settings = {"enabled": True, "N": 300, "duration": 5.5, "budget": 100, "probe_rounds": 1,
                 "min_set": 56, "local": 0}
     recordings = {"T209": (Path("T209.nwb"), ["aIC", "SC"]),
@@ -115,6 +134,13 @@ def test_mk1_hook_fits_each_area_and_compares_the_areas(tmp_path, monkeypatch):
                                  tmp_path / "out", 1, False, 3)
     areas = result["areas"]
     assert areas["T209 aIC"]["yield"] == 0.1 and "never comes near" in areas["T209 SC"]["error"]
+    # every fitted area gets its posterior predictive check, in its own folder
+    assert [(a, f) for a, f, _ in checked] == [
+        ("aIC", tmp_path / "out" / "mk1" / "T209" / "aIC"),
+        ("Str", tmp_path / "out" / "mk1" / "T182" / "Str"),
+        ("M2", tmp_path / "out" / "mk1" / "T182" / "M2")]
+    assert checked[0][2] == {"min_set": 56, "local": 0, "conditional": 10, "shown": 4}
+    assert areas["T182 M2"]["ppc"] == "M2"
     recording, out, kwargs = calls[0]
     assert recording == Path("T209.nwb") and out == tmp_path / "work" / "mk1_T209_aIC"
     assert kwargs["recording_options"] == {"area": "aIC", "quality": ["quality==good"],

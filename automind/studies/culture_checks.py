@@ -63,9 +63,11 @@ def closest_final(summary: dict, shown: int) -> dict:
             "distance": distance[order], "accepted": runs["accepted"][order]}
 
 
-def age_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
+def fit_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
                workers: int, spread: dict | None = None) -> dict:
-    """Posterior predictive check and geometry of one fitted recording (figures in ``folder``)."""
+    """Posterior predictive check and geometry of one fitted recording (figures in ``folder``):
+    ``target`` is the recording as the fit compared it (its target window), ``fs`` its feature
+    set; ``s``: shown, min_set, local, conditional."""
     from ..features.sets import units_seen
     from ..features.spikedata import SpikeData
     from ..inference import load_posterior

@@ -139,7 +139,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..fit import FitSettings, fit
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
-    from .culture_checks import (FIT_SUMMARY_KEYS, age_checks, compare_fits, comparisons,
+    from .culture_checks import (FIT_SUMMARY_KEYS, fit_checks, compare_fits, comparisons,
                                  summary_figure)
 
     start = time.perf_counter()
@@ -196,7 +196,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                        "run": str(work / f"fit_{label}")}})
             continue
         seconds = time.perf_counter() - t0
-        checks = age_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers,
+        checks = fit_checks(work / f"fit_{label}", summary, data, spec, fs, folder, s, workers,
                             row["windows"]["p5_p50_p95"])
         row["figures"] += checks.pop("figures")
         rows.append(row | {"fit": {key: summary.get(key) for key in FIT_SUMMARY_KEYS}

@@ -333,7 +333,9 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers:
     from .culture_checks import FIT_SUMMARY_KEYS, compare_fits
 
     reserved = ("enabled", "N", "duration", "t_analysis_start", "features", "budget", "min_set",
-                "local")
+                "local", "conditional", "shown")
+    checks = {"min_set": 56, "local": 20, "conditional": 10, "shown": 4} | {
+        k: settings[k] for k in ("min_set", "local", "conditional", "shown") if k in settings}
     options = {k: v for k, v in settings.items() if k not in reserved}
     spec = SimulatorSpec.load("mk1").with_overrides(
         **{k: settings[k] for k in ("N", "duration", "t_analysis_start") if k in settings})
@@ -354,11 +356,41 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers:
                 continue
             fitted[area] = summary
             areas[f"{rec} {area}"] = {k: summary.get(k) for k in FIT_SUMMARY_KEYS} | {
-                "run": summary.get("run"), "seconds": round(time.perf_counter() - start, 1)}
+                "run": summary.get("run"), "seconds": round(time.perf_counter() - start, 1)} | \
+                area_checks(path, summary, area, quality, spec, out / "mk1" / rec / area, checks,
+                            workers)
         if len(fitted) >= 2:
             pairs[f"{rec}: {' vs '.join(fitted)}"] = compare_fits(
-                fitted, out / "mk1" / rec, settings.get("min_set", 56), settings.get("local", 20))
+                fitted, out / "mk1" / rec, checks["min_set"], checks["local"])
     return {"areas": areas, "pairs": pairs}
+
+
+def area_checks(path, summary: dict, area: str, quality, spec, folder: Path, s: dict,
+                workers: int) -> dict:
+    """The culture study's posterior predictive check and set geometry (``fit_checks``) for one
+    area's MK1 fit: its closest re-simulations beside the window it was fitted to."""
+    from .culture_checks import fit_checks
+
+    folder.mkdir(parents=True, exist_ok=True)
+    run = Path(summary["run"])
+    data, fs = fitted_window(path, run, area, quality)
+    return fit_checks(run, summary, data, spec, fs, folder, s, workers)
+
+
+def fitted_window(path, run: Path, area: str, quality):
+    """The area's units over the window its fit compared with (fit.json), and the fit's feature
+    set: what the posterior predictive check sets the re-simulations beside."""
+    import json
+
+    from ..features.sets import get_feature_set
+    from ..inference.targets import read_target
+
+    record = json.loads((run / "fit.json").read_text())
+    data = read_target(str(path), area=area, quality=quality or None, mask_lines=True)
+    window = record["target"].get("window_s")
+    if window:
+        data = data.window(*window)
+    return data, get_feature_set(record["settings"]["features"])
 
 
 def plot_ppc(targets: dict, ppcs: dict, areas: dict, path: Path, t_start: float,
