@@ -372,7 +372,8 @@ class Fit:
             d = row["median_distance"]
             _say(self.progress, f"  generation {row['round']}: yield {row['yield']:.2f}, valid "
                                 f"{row['valid_fraction']:.0%}, median distance " +
-                                (f"{d:.2f} noise sd" if np.isfinite(d) else "inf (most runs invalid)"))
+                                (f"{d:.2f} noise sd" if np.isfinite(d) else
+                                 "inf (most runs invalid or missing a feature the target has)"))
         return rows, found
 
 
