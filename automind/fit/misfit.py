@@ -20,7 +20,7 @@ import numpy as np
 
 #: re-simulations (the nearest to the target) whose misfits are summarised
 CLOSEST = 5
-#: features listed, largest median |z| first
+#: features listed, largest |median z| first
 SHOWN = 8
 
 

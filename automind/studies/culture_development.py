@@ -139,7 +139,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..fit import FitSettings, fit
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
-    from .culture_checks import (FIT_SUMMARY_KEYS, fit_checks, compare_fits, comparisons,
+    from .culture_checks import (FIT_SUMMARY_KEYS, compare_fits, comparisons, fit_checks,
                                  summary_figure)
 
     start = time.perf_counter()
