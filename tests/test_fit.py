@@ -211,7 +211,9 @@ def test_fit_finds_a_consistent_set_around_the_truth(fitted, tmp_path):
     assert misfit["closest"] == 5 and misfit["distances"] == sorted(misfit["distances"])
     assert misfit["distances"][0] <= 2.0 and misfit == json.loads((out / "misfit.json").read_text()) | {
         "description": misfit["description"]}
-    assert "What the closest configurations miss" in (out / "report" / "index.html").read_text()
+    report = (out / "report" / "index.html").read_text()
+    assert "What the closest configurations miss" in report
+    assert "configurations closest to it (accepted; noise sd" in report
     # a simulation of the model itself is inside what the rounds produced
     assert json.loads((out / "misspecification.json").read_text())["n_reference"] > 100
     assert not summary["misspecified"], summary["out_of_range_features"]

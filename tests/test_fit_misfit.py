@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from automind.fit.misfit import closest_misfit, describe
+from automind.fit.misfit import closest_configurations, closest_misfit, describe, shown_label
 from automind.io import save_npz
 
 
@@ -46,3 +46,30 @@ def test_no_valid_run_is_said_plainly(tmp_path):
     misfit = closest_misfit([a], np.zeros(2), ["a", "b"], 2.0)
     assert misfit["closest"] == 0 and misfit["missed"] == []
     assert describe(misfit) == "no valid re-simulation to compare with the target"
+
+
+def test_the_figures_show_accepted_configurations_else_the_closest_simulated(tmp_path):
+    from automind.invariance.consistent import write_set
+    from automind.prior import Prior
+
+    prior = Prior.load("brunel")
+    theta = prior.sample(5, seed=0)
+    last = _folder(tmp_path / "g2", np.zeros((5, 2)), [3.0, np.nan, 1.5, 2.5, 9.0], ["ok"] * 5,
+                   [1.0, 1.0])
+    np.save(last / "samples.npy", theta)
+    pooled = tmp_path / "set"
+    pooled.mkdir()
+    write_set(pooled, prior, theta[[2]], np.zeros((1, 2)), np.array([7]), np.array([1.5]),
+              np.array([2]))
+    summary = {"consistent_set_folder": str(pooled), "last_generation_folder": str(last),
+               "set_size": 1}
+    # one accepted configuration is fewer than asked for: the closest re-simulations, in order
+    best = closest_configurations(summary, 3)
+    assert best["distance"].tolist() == [1.5, 2.5, 3.0] and best["accepted"].tolist() == [
+        True, False, False]
+    assert np.array_equal(best["theta"], theta[[2, 3, 0]])
+    assert shown_label(best["accepted"]) == "closest (1 accepted)"
+    # enough accepted ones: the set's own
+    best = closest_configurations(summary, 1)
+    assert best["seed"].tolist() == [7] and shown_label(best["accepted"]) == "accepted"
+    assert shown_label(np.zeros(2, bool)) == "closest, none accepted"

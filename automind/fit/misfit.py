@@ -10,6 +10,9 @@ noise scale. A median beyond the threshold is a systematic miss (the closest lie
 not noise. A fit with yield 0 thus states a measured reason (e.g. "rate_std −14 sd: the
 recording's units are far more heterogeneous than the simulated networks'"), and a fit with a
 consistent set shows what its closest members still trade off.
+
+Also the helpers that find those nearest configurations in a fit's summary
+(``closest_configurations``: the report's and the studies' posterior predictive figures).
 """
 
 from __future__ import annotations
@@ -75,3 +78,47 @@ def describe(misfit: dict) -> str:
         return head + "; no single feature beyond the threshold"
     return head + "; they miss " + ", ".join(f"{f['name']} ({f['median_z']:+.1f} sd)"
                                              for f in missed)
+
+
+def set_folder(summary: dict) -> Path:
+    """The folder of the fit's consistent set (refine/set: every configuration accepted from
+    the final validation on; the final validation's folder when refinement is off)."""
+    return Path(summary["consistent_set_folder"])
+
+
+def samples_folder(summary: dict) -> Path:
+    """The consistent-set run whose samples the fit re-simulated last (the last refinement
+    generation, or the final validation), rejected ones included."""
+    return Path(summary.get("last_generation_folder") or summary["consistent_set_folder"])
+
+
+def set_size(summary: dict) -> int:
+    return int(summary.get("set_size", summary.get("n_consistent", 0)))
+
+
+def closest_configurations(summary: dict, shown: int) -> dict:
+    """The ``shown`` configurations closest to the target: the consistent set's when it holds
+    that many, else the last re-simulated samples' (accepted ones first, as they are closer):
+    θ, seeds, distances (noise sd) and whether each was accepted."""
+    from ..invariance.consistent import load_chunks, load_consistent_set
+
+    if set_size(summary) >= shown:
+        found = load_consistent_set(set_folder(summary))
+        order = np.argsort(found["distance"])[:shown]
+        return {"theta": found["theta"][order], "seed": found["seed"][order],
+                "distance": found["distance"][order], "accepted": np.ones(len(order), bool)}
+    final = samples_folder(summary)
+    samples, runs = np.load(final / "samples.npy"), load_chunks(final)
+    distance = runs["distance"]
+    order = [k for k in np.argsort(np.where(np.isfinite(distance), distance, np.inf))
+             if np.isfinite(distance[k])][:shown]
+    return {"theta": samples[runs["index"][order]], "seed": runs["seed"][order],
+            "distance": distance[order], "accepted": runs["accepted"][order]}
+
+
+def shown_label(accepted) -> str:
+    """How a figure names re-simulated configurations: accepted, or the closest and how many
+    of them were accepted."""
+    n = int(np.sum(accepted))
+    return ("accepted" if n == len(accepted) else
+            "closest, none accepted" if n == 0 else f"closest ({n} accepted)")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: accepted configurations re-simulated (with their own seeds) for the activity figure
+#: configurations re-simulated (with their own seeds) for the activity figure: the accepted
+#: ones closest to the target, else the closest re-simulated ones
 SHOWN = 4
 
 
@@ -88,6 +89,7 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
     from ..report import Section, write_report
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_jobs, simulate_jobs
+    from .misfit import closest_configurations, shown_label
 
     figures = run.out / "report" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -95,12 +97,13 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
     samples = np.load(run.out / "final" / "samples.npy")
     names = run.prior.names
     spec = run.spec.with_overrides(duration=run.duration)
-    order = np.argsort(consistent["distance"])[:SHOWN]
+    # the accepted configurations closest to the target; with fewer, the closest re-simulated
+    best = closest_configurations(summary, SHOWN)
     shown = []
-    if len(order):
+    if len(best["theta"]):
         results = simulate_jobs(spec, str(CompiledModel.for_spec(spec).directory),
-                                make_jobs(run.prior, consistent["theta"][order], spec.duration,
-                                          seeds=consistent["seed"][order]), run.workers, run.dask)
+                                make_jobs(run.prior, best["theta"], spec.duration,
+                                          seeds=best["seed"]), run.workers, run.dask)
         start = spec.t_analysis_start
         shown = [units_seen(run.fs.name, SpikeData.from_simulation(r).window(start))
                  for r in results if r.t_end > start]
@@ -111,13 +114,16 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
         window = run.target.get("window_s")
         if window:  # the window the fit compared with, not the whole recording
             target = target.window(*window)
-        activity = plot_target_vs_accepted(target, shown, figures / "target_vs_accepted.png")
-        sections.append(Section("Target and accepted configurations", [
+        label = shown_label(best["accepted"])
+        activity = plot_target_vs_accepted(target, shown, figures / "target_vs_accepted.png",
+                                           sample_label=label)
+        sections.append(Section("Target and closest configurations", [
             f"The target ({source}" + (f", its window {window[0]:g}-{window[1]:g} s that the fit "
                                        "compared with" if window else "") +
-            f") beside the {len(shown)} accepted configurations closest to it, "
-            "re-simulated with their own seeds: rasters, population rates and spectra."],
-            figures=[(activity, "target vs accepted re-simulations")]))
+            f") beside the {len(shown)} configurations closest to it ({label}; noise sd "
+            + ", ".join(f"{d:.2f}" for d in best["distance"]) + "), re-simulated with their own "
+            "seeds: rasters, population rates and spectra."],
+            figures=[(activity, f"target vs {label} re-simulations")]))
     truth = run.truth
     pairs = pairplot(consistent["theta"] if len(consistent["theta"]) else samples, names,
                      figures / "consistent_set_pairplot.png", truth=truth, background=samples,

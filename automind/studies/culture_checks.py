@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..fit.misfit import (closest_configurations, samples_folder, set_folder, set_size,
+                          shown_label)
 
 #: what the studies keep of a fit's summary (``compare_fits`` reads the folders and set size)
 FIT_SUMMARY_KEYS = ("yield", "n_consistent", "n_simulated_final", "set_size", "simulations",
@@ -27,42 +29,6 @@ def load_fit_x(run: Path) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
-def set_folder(summary: dict) -> Path:
-    """The folder of the fit's consistent set (refine/set: every configuration accepted from
-    the final validation on; the final validation's folder when refinement is off)."""
-    return Path(summary["consistent_set_folder"])
-
-
-def samples_folder(summary: dict) -> Path:
-    """The consistent-set run whose samples the fit re-simulated last (the last refinement
-    generation, or the final validation), rejected ones included."""
-    return Path(summary.get("last_generation_folder") or summary["consistent_set_folder"])
-
-
-def set_size(summary: dict) -> int:
-    return int(summary.get("set_size", summary.get("n_consistent", 0)))
-
-
-def closest_final(summary: dict, shown: int) -> dict:
-    """The ``shown`` configurations closest to the target: the consistent set's when it holds
-    that many, else the last re-simulated samples' (accepted ones first, as they are closer):
-    θ, seeds, distances (noise sd) and whether each was accepted."""
-    from ..invariance.consistent import load_chunks, load_consistent_set
-
-    if set_size(summary) >= shown:
-        found = load_consistent_set(set_folder(summary))
-        order = np.argsort(found["distance"])[:shown]
-        return {"theta": found["theta"][order], "seed": found["seed"][order],
-                "distance": found["distance"][order], "accepted": np.ones(len(order), bool)}
-    final = samples_folder(summary)
-    samples, runs = np.load(final / "samples.npy"), load_chunks(final)
-    distance = runs["distance"]
-    order = [k for k in np.argsort(np.where(np.isfinite(distance), distance, np.inf))
-             if np.isfinite(distance[k])][:shown]
-    return {"theta": samples[runs["index"][order]], "seed": runs["seed"][order],
-            "distance": distance[order], "accepted": runs["accepted"][order]}
-
-
 def fit_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict,
                workers: int, spread: dict | None = None) -> dict:
     """Posterior predictive check and geometry of one fitted recording (figures in ``folder``):
@@ -76,7 +42,7 @@ def fit_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
     from ..simulators.execution import make_jobs, simulate_jobs
 
     posterior = load_posterior(summary["posterior"])
-    best = closest_final(summary, int(s.get("shown", 4)))
+    best = closest_configurations(summary, int(s.get("shown", 4)))
     start = spec.t_analysis_start
     sims = []
     if len(best["theta"]):
@@ -88,8 +54,7 @@ def fit_checks(run: Path, summary: dict, target, spec, fs, folder: Path, s: dict
     analysed = spec.duration - start
     shown_target = target.window(0.0, min(analysed, target.duration))
     n_accepted = int(best["accepted"].sum())
-    label = ("accepted" if n_accepted == len(sims) else
-             "closest, none accepted" if n_accepted == 0 else f"closest ({n_accepted} accepted)")
+    label = shown_label(best["accepted"])
     ppc = plot_target_vs_accepted(shown_target, sims, folder / "target_vs_closest.png",
                                   t_window=(0.0, shown_target.duration), sample_label=label)
     x_target = dict(zip(fs.names, fs.compute(target)))
