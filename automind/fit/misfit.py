@@ -42,12 +42,12 @@ def closest_misfit(folders, target: np.ndarray, names, threshold: float,
     for folder in map(Path, folders):
         if not (folder / "noise.json").is_file() or not any((folder / "chunks").glob("c*.npz")):
             continue
-        chunks, sigma = load_chunks(folder), NoiseModel.load(folder).sigma
+        chunks = load_chunks(folder)
         keep = (chunks["status"] == "ok") & np.isfinite(chunks["distance"])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(np.isinf(sigma), 0.0, (chunks["features"][keep] - target) / sigma)
+        # z per feature: the acceptance's σ without its correlation (σ = inf features: 0)
+        per_feature = NoiseModel(NoiseModel.load(folder).sigma)
         distances.append(chunks["distance"][keep])
-        zs.append(z)
+        zs.append(per_feature.whiten(chunks["features"][keep] - target))
     distance = np.concatenate(distances) if distances else np.zeros(0)
     if not len(distance):
         return {"closest": 0, "distances": [], "threshold": threshold, "features": [],

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import json_floats, write_json
+from .misfit import set_size
 from .plan import FitSettings
 from .record import record_run
 from .region import NoMassNearTarget, posterior_information
@@ -334,7 +335,7 @@ class Fit:
     def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
         from .explore import explore
 
-        if not self.settings.explore or start.get("set_size", start.get("n_consistent", 0)) < 2:
+        if not self.settings.explore or set_size(start) < 2:
             return [], {}
         _say(self.progress, f"exploration: {self.settings.explore} generations of "
                             f"{self.plan['explore']} outward proposals")
@@ -420,7 +421,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
     refinement, refined = run.refine(posterior)
     found = refined or posterior_found
     misfit = run.misfit(posterior)
-    if not found.get("set_size", found["n_consistent"]):
+    if not set_size(found):
         _warn(f"no consistent configuration: {misfit['description']}")
     exploration, explored = run.explore(posterior, found)
     spent = (sum(e["simulations"] for e in run.rounds_log + refinement + exploration)
@@ -435,7 +436,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "consistent_set_folder": str(Path((explored or found)["consistent_set"]).parent),
                "posterior": str(run.out / "rounds" / f"posterior{run.posterior_round}"),
                "consistent_set": (explored or found)["consistent_set"],
-               "set_size": explored.get("set_size", found.get("set_size", found["n_consistent"])),
+               "set_size": explored.get("set_size", set_size(found)),
                "last_generation_folder": found.get("last_generation",
                                                    str(Path(found["consistent_set"]).parent)),
                "nats": used["posterior_nats"],

@@ -322,6 +322,10 @@ def compare_recordings(posterior, recordings, targets, samples, ppcs, s, out, se
     return pairs
 
 
+#: [mk1] settings of the per-area checks and comparison (not passed to `fit`)
+MK1_CHECK_DEFAULTS = {"min_set": 56, "local": 20, "conditional": 10, "shown": 4}
+
+
 def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers: int,
             progress: bool, seed: int) -> dict:
     """``automind fit`` with MK1 per area (``[mk1]``: N, duration, features, budget, fit
@@ -332,10 +336,9 @@ def fit_mk1(settings: dict, recordings, quality, work: Path, out: Path, workers:
     from ..simulators import SimulatorSpec
     from .culture_checks import FIT_SUMMARY_KEYS, compare_fits
 
-    reserved = ("enabled", "N", "duration", "t_analysis_start", "features", "budget", "min_set",
-                "local", "conditional", "shown")
-    checks = {"min_set": 56, "local": 20, "conditional": 10, "shown": 4} | {
-        k: settings[k] for k in ("min_set", "local", "conditional", "shown") if k in settings}
+    checks = {k: settings.get(k, v) for k, v in MK1_CHECK_DEFAULTS.items()}
+    reserved = ("enabled", "N", "duration", "t_analysis_start", "features", "budget",
+                *MK1_CHECK_DEFAULTS)
     options = {k: v for k, v in settings.items() if k not in reserved}
     spec = SimulatorSpec.load("mk1").with_overrides(
         **{k: settings[k] for k in ("N", "duration", "t_analysis_start") if k in settings})
