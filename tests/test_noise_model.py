@@ -163,3 +163,23 @@ def test_without_a_truth_the_noise_reference_moves_on_from_a_sample_that_does_no
         _noise_reference(None, None, samples, None, 0, 1, None)
     with pytest.raises(UserError):  # the truth is the reference or nothing
         _noise_reference(None, None, samples, np.array([0.0]), 0, 1, None)
+
+
+def test_an_indicator_all_repeats_agree_on_is_floored_at_a_bernoulli_sd():
+    """burst_valid = 1 in all 32 repeats: its sd is 0 and the plain floor (0.002) puts a run
+    without bursts 500 sd away; as an indicator its σ is the Bernoulli sd at Laplace's share
+    33/34 (0.169), so that run lies 5.9 sd away on it. Other features keep their σ."""
+    rng = np.random.default_rng(3)
+    runs = np.column_stack([rng.normal(size=32), np.ones(32)])
+    target = np.array([0.0, 1.0])
+    plain = NoiseModel.from_runs(runs, target)
+    floored = NoiseModel.from_runs(runs, target, indicator=np.array([False, True]))
+    assert plain.sigma[1] == pytest.approx(0.002)
+    assert floored.sigma[1] == pytest.approx(np.sqrt(33 / 34 * 1 / 34))
+    assert floored.sigma[0] == plain.sigma[0]
+    no_bursts = np.array([[0.0, 0.0]])
+    assert plain.distance(no_bursts, target)[0] > 300
+    assert floored.distance(no_bursts, target)[0] == pytest.approx(34 / np.sqrt(33) / np.sqrt(2))
+    half = np.column_stack([rng.normal(size=32), np.arange(32) % 2])  # 16 of 32: sd 0.5 either way
+    assert NoiseModel.from_runs(half, target, indicator=np.array([False, True])).sigma[1] == \
+        pytest.approx(0.5)

@@ -85,6 +85,10 @@ def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SM
             "heights": smooth[peaks], "left": left * bin_size, "right": right * bin_size}
 
 
+#: features that are 0 or 1 (the acceptance's noise floors their σ at a Bernoulli's)
+INDICATORS = ("burst_valid",)
+
+
 def burst_features(data: SpikeData) -> np.ndarray:
     """The ``bursts`` feature vector (order: NAMES)."""
     found = detect_bursts(data.population_rate(BIN))

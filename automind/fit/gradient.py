@@ -97,6 +97,7 @@ def _transformed(fs, results) -> np.ndarray:
 def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
     """The sbi method's noise model (σ and the features' shrunk correlation) over
     NOISE_REPEATS Brian2 runs of ``reference``."""
+    from ..features.bursts import INDICATORS
     from ..inference.noise import NoiseModel
     from ..inference.validate import ok_runs, resimulate
 
@@ -104,7 +105,8 @@ def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, worke
                       seed, fs.name, workers)
     with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
-        noise = NoiseModel.from_runs(_transformed(fs, ok_runs(runs)), target)
+        noise = NoiseModel.from_runs(_transformed(fs, ok_runs(runs)), target,
+                                     indicator=np.isin(fs.names, INDICATORS))
     return noise.to_dict() | {"sigma": json_floats(noise.sigma),
                               "statuses": [r.status for r in runs]}
 

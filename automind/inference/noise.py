@@ -48,12 +48,18 @@ class NoiseModel:
             self._chol = np.linalg.cholesky(self.correlation)
 
     @classmethod
-    def from_runs(cls, features: np.ndarray, target: np.ndarray, correlated: bool = True) -> "NoiseModel":
+    def from_runs(cls, features: np.ndarray, target: np.ndarray, correlated: bool = True,
+                  indicator: np.ndarray | None = None) -> "NoiseModel":
         """From the transformed features (runs, k) of the reference's repeats; σ floored at
-        SIGMA_FLOOR·(1 + |target|), NaN-only features σ = inf (ignored)."""
+        SIGMA_FLOOR·(1 + |target|), NaN-only features σ = inf (ignored). ``indicator`` (k,
+        bool) marks 0/1 features (``features.bursts.INDICATORS``): their σ is at least
+        ``bernoulli_sd`` of the repeats."""
         features = np.asarray(features, float)
         sd = np.nanstd(features, axis=0)
         sigma = np.maximum(np.nan_to_num(sd, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
+        if indicator is not None:
+            sigma = np.where(np.asarray(indicator, bool) & np.isfinite(sigma),
+                             np.maximum(sigma, bernoulli_sd(features)), sigma)
         if not correlated:
             return cls(sigma)
         return cls(sigma, shrunk_correlation(features))
@@ -124,6 +130,19 @@ class NoiseModel:
         return NoiseModel(sigma, corr)
 
 
+def bernoulli_sd(features: np.ndarray) -> np.ndarray:
+    """Per column of 0/1 values (runs, k; NaN skipped), the sd of a Bernoulli at Laplace's
+    estimate of the share of ones, (ones + 1) / (runs + 2). When every repeat agrees (all 32
+    burst) the repeats' sd is 0 and the σ floor (0.002) put a run that disagrees 500 sd away
+    on that feature alone: an acceptance distance of ~77 on 42 features whatever the others
+    (studies/mk1_targets, target 767: most refined members sat at 77 for six generations).
+    With this floor (0.17 for 32 agreeing repeats) the disagreement counts ~6 sd and the
+    continuous features (burst rate, spectrum) say how far the run is."""
+    x = np.asarray(features, float)
+    p = (np.nansum(x, axis=0) + 1) / (np.isfinite(x).sum(axis=0) + 2)
+    return np.sqrt(p * (1 - p))
+
+
 def shrunk_correlation(features: np.ndarray) -> np.ndarray:
     """The correlation of the runs' features (runs, k), shrunk towards the identity by the
     Ledoit–Wolf weight; features that do not vary (or are missing) stay independent. Runs
@@ -147,9 +166,11 @@ def shrunk_correlation(features: np.ndarray) -> np.ndarray:
     return R
 
 
-def held_out_distances(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+def held_out_distances(features: np.ndarray, target: np.ndarray,
+                       indicator: np.ndarray | None = None) -> np.ndarray:
     """Each repeat's distance to the target under the model fitted to the other repeats (an
     honest 'is the reference itself accepted?': a repeat never sets its own scale)."""
     features = np.asarray(features, float)
-    return np.array([NoiseModel.from_runs(np.delete(features, i, 0), target).distance(
+    return np.array([NoiseModel.from_runs(np.delete(features, i, 0), target,
+                                          indicator=indicator).distance(
         features[i], target)[0] for i in range(len(features))])

@@ -61,7 +61,17 @@ def noise_model(posterior, spec, target: np.ndarray, reference: np.ndarray,
     ``ok`` count (a stopped run's features are not noise of the reference's activity)."""
     if runs is None:
         runs = noise_runs(posterior, spec, reference, repeats, seed, workers, dask)
-    return NoiseModel.from_runs(transformed_features(posterior, ok_runs(runs)), target)
+    return NoiseModel.from_runs(transformed_features(posterior, ok_runs(runs)), target,
+                                indicator=indicator_columns(posterior))
+
+
+def indicator_columns(posterior) -> np.ndarray:
+    """Which of the posterior's (selected) features are 0/1 indicators (``bursts.INDICATORS``)."""
+    from ..features.bursts import INDICATORS
+
+    names = np.asarray(posterior.features["names"])
+    columns = posterior.config.get("feature_columns")
+    return np.isin(names if columns is None else names[columns], INDICATORS)
 
 
 #: the fewest ok repeats a noise model is estimated from (or all of them, when fewer were run)

@@ -98,7 +98,8 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     from tqdm.auto import tqdm
 
     from ..inference.noise import NoiseModel, held_out_distances
-    from ..inference.validate import noise_model, ok_runs, score, simulator_of, transformed_features
+    from ..inference.validate import (indicator_columns, noise_model, ok_runs, score, simulator_of,
+                                      transformed_features)
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_engine, make_jobs
 
@@ -135,7 +136,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         own = np.full(len(runs), np.nan)
         if target_sd is None:
             own[status == "ok"] = held_out_distances(
-                transformed_features(posterior, ok_runs(runs)), target_x)
+                transformed_features(posterior, ok_runs(runs)), target_x, indicator_columns(posterior))
         else:
             own = score(posterior, runs, target_x, noise, threshold)["distance"]
         write_json(out / "noise.json", noise.to_dict() | {
