@@ -25,12 +25,12 @@ the adaptive steps, as a sequential Monte Carlo sampler resamples (Del Moral, Do
 2012 keep the better half): before each move the farther half of the members restarts from
 copies of the nearest quarter (``SELECTED``, ``REPLACED``), and every member steps on its
 residual plus one draw of the simulation noise (EKI's perturbed observations; Iglesias, Law &
-Stuart 2013), so copies of one member take different steps. Without it, a member far from a
-narrow region (a rhythm that only a few members have) keeps taking linear steps that do not
-reach it (studies/mk1_targets: target 767's median distance stayed at ~77 noise sd for six
-generations). Selection trades spread for yield: on the stiff toy of tests/test_fit_refine.py
-it lands 0.76 of the 7th generation's members against 0.22 (6 seeds), but the landed members'
-spread along a direction the features ignore falls from 0.53 to 0.16. Moves
+Stuart 2013), so copies of one member take different steps: members far from a narrow
+region stop spending simulations on linear steps that do not reach it. Selection trades
+spread for yield: on the stiff toy of tests/test_fit_refine.py it lands 0.76 of the 7th
+generation's members against 0.22 (6 seeds), but the landed members' spread along a direction
+the features ignore falls from 0.53 to 0.16. On MK1 target 767 it closed the ensemble around
+a cluster that stayed at 2.55 noise sd (yield 0; adaptive steps 0.015; docs/fit.md). Moves
 follow the ensemble's spread, so the ensemble is the posterior's samples pulled onto the set of
 configurations that reproduce the target rather than a cloud around one optimum; but it is not
 a fair sample of that set: on MK1 it contracts to 0.27–0.52 of the posterior's spread in 7

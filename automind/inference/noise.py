@@ -58,8 +58,8 @@ class NoiseModel:
         sd = np.nanstd(features, axis=0)
         sigma = np.maximum(np.nan_to_num(sd, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
         if indicator is not None:
-            sigma = np.where(np.asarray(indicator, bool) & np.isfinite(sigma),
-                             np.maximum(sigma, bernoulli_sd(features)), sigma)
+            binary = np.flatnonzero(np.asarray(indicator, bool) & np.isfinite(sigma))
+            sigma[binary] = np.maximum(sigma[binary], bernoulli_sd(features[:, binary]))
         if not correlated:
             return cls(sigma)
         return cls(sigma, shrunk_correlation(features))
