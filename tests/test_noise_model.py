@@ -183,3 +183,16 @@ def test_an_indicator_all_repeats_agree_on_is_floored_at_a_bernoulli_sd():
     half = np.column_stack([rng.normal(size=32), np.arange(32) % 2])  # 16 of 32: sd 0.5 either way
     assert NoiseModel.from_runs(half, target, indicator=np.array([False, True])).sigma[1] == \
         pytest.approx(0.5)
+
+
+def test_indicator_columns_follow_the_posteriors_selected_features():
+    """The acceptance finds burst_valid among the columns the posterior conditions on."""
+    from types import SimpleNamespace
+
+    from automind.inference.validate import indicator_columns
+
+    names = {"names": ["rate_mean", "burst_rate", "burst_valid"]}
+    assert indicator_columns(SimpleNamespace(features=names, config={"feature_columns": [0, 2]})
+                             ).tolist() == [False, True]
+    assert indicator_columns(SimpleNamespace(features=names, config={})).tolist() == \
+        [False, False, True]
