@@ -170,11 +170,11 @@ def proposals(ensemble: Ensemble, prior, seed: int, alpha: float = ALPHA, select
     half restarted from the near quarter and each residual perturbed by one noise draw); each
     member moves by its step scale times its Kalman step."""
     rng = np.random.default_rng(seed)
-    start, s = ensemble.restarted(rng), None
+    start = ensemble.restarted(rng)
     if select:
         start = start.selected()
-        s = start.s + rng.standard_normal(start.s.shape)
-    u = start.u + start.step[:, None] * kalman_moves(start.u, start.s if s is None else s, alpha)
+    residual = start.s + rng.standard_normal(start.s.shape) if select else start.s
+    u = start.u + start.step[:, None] * kalman_moves(start.u, residual, alpha)
     low, high = prior.standardise(prior.low), prior.standardise(prior.high)
     margin = 1e-6 * (high - low)
     return prior.destandardise(np.clip(u, low + margin, high - margin)), start

@@ -136,7 +136,8 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         own = np.full(len(runs), np.nan)
         if target_sd is None:
             own[status == "ok"] = held_out_distances(
-                transformed_features(posterior, ok_runs(runs)), target_x, indicator_columns(posterior))
+                transformed_features(posterior, ok_runs(runs)), target_x,
+                indicator_columns(posterior))
         else:
             own = score(posterior, runs, target_x, noise, threshold)["distance"]
         write_json(out / "noise.json", noise.to_dict() | {
