@@ -167,13 +167,14 @@ def test_without_a_truth_the_noise_reference_moves_on_from_a_sample_that_does_no
 
 def test_an_indicator_all_repeats_agree_on_is_floored_at_a_bernoulli_sd():
     """burst_valid = 1 in all 32 repeats: its sd is 0 and the plain floor (0.002) puts a run
-    without bursts 500 sd away; as an indicator its σ is the Bernoulli sd at Laplace's share
-    33/34 (0.169), so that run lies 5.9 sd away on it. Other features keep their σ."""
+    without bursts 500 sd away; as a 0/1 feature (step 1) its σ is the Bernoulli sd at
+    Laplace's share 33/34 (0.169), so that run lies 5.9 sd away on it. Other features keep
+    their σ."""
     rng = np.random.default_rng(3)
     runs = np.column_stack([rng.normal(size=32), np.ones(32)])
     target = np.array([0.0, 1.0])
     plain = NoiseModel.from_runs(runs, target)
-    floored = NoiseModel.from_runs(runs, target, indicator=np.array([False, True]))
+    floored = NoiseModel.from_runs(runs, target, quantum=np.array([0.0, 1.0]))
     assert plain.sigma[1] == pytest.approx(0.002)
     assert floored.sigma[1] == pytest.approx(np.sqrt(33 / 34 * 1 / 34))
     assert floored.sigma[0] == plain.sigma[0]
@@ -181,18 +182,48 @@ def test_an_indicator_all_repeats_agree_on_is_floored_at_a_bernoulli_sd():
     assert plain.distance(no_bursts, target)[0] > 300
     assert floored.distance(no_bursts, target)[0] == pytest.approx(34 / np.sqrt(33) / np.sqrt(2))
     half = np.column_stack([rng.normal(size=32), np.arange(32) % 2])  # 16 of 32: sd 0.5 either way
-    assert NoiseModel.from_runs(half, target, indicator=np.array([False, True])).sigma[1] == \
+    assert NoiseModel.from_runs(half, target, quantum=np.array([0.0, 1.0])).sigma[1] == \
         pytest.approx(0.5)
+    # 30 of 32 bursting: Laplace's share of the odd ones out, 3/34, above their plain sd
+    mostly = np.column_stack([rng.normal(size=32), np.r_[np.ones(30), 0, 0]])
+    assert NoiseModel.from_runs(mostly, target, quantum=np.array([0.0, 1.0])).sigma[1] == \
+        pytest.approx(np.sqrt(3 / 34 * 31 / 34))
 
 
-def test_indicator_columns_follow_the_posteriors_selected_features():
-    """The acceptance finds burst_valid among the columns the posterior conditions on."""
+def test_a_count_all_repeats_agree_on_is_floored_at_one_step():
+    """Target 91 of studies/mk1_targets: each of 32 repeats has exactly one burst in its 4
+    analysed seconds (burst_rate 0.25/s), so the plain floor (0.00125) put a run with 0 or 2
+    bursts 200 sd away on that feature. As a count per second its step is 1/4 s⁻¹ and σ is
+    the step times the Bernoulli sd at 1/34: one burst more or less counts 5.9 sd."""
+    from automind.features.bursts import feature_quanta
+
+    names = ["rate_mean", "burst_rate", "burst_valid"]
+    quantum = feature_quanta(names, 4.0)
+    assert quantum.tolist() == [0.0, 0.25, 1.0]
+    rng = np.random.default_rng(5)
+    runs = np.column_stack([rng.normal(size=32), np.full(32, 0.25), np.zeros(32)])
+    target = np.array([0.0, 0.25, 0.0])
+    sigma = NoiseModel.from_runs(runs, target, quantum=quantum).sigma
+    assert NoiseModel.from_runs(runs, target).sigma[1] == pytest.approx(0.00125)
+    assert sigma[1] == pytest.approx(0.25 * np.sqrt(33 / 34 * 1 / 34))
+    for two_bursts in (0.5, 0.0):
+        z = (two_bursts - 0.25) / sigma[1]
+        assert abs(z) == pytest.approx(34 / np.sqrt(33))
+    # a NaN-only column stays ignored (σ = inf), whatever its step
+    missing = np.column_stack([runs[:, :2], np.full(32, np.nan)])
+    assert np.isinf(NoiseModel.from_runs(missing, target, quantum=quantum).sigma[2])
+
+
+def test_feature_quanta_follow_the_posteriors_selected_features_and_run_length():
+    """The acceptance finds the quantised features among the columns the posterior
+    conditions on, with counts per second stepping by 1 / the spec's analysed seconds."""
     from types import SimpleNamespace
 
-    from automind.inference.validate import indicator_columns
+    from automind.inference.validate import feature_quanta
 
     names = {"names": ["rate_mean", "burst_rate", "burst_valid"]}
-    assert indicator_columns(SimpleNamespace(features=names, config={"feature_columns": [0, 2]})
-                             ).tolist() == [False, True]
-    assert indicator_columns(SimpleNamespace(features=names, config={})).tolist() == \
-        [False, False, True]
+    spec = SimpleNamespace(duration=4.5, t_analysis_start=0.5)
+    assert feature_quanta(SimpleNamespace(features=names, config={"feature_columns": [0, 2]}),
+                          spec).tolist() == [0.0, 1.0]
+    assert feature_quanta(SimpleNamespace(features=names, config={}), spec).tolist() == \
+        [0.0, 0.25, 1.0]

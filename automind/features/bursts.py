@@ -87,6 +87,17 @@ def detect_bursts(rate: np.ndarray, bin_size: float = BIN, smoothing: float = SM
 
 #: features that are 0 or 1 (the acceptance's noise floors their σ at a Bernoulli's)
 INDICATORS = ("burst_valid",)
+#: features that count events per analysed second: their step is 1 / the analysed duration
+COUNT_RATES = ("burst_rate",)
+
+
+def feature_quanta(names, analysed_seconds: float) -> np.ndarray:
+    """The smallest step each named feature takes — 1 for ``INDICATORS``, 1/T for
+    ``COUNT_RATES`` over T analysed seconds, 0 for continuous features — which the
+    acceptance's noise model floors σ with (``inference.noise.quantum_sd``)."""
+    names = np.asarray(names)
+    return np.where(np.isin(names, INDICATORS), 1.0,
+                    np.where(np.isin(names, COUNT_RATES), 1.0 / analysed_seconds, 0.0))
 
 
 def burst_features(data: SpikeData) -> np.ndarray:

@@ -97,7 +97,7 @@ def _transformed(fs, results) -> np.ndarray:
 def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, workers: int) -> dict:
     """The sbi method's noise model (σ and the features' shrunk correlation) over
     NOISE_REPEATS Brian2 runs of ``reference``."""
-    from ..features.bursts import INDICATORS
+    from ..features.bursts import feature_quanta
     from ..inference.noise import NoiseModel
     from ..inference.validate import ok_runs, resimulate
 
@@ -106,7 +106,8 @@ def noise_sigma(spec, prior, fs, reference, target: np.ndarray, seed: int, worke
     with warnings.catch_warnings():  # a feature no run defines: NaN, then σ = inf (ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
         noise = NoiseModel.from_runs(_transformed(fs, ok_runs(runs)), target,
-                                     indicator=np.isin(fs.names, INDICATORS))
+                                     quantum=feature_quanta(
+                                         fs.names, spec.duration - spec.t_analysis_start))
     return noise.to_dict() | {"sigma": json_floats(noise.sigma),
                               "statuses": [r.status for r in runs]}
 

@@ -49,17 +49,17 @@ class NoiseModel:
 
     @classmethod
     def from_runs(cls, features: np.ndarray, target: np.ndarray, correlated: bool = True,
-                  indicator: np.ndarray | None = None) -> "NoiseModel":
+                  quantum: np.ndarray | None = None) -> "NoiseModel":
         """From the transformed features (runs, k) of the reference's repeats; σ floored at
-        SIGMA_FLOOR·(1 + |target|), NaN-only features σ = inf (ignored). ``indicator`` (k,
-        bool) marks 0/1 features (``features.bursts.INDICATORS``): their σ is at least
-        ``bernoulli_sd`` of the repeats."""
+        SIGMA_FLOOR·(1 + |target|), NaN-only features σ = inf (ignored). ``quantum`` (k,): the
+        step of quantised features (``features.bursts.feature_quanta``: 1 for 0/1 indicators,
+        1/T for counts per second; 0 = continuous); their σ is at least ``quantum_sd``."""
         features = np.asarray(features, float)
         sd = np.nanstd(features, axis=0)
         sigma = np.maximum(np.nan_to_num(sd, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
-        if indicator is not None:
-            binary = np.flatnonzero(np.asarray(indicator, bool) & np.isfinite(sigma))
-            sigma[binary] = np.maximum(sigma[binary], bernoulli_sd(features[:, binary]))
+        if quantum is not None:
+            sigma = np.where(np.isfinite(sigma), np.maximum(sigma, quantum_sd(features, quantum)),
+                             sigma)
         if not correlated:
             return cls(sigma)
         return cls(sigma, shrunk_correlation(features))
@@ -130,17 +130,24 @@ class NoiseModel:
         return NoiseModel(sigma, corr)
 
 
-def bernoulli_sd(features: np.ndarray) -> np.ndarray:
-    """Per column of 0/1 values (runs, k; NaN skipped), the sd of a Bernoulli at Laplace's
-    estimate of the share of ones, (ones + 1) / (runs + 2). When every repeat agrees (all 32
-    burst) the repeats' sd is 0 and the σ floor (0.002) put a run that disagrees 500 sd away
-    on that feature alone: an acceptance distance of ~77 on 42 features whatever the others
+def quantum_sd(features: np.ndarray, quantum: np.ndarray) -> np.ndarray:
+    """Per column of quantised values (runs, k; NaN skipped) with step ``quantum`` (k,; 0 =
+    continuous, result 0): the step times the sd of a Bernoulli at Laplace's estimate of the
+    share of repeats off the most common value, (off + 1) / (runs + 2) — for a 0/1 feature
+    the Bernoulli sd at Laplace's share of ones. When every repeat agrees (all 32 burst) the
+    repeats' sd is 0 and the σ floor (0.002) put a run that disagrees 500 sd away on that
+    feature alone: an acceptance distance of ~77 on 42 features whatever the others
     (studies/mk1_targets, target 767: most refined members sat at 77 for six generations).
-    With this floor (0.17 for 32 agreeing repeats) the disagreement counts ~6 sd and the
-    continuous features (burst rate, spectrum) say how far the run is."""
-    x = np.asarray(features, float)
-    p = (np.nansum(x, axis=0) + 1) / (np.isfinite(x).sum(axis=0) + 2)
-    return np.sqrt(p * (1 - p))
+    With this floor (0.17 steps for 32 agreeing repeats) a one-step disagreement counts ~6 sd
+    and the continuous features (spectrum, ISIs) say how far the run is."""
+    x, quantum = np.asarray(features, float), np.asarray(quantum, float)
+    out = np.zeros(x.shape[1])
+    for j in np.flatnonzero(quantum > 0):
+        steps = np.round(x[np.isfinite(x[:, j]), j] / quantum[j])
+        if len(steps):
+            p = (len(steps) - np.unique(steps, return_counts=True)[1].max() + 1) / (len(steps) + 2)
+            out[j] = quantum[j] * np.sqrt(p * (1 - p))
+    return out
 
 
 def shrunk_correlation(features: np.ndarray) -> np.ndarray:
@@ -167,10 +174,10 @@ def shrunk_correlation(features: np.ndarray) -> np.ndarray:
 
 
 def held_out_distances(features: np.ndarray, target: np.ndarray,
-                       indicator: np.ndarray | None = None) -> np.ndarray:
+                       quantum: np.ndarray | None = None) -> np.ndarray:
     """Each repeat's distance to the target under the model fitted to the other repeats (an
     honest 'is the reference itself accepted?': a repeat never sets its own scale)."""
     features = np.asarray(features, float)
     return np.array([NoiseModel.from_runs(np.delete(features, i, 0), target,
-                                          indicator=indicator).distance(
+                                          quantum=quantum).distance(
         features[i], target)[0] for i in range(len(features))])

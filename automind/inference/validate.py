@@ -62,16 +62,18 @@ def noise_model(posterior, spec, target: np.ndarray, reference: np.ndarray,
     if runs is None:
         runs = noise_runs(posterior, spec, reference, repeats, seed, workers, dask)
     return NoiseModel.from_runs(transformed_features(posterior, ok_runs(runs)), target,
-                                indicator=indicator_columns(posterior))
+                                quantum=feature_quanta(posterior, spec))
 
 
-def indicator_columns(posterior) -> np.ndarray:
-    """Which of the posterior's (selected) features are 0/1 indicators (``bursts.INDICATORS``)."""
-    from ..features.bursts import INDICATORS
+def feature_quanta(posterior, spec) -> np.ndarray:
+    """The step of each of the posterior's (selected) features in ``spec``'s runs
+    (``bursts.feature_quanta``: 0/1 indicators, counts per analysed second; 0 elsewhere)."""
+    from ..features.bursts import feature_quanta as quanta
 
     names = np.asarray(posterior.features["names"])
     columns = posterior.config.get("feature_columns")
-    return np.isin(names if columns is None else names[columns], INDICATORS)
+    return quanta(names if columns is None else names[columns],
+                  spec.duration - spec.t_analysis_start)
 
 
 #: the fewest ok repeats a noise model is estimated from (or all of them, when fewer were run)

@@ -98,7 +98,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
     from tqdm.auto import tqdm
 
     from ..inference.noise import NoiseModel, held_out_distances
-    from ..inference.validate import (indicator_columns, noise_model, ok_runs, score, simulator_of,
+    from ..inference.validate import (feature_quanta, noise_model, ok_runs, score, simulator_of,
                                       transformed_features)
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_engine, make_jobs
@@ -137,7 +137,7 @@ def find_consistent_set(posterior, x, out: str | Path, n: int, truth=None, targe
         if target_sd is None:
             own[status == "ok"] = held_out_distances(
                 transformed_features(posterior, ok_runs(runs)), target_x,
-                indicator_columns(posterior))
+                feature_quanta(posterior, spec))
         else:
             own = score(posterior, runs, target_x, noise, threshold)["distance"]
         write_json(out / "noise.json", noise.to_dict() | {
