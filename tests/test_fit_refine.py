@@ -104,9 +104,9 @@ def _stiff_residual(u, rng):
 
 
 class _WideBox:
-    """A prior in standardised units whose box never clips the toy's moves."""
-    low, high = np.full(4, -50.0), np.full(4, 50.0)
-    standardise = destandardise = staticmethod(np.asarray)
+    """Search coordinates that are θ itself, in a box that never clips the toy's moves."""
+    to_theta = staticmethod(np.asarray)
+    clipped = staticmethod(lambda u: np.clip(u, -50.0, 50.0))
 
 
 @functools.lru_cache

@@ -5,7 +5,7 @@ consistent set: on MK1 the points between the refined members and the truth repr
 recording about as often as the members do, yet the truth lies inside the ensemble's central
 90 % on only 7–17 of 28 parameters (studies/mk1_targets). Exploration grows an *archive* of
 consistent configurations outwards: each generation proposes, for random pairs (i, j) of the
-archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in prior-standardised coordinates — a step
+archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in the search coordinates (``fit/space.py``) — a step
 away from another member — mirrored back into the prior box where it leaves it (on MK1 four
 fifths of the steps leave it: discarding them wastes those simulations, clipping piles members
 on the bounds), re-simulates them and adds the consistent ones. It is not a sampler: the archive's density says where exploration went, its extent
@@ -49,12 +49,15 @@ def _members(folder: Path) -> dict:
 
 def explore(posterior, x_target, out, start_folder, generations: int, n: int, seed: int = 0,
             threshold: float = 2.0, workers: int = 1, dask: str | None = None,
-            progress: bool = True, posterior_path: str | None = None) -> tuple[list[dict], dict]:
+            progress: bool = True, posterior_path: str | None = None,
+            space: str = "prior") -> tuple[list[dict], dict]:
     """Run ``generations`` exploration generations of ``n`` proposals from the consistent set
-    in ``start_folder`` (its noise scale is kept). Returns one row per generation and the
-    archive's summary (``RUN/explore/set``)."""
+    in ``start_folder`` (its noise scale is kept), stepping in ``space``'s coordinates
+    (``fit.space``). Returns one row per generation and the archive's summary
+    (``RUN/explore/set``)."""
     from ..inference.noise import NoiseModel
     from ..invariance.consistent import find_consistent_set, write_pooled_record, write_set
+    from .space import SearchSpace
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
@@ -62,12 +65,12 @@ def explore(posterior, x_target, out, start_folder, generations: int, n: int, se
     archive = _members(start_folder)
     if len(archive["theta"]) < 2:
         return [], {}
-    low, high = prior.standardise(prior.low), prior.standardise(prior.high)
+    moves = SearchSpace(prior, space)
     rows = []
     for g in range(1, generations + 1):
         rng = np.random.default_rng([seed, g])
-        theta = prior.destandardise(outward_proposals(prior.standardise(archive["theta"]), n, rng,
-                                                      low, high))
+        theta = moves.to_theta(outward_proposals(moves.to_u(archive["theta"]), n, rng,
+                                                 moves.low, moves.high))
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x_target, folder, n, samples=theta, sigma=noise,
                                     seed=seed + 10 * g, threshold=threshold, workers=workers,

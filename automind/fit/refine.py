@@ -8,7 +8,8 @@ re-simulations are. Refinement spends the last simulations on the samples themse
 
 each generation moves every member of the ensemble by one step of ensemble Kalman inversion
 (Iglesias, Law & Stuart 2013), the derivative-free Gauss–Newton step whose Jacobian is the
-ensemble's own regression of features on parameters: in prior-standardised coordinates u and
+ensemble's own regression of features on parameters: in standardised coordinates u (over the
+prior box; log-scaled for decade-spanning parameters with ``space="log"``, ``fit/space.py``) and
 whitened feature residuals s (``NoiseModel.whiten``: z = (x − x_target)/σ decorrelated by the
 noise's feature correlation R, so |s|²/k = d² and the noise is the identity there),
 
@@ -99,7 +100,7 @@ class NothingToRefine(UserError):
 
 @dataclass
 class Ensemble:
-    """Members in prior-standardised coordinates with their simulations' residuals."""
+    """Members in search coordinates (``fit.space``) with their simulations' residuals."""
 
     u: np.ndarray         # (n, d)
     s: np.ndarray         # (n, k) whitened residuals (NoiseModel.whiten); NaN where one is missing
@@ -112,15 +113,16 @@ class Ensemble:
             self.step = np.ones(len(self.u))
 
     @classmethod
-    def from_folder(cls, folder, prior, target: np.ndarray, noise) -> "Ensemble":
-        """The members of a finished consistent-set folder (samples and their re-simulations)."""
+    def from_folder(cls, folder, space, target: np.ndarray, noise) -> "Ensemble":
+        """The members of a finished consistent-set folder (samples and their re-simulations),
+        in ``space``'s coordinates (``fit.space.SearchSpace``)."""
         from ..invariance.consistent import load_chunks
 
         chunks = load_chunks(folder)
         theta = np.load(Path(folder) / "samples.npy")[chunks["index"]]
         ok = chunks["status"] == "ok"
         distance = np.where(ok, np.nan_to_num(chunks["distance"], nan=np.inf), np.inf)
-        return cls(prior.standardise(theta), noise.whiten(chunks["features"] - target), distance,
+        return cls(space.to_u(theta), noise.whiten(chunks["features"] - target), distance,
                    chunks["status"])
 
     @property
@@ -164,7 +166,7 @@ class Ensemble:
                         np.where(better, moved.status, self.status), step)
 
 
-def proposals(ensemble: Ensemble, prior, seed: int, alpha: float = ALPHA, select: bool = False):
+def proposals(ensemble: Ensemble, space, seed: int, alpha: float = ALPHA, select: bool = False):
     """The next generation's configurations (prior units; moves clipped into the prior box)
     and the ensemble they were moved from (invalid members restarted; with ``select``, the far
     half restarted from the near quarter and each residual perturbed by one noise draw); each
@@ -175,36 +177,38 @@ def proposals(ensemble: Ensemble, prior, seed: int, alpha: float = ALPHA, select
         start = start.selected()
     residual = start.s + rng.standard_normal(start.s.shape) if select else start.s
     u = start.u + start.step[:, None] * kalman_moves(start.u, residual, alpha)
-    low, high = prior.standardise(prior.low), prior.standardise(prior.high)
-    margin = 1e-6 * (high - low)
-    return prior.destandardise(np.clip(u, low + margin, high - margin)), start
+    return space.to_theta(space.clipped(u)), start
 
 
 def refine(posterior, x_target, out, start_folder, generations: int, seed: int = 0,
            threshold: float = 2.0, workers: int = 1, dask: str | None = None,
            progress: bool = True, posterior_path: str | None = None,
-           alpha: float = ALPHA, step: str = "full") -> tuple[list[dict], dict]:
+           alpha: float = ALPHA, step: str = "full",
+           space: str = "prior") -> tuple[list[dict], dict]:
     """Run ``generations`` refinement generations from the finished consistent-set folder
-    ``start_folder`` (its noise scale is kept); ``step``: one of ``STEPS``. Returns one row per
+    ``start_folder`` (its noise scale is kept); ``step``: one of ``STEPS``; ``space``: where
+    members move (``fit.space.SPACES``). Returns one row per
     generation and the last generation's consistent-set summary, its ``consistent_set`` and
     ``set_size`` replaced by the pooled set's (``out/set``, ``pooled_set``)."""
     from ..inference.noise import NoiseModel
     from ..invariance.consistent import find_consistent_set
+    from .space import SearchSpace
 
     out, start_folder = Path(out), Path(start_folder)
     prior = posterior.prior
+    moves = SearchSpace(prior, space)
     target = posterior.prepare_x(x_target)[0].numpy().astype(np.float64)
     noise = NoiseModel.load(start_folder)
-    ensemble = Ensemble.from_folder(start_folder, prior, target, noise)
+    ensemble = Ensemble.from_folder(start_folder, moves, target, noise)
     rows, found = [], None
     for g in range(1, generations + 1):
-        theta, start = proposals(ensemble, prior, seed + g, alpha, select=step == "select")
+        theta, start = proposals(ensemble, moves, seed + g, alpha, select=step == "select")
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x_target, folder, len(theta), samples=theta,
                                     sigma=noise, seed=seed + 10 * g, threshold=threshold,
                                     workers=workers, dask=dask, progress=progress,
                                     target="refinement generation", posterior_path=posterior_path)
-        moved = Ensemble.from_folder(folder, prior, target, noise)
+        moved = Ensemble.from_folder(folder, moves, target, noise)
         ensemble = start.kept_better(moved, adapt=step != "full")
         rows.append({"stage": "refine", "round": g, "simulations": found["n_simulated"],
                      "valid_fraction": float(np.mean(moved.status == "ok")),
