@@ -39,6 +39,10 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
     # defaults stay out of fit.json, so runs made before an option existed still resume
     assert "refine_step" not in FitSettings(budget=1000).to_dict()
     assert FitSettings(budget=1000, refine_step="adaptive").to_dict()["refine_step"] == "adaptive"
+    with pytest.raises(UserError, match="refine_space must be one of prior, log"):
+        FitSettings(budget=1000, refine_space="linear")
+    assert "refine_space" not in FitSettings(budget=1000).to_dict()
+    assert FitSettings(budget=1000, refine_space="log").to_dict()["refine_space"] == "log"
 
 
 def test_consistent_mass_gain_is_a_validated_log_ratio_with_an_honest_bound():
@@ -249,17 +253,20 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
 def test_adaptive_refinement_steps_reach_the_fit_and_its_record(fitted, target, spec_file,
                                                                   tmp_path):
     """The same fit, its folder copied elsewhere (a moved run resumes), with
-    ``refine_step="adaptive"`` from its final validation on: the setting is recorded in
-    fit.json and every generation reports its members' median step scale."""
+    ``refine_step="adaptive"`` (and ``refine_space="log"``, the same coordinates for Brunel's
+    bounds from 0) from its final validation on: the settings are recorded in fit.json and
+    every generation reports its members' median step scale."""
     import shutil
 
     out = tmp_path / "run"
     shutil.copytree(fitted[0], out, ignore=shutil.ignore_patterns("refine", "explore", "report",
                                                                   "summary.json"))
     record = json.loads((out / "fit.json").read_text())
-    record["settings"]["refine_step"] = "adaptive"
+    options = {"refine_step": "adaptive", "refine_space": "log"}
+    record["settings"] |= options
     (out / "fit.json").write_text(json.dumps(record))
-    summary = fit(target, out, simulator=str(spec_file), **(FIT | {"refine_step": "adaptive"}))
+    summary = fit(target, out, simulator=str(spec_file), **(FIT | options))
+    assert json.loads((out / "fit.json").read_text())["settings"]["refine_space"] == "log"
     steps = [r["median_step"] for r in summary["refinement"]]
     assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
     assert summary["yield"] > 0.2

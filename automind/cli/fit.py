@@ -61,6 +61,12 @@ def register(sub) -> None:
                         "closer and doubled (up to full) after one that did; select: adaptive, and "
                         "before each move the farther half of the members restarts from copies of "
                         "the nearest quarter (more yield, less spread; docs/fit.md)")
+    p.add_argument("--refine-space", choices=("prior", "log"), default="prior",
+                   help="where refinement and exploration move θ: prior (default): standardised "
+                        "over the prior box on the prior's own scale; log: positive parameters "
+                        "whose bounds span a decade or more (time constants, conductances, "
+                        "rates) move on a log scale, so a rhythm set by a 0.2 s time constant in "
+                        "a 5 ms - 20 s prior can be resolved (docs/fit.md)")
     p.add_argument("--explore", type=int, default=0, metavar="GENERATIONS",
                    help="exploration generations after refinement: grow the consistent set "
                         "outwards (steps away from other members, mirrored into the prior), each "
@@ -105,7 +111,7 @@ def run(args) -> dict:
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
                   cheap_screen=args.cheap_screen, refine=args.refine,
-                  refine_step=args.refine_step,
+                  refine_step=args.refine_step, refine_space=args.refine_space,
                   explore=args.explore, target_window=args.target_window)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "

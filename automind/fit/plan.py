@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from ..errors import UserError
 from ..inference.noise import REPEATS
 from .refine import STEPS
+from .space import SPACES
 
 #: simulations re-run at the noise reference to set the acceptance's noise model
 NOISE_REPEATS = REPEATS
@@ -31,7 +32,8 @@ class FitSettings:
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
     generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: the
-    full Kalman step or a per-member "adaptive" one); ``explore``
+    full Kalman step or a per-member "adaptive" one; ``refine_space``: "log" moves positive
+    parameters spanning a decade on a log scale, ``fit/space.py``); ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
     generation simulates as many runs as the final validation. ``target_window``: "auto" fits
     a recording at least three simulated runs long on one window of their analysed length and
@@ -57,6 +59,7 @@ class FitSettings:
     cheap_screen: float | None = None
     refine: int = 6
     refine_step: str = "full"
+    refine_space: str = "prior"
     explore: int = 0
     target_window: str = "auto"
 
@@ -78,6 +81,8 @@ class FitSettings:
                    "cheap_screen must be > 0 (decades)"),
                   (0 <= self.refine <= 20, "refine must be 0..20 generations"),
                   (self.refine_step in STEPS, f"refine_step must be one of {', '.join(STEPS)}"),
+                  (self.refine_space in SPACES,
+                   f"refine_space must be one of {', '.join(SPACES)}"),
                   (0 <= self.explore <= 20, "explore must be 0..20 generations"),
                   (self.target_window in ("auto", "whole"), "target_window must be auto or whole")]
         for ok, message in checks:
@@ -91,8 +96,9 @@ class FitSettings:
         for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
             if out[stage] == 0:
                 del out[stage]
-        if out["refine_step"] == "full":  # the default: fit.json stays as before the option
-            del out["refine_step"]
+        for option, default in (("refine_step", "full"), ("refine_space", "prior")):
+            if out[option] == default:  # the default: fit.json stays as before the option
+                del out[option]
         if out["target_window"] == "auto":  # the default: fit.json stays as before the option
             del out["target_window"]
         return out

@@ -345,7 +345,8 @@ class Fit:
                               self.plan["explore"], seed=self.settings.seed + 13,
                               threshold=self.settings.threshold, workers=self.workers,
                               dask=self.dask, progress=self.progress,
-                              posterior_path=str(folder.resolve()))
+                              posterior_path=str(folder.resolve()),
+                              space=self.settings.refine_space)
         for row in rows:
             _say(self.progress, f"  generation {row['round']}: {row['new_consistent']} new "
                                 f"consistent configurations, set of {row['set_size']}")
@@ -365,7 +366,8 @@ class Fit:
                                  threshold=self.settings.threshold, workers=self.workers,
                                  dask=self.dask, progress=self.progress,
                                  posterior_path=str(folder.resolve()),
-                                 step=self.settings.refine_step)
+                                 step=self.settings.refine_step,
+                                 space=self.settings.refine_space)
         except NothingToRefine as err:  # no two final samples simulate validly
             _warn(f"no refinement: {err}")
             return [], {}
