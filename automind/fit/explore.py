@@ -5,7 +5,7 @@ consistent set: on MK1 the points between the refined members and the truth repr
 recording about as often as the members do, yet the truth lies inside the ensemble's central
 90 % on only 7–17 of 28 parameters (studies/mk1_targets). Exploration grows an *archive* of
 consistent configurations outwards: each generation proposes, for random pairs (i, j) of the
-archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in the search coordinates (``fit/space.py``) — a step
+archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in search coordinates (``fit/space.py``) — a step
 away from another member — mirrored back into the prior box where it leaves it (on MK1 four
 fifths of the steps leave it: discarding them wastes those simulations, clipping piles members
 on the bounds), re-simulates them and adds the consistent ones. It is not a sampler: the archive's density says where exploration went, its extent

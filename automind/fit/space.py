@@ -9,8 +9,8 @@ decades puts its lowest decade on a sliver of its axis. ``studies/mk1_targets``'
 5.5 Hz rhythm, needs the E adaptation time constant τ_w (prior 5 ms – 20 s) near the truth's
 182 ms to about a percent: moving τ_w alone by ±0.01 prior sd (±58 ms) put re-simulations
 28–71 noise sd from the target, while the other parameters moved by ±0.03 prior sd stayed
-within 2.3 noise sd except the E synaptic decay τ_ge. The posterior's samples had τ_w at 0.85–19 s
-(10–90 %) and the refined members wandered over 5 ms – 4 s: a linear Kalman step in prior
+within 2.3 noise sd except the E synaptic decay τ_ge. The posterior's samples had τ_w at
+0.85–19 s (10–90 %) and the refined members wandered over 5 ms – 4 s: a linear Kalman step in prior
 units cannot resolve 1 % of 182 ms; a step in log τ_w can.
 """
 

@@ -55,8 +55,9 @@ def main():
         m = np.mod(truth + s * sd * rng.normal(size=(48, len(truth))) - low, 2 * span)
         theta = low + np.where(m > span, 2 * span - m, m)
         d = distances(theta, 5000 + 100 * k)
+        quantiles = np.round(np.percentile(d, [10, 25, 50, 75]), 2).tolist()
         ball.append({"scale": s, "accepted": float(np.mean(d <= 2)),
-                     "d_quantiles_10_25_50_75": np.round(np.percentile(d, [10, 25, 50, 75]), 2).tolist()})
+                     "d_quantiles_10_25_50_75": quantiles})
         print(json.dumps(ball[-1]), flush=True)
     thetas, labels = [], []
     for s in AXIS_SCALES:
