@@ -8,8 +8,9 @@ consistent configurations outwards: each generation proposes, for random pairs (
 archive, θ_i + z (θ_i − θ_j) with z ~ U(0.2, 1) in search coordinates (``fit/space.py``) — a step
 away from another member — mirrored back into the prior box where it leaves it (on MK1 four
 fifths of the steps leave it: discarding them wastes those simulations, clipping piles members
-on the bounds), re-simulates them and adds the consistent ones. It is not a sampler: the archive's density says where exploration went, its extent
-says where the consistent set reaches.
+on the bounds), re-simulates them and adds the consistent ones. It is not a sampler: the
+archive's density says where exploration went, its extent says where the consistent set
+reaches.
 
 Generation K is a consistent-set folder ``RUN/explore/gK``; the archive is rebuilt from the
 start folder and the generations, and each generation's proposals come from its own seed, so an
