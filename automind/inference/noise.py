@@ -57,9 +57,8 @@ class NoiseModel:
         features = np.asarray(features, float)
         sd = np.nanstd(features, axis=0)
         sigma = np.maximum(np.nan_to_num(sd, nan=np.inf), SIGMA_FLOOR * (1 + np.abs(target)))
-        if quantum is not None:
-            sigma = np.where(np.isfinite(sigma), np.maximum(sigma, quantum_sd(features, quantum)),
-                             sigma)
+        if quantum is not None:  # quantum_sd is finite: ignored features stay σ = inf
+            sigma = np.maximum(sigma, quantum_sd(features, quantum))
         if not correlated:
             return cls(sigma)
         return cls(sigma, shrunk_correlation(features))
