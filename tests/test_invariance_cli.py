@@ -33,14 +33,25 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     target = f"{trained / 'bank'}:{int(ok['index'][usable][0])}"
     args = ["invariance", str(trained / "post"), "--target", target, "-n", "60", "--local", "10",
             "--fisher", "1", "--workers", "2", "--out", str(tmp_path / "run"), "--json"]
+    # a cheap table that is not there: refused before anything is simulated or written
+    assert main(args + ["--cheap", str(tmp_path / "no_table")]) == 2
+    assert "no cheap table at" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    args += ["--cheap", "analytic"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["n_simulated"] == 60 and first["n_consistent"] >= 10
     assert 1 <= first["participation_ratio"] <= 2
     assert first["fisher"]["simulations_per_configuration"] == (2 * 2 + 1) * 4
     assert 0 <= first["local"]["angle_to_global_median_deg"] <= 90
+    # the known answer: the spikes features pin Brunel's rate, so the posterior is stiff along
+    # the cheap model's iso-rate normal (a random direction: |cos| 2/π, curvature ratio 1; the
+    # stiffest possible: 1 and at most 2 in two dimensions), which points up the drive
+    cheap = first["cheap"]
+    assert cheap["n_predicted"] >= 8 and cheap["random_direction_cosine"] == pytest.approx(2 / np.pi)
+    assert cheap["stiff_cosine_median"] >= 0.85 and cheap["curvature_over_mean_median"] >= 1.4
+    assert cheap["mean_normal"]["nu_ext"] > 0.5 and cheap["mean_normal"]["g"] < 0
     for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png",
-                 "geometry_path.png"):
+                 "geometry_path.png", "geometry_cheap.png"):
         assert (tmp_path / "run" / name).stat().st_size > 5000
     path = json.loads((tmp_path / "run" / "path.json").read_text())
     assert first["path"]["simulations"] == 27 and len(path["path"]["distance"]) == 9

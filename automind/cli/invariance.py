@@ -43,6 +43,11 @@ def register(sub) -> None:
                         "most distant consistent configurations, and along the straight line "
                         "and the orthogonal direction for contrast (3K simulations; 0 = skip; "
                         "default 9)")
+    p.add_argument("--cheap", nargs="?", const="", metavar="TABLE",
+                   help="also compare the cheap model's predicted iso-rate normals (docs/cheap.md) "
+                        "with the posterior's stiffest directions at the --local configurations "
+                        "(geometry_cheap.png); TABLE: a cheap table folder, 'analytic' (the "
+                        "Siegert transfer function), or the built table in the cache when omitted")
     p.add_argument("--seed", type=int, default=0)
     add_engine_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
@@ -61,6 +66,7 @@ def run(args) -> dict:
     from ..invariance.paths import analyse_path
 
     posterior = load_posterior(args.posterior)
+    cheap = _cheap_model(posterior, args.cheap) if args.cheap is not None else None
     x, truth = target_features(posterior, args.target, **recording_options(args))
     n_workers = workers(args)
     found = find_consistent_set(posterior, x, args.out, args.n, truth=truth, target=args.target,
@@ -73,7 +79,7 @@ def run(args) -> dict:
     features = simulated_features(posterior, n_workers, args.dask)
     geometry = analyse_set(posterior, x, load_consistent_set(args.out), args.out,
                            n_local=args.local, fisher=features if args.fisher else None,
-                           fisher_points=args.fisher, seed=args.seed)
+                           fisher_points=args.fisher, seed=args.seed, cheap=cheap)
     if args.path_points:
         path = analyse_path(posterior, x, args.out, features, args.path_points, args.seed)
         geometry["path"] = {k: path[k]["accepted_fraction"] for k in ("path", "straight", "orthogonal")}
@@ -88,6 +94,27 @@ def run(args) -> dict:
               f"{len(geometry['parameters'])} parameters; local dimensionality (median) "
               f"{local['local_dimensionality_median']:.2f}; local sloppy vs global subspace "
               f"{local['angle_to_global_median_deg']:.0f}° (median); figures in {args.out}")
+    if cheap is not None and not args.json:
+        found_cheap = geometry["cheap"]
+        say(f"cheap model: iso-rate normal vs stiffest direction |cos| "
+            f"{_number(found_cheap['stiff_cosine_median'])} (median of "
+            f"{found_cheap['n_predicted']}; a random direction "
+            f"{found_cheap['random_direction_cosine']:.2f}), curvature along it "
+            f"{_number(found_cheap['curvature_over_mean_median'])}x the mean")
     keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "path",
-            "figures")
+            "cheap", "figures")
     return found | {k: geometry[k] for k in keep if k in geometry}
+
+
+def _cheap_model(posterior, table: str):
+    """The cheap model of the posterior's simulator ('': the built table in the cache; raises
+    a UserError naming the build command, or the model without a reduction)."""
+    from ..cheap.screen import CheapModel
+    from ..inference.validate import simulator_of
+
+    return CheapModel.for_spec(simulator_of(posterior), posterior.prior,
+                               table or None)
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

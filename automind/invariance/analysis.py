@@ -27,10 +27,11 @@ def local_geometry(posterior, x, u: np.ndarray, k: int) -> dict:
 
 def analyse_set(posterior, x, consistent: dict, out: str | Path, n_local: int = 50,
                 n_conditional: int = 20, resolution: int = 25, fisher=None,
-                fisher_points: int = 0, seed: int = 0) -> dict:
+                fisher_points: int = 0, seed: int = 0, cheap=None) -> dict:
     """Geometry of a consistent set (``load_consistent_set``) into ``out``: figures and
     geometry.json. ``fisher(thetas, seeds) -> features`` enables the Fisher-information
-    check at ``fisher_points`` configurations."""
+    check at ``fisher_points`` configurations; ``cheap`` (a ``CheapModel``) the predicted
+    iso-rate normals against the local stiff directions (``cheap_normals``)."""
     from .figures import plot_correlations, plot_directions, plot_local_dimensionality
 
     out = Path(out)
@@ -73,6 +74,14 @@ def analyse_set(posterior, x, consistent: dict, out: str | Path, n_local: int = 
     if fisher is not None and fisher_points > 0:
         report["fisher"] = _fisher_check(posterior, consistent, fisher, fisher_points, chosen,
                                          local, seed)
+    if cheap is not None:
+        from .cheap_normals import cheap_check
+        from .figures import plot_cheap_alignment
+
+        report["cheap"] = cheap_check(cheap, u[chosen[:n_local]], local["eigenvalues"],
+                                      local["vectors"], names)
+        report["figures"].append(str(plot_cheap_alignment(report["cheap"],
+                                                          out / "geometry_cheap.png")))
     write_json(out / "geometry.json", report)
     return report
 

@@ -85,6 +85,34 @@ def plot_local_dimensionality(local_dims: np.ndarray, angles: np.ndarray, global
     return path
 
 
+def plot_cheap_alignment(report: dict, path: Path) -> Path:
+    """Histograms of |cos| (iso-rate normal vs the posterior's stiffest direction) and of the
+    posterior's curvature along the normal over its mean curvature, with a random direction's
+    expectation marked."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    cosine = np.array(report["stiff_cosine"], float)
+    ratio = np.array(report["curvature_over_mean"], float)
+    axes[0].hist(cosine[np.isfinite(cosine)], bins=20, range=(0, 1), color="tab:green")
+    axes[0].axvline(report["random_direction_cosine"], color="k", lw=1.5,
+                    label="random direction (mean)")
+    axes[0].set(xlabel="|cos| predicted iso-rate normal vs posterior's stiffest direction",
+                ylabel="configurations")
+    axes[1].hist(ratio[np.isfinite(ratio)], bins=20, color="tab:green")
+    axes[1].axvline(1.0, color="k", lw=1.5, label="random direction (mean)")
+    axes[1].set(xlabel="posterior curvature along the normal / mean curvature",
+                ylabel="configurations")
+    for ax in axes:
+        ax.legend(frameon=False, fontsize=8)
+    fig.suptitle(f"cheap model: {report['n_predicted']} of {report['n']} configurations predicted",
+                 fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_marginals(sets: dict[str, np.ndarray], names: list[str], report: dict, path: Path,
                    max_parameters: int = 8) -> Path:
     """Marginal histograms (standardised) of the most separating parameters, one colour

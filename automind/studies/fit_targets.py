@@ -160,7 +160,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 def _explore(work: Path, k: int, x, summary: dict, s: dict, theta, seed: int, workers: int,
              progress: bool) -> dict | None:
     """``explore`` generations (fit/explore.py) from the fit's consistent set, beyond the fit's
-    budget, into work/explore_K: how far the consistent set reaches past the refined one."""
+    budget, into work/explore_K: how far the consistent set reaches past the refined one
+    (stepping in the refinement's coordinates)."""
     from ..fit.explore import explore
     from ..inference.posterior import load_posterior
     from ..invariance.consistent import set_spread
@@ -172,7 +173,8 @@ def _explore(work: Path, k: int, x, summary: dict, s: dict, theta, seed: int, wo
     rows, found = explore(posterior, x, work / f"explore_{k}",
                           Path(summary["consistent_set_folder"]), generations,
                           summary["n_simulated_final"], seed=seed + 13, workers=workers,
-                          progress=progress, posterior_path=summary["posterior"])
+                          progress=progress, posterior_path=summary["posterior"],
+                          space=s.get("refine_space", "prior"))
     folder = Path(found["consistent_set"]).parent
     return {"generations": rows, "simulations": sum(r["simulations"] for r in rows),
             "set_size": found["set_size"]} | set_spread(folder, posterior.prior, theta)

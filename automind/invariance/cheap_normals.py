@@ -1,0 +1,82 @@
+"""The cheap model's iso-rate normals against a posterior's stiff directions.
+
+The cheap forward model (``automind.cheap``) predicts the E rate ν_E(θ) in microseconds, so
+its gradient is the normal of the iso-rate surface through each configuration: the direction
+in which the rate, and with it every rate-like feature, changes fastest. Where the recording
+pins the rate, the posterior should be stiff along that normal. Compared in the same
+prior-standardised coordinates as ``hessian_directions`` (u = (s − mean) / sd, s the prior's
+scale space): per configuration, |cos| between the normal and the Hessian's stiffest
+direction, and the Hessian's curvature along the normal over its mean curvature (a random
+direction gives 1 on average; the stiffest direction λ_max / mean λ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: half-step of the central differences, in prior sd
+STEP = 1e-3
+
+
+def iso_rate_normals(model, u: np.ndarray, step: float = STEP) -> np.ndarray:
+    """Unit normals (n, d) of the predicted iso-log10-rate surfaces at standardised u (n, d);
+    NaN rows where a side of the differences is not predicted ``ok`` or the rate does not
+    move. ``model``: a :class:`automind.cheap.screen.CheapModel`."""
+    prior = model.prior
+    u = np.atleast_2d(np.asarray(u, float))
+    theta = prior.destandardise(u)
+    # rate_gradient differentiates in θ units; dθ/du per parameter (diagonal: the prior's
+    # transforms act on each parameter alone) turns it into standardised coordinates
+    dtheta_du = (prior.destandardise(u + step) - prior.destandardise(u - step)) / (2 * step)
+    gradient = model.rate_gradient(theta) * dtheta_du
+    norm = np.linalg.norm(gradient, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, gradient / norm, np.nan)
+
+
+def normal_alignment(normals: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray) -> dict:
+    """Per configuration: |cos| between the normal and the stiffest eigenvector (column 0 of
+    ``vectors``, eigenvalues descending as ``hessian_directions`` returns them), and the
+    curvature along the normal nᵀHn over the mean curvature tr(H)/d. Rows with a NaN normal
+    stay NaN; the summary counts the usable ones."""
+    h = np.einsum("nij,nj,nkj->nik", vectors, eigenvalues, vectors)
+    cosine = np.abs(np.einsum("nd,nd->n", normals, vectors[:, :, 0]))
+    curvature = np.einsum("nd,nde,ne->n", normals, h, normals)
+    ratio = curvature / eigenvalues.mean(1)
+    d = normals.shape[1]
+    usable = np.isfinite(cosine)
+    return {"n": int(len(normals)), "n_predicted": int(usable.sum()),
+            "stiff_cosine": cosine.tolist(), "curvature_over_mean": ratio.tolist(),
+            "stiff_cosine_median": _median(cosine),
+            "curvature_over_mean_median": _median(ratio),
+            # what a direction drawn uniformly on the sphere would give: E|cos| ≈ √(2/(πd))
+            # for large d, and 1 for the curvature ratio
+            "random_direction_cosine": float(_random_abs_cosine(d)),
+            "random_direction_curvature_over_mean": 1.0}
+
+
+def cheap_check(model, u: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray,
+                names: list[str]) -> dict:
+    """The iso-rate normals of ``model`` at configurations u against the posterior's Hessian
+    eigen-structure there (``hessian_directions`` at the same u): :func:`normal_alignment`,
+    the normals themselves, and their mean direction per parameter."""
+    normals = iso_rate_normals(model, u)
+    report = normal_alignment(normals, eigenvalues, vectors)
+    report["normals"] = normals.tolist()
+    if report["n_predicted"]:  # the normals point up the rate, so their mean is meaningful
+        mean = np.nanmean(normals, 0)
+        report["mean_normal"] = dict(zip(names, (mean / np.linalg.norm(mean)).tolist()))
+    return report
+
+
+def _median(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else None
+
+
+def _random_abs_cosine(d: int) -> float:
+    """E|cos| between a fixed unit vector and a uniformly random one in d dimensions:
+    Γ(d/2) / (√π Γ((d+1)/2))."""
+    from scipy.special import gammaln
+
+    return float(np.exp(gammaln(d / 2) - gammaln((d + 1) / 2)) / np.sqrt(np.pi))

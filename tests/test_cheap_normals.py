@@ -1,0 +1,51 @@
+"""The cheap model's iso-rate normals (``invariance/cheap_normals.py``): the alignment measures
+on Hessians whose answer is known, and Brunel's normals against its physics and against
+finite differences of the predictions themselves. The posterior side runs in
+tests/test_invariance_cli.py (``--cheap analytic``)."""
+
+import numpy as np
+import pytest
+
+from automind.cheap.screen import CheapModel
+from automind.invariance.cheap_normals import (_random_abs_cosine, iso_rate_normals,
+                                               normal_alignment)
+from automind.prior import Prior
+from conftest import small_brunel_spec
+
+
+def test_alignment_of_known_hessians():
+    # H = diag(4, 1, 1) in a rotated basis: its stiffest direction is the basis' first vector
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    values = np.array([[4.0, 1.0, 1.0]] * 3)
+    vectors = np.stack([basis] * 3)
+    normals = np.stack([basis[:, 0], basis[:, 1], [np.nan] * 3])
+    found = normal_alignment(normals, values, vectors)
+    assert found["stiff_cosine"][:2] == pytest.approx([1.0, 0.0], abs=1e-12)
+    # curvature along the normal over the mean curvature tr(H)/d = 2
+    assert found["curvature_over_mean"][:2] == pytest.approx([2.0, 0.5])
+    assert np.isnan(found["stiff_cosine"][2]) and found["n_predicted"] == 2
+    assert found["stiff_cosine_median"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("d, expected", [(2, 2 / np.pi), (3, 0.5)])
+def test_random_direction_expectation(d, expected):
+    assert _random_abs_cosine(d) == pytest.approx(expected)
+    v = np.random.default_rng(1).normal(size=(200_000, d))
+    assert np.mean(np.abs(v[:, 0]) / np.linalg.norm(v, axis=1)) == pytest.approx(expected, abs=0.005)
+
+
+def test_brunel_normals_point_up_the_drive_and_down_the_inhibition():
+    prior = Prior.load("brunel")
+    model = CheapModel.for_spec(small_brunel_spec(), prior, "analytic")
+    theta = np.array([[3.0, 1.5], [5.0, 2.5], [6.0, 3.5]])  # g, nu_ext: inhibition-dominated
+    u = prior.standardise(theta)
+    normals = iso_rate_normals(model, u)
+    assert np.linalg.norm(normals, axis=1) == pytest.approx(1.0)
+    assert np.all(normals[:, prior.names.index("g")] < 0)
+    assert np.all(normals[:, prior.names.index("nu_ext")] > 0)
+    # the same direction as central differences of the predicted log rate taken in u itself
+    h = 1e-3
+    rate = lambda v: np.log10(model.predict(prior.destandardise(v)).rate_E)  # noqa: E731
+    direct = np.stack([(rate(u + h * e) - rate(u - h * e)) / (2 * h) for e in np.eye(2)], 1)
+    direct /= np.linalg.norm(direct, axis=1, keepdims=True)
+    assert np.abs(np.sum(direct * normals, 1)) == pytest.approx(1.0, abs=1e-4)
