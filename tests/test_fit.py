@@ -246,7 +246,8 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
     again = fit(moved_target, out, simulator=str(moved_spec), **FIT)
     assert again["yield"] == summary["yield"] and again["nats"] == pytest.approx(summary["nats"])
     assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
-    with pytest.raises(UserError, match="other settings"):
+    with pytest.raises(UserError, match=r"other settings \(rate_tolerance: 0.2 in the run, "
+                                        r"0.3 now\)"):
         fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))
 
 

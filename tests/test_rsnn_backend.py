@@ -53,6 +53,16 @@ def test_torch_bank_is_a_normal_bank_and_batch_independent(tmp_path):
     assert Bank(tmp_path / "a").meta["simulator"]["backend"] == "torch"
 
 
+def test_a_torch_spec_compiles_no_brian2_model(tmp_path, monkeypatch):
+    """Banks, validation and the consistent-set search ask for the compiled model; a torch spec
+    gets the stand-in without compiling (the explicit-graph Brian2 variant still compiles)."""
+    from automind.simulators import engine
+
+    monkeypatch.setattr(engine, "_compile", lambda *a, **k: pytest.fail("compiled"))
+    stand_in = engine.CompiledModel.for_spec(torch_spec())
+    assert isinstance(stand_in, engine.NotCompiled) and stand_in.directory == ""
+
+
 def test_mixing_backends_in_one_bank_refused(tmp_path):
     prior = Prior.load("mk1")
     extend(tmp_path / "bank", torch_spec(), prior, n=2, seed=0, progress=False)

@@ -194,7 +194,7 @@ def extend(path: str | Path, spec, prior, n: int, seed: int, workers: int = 1,
         register_feature_sets(path, feature_sets)
     n_chunks = math.ceil(n / size)
     notes: list[str] = []
-    compiled = "" if spec.backend == "torch" else str(CompiledModel.for_spec(spec).directory)
+    compiled = str(CompiledModel.for_spec(spec).directory)
     engine = make_engine(spec, compiled, workers, dask, feature_sets)
     committed_now = {"simulations": 0, "shards": 0}
     screened: dict[int, list] = {}

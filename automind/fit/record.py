@@ -25,9 +25,10 @@ def record_run(out: Path, record: dict) -> dict | None:
         if before.get("method", "sbi") != method:
             raise UserError(f"{out} holds a fit made by --method {before.get('method', 'sbi')}; "
                             f"use a new --out for the {method} method")
-        changed = [k for k in record if _identity(before.get(k)) != _identity(record[k])]
+        changed = [_difference(k, before.get(k), record[k]) for k in record
+                   if _identity(before.get(k)) != _identity(record[k])]
         if changed:
-            raise UserError(f"{out} holds a --method {method} fit with other {', '.join(changed)}; "
+            raise UserError(f"{out} holds a --method {method} fit with other {' and '.join(changed)}; "
                             "resume it with the same command and settings, or use a new --out")
         return before
     if out.exists() and any(out.iterdir()):
@@ -42,3 +43,14 @@ def _identity(section) -> str:
     if isinstance(section, dict):
         section = {k: v for k, v in section.items() if k != "source"}
     return json.dumps(section, sort_keys=True)
+
+
+def _difference(name: str, before, now) -> str:
+    """``name``, and for two dicts the keys that differ with their values (run vs now)."""
+    if not (isinstance(before, dict) and isinstance(now, dict)):
+        return name
+    keys = [k for k in dict.fromkeys([*before, *now]) if k != "source"
+            and _identity(before.get(k, "(unset)")) != _identity(now.get(k, "(unset)"))]
+    shown = "; ".join(f"{k}: {before.get(k, '(unset)')} in the run, {now.get(k, '(unset)')} now"
+                      for k in keys[:4])
+    return f"{name} ({shown}{'; ...' if len(keys) > 4 else ''})" if keys else name

@@ -148,14 +148,16 @@ class CompiledModel:
     @classmethod
     def for_spec(cls, spec, explicit_graph: bool = False) -> "CompiledModel":
         """Load the compiled project for this structure, compiling it first if needed; models
-        that are not Brian2 (``backend`` other than "brian2") get a stand-in with no binary.
-        ``explicit_graph``: the variant run on a given graph (models with ``graph_matrix``)."""
+        that are not Brian2 (``backend`` other than "brian2") and specs run by the torch
+        backend get a stand-in with no binary. ``explicit_graph``: the variant run on a given
+        graph (models with ``graph_matrix``)."""
         from . import MODELS
 
         model = MODELS[spec.model]
         if explicit_graph and not hasattr(model, "graph_matrix"):
             raise UserError(f"the {spec.model} simulator cannot run on an explicit graph")
-        if getattr(model, "backend", "brian2") != "brian2":
+        if getattr(model, "backend", "brian2") != "brian2" or (
+                getattr(spec, "backend", "brian2") == "torch" and not explicit_graph):
             return NotCompiled()
         key = structure_key(spec, explicit_graph)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
