@@ -59,6 +59,25 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     assert json.loads((out / "summary.json").read_text())["yield"] == summary["yield"]
 
 
+def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
+    """Every Brian2 check records the fit's E rate; a band fit also its band's share of the
+    power at the start and the fit, on the same seeds. The uncoupled network's spectrum is flat
+    whatever its drive, so both shares lie near the band's share of the frequency bins (81 of
+    399; 16 E units over 2 s make them noisy), and the flag follows the shares' gain."""
+    out, summary = fitted
+    assert summary["n_degenerate"] == 0
+    assert all(row["brian2_rate_E"] > 0.5 and row["degenerate"] is False for row in summary["fits"])
+    band = fit_gradient(recording, tmp_path / "band", prior=drive_prior(), truth=[3.0],
+                        simulator=SPEC.with_overrides(duration=2.1),
+                        **(FIT | {"start_theta": [[2.0]], "steps": 2, "band": (20.0, 60.0),
+                                  "rate_range": (0.1, 100.0)}))
+    row = band["fits"][0]
+    assert 0.1 < row["band_share"] < 0.35 and 0.1 < row["band_share_start"] < 0.35
+    assert row["degenerate"] is (row["band_share"] / row["band_share_start"] < 1.1)
+    assert band["n_degenerate"] == int(row["degenerate"])
+    assert band["simulations"] == 2 + NOISE_REPEATS  # the fit and its start, in Brian2
+
+
 def test_gradient_fit_resumes_and_refuses_other_settings_or_methods(fitted, recording):
     from automind.fit import fit
 

@@ -85,7 +85,9 @@ def run_gradient(args) -> dict:
         for row in summary["fits"]:
             d = row["brian2_distance"]
             print(f"  start {row['start']}: {row['status']}, {engine} d = "
-                  f"{'-' if d is None else f'{d:.2f}'}, {'accepted' if row['accepted'] else 'rejected'}")
+                  f"{'-' if d is None else f'{d:.2f}'}, {'accepted' if row['accepted'] else 'rejected'}"
+                  + (", DEGENERATE (E silent or the band's share did not rise)"
+                     if row.get("degenerate") else ""))
         if "compare" in summary:
             c = summary["compare"]
             print(f"under {c['posterior']}: {c['inside_90pct_hpd']} of {len(c['fits'])} fits "

@@ -250,7 +250,6 @@ class GradientFit:
         scored as validate."""
         from ..inference.noise import NoiseModel
         from ..inference.runs import write_theta_table
-        from ..inference.validate import resimulate
 
         folder = self.out / "final"
         if not (folder / "resim.npz").is_file() or self._torch_resimulated(folder / "resim.npz"):
@@ -259,19 +258,17 @@ class GradientFit:
             K = len(theta)
             features = np.full((K, len(self.fs.names)), np.nan)
             sim_status, seeds = status.astype("U8").copy(), np.full(K, -1)
+            checks = {k: np.full(K, np.nan) for k in ("rate_E", "band_share", "band_share_start")}
             if len(ok):
-                if self.settings.fit == "weights":
-                    from .gradient_weights import resimulate_fitted
-
-                    _say(self.progress, f"re-simulating {len(ok)} fitted graphs in Brian2")
-                    results = resimulate_fitted(self, ok)
-                else:
-                    _say(self.progress, f"re-simulating {len(ok)} fits in Brian2")
-                    results = resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2,
-                                         self.fs.name, self.workers)
+                results = self._brian2(ok, "fitted", theta)
                 features[ok] = _transformed(self.fs, results)
                 sim_status[ok] = [r.status for r in results]
                 seeds[ok] = [r.seed for r in results]
+                checks["rate_E"][ok], checks["band_share"][ok] = self._activity(results)
+                if self.settings.band:  # the band's share at the starts, on the same seeds
+                    starts = np.load(self.out / "starts.npy")
+                    checks["band_share_start"][ok] = self._activity(
+                        self._brian2(ok, "start", starts))[1]
             c = self.columns
             noise = NoiseModel.load(folder).select(c)  # older folders: σ alone, the RMS
             scored = score(features[:, c], sim_status, self.t_target[c], noise,
@@ -279,7 +276,7 @@ class GradientFit:
             save_npy(folder / "samples.npy", theta)
             save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,
                      distance=scored["distance"], accepted=scored["accepted"],
-                     engine=np.array("brian2"))
+                     engine=np.array("brian2"), **checks)
         with np.load(folder / "resim.npz") as data:
             resim = {k: data[k] for k in data.files}
         theta, keep = fits["theta"], resim["accepted"]
@@ -291,13 +288,53 @@ class GradientFit:
                           ((int(k), theta[k], [f"{resim['distance'][k]:.4g}", int(resim["seed"][k])])
                            for k in np.flatnonzero(keep)), ["distance", "seed"])
         status = resim["status"].astype(str)
+        flagged = self._degenerate(resim)
         found = {"n_simulated": int((status != "failed").sum()), "n_starts": int(len(theta)),
                  "n_consistent": int(keep.sum()), "yield": float(keep.mean()),
                  "threshold": self.settings.threshold,
                  "by_status": {str(v): int((status == v).sum()) for v in np.unique(status)},
+                 "n_degenerate": None if flagged is None else int(flagged.sum()),
                  "consistent_set": str(folder / "consistent_set.csv")}
         write_json(folder / "consistent.json", found)
-        return found | {"distance": resim["distance"], "accepted": keep, "status": status}
+        if found["n_degenerate"]:
+            _say(self.progress, f"{found['n_degenerate']} of {len(theta)} fits are degenerate (E "
+                                "silent, or the band's share of the power did not rise): the loss "
+                                "was lowered without reaching the recording (docs/rsnn.md)")
+        return found | {"distance": resim["distance"], "accepted": keep, "status": status,
+                        "degenerate": flagged, "rate_E": resim.get("rate_E"),
+                        "band_share": resim.get("band_share"),
+                        "band_share_start": resim.get("band_share_start")}
+
+    def _brian2(self, ok: np.ndarray, which: str, theta: np.ndarray) -> list:
+        """Brian2 runs of the starts ``ok`` at ``theta`` (the fitted θ or the starts; in the
+        weights mode ``which`` graph, "fitted" or "start"), with the check's seeds (the same
+        for both, so the two differ only by the fit)."""
+        from ..inference.validate import resimulate
+
+        what = "graphs" if self.settings.fit == "weights" else "θ"
+        _say(self.progress, f"re-simulating {len(ok)} {which} {what} in Brian2")
+        if self.settings.fit == "weights":
+            from .gradient_weights import resimulate_fitted
+
+            return resimulate_fitted(self, ok, which)
+        return resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2, self.fs.name,
+                          self.workers)
+
+    def _activity(self, results) -> tuple[np.ndarray, np.ndarray]:
+        from .gradient_degenerate import activity
+
+        rows = [activity(r, self.spec.t_analysis_start, self.settings.band) for r in results]
+        return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+
+    def _degenerate(self, resim: dict):
+        """The degenerate flag per start (None for a check made before the flag existed)."""
+        from .gradient_degenerate import degenerate
+
+        if "rate_E" not in resim:
+            return None
+        if self.settings.band:
+            return degenerate(resim["rate_E"], resim["band_share"], resim["band_share_start"])
+        return degenerate(resim["rate_E"])
 
     def _torch_resimulated(self, file) -> bool:
         """A weight fit's check from before weight fits were re-simulated in Brian2 (torch
@@ -314,12 +351,18 @@ def _tail_mean(curve: np.ndarray) -> float:
 
 def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
     """One start in summary.json: θ, its status, final loss (mean of the last 10 steps), and
-    its Brian2 re-simulation."""
+    its Brian2 re-simulation (E rate, the band's share of the power at the fit and its start,
+    the degenerate flag; None in runs checked before these existed)."""
+    def value(key):
+        return None if found.get(key) is None else json_floats([found[key][k]])[0]
+
     return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
             "status": str(fits["status"][k]), "brian2_status": found["status"][k],
             "final_loss": json_floats([_tail_mean(fits["loss"][:, k])])[0],
             "brian2_distance": json_floats([found["distance"][k]])[0],
-            "accepted": bool(found["accepted"][k])}
+            "accepted": bool(found["accepted"][k]), "brian2_rate_E": value("rate_E"),
+            "band_share": value("band_share"), "band_share_start": value("band_share_start"),
+            "degenerate": None if found["degenerate"] is None else bool(found["degenerate"][k])}
 
 
 def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | None = None,
@@ -386,8 +429,10 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     status = fits["status"].astype(str)
     summary = {"run": str(run.out), "method": "gradient", "yield": found["yield"],
                "n_consistent": found["n_consistent"], "n_starts": found["n_starts"],
-               "n_failed": int((status == "failed").sum()), "n_simulated_final": found["n_simulated"],
-               "simulations": found["n_simulated"] + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
+               "n_failed": int((status == "failed").sum()), "n_degenerate": found["n_degenerate"],
+               "n_simulated_final": found["n_simulated"],
+               # with --band the starts are re-simulated too (the band's share at the start)
+               "simulations": found["n_simulated"] * (2 if s.band else 1) + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
     if s.fit == "weights":
