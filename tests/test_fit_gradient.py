@@ -56,6 +56,7 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     rows = (out / "final" / "consistent_set.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + summary["n_consistent"] and rows[0].startswith("sample,E.poisson_rate")
     assert (out / "gradient" / "fits.csv").is_file() and (out / "final" / "samples.npy").is_file()
+    assert not (out / "gradient" / "checkpoint.npz").exists()  # removed once the fits are saved
     assert json.loads((out / "summary.json").read_text())["yield"] == summary["yield"]
 
 
@@ -76,6 +77,28 @@ def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
     assert row["degenerate"] is (row["band_share"] / row["band_share_start"] < 1.1)
     assert band["n_degenerate"] == int(row["degenerate"])
     assert band["simulations"] == 2 + NOISE_REPEATS  # the fit and its start, in Brian2
+
+
+def test_an_interrupted_gradient_stage_resumes_from_its_checkpoint(fitted, recording, tmp_path,
+                                                                   monkeypatch):
+    import automind.fit.gradient as gradient
+
+    out, summary = fitted
+    monkeypatch.setattr(gradient, "CHECKPOINT_STEPS", 5)
+
+    def interrupted(progress, text):
+        if text.startswith("step 10/"):  # reported after step 10's checkpoint was saved
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(gradient, "_say", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit_gradient(recording, run, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+    assert int(np.load(run / "gradient" / "checkpoint.npz")["step"]) == 9
+    monkeypatch.setattr(gradient, "_say", lambda progress, text: None)
+    again = fit_gradient(recording, run, simulator=SPEC, prior=drive_prior(), truth=[3.0], **FIT)
+    assert [row["theta"] for row in again["fits"]] == [row["theta"] for row in summary["fits"]]
+    assert not (run / "gradient" / "checkpoint.npz").exists()
 
 
 def test_gradient_fit_resumes_and_refuses_other_settings_or_methods(fitted, recording):

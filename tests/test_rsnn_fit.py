@@ -36,6 +36,33 @@ def test_fit_recovers_the_drive_rate():
     assert np.nanmean(result.loss[-5:]) < 0.2 * np.nanmean(result.loss[:2])
 
 
+def test_an_interrupted_fit_resumes_from_its_checkpoint_exactly(tmp_path):
+    """Checkpoints every 4 steps; killed during step 9 (after the checkpoint of step 7) and run
+    again, the fit equals the uninterrupted one: θ, loss curve and Adam's state carry over."""
+    prior = drive_prior()
+    spec = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.15, t_analysis_start=0.05)
+    args = (spec, prior, {"rate_mean": 0.4}, {"rate_mean": 0.05}, [[1.8], [4.8]])
+    options = dict(steps=12, lr=0.2, seed=3)
+    whole = fit_theta(*args, **options)
+
+    def killed(step, losses):
+        if step == 9:
+            raise KeyboardInterrupt
+
+    file = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        fit_theta(*args, **options, checkpoint=file, checkpoint_every=4, progress=killed)
+    assert int(np.load(file)["step"]) == 7
+    ran = []
+    resumed = fit_theta(*args, **options, checkpoint=file, checkpoint_every=4,
+                        progress=lambda step, losses: ran.append(step))
+    assert ran == [8, 9, 10, 11]  # from the checkpoint on, not from the start
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    np.testing.assert_array_equal(resumed.loss, whole.loss)
+    with pytest.raises(UserError, match="checkpoint of another fit"):
+        fit_theta(*args, **(options | {"steps": 20}), checkpoint=file)
+
+
 def test_fit_refuses_bad_input():
     prior = drive_prior()
     spec = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.2)

@@ -15,7 +15,8 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/fit.json            method "gradient", settings, target (a resumed run must match)
     RUN/starts.npy          the K starts (prior, or posterior samples at the target)
     RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
-    RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format)
+    RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format);
+                        checkpoint.npz while a θ fit runs (every CHECKPOINT_STEPS steps)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
     RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
     RUN/summary.json
@@ -40,6 +41,8 @@ from .record import record_run
 SUPPORTED_SETS = ("spikes", "mk1_compact")
 #: what a gradient fit moves: θ, or the per-synapse weights of each start's realised graph
 FIT_MODES = ("theta", "weights")
+#: a θ fit's state is saved every this many steps (gradient/checkpoint.npz) and resumed from
+CHECKPOINT_STEPS = 500
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ class GradientFit:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # one core per process, as the simulation workers
             file.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint = file.parent / "checkpoint.npz"
             try:
                 if s.fit == "weights":
                     from .gradient_weights import run_weight_fit
@@ -230,7 +234,8 @@ class GradientFit:
                     result = fit_theta(self.spec, self.prior, target, scale, starts,
                                        steps=s.steps, lr=s.lr, seed=s.seed + 3,
                                        dtype=getattr(torch, s.dtype), extra=extra,
-                                       memory_limit=s.memory_limit_gib * 2 ** 30, progress=report)
+                                       memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
+                                       checkpoint=checkpoint, checkpoint_every=CHECKPOINT_STEPS)
             finally:
                 torch.set_num_threads(threads)
             from ..inference.runs import write_theta_table
@@ -242,6 +247,7 @@ class GradientFit:
             save_npz(file, theta=result.theta, loss=result.loss, status=np.array(result.status),
                      messages=np.array(result.messages), seconds=result.seconds,
                      fitted=np.array(use))
+            checkpoint.unlink(missing_ok=True)
         with np.load(file) as data:
             return {k: data[k] for k in data.files}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,14 +81,17 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
               free=None, steps: int = 100, lr: float = 0.05, seed: int = 0,
               duration: float | None = None, t_from: float | None = None,
               device: str = "cpu", dtype=torch.float64, progress=None, extra=None,
-              memory_limit: float | None = None, detach_exp: bool = True) -> FitResult:
+              memory_limit: float | None = None, detach_exp: bool = True,
+              checkpoint=None, checkpoint_every: int = 500) -> FitResult:
     """Fit θ from K ``starts`` (prior units, e.g. prior or posterior samples) to ``target``
     (feature name -> value in the transformed space, as validate compares) with noise scales
     ``scale`` (same names). ``extra(counts, counts_e, n_e) -> (B,)``: terms added to d² (1 ms
     counts of all units and the E population's summed counts). ``detach_exp``: drop the AdEx
     exponential's ∂/∂v in backward (``TorchMK1``), without which the gradient of a slowly
-    firing start explodes (10⁹ with a random sign, N = 20, 1.5 Hz drive). Returns every start's path
-    end, loss curve and status."""
+    firing start explodes (10⁹ with a random sign, N = 20, 1.5 Hz drive). ``checkpoint``: a
+    file the state is saved to every ``checkpoint_every`` steps and resumed from (steps draw
+    their noise from (seed, step), so a resumed fit equals an uninterrupted one). Returns
+    every start's path end, loss curve and status."""
     from ..inference.transforms import BoxToUnconstrained
 
     free = _check(prior, target, scale, free)
@@ -104,8 +108,12 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     z_sum, nan_grads = torch.zeros_like(z.detach()), [0] * K
     status, messages = ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
-    start_time = time.perf_counter()
-    for step in range(steps):
+    start_time, first = time.perf_counter(), 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        first, spent = _resume(checkpoint, z, optimizer, scheduler, z_sum, nan_grads, status,
+                               messages, curve)
+        start_time -= spent
+    for step in range(first, steps):
         theta = box.to_theta(z)
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
@@ -128,6 +136,9 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
             z[frozen] = before[frozen]  # failed starts and NaN-gradient steps do not move
             if step >= steps - tail:
                 z_sum += z
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            _save_state(checkpoint, step, z, optimizer, z_sum, nan_grads, status, messages, curve,
+                        time.perf_counter() - start_time)
         if progress:
             progress(step, curve[step])
     with torch.no_grad():  # ok starts: the mean of the last quarter's iterates (Polyak)
@@ -135,6 +146,42 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         z_end = torch.where(ok[:, None], z_sum / tail, z)
     return FitResult(list(prior.names), box.to_theta(z_end).numpy(), curve, status, messages,
                      time.perf_counter() - start_time)
+
+
+def _save_state(path, step, z, optimizer, z_sum, nan_grads, status, messages, curve, seconds):
+    """Everything a resumed ``fit_theta`` needs after ``step`` (plain arrays: no pickle)."""
+    from ..io import save_npz
+
+    adam = optimizer.state[z]
+    save_npz(path, step=step, z=z.detach().numpy(), z_sum=z_sum.numpy(),
+             exp_avg=adam["exp_avg"].numpy(), exp_avg_sq=adam["exp_avg_sq"].numpy(),
+             adam_step=float(adam["step"]), nan_grads=np.array(nan_grads), status=np.array(status),
+             messages=np.array(messages), curve=curve, seconds=seconds)
+
+
+def _resume(path, z, optimizer, scheduler, z_sum, nan_grads, status, messages, curve):
+    """Load a checkpoint into the fit's state; returns (next step, seconds spent)."""
+    import warnings
+
+    with np.load(path, allow_pickle=False) as saved:
+        if saved["z"].shape != tuple(z.shape) or saved["curve"].shape != curve.shape:
+            raise UserError(f"{path} is a checkpoint of another fit (starts or steps differ)")
+        step = int(saved["step"])
+        with torch.no_grad():
+            z.copy_(torch.as_tensor(saved["z"]))
+        z_sum.copy_(torch.as_tensor(saved["z_sum"]))
+        optimizer.state[z] = {"step": torch.tensor(float(saved["adam_step"])),
+                              "exp_avg": torch.as_tensor(saved["exp_avg"]).clone(),
+                              "exp_avg_sq": torch.as_tensor(saved["exp_avg_sq"]).clone()}
+        nan_grads[:] = saved["nan_grads"].tolist()
+        status[:], messages[:] = saved["status"].tolist(), saved["messages"].tolist()
+        curve[:] = saved["curve"]
+        seconds = float(saved["seconds"])
+    with warnings.catch_warnings():  # the schedule's own recurrence, replayed to this step
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(step + 1):
+            scheduler.step()
+    return step + 1, seconds
 
 
 class Loss:
