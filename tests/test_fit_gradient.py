@@ -8,7 +8,7 @@ import pytest
 
 from automind.cli import main
 from automind.errors import UserError
-from automind.fit.gradient import fit_gradient
+from automind.fit.gradient import BEST_SEEDS, fit_gradient
 from automind.fit.plan import NOISE_REPEATS
 from automind.rsnn.fit import fit_theta
 from automind.simulators import SimulatorSpec
@@ -58,6 +58,13 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     assert (out / "gradient" / "fits.csv").is_file() and (out / "final" / "samples.npy").is_file()
     assert not (out / "gradient" / "checkpoint.npz").exists()  # removed once the fits are saved
     assert json.loads((out / "summary.json").read_text())["yield"] == summary["yield"]
+    # the best start: the lowest median d over the check's run and BEST_SEEDS - 1 new seeds,
+    # all of which reproduce the 3 Hz recording (a fit within 5 % of the drive)
+    distances = np.array([row["brian2_distances"] for row in summary["fits"]])
+    assert distances.shape == (2, BEST_SEEDS) and np.all(distances < 2)
+    assert distances[:, 0].tolist() == [row["brian2_distance"] for row in summary["fits"]]
+    assert summary["best_start"] == int(np.argmin(np.median(distances, 1)))
+    assert summary["simulations"] == 2 * BEST_SEEDS + NOISE_REPEATS
 
 
 def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
@@ -76,7 +83,8 @@ def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
     assert 0.1 < row["band_share"] < 0.35 and 0.1 < row["band_share_start"] < 0.35
     assert row["degenerate"] is (row["band_share"] / row["band_share_start"] < 1.1)
     assert band["n_degenerate"] == int(row["degenerate"])
-    assert band["simulations"] == 2 + NOISE_REPEATS  # the fit and its start, in Brian2
+    # the fit on BEST_SEEDS seeds and its start, in Brian2
+    assert band["simulations"] == BEST_SEEDS + 1 + NOISE_REPEATS
 
 
 def test_an_interrupted_gradient_stage_resumes_from_its_checkpoint(fitted, recording, tmp_path,

@@ -82,6 +82,9 @@ def run_gradient(args) -> dict:
               f"gradient fits reproduce {args.recording} when re-simulated in {engine} "
               f"({summary['n_failed']} failed); fit {summary['fit_seconds']:.0f} s; "
               f"{summary['consistent_set']}")
+        if summary.get("best_start") is not None:
+            print(f"best start: {summary['best_start']} (lowest median distance over its Brian2 runs "
+                  "on new seeds)")
         for row in summary["fits"]:
             d = row["brian2_distance"]
             print(f"  start {row['start']}: {row['status']}, {engine} d = "

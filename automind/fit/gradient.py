@@ -43,6 +43,8 @@ SUPPORTED_SETS = ("spikes", "mk1_compact")
 FIT_MODES = ("theta", "weights")
 #: a θ fit's state is saved every this many steps (gradient/checkpoint.npz) and resumed from
 CHECKPOINT_STEPS = 500
+#: Brian2 runs per θ fit (the acceptance check's and new seeds) whose median d picks the best
+BEST_SEEDS = 4
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,9 @@ class GradientFit:
             noise = NoiseModel.load(folder).select(c)  # older folders: σ alone, the RMS
             scored = score(features[:, c], sim_status, self.t_target[c], noise,
                            self.settings.threshold)
+            if self.settings.fit == "theta":
+                checks["distance_seeds"] = self._distance_seeds(theta, ok, scored["distance"],
+                                                                noise)
             save_npy(folder / "samples.npy", theta)
             save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,
                      distance=scored["distance"], accepted=scored["accepted"],
@@ -300,6 +305,7 @@ class GradientFit:
                  "threshold": self.settings.threshold,
                  "by_status": {str(v): int((status == v).sum()) for v in np.unique(status)},
                  "n_degenerate": None if flagged is None else int(flagged.sum()),
+                 "best_start": _best_start(resim),
                  "consistent_set": str(folder / "consistent_set.csv")}
         write_json(folder / "consistent.json", found)
         if found["n_degenerate"]:
@@ -307,6 +313,7 @@ class GradientFit:
                                 "silent, or the band's share of the power did not rise): the loss "
                                 "was lowered without reaching the recording (docs/rsnn.md)")
         return found | {"distance": resim["distance"], "accepted": keep, "status": status,
+                        "distance_seeds": resim.get("distance_seeds"),
                         "degenerate": flagged, "rate_E": resim.get("rate_E"),
                         "band_share": resim.get("band_share"),
                         "band_share_start": resim.get("band_share_start")}
@@ -325,6 +332,24 @@ class GradientFit:
             return resimulate_fitted(self, ok, which)
         return resimulate(self.spec, self.prior, theta[ok], self.settings.seed + 2, self.fs.name,
                           self.workers)
+
+    def _distance_seeds(self, theta, ok, distance, noise) -> np.ndarray:
+        """(K, BEST_SEEDS) validate distances of each fit: the acceptance check's, then
+        BEST_SEEDS − 1 Brian2 runs on new seeds (NaN for failed starts)."""
+        from ..inference.validate import resimulate
+
+        out = np.full((len(theta), BEST_SEEDS), np.nan)
+        out[:, 0] = distance
+        if len(ok) and BEST_SEEDS > 1:
+            more = BEST_SEEDS - 1
+            _say(self.progress, f"{more} more Brian2 runs of each fit on new seeds (the best start)")
+            results = resimulate(self.spec, self.prior, np.repeat(theta[ok], more, 0),
+                                 self.settings.seed + 5, self.fs.name, self.workers)
+            c = self.columns
+            scored = score(_transformed(self.fs, results)[:, c], [r.status for r in results],
+                           self.t_target[c], noise, self.settings.threshold)
+            out[ok, 1:] = scored["distance"].reshape(len(ok), more)
+        return out
 
     def _activity(self, results) -> tuple[np.ndarray, np.ndarray]:
         from .gradient_degenerate import activity
@@ -349,6 +374,17 @@ class GradientFit:
             return self.settings.fit == "weights" and "engine" not in data.files
 
 
+def _best_start(resim: dict) -> int | None:
+    """The fit with the lowest median distance over its BEST_SEEDS Brian2 runs (None before
+    these existed, or when no fit has a finite median)."""
+    if "distance_seeds" not in resim:
+        return None
+    with warnings.catch_warnings():  # failed starts: all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(resim["distance_seeds"], 1)
+    return int(np.nanargmin(median)) if np.isfinite(median).any() else None
+
+
 def _tail_mean(curve: np.ndarray) -> float:
     """Mean loss over a start's last 10 steps (NaN for a start that failed throughout)."""
     tail = curve[-10:][np.isfinite(curve[-10:])]
@@ -367,6 +403,8 @@ def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
             "final_loss": json_floats([_tail_mean(fits["loss"][:, k])])[0],
             "brian2_distance": json_floats([found["distance"][k]])[0],
             "accepted": bool(found["accepted"][k]), "brian2_rate_E": value("rate_E"),
+            "brian2_distances": None if found.get("distance_seeds") is None else
+            json_floats(found["distance_seeds"][k]),
             "band_share": value("band_share"), "band_share_start": value("band_share_start"),
             "degenerate": None if found["degenerate"] is None else bool(found["degenerate"][k])}
 
@@ -437,8 +475,10 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "n_consistent": found["n_consistent"], "n_starts": found["n_starts"],
                "n_failed": int((status == "failed").sum()), "n_degenerate": found["n_degenerate"],
                "n_simulated_final": found["n_simulated"],
-               # with --band the starts are re-simulated too (the band's share at the start)
-               "simulations": found["n_simulated"] * (2 if s.band else 1) + NOISE_REPEATS, "fit_seconds": float(fits["seconds"]),
+               # θ fits: BEST_SEEDS runs each; --band: the starts too (the band's share there)
+               "simulations": found["n_simulated"] * ((BEST_SEEDS if s.fit == "theta" else 1)
+                                                      + (1 if s.band else 0)) + NOISE_REPEATS,
+               "best_start": found["best_start"], "fit_seconds": float(fits["seconds"]),
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
     if s.fit == "weights":
