@@ -476,8 +476,10 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "n_failed": int((status == "failed").sum()), "n_degenerate": found["n_degenerate"],
                "n_simulated_final": found["n_simulated"],
                # θ fits: BEST_SEEDS runs each; --band: the starts too (the band's share there)
-               "simulations": found["n_simulated"] * ((BEST_SEEDS if s.fit == "theta" else 1)
-                                                      + (1 if s.band else 0)) + NOISE_REPEATS,
+               "simulations": found["n_simulated"] * (
+                   (1 if found["distance_seeds"] is None else BEST_SEEDS)
+                   + (1 if s.band and found["band_share_start"] is not None else 0))
+               + NOISE_REPEATS,
                "best_start": found["best_start"], "fit_seconds": float(fits["seconds"]),
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
