@@ -8,7 +8,7 @@ import pytest
 
 from automind.cheap.screen import CheapModel
 from automind.invariance.cheap_normals import (_random_abs_cosine, iso_rate_normals,
-                                               normal_alignment)
+                                               normal_alignment, set_alignment)
 from automind.prior import Prior
 from conftest import small_brunel_spec
 
@@ -25,6 +25,16 @@ def test_alignment_of_known_hessians():
     assert found["curvature_over_mean"][:2] == pytest.approx([2.0, 0.5])
     assert np.isnan(found["stiff_cosine"][2]) and found["n_predicted"] == 2
     assert found["stiff_cosine_median"] == pytest.approx(0.5)
+
+
+def test_set_alignment_of_a_set_thin_along_a_known_direction():
+    rng = np.random.default_rng(2)
+    u = rng.normal(size=(4000, 3)) * [0.05, 1.0, 1.0]  # thin along e0
+    found = set_alignment(np.eye(3), u)
+    # variance along e0 / mean variance = 0.0025 / (2.0025 / 3); along e1, e2: ≈ 1.5
+    assert found["set_variance_over_mean"] == pytest.approx([0.0037, 1.5, 1.5], rel=0.1)
+    assert found["set_thinnest_cosine"][0] == pytest.approx(1.0, abs=1e-3)
+    assert max(found["set_thinnest_cosine"][1:]) < 0.05
 
 
 @pytest.mark.parametrize("d, expected", [(2, 2 / np.pi), (3, 0.5)])

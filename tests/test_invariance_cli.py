@@ -50,6 +50,8 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     assert cheap["n_predicted"] >= 8 and cheap["random_direction_cosine"] == pytest.approx(2 / np.pi)
     assert cheap["stiff_cosine_median"] >= 0.85 and cheap["curvature_over_mean_median"] >= 1.4
     assert cheap["mean_normal"]["nu_ext"] > 0.5 and cheap["mean_normal"]["g"] < 0
+    # and the re-simulated set is thin along it (random direction: variance ratio 1)
+    assert cheap["set_thinnest_cosine_median"] >= 0.9 and cheap["set_variance_over_mean_median"] < 0.3
     for name in ("geometry_directions.png", "geometry_correlations.png", "geometry_local.png",
                  "geometry_path.png", "geometry_cheap.png"):
         assert (tmp_path / "run" / name).stat().st_size > 5000

@@ -100,7 +100,10 @@ def run(args) -> dict:
             f"{_number(found_cheap['stiff_cosine_median'])} (median of "
             f"{found_cheap['n_predicted']}; a random direction "
             f"{found_cheap['random_direction_cosine']:.2f}), curvature along it "
-            f"{_number(found_cheap['curvature_over_mean_median'])}x the mean")
+            f"{_number(found_cheap['curvature_over_mean_median'])}x the mean; the consistent set's "
+            f"variance along it {_number(found_cheap['set_variance_over_mean_median'])}x its mean "
+            f"(|cos| with its thinnest direction "
+            f"{_number(found_cheap['set_thinnest_cosine_median'])})")
     keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "path",
             "cheap", "figures")
     return found | {k: geometry[k] for k in keep if k in geometry}

@@ -79,7 +79,7 @@ def analyse_set(posterior, x, consistent: dict, out: str | Path, n_local: int = 
         from .figures import plot_cheap_alignment
 
         report["cheap"] = cheap_check(cheap, u[chosen[:n_local]], local["eigenvalues"],
-                                      local["vectors"], names)
+                                      local["vectors"], names, u_set=u)
         report["figures"].append(str(plot_cheap_alignment(report["cheap"],
                                                           out / "geometry_cheap.png")))
     write_json(out / "geometry.json", report)

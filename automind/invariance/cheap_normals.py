@@ -1,13 +1,17 @@
-"""The cheap model's iso-rate normals against a posterior's stiff directions.
+"""The cheap model's iso-rate normals against a posterior's stiff directions and the
+consistent set's thin ones.
 
 The cheap forward model (``automind.cheap``) predicts the E rate ν_E(θ) in microseconds, so
 its gradient is the normal of the iso-rate surface through each configuration: the direction
 in which the rate, and with it every rate-like feature, changes fastest. Where the recording
-pins the rate, the posterior should be stiff along that normal. Compared in the same
-prior-standardised coordinates as ``hessian_directions`` (u = (s − mean) / sd, s the prior's
-scale space): per configuration, |cos| between the normal and the Hessian's stiffest
-direction, and the Hessian's curvature along the normal over its mean curvature (a random
-direction gives 1 on average; the stiffest direction λ_max / mean λ).
+pins the rate, the posterior should be stiff along that normal and the consistent set thin.
+Compared in the same prior-standardised coordinates as ``hessian_directions`` (u = (s −
+mean) / sd, s the prior's scale space): per configuration, |cos| between the normal and the
+Hessian's stiffest direction, and the Hessian's curvature along the normal over its mean
+curvature (a random direction gives 1 on average; the stiffest direction λ_max / mean λ);
+and the set's variance along the normal over its mean variance, and |cos| with the set's
+thinnest principal direction. The two can disagree: a flow trained on a few thousand
+simulations may not have learned a constraint that refinement's re-simulations did.
 """
 
 from __future__ import annotations
@@ -55,13 +59,29 @@ def normal_alignment(normals: np.ndarray, eigenvalues: np.ndarray, vectors: np.n
             "random_direction_curvature_over_mean": 1.0}
 
 
+def set_alignment(normals: np.ndarray, u_set: np.ndarray) -> dict:
+    """The consistent set's own geometry along the normals: its variance along each normal
+    over its mean variance tr(C)/d (a random direction: 1; a set thin along the normal: ≪ 1),
+    and |cos| between each normal and the set's thinnest principal direction."""
+    C = np.cov(np.asarray(u_set, float).T)
+    values, vectors = np.linalg.eigh(C)
+    ratio = np.einsum("nd,de,ne->n", normals, C, normals) / values.mean()
+    cosine = np.abs(normals @ vectors[:, 0])
+    return {"set_variance_over_mean": ratio.tolist(), "set_variance_over_mean_median": _median(ratio),
+            "set_thinnest_cosine": cosine.tolist(), "set_thinnest_cosine_median": _median(cosine),
+            "set_thinnest_variance_over_mean": float(values[0] / values.mean())}
+
+
 def cheap_check(model, u: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray,
-                names: list[str]) -> dict:
+                names: list[str], u_set: np.ndarray | None = None) -> dict:
     """The iso-rate normals of ``model`` at configurations u against the posterior's Hessian
-    eigen-structure there (``hessian_directions`` at the same u): :func:`normal_alignment`,
-    the normals themselves, and their mean direction per parameter."""
+    eigen-structure there (``hessian_directions`` at the same u): :func:`normal_alignment`;
+    given the whole consistent set ``u_set``, also :func:`set_alignment`; the normals
+    themselves and their mean direction per parameter."""
     normals = iso_rate_normals(model, u)
     report = normal_alignment(normals, eigenvalues, vectors)
+    if u_set is not None:
+        report |= set_alignment(normals, u_set)
     report["normals"] = normals.tolist()
     if report["n_predicted"]:  # the normals point up the rate, so their mean is meaningful
         mean = np.nanmean(normals, 0)

@@ -86,11 +86,12 @@ def plot_local_dimensionality(local_dims: np.ndarray, angles: np.ndarray, global
 
 
 def plot_cheap_alignment(report: dict, path: Path) -> Path:
-    """Histograms of |cos| (iso-rate normal vs the posterior's stiffest direction) and of the
-    posterior's curvature along the normal over its mean curvature, with a random direction's
-    expectation marked."""
+    """Histograms of |cos| (iso-rate normal vs the posterior's stiffest direction), of the
+    posterior's curvature along the normal over its mean curvature and of the consistent
+    set's variance along it over its mean variance, with a random direction's expectation
+    marked."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     cosine = np.array(report["stiff_cosine"], float)
     ratio = np.array(report["curvature_over_mean"], float)
     axes[0].hist(cosine[np.isfinite(cosine)], bins=20, range=(0, 1), color="tab:green")
@@ -101,6 +102,11 @@ def plot_cheap_alignment(report: dict, path: Path) -> Path:
     axes[1].hist(ratio[np.isfinite(ratio)], bins=20, color="tab:green")
     axes[1].axvline(1.0, color="k", lw=1.5, label="random direction (mean)")
     axes[1].set(xlabel="posterior curvature along the normal / mean curvature",
+                ylabel="configurations")
+    variance = np.array(report["set_variance_over_mean"], float)
+    axes[2].hist(np.log10(variance[variance > 0]), bins=20, color="tab:green")
+    axes[2].axvline(0.0, color="k", lw=1.5, label="random direction (mean)")
+    axes[2].set(xlabel="log10 consistent set's variance along the normal / mean variance",
                 ylabel="configurations")
     for ax in axes:
         ax.legend(frameon=False, fontsize=8)
