@@ -45,9 +45,10 @@ def register(sub) -> None:
                         "default 9)")
     p.add_argument("--cheap", nargs="?", const="", metavar="TABLE",
                    help="also compare the cheap model's predicted iso-rate normals (docs/cheap.md) "
-                        "with the posterior's stiffest directions at the --local configurations "
-                        "(geometry_cheap.png); TABLE: a cheap table folder, 'analytic' (the "
-                        "Siegert transfer function), or the built table in the cache when omitted")
+                        "at the --local configurations with the posterior's stiffest directions "
+                        "and the consistent set's thinnest ones (geometry_cheap.png); TABLE: a "
+                        "cheap table folder, 'analytic' (the Siegert transfer function), or the "
+                        "built table in the cache when omitted")
     p.add_argument("--seed", type=int, default=0)
     add_engine_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
