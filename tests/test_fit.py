@@ -36,13 +36,14 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
         FitSettings(budget=1000, rate_tolerance=0)
     with pytest.raises(UserError, match="refine_step must be one of full, adaptive"):
         FitSettings(budget=1000, refine_step="half")
-    # defaults stay out of fit.json, so runs made before an option existed still resume
-    assert "refine_step" not in FitSettings(budget=1000).to_dict()
-    assert FitSettings(budget=1000, refine_step="adaptive").to_dict()["refine_step"] == "adaptive"
     with pytest.raises(UserError, match="refine_space must be one of prior, log"):
         FitSettings(budget=1000, refine_space="linear")
-    assert "refine_space" not in FitSettings(budget=1000).to_dict()
-    assert FitSettings(budget=1000, refine_space="log").to_dict()["refine_space"] == "log"
+    # the values runs used before an option existed stay out of fit.json, so those runs resume
+    # (given them explicitly); the defaults since session 18 are recorded
+    old = FitSettings(budget=1000, refine_step="full", refine_space="prior").to_dict()
+    assert "refine_step" not in old and "refine_space" not in old
+    new = FitSettings(budget=1000).to_dict()
+    assert (new["refine_step"], new["refine_space"]) == ("adaptive", "log")
 
 
 def test_consistent_mass_gain_is_a_validated_log_ratio_with_an_honest_bound():
@@ -251,25 +252,31 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
         fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))
 
 
-def test_adaptive_refinement_steps_reach_the_fit_and_its_record(fitted, target, spec_file,
-                                                                  tmp_path):
-    """The same fit, its folder copied elsewhere (a moved run resumes), with
-    ``refine_step="adaptive"`` (and ``refine_space="log"``, the same coordinates for Brunel's
-    bounds from 0) from its final validation on: the settings are recorded in fit.json and
-    every generation reports its members' median step scale."""
+def test_a_run_from_before_the_refinement_defaults_resumes_with_them_given(fitted, target,
+                                                                          spec_file, tmp_path):
+    """A fit.json without refine_step / refine_space (written before session 18, when runs took
+    full steps in prior coordinates) is refused under today's defaults, naming what differs,
+    and resumes with the old values given: its refinement then takes full steps. (The fixture
+    itself refined with the defaults, adaptive steps: every generation reports its members'
+    median step scale.)"""
     import shutil
 
+    steps = [r["median_step"] for r in fitted[1]["refinement"]]
+    assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
     out = tmp_path / "run"
     shutil.copytree(fitted[0], out, ignore=shutil.ignore_patterns("refine", "explore", "report",
                                                                   "summary.json"))
     record = json.loads((out / "fit.json").read_text())
-    options = {"refine_step": "adaptive", "refine_space": "log"}
-    record["settings"] |= options
+    for key in ("refine_step", "refine_space"):
+        del record["settings"][key]
     (out / "fit.json").write_text(json.dumps(record))
-    summary = fit(target, out, simulator=str(spec_file), **(FIT | options))
-    assert json.loads((out / "fit.json").read_text())["settings"]["refine_space"] == "log"
-    steps = [r["median_step"] for r in summary["refinement"]]
-    assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
+    with pytest.raises(UserError, match=r"refine_step: full in the run, adaptive now; "
+                                        r"refine_space: prior in the run, log now"):
+        fit(target, out, simulator=str(spec_file), **FIT)
+    legacy = {"refine_step": "full", "refine_space": "prior"}
+    summary = fit(target, out, simulator=str(spec_file), **(FIT | legacy))
+    assert "refine_step" not in json.loads((out / "fit.json").read_text())["settings"]
+    assert all("median_step" not in r for r in summary["refinement"])  # full steps
     assert summary["yield"] > 0.2
 
 

@@ -55,18 +55,18 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
                         "as many moved samples (default 6; 0 = off)")
-    p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="full",
-                   help="full (default): every member takes the whole ensemble-Kalman step; "
-                        "adaptive: a member's step is halved after a move that did not bring it "
-                        "closer and doubled (up to full) after one that did; select: adaptive, and "
+    p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="adaptive",
+                   help="adaptive (default): a member's ensemble-Kalman step is halved after a "
+                        "move that did not bring it closer and doubled (up to full) after one "
+                        "that did; full: every member takes the whole step; select: adaptive, and "
                         "before each move the farther half of the members restarts from copies of "
                         "the nearest quarter (more yield, less spread; docs/fit.md)")
-    p.add_argument("--refine-space", choices=("prior", "log"), default="prior",
-                   help="where refinement and exploration move θ: prior (default): standardised "
-                        "over the prior box on the prior's own scale; log: positive parameters "
-                        "whose bounds span a decade or more (time constants, conductances, "
-                        "rates) move on a log scale, so a rhythm set by a 0.2 s time constant in "
-                        "a 5 ms - 20 s prior can be resolved (docs/fit.md)")
+    p.add_argument("--refine-space", choices=("prior", "log"), default="log",
+                   help="where refinement and exploration move θ: log (default): standardised "
+                        "over the prior box, with positive parameters whose bounds span a decade "
+                        "or more (time constants, conductances, rates) on a log scale, so a "
+                        "rhythm set by a 0.2 s time constant in a 5 ms - 20 s prior can be "
+                        "resolved; prior: on the prior's own scale (docs/fit.md)")
     p.add_argument("--explore", type=int, default=0, metavar="GENERATIONS",
                    help="exploration generations after refinement: grow the consistent set "
                         "outwards (steps away from other members, mirrored into the prior), each "

@@ -17,6 +17,12 @@ MIN_ROUND = 100
 MIN_FINAL = 20
 
 
+#: refinement settings a fit.json written before the option existed did not record: the
+#: value such a run used (the defaults until session 18), kept out of fit.json so that those
+#: runs still resume with the option given explicitly
+ABSENT = {"refine_step": "full", "refine_space": "prior"}
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """Everything that decides a fit's result (recorded in fit.json; a resumed run must match).
@@ -31,9 +37,10 @@ class FitSettings:
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
-    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: the
-    full Kalman step or a per-member "adaptive" one; ``refine_space``: "log" moves positive
-    parameters spanning a decade on a log scale, ``fit/space.py``); ``explore``
+    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: a
+    per-member "adaptive" Kalman step (default) or the "full" one; ``refine_space``: "log"
+    (default) moves positive parameters spanning a decade on a log scale, "prior" on the
+    prior's own, ``fit/space.py``); ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
     generation simulates as many runs as the final validation. ``target_window``: "auto" fits
     a recording at least three simulated runs long on one window of their analysed length and
@@ -58,8 +65,8 @@ class FitSettings:
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
     refine: int = 6
-    refine_step: str = "full"
-    refine_space: str = "prior"
+    refine_step: str = "adaptive"
+    refine_space: str = "log"
     explore: int = 0
     target_window: str = "auto"
 
@@ -96,8 +103,8 @@ class FitSettings:
         for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
             if out[stage] == 0:
                 del out[stage]
-        for option, default in (("refine_step", "full"), ("refine_space", "prior")):
-            if out[option] == default:  # the default: fit.json stays as before the option
+        for option, value in ABSENT.items():  # what a fit.json without the key meant
+            if out[option] == value:
                 del out[option]
         if out["target_window"] == "auto":  # the default: fit.json stays as before the option
             del out["target_window"]

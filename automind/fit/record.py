@@ -9,11 +9,13 @@ from ..errors import UserError
 from ..io import write_json
 
 
-def record_run(out: Path, record: dict) -> dict | None:
+def record_run(out: Path, record: dict, absent: dict | None = None) -> dict | None:
     """Write ``out/fit.json``, or check that an existing run folder holds this same fit (same
     method, same record); returns the earlier record when resuming. File paths (``source``)
     are left out of the comparison, so a run resumes from another checkout or after its
-    recording moved; contents still count (the specs' sha256, the recording's features)."""
+    recording moved; contents still count (the specs' sha256, the recording's features).
+    ``absent``: per section, what a key missing from an older record meant (named in the
+    refusal)."""
     from ..provenance import package_versions
 
     file, method = out / "fit.json", record["method"]
@@ -25,7 +27,8 @@ def record_run(out: Path, record: dict) -> dict | None:
         if before.get("method", "sbi") != method:
             raise UserError(f"{out} holds a fit made by --method {before.get('method', 'sbi')}; "
                             f"use a new --out for the {method} method")
-        changed = [_difference(k, before.get(k), record[k]) for k in record
+        changed = [_difference(k, before.get(k), record[k], (absent or {}).get(k, {}))
+                   for k in record
                    if _identity(before.get(k)) != _identity(record[k])]
         if changed:
             raise UserError(f"{out} holds a --method {method} fit with other {' and '.join(changed)}; "
@@ -45,12 +48,17 @@ def _identity(section) -> str:
     return json.dumps(section, sort_keys=True)
 
 
-def _difference(name: str, before, now) -> str:
-    """``name``, and for two dicts the keys that differ with their values (run vs now)."""
+def _difference(name: str, before, now, absent: dict) -> str:
+    """``name``, and for two dicts the keys that differ with their values (run vs now; a key
+    missing from either is shown as what ``absent`` says it meant, else "(unset)")."""
     if not (isinstance(before, dict) and isinstance(now, dict)):
         return name
+
+    def value(record, key):
+        return record.get(key, absent.get(key, "(unset)"))
+
     keys = [k for k in dict.fromkeys([*before, *now]) if k != "source"
             and _identity(before.get(k, "(unset)")) != _identity(now.get(k, "(unset)"))]
-    shown = "; ".join(f"{k}: {before.get(k, '(unset)')} in the run, {now.get(k, '(unset)')} now"
+    shown = "; ".join(f"{k}: {value(before, k)} in the run, {value(now, k)} now"
                       for k in keys[:4])
     return f"{name} ({shown}{'; ...' if len(keys) > 4 else ''})" if keys else name

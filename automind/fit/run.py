@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import UserError
 from ..io import json_floats, write_json
 from .misfit import set_size
-from .plan import FitSettings
+from .plan import ABSENT, FitSettings
 from .record import record_run
 from .region import NoMassNearTarget, posterior_information
 from .target import near_target, probe_statistics, probe_windows, target_columns, target_of
@@ -91,7 +91,7 @@ class Fit:
                   "simulator": self.spec.to_dict(), "prior": self.prior.to_dict(),
                   "target": {"source": source, "x": json_floats(self.x_target)} | self.target,
                   "truth": None if self.truth is None else self.truth.tolist()}
-        before = record_run(self.out, record)
+        before = record_run(self.out, record, absent={"settings": ABSENT})
         if before is not None:
             # the recording may have moved: later stages keep labelling it as the run began
             self.target["source"] = before["target"].get("source", self.target.get("source"))
