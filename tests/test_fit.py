@@ -247,6 +247,16 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
     again = fit(moved_target, out, simulator=str(moved_spec), **FIT)
     assert again["yield"] == summary["yield"] and again["nats"] == pytest.approx(summary["nats"])
     assert [len(Bank(out / "rounds" / f"r{r}").table()["index"]) for r in (1, 2)] == sizes
+    # a recording no longer where the run began is read from where it is now (the report
+    # reads it again), and still labelled as the run began
+    moved_run = tmp_path / "moved_run"
+    shutil.copytree(out, moved_run)
+    record = json.loads((moved_run / "fit.json").read_text())
+    record["target"]["source"] = str(tmp_path / "gone" / "target.nwb")
+    (moved_run / "fit.json").write_text(json.dumps(record))
+    resumed = fit(moved_target, moved_run, simulator=str(moved_spec), **FIT)
+    assert resumed["yield"] == summary["yield"] and (moved_run / "report" / "index.html").is_file()
+    assert "gone" in json.loads((moved_run / "fit.json").read_text())["target"]["source"]
     with pytest.raises(UserError, match=r"other settings \(rate_tolerance: 0.2 in the run, "
                                         r"0.3 now\)"):
         fit(target, out, simulator=str(spec_file), **(FIT | {"rate_tolerance": 0.3}))

@@ -92,8 +92,10 @@ class Fit:
                   "target": {"source": source, "x": json_floats(self.x_target)} | self.target,
                   "truth": None if self.truth is None else self.truth.tolist()}
         before = record_run(self.out, record, absent={"settings": ABSENT})
+        # the recording is read from where it is now; if it moved since the run began, the
+        # later stages keep labelling it as the run began
+        self.recording_path = source
         if before is not None:
-            # the recording may have moved: later stages keep labelling it as the run began
             self.target["source"] = before["target"].get("source", self.target.get("source"))
 
     # ---- probe rounds ----------------------------------------------------------------------
@@ -161,7 +163,7 @@ class Fit:
         (``probe/windows.json``; ``{}`` when the recording holds too few windows)."""
         path = self.out / "probe" / "windows.json"
         if not path.is_file():
-            found = probe_windows(self.target["source"], self.settings.features, length,
+            found = probe_windows(self.recording_path, self.settings.features, length,
                                   **self.recording_options)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, found or {})

@@ -50,12 +50,14 @@ def _noise_reference(posterior, spec, samples, truth, seed: int, workers: int, d
 
 def _settings(out: Path, settings: dict) -> None:
     """Record the run's settings, or check a resumed run has the same ones (the posterior's
-    path is provenance, not identity: a run folder moved with its fit still resumes)."""
+    path and the target's label are provenance, not identity: a run folder moved with its fit,
+    or its recording moved, still resumes; the target's features ``x`` are compared)."""
     run_file = out / "run.json"
     if run_file.is_file():
         before = json.loads(run_file.read_text())
         changed = sorted(k for k in settings  # compared as JSON: NaN features equal themselves
-                         if k != "posterior" and json.dumps(before.get(k)) != json.dumps(settings[k]))
+                         if k not in ("posterior", "target")
+                         and json.dumps(before.get(k)) != json.dumps(settings[k]))
         if changed:
             raise UserError(f"{out} holds a consistent-set run with other settings "
                             f"({', '.join(changed)}); resume with the same ones or use a new folder")
