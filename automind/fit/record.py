@@ -31,8 +31,9 @@ def record_run(out: Path, record: dict, absent: dict | None = None) -> dict | No
                    for k in record
                    if _identity(before.get(k)) != _identity(record[k])]
         if changed:
-            raise UserError(f"{out} holds a --method {method} fit with other {' and '.join(changed)}; "
-                            "resume it with the same command and settings, or use a new --out")
+            raise UserError(f"{out} holds a --method {method} fit with other "
+                            f"{' and '.join(changed)}; resume it with the same command and "
+                            "settings, or use a new --out")
         return before
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists, is not empty and was not made by `automind fit`; "

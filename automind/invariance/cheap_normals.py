@@ -67,7 +67,8 @@ def set_alignment(normals: np.ndarray, u_set: np.ndarray) -> dict:
     values, vectors = np.linalg.eigh(C)
     ratio = np.einsum("nd,de,ne->n", normals, C, normals) / values.mean()
     cosine = np.abs(normals @ vectors[:, 0])
-    return {"set_variance_over_mean": ratio.tolist(), "set_variance_over_mean_median": _median(ratio),
+    return {"set_variance_over_mean": ratio.tolist(),
+            "set_variance_over_mean_median": _median(ratio),
             "set_thinnest_cosine": cosine.tolist(), "set_thinnest_cosine_median": _median(cosine),
             "set_thinnest_variance_over_mean": float(values[0] / values.mean())}
 
