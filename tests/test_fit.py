@@ -39,11 +39,13 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
     with pytest.raises(UserError, match="refine_space must be one of prior, log"):
         FitSettings(budget=1000, refine_space="linear")
     # the values runs used before an option existed stay out of fit.json, so those runs resume
-    # (given them explicitly); the defaults since session 18 are recorded
+    # (given them explicitly where the default changed); log coordinates, the default since
+    # session 18, are recorded
     old = FitSettings(budget=1000, refine_step="full", refine_space="prior").to_dict()
     assert "refine_step" not in old and "refine_space" not in old
     new = FitSettings(budget=1000).to_dict()
-    assert (new["refine_step"], new["refine_space"]) == ("adaptive", "log")
+    assert "refine_step" not in new and new["refine_space"] == "log"
+    assert FitSettings(budget=1000, refine_step="adaptive").to_dict()["refine_step"] == "adaptive"
 
 
 def test_consistent_mass_gain_is_a_validated_log_ratio_with_an_honest_bound():
@@ -264,29 +266,32 @@ def test_fit_resumes_without_new_simulations_and_refuses_other_settings(fitted, 
 
 def test_a_run_from_before_the_refinement_defaults_resumes_with_them_given(fitted, target,
                                                                           spec_file, tmp_path):
-    """A fit.json without refine_step / refine_space (written before session 18, when runs took
-    full steps in prior coordinates) is refused under today's defaults, naming what differs,
-    and resumes with the old values given: its refinement then takes full steps. (The fixture
-    itself refined with the defaults, adaptive steps: every generation reports its members'
-    median step scale.)"""
+    """A fit.json without refine_space (written before session 18, when runs moved in prior
+    coordinates) is refused under today's default, naming what differs, and resumes with the
+    old value given. Adaptive steps are recorded and report each generation's median step."""
     import shutil
 
-    steps = [r["median_step"] for r in fitted[1]["refinement"]]
-    assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
     out = tmp_path / "run"
     shutil.copytree(fitted[0], out, ignore=shutil.ignore_patterns("refine", "explore", "report",
                                                                   "summary.json"))
     record = json.loads((out / "fit.json").read_text())
-    for key in ("refine_step", "refine_space"):
-        del record["settings"][key]
+    del record["settings"]["refine_space"]
     (out / "fit.json").write_text(json.dumps(record))
-    with pytest.raises(UserError, match=r"refine_step: full in the run, adaptive now; "
-                                        r"refine_space: prior in the run, log now"):
+    with pytest.raises(UserError, match=r"refine_space: prior in the run, log now"):
         fit(target, out, simulator=str(spec_file), **FIT)
-    legacy = {"refine_step": "full", "refine_space": "prior"}
-    summary = fit(target, out, simulator=str(spec_file), **(FIT | legacy))
-    assert "refine_step" not in json.loads((out / "fit.json").read_text())["settings"]
+    summary = fit(target, out, simulator=str(spec_file), **(FIT | {"refine_space": "prior"}))
+    assert "refine_space" not in json.loads((out / "fit.json").read_text())["settings"]
     assert all("median_step" not in r for r in summary["refinement"])  # full steps
+    assert summary["yield"] > 0.2
+    adaptive = tmp_path / "adaptive"
+    shutil.copytree(fitted[0], adaptive, ignore=shutil.ignore_patterns(
+        "refine", "explore", "report", "summary.json"))
+    record = json.loads((adaptive / "fit.json").read_text())
+    record["settings"]["refine_step"] = "adaptive"
+    (adaptive / "fit.json").write_text(json.dumps(record))
+    summary = fit(target, adaptive, simulator=str(spec_file), **(FIT | {"refine_step": "adaptive"}))
+    steps = [r["median_step"] for r in summary["refinement"]]
+    assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
     assert summary["yield"] > 0.2
 
 

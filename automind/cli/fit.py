@@ -55,10 +55,10 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
                         "as many moved samples (default 6; 0 = off)")
-    p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="adaptive",
-                   help="adaptive (default): a member's ensemble-Kalman step is halved after a "
-                        "move that did not bring it closer and doubled (up to full) after one "
-                        "that did; full: every member takes the whole step; select: adaptive, and "
+    p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="full",
+                   help="full (default): every member takes the whole ensemble-Kalman step; "
+                        "adaptive: a member's step is halved after a move that did not bring it "
+                        "closer and doubled (up to full) after one that did; select: adaptive, and "
                         "before each move the farther half of the members restarts from copies of "
                         "the nearest quarter (more yield, less spread; docs/fit.md)")
     p.add_argument("--refine-space", choices=("prior", "log"), default="log",

@@ -18,8 +18,8 @@ MIN_FINAL = 20
 
 
 #: refinement settings a fit.json written before the option existed did not record: the
-#: value such a run used (the defaults until session 18), kept out of fit.json so that those
-#: runs still resume with the option given explicitly
+#: value such a run used (refine_space: the default until session 18), kept out of fit.json
+#: so that those runs resume (with the option given explicitly where the default changed)
 ABSENT = {"refine_step": "full", "refine_space": "prior"}
 
 
@@ -37,8 +37,8 @@ class FitSettings:
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
-    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: a
-    per-member "adaptive" Kalman step (default) or the "full" one; ``refine_space``: "log"
+    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: the
+    "full" Kalman step (default) or a per-member "adaptive" one; ``refine_space``: "log"
     (default) moves positive parameters spanning a decade on a log scale, "prior" on the
     prior's own, ``fit/space.py``); ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
@@ -65,7 +65,7 @@ class FitSettings:
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
     refine: int = 6
-    refine_step: str = "adaptive"
+    refine_step: str = "full"
     refine_space: str = "log"
     explore: int = 0
     target_window: str = "auto"
