@@ -108,8 +108,7 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
         shown = [units_seen(run.fs.name, SpikeData.from_simulation(r).window(start))
                  for r in results if r.t_end > start]
     source = run.target.get("source")  # the label; read from where the recording is now
-    path = getattr(run, "recording_path", None) or source
-    target = read_target(path, **run.recording_options) if path else None
+    target = read_target(run.recording_path, **run.recording_options) if source else None
     sections = []
     if target is not None:
         window = run.target.get("window_s")

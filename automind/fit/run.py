@@ -75,6 +75,9 @@ class Fit:
         self.out, self.spec, self.prior, self.settings = Path(out), spec, prior, settings
         self.fs = get_feature_set(settings.features)
         self.x_target, self.target = np.asarray(x_target, float), target
+        # where the recording is read from now; target["source"] is its label, which a
+        # resumed run keeps as the run began (the recording may have moved since)
+        self.recording_path = target.get("source")
         self.truth = None if truth is None else np.asarray(truth, float)
         self.workers, self.dask, self.progress = workers, dask, progress
         self.recording_options = recording_options or {}
@@ -92,9 +95,6 @@ class Fit:
                   "target": {"source": source, "x": json_floats(self.x_target)} | self.target,
                   "truth": None if self.truth is None else self.truth.tolist()}
         before = record_run(self.out, record, absent={"settings": ABSENT})
-        # the recording is read from where it is now; if it moved since the run began, the
-        # later stages keep labelling it as the run began
-        self.recording_path = source
         if before is not None:
             self.target["source"] = before["target"].get("source", self.target.get("source"))
 

@@ -43,10 +43,9 @@ def normal_alignment(normals: np.ndarray, eigenvalues: np.ndarray, vectors: np.n
     ``vectors``, eigenvalues descending as ``hessian_directions`` returns them), and the
     curvature along the normal nᵀHn over the mean curvature tr(H)/d. Rows with a NaN normal
     stay NaN; the summary counts the usable ones."""
-    h = np.einsum("nij,nj,nkj->nik", vectors, eigenvalues, vectors)
-    cosine = np.abs(np.einsum("nd,nd->n", normals, vectors[:, :, 0]))
-    curvature = np.einsum("nd,nde,ne->n", normals, h, normals)
-    ratio = curvature / eigenvalues.mean(1)
+    projection = np.einsum("nd,nde->ne", normals, vectors)  # the normal in the eigenbasis
+    cosine = np.abs(projection[:, 0])
+    ratio = (projection ** 2 * eigenvalues).sum(1) / eigenvalues.mean(1)  # nᵀHn / (tr H / d)
     d = normals.shape[1]
     usable = np.isfinite(cosine)
     return {"n": int(len(normals)), "n_predicted": int(usable.sum()),

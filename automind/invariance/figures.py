@@ -92,23 +92,19 @@ def plot_cheap_alignment(report: dict, path: Path) -> Path:
     marked."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    cosine = np.array(report["stiff_cosine"], float)
-    ratio = np.array(report["curvature_over_mean"], float)
-    axes[0].hist(cosine[np.isfinite(cosine)], bins=20, range=(0, 1), color="tab:green")
-    axes[0].axvline(report["random_direction_cosine"], color="k", lw=1.5,
-                    label="random direction (mean)")
-    axes[0].set(xlabel="|cos| predicted iso-rate normal vs posterior's stiffest direction",
-                ylabel="configurations")
-    axes[1].hist(ratio[np.isfinite(ratio)], bins=20, color="tab:green")
-    axes[1].axvline(1.0, color="k", lw=1.5, label="random direction (mean)")
-    axes[1].set(xlabel="posterior curvature along the normal / mean curvature",
-                ylabel="configurations")
     variance = np.array(report["set_variance_over_mean"], float)
-    axes[2].hist(np.log10(variance[variance > 0]), bins=20, color="tab:green")
-    axes[2].axvline(0.0, color="k", lw=1.5, label="random direction (mean)")
-    axes[2].set(xlabel="log10 consistent set's variance along the normal / mean variance",
-                ylabel="configurations")
-    for ax in axes:
+    panels = [  # values, histogram range, a random direction's mean, label
+        (report["stiff_cosine"], (0, 1), report["random_direction_cosine"],
+         "|cos| predicted iso-rate normal vs posterior's stiffest direction"),
+        (report["curvature_over_mean"], None, 1.0,
+         "posterior curvature along the normal / mean curvature"),
+        (np.log10(np.where(variance > 0, variance, np.nan)), None, 0.0,
+         "log10 consistent set's variance along the normal / mean variance")]
+    for ax, (values, limits, null, label) in zip(axes, panels):
+        values = np.array(values, float)
+        ax.hist(values[np.isfinite(values)], bins=20, range=limits, color="tab:green")
+        ax.axvline(null, color="k", lw=1.5, label="random direction (mean)")
+        ax.set(xlabel=label, ylabel="configurations")
         ax.legend(frameon=False, fontsize=8)
     fig.suptitle(f"cheap model: {report['n_predicted']} of {report['n']} configurations predicted",
                  fontsize=9)
