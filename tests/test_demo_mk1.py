@@ -57,7 +57,8 @@ def test_quick_mk1_demo_fits_the_held_out_recording(tmp_path, capsys):
     assert summary["simulations"] == fitted["simulations"] <= size.budget
     assert 0 <= summary["yield"] == fitted["yield"] <= 1
     assert summary["n_consistent"] == round(summary["yield"] * summary["n_simulated_final"])
-    assert len(summary["refinement_yields"]) == size.refine
+    yields = summary["refinement_yields"]  # every generation, or up to the first at 0.9
+    assert len(yields) == size.refine or (len(yields) < size.refine and yields[-1] >= 0.9)
     # the truth's own re-simulations are within the acceptance: the rule is attainable
     assert 0.5 <= summary["truth_resimulations_accepted"] <= 1
     assert 0 <= summary["truth_in_90pct_intervals"] <= 28

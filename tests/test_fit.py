@@ -17,7 +17,8 @@ from automind.prior import Prior
 
 TRUTH = np.array([5.0, 2.0])  # Brunel's asynchronous irregular regime
 FIT = dict(features="spikes", budget=600, probe_rounds=1, rounds=2, probe_duration=0.3,
-           duration=1.0, seed=3, workers=2, progress=False, final_samples=36, refine=2, explore=1)
+           duration=1.0, seed=3, workers=2, progress=False, final_samples=36, refine=2, explore=1,
+           refine_until=None)
 
 
 def test_budget_splits_into_rounds_and_refuses_too_little():
@@ -41,10 +42,14 @@ def test_budget_splits_into_rounds_and_refuses_too_little():
     # the values runs used before an option existed stay out of fit.json, so those runs resume
     # (given them explicitly where the default changed); log coordinates, the default since
     # session 18, are recorded
-    old = FitSettings(budget=1000, refine_step="full", refine_space="prior").to_dict()
-    assert "refine_step" not in old and "refine_space" not in old
+    old = FitSettings(budget=1000, refine_step="full", refine_space="prior",
+                      refine_until=None).to_dict()
+    assert not {"refine_step", "refine_space", "refine_until"} & set(old)
     new = FitSettings(budget=1000).to_dict()
     assert "refine_step" not in new and new["refine_space"] == "log"
+    assert new["refine_until"] == 0.9
+    with pytest.raises(UserError, match=r"refine_until must be a yield in \(0, 1\]"):
+        FitSettings(budget=1000, refine_until=1.5)
     assert FitSettings(budget=1000, refine_step="adaptive").to_dict()["refine_step"] == "adaptive"
 
 
@@ -159,7 +164,8 @@ def fitted(spec_file, target, tmp_path_factory):
     command = [sys.executable, "-m", "automind.cli", "fit", str(target), "--simulator",
                str(spec_file), "--features", "spikes", "--budget", "600", "--probe-rounds", "1",
                "--rounds", "2", "--probe-duration", "0.3", "--sim-duration", "1.0", "--seed", "3",
-               "--final-samples", "36", "--refine", "2", "--explore", "1",
+               "--final-samples", "36", "--refine", "2", "--refine-until", "never",
+               "--explore", "1",
                "--workers", "2", "--out", str(out), "--json"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest, deadline = out / "probe" / "r1" / "manifest", time.time() + 600
@@ -293,6 +299,31 @@ def test_a_run_from_before_the_refinement_defaults_resumes_with_them_given(fitte
     steps = [r["median_step"] for r in summary["refinement"]]
     assert steps[0] == 1.0 and all(1 / 16 <= s <= 1 for s in steps)
     assert summary["yield"] > 0.2
+
+
+def test_refinement_stops_at_the_first_generation_reaching_refine_until(fitted, target,
+                                                                          spec_file, tmp_path):
+    """The run resumed with refine_until at its first generation's yield stops there: one
+    generation of 36 moved samples fewer, its set pooled from the final validation and g1."""
+    import shutil
+
+    run, summary = fitted
+    first = summary["refinement"][0]["yield"]
+    assert len(summary["refinement"]) == 2  # the fixture runs every generation
+    out = tmp_path / "run"
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns("refine", "explore", "report",
+                                                            "summary.json"))
+    record = json.loads((out / "fit.json").read_text())
+    record["settings"]["refine_until"] = first
+    (out / "fit.json").write_text(json.dumps(record))
+    stopped = fit(target, out, simulator=str(spec_file), **(FIT | {"refine_until": first}))
+    assert [r["round"] for r in stopped["refinement"]] == [1]
+    assert not (out / "refine" / "g2").exists()
+    assert stopped["simulations"] == summary["simulations"] - 36
+    assert stopped["yield"] == first and stopped["last_generation_folder"].endswith("refine/g1")
+    pooled = np.load(out / "refine" / "set" / "consistent.npz")["theta"]
+    firsts = [np.load(out / f / "consistent.npz")["theta"] for f in ("final", "refine/g1")]
+    assert len(pooled) == len(np.unique(np.concatenate(firsts), axis=0))
 
 
 def test_on_bounds_tells_a_saturated_flow_from_a_posterior():

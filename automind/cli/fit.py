@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..fit.refine import REFINE_UNTIL
 from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
                       recording_options, workers)
+
+
+def yield_or_never(text: str) -> float | None:
+    """A yield in (0, 1], or 'never' (None)."""
+    if text == "never":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a yield in (0, 1] or 'never', got {text!r}")
+    return value
 
 
 def register(sub) -> None:
@@ -54,7 +69,11 @@ def register(sub) -> None:
                         "at most 400)")
     p.add_argument("--refine", type=int, default=6, metavar="GENERATIONS",
                    help="refinement generations after the final validation, each re-simulating "
-                        "as many moved samples (default 6; 0 = off)")
+                        "as many moved samples (at most; default 6; 0 = off)")
+    p.add_argument("--refine-until", type=yield_or_never, default=REFINE_UNTIL, metavar="YIELD",
+                   help=f"stop refining after the first generation with this yield: its samples "
+                        f"then reproduce the recording, and the generations left are not "
+                        f"simulated (default {REFINE_UNTIL:g}; 'never' runs them all)")
     p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="full",
                    help="full (default): every member takes the whole ensemble-Kalman step; "
                         "adaptive: a member's step is halved after a move that did not bring it "
@@ -112,6 +131,7 @@ def run(args) -> dict:
                   final_samples=args.final_samples, threshold=args.threshold,
                   cheap_screen=args.cheap_screen, refine=args.refine,
                   refine_step=args.refine_step, refine_space=args.refine_space,
+                  refine_until=args.refine_until,
                   explore=args.explore, target_window=args.target_window)
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of "

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import UserError
 from ..inference.noise import REPEATS
-from .refine import STEPS
+from .refine import REFINE_UNTIL, STEPS
 from .space import SPACES
 
 #: simulations re-run at the noise reference to set the acceptance's noise model
@@ -18,9 +18,10 @@ MIN_FINAL = 20
 
 
 #: refinement settings a fit.json written before the option existed did not record: the
-#: value such a run used (refine_space: the default until session 18), kept out of fit.json
-#: so that those runs resume (with the option given explicitly where the default changed)
-ABSENT = {"refine_step": "full", "refine_space": "prior"}
+#: value such a run used (refine_space: the default until session 18; refine_until: every
+#: generation ran until session 19), kept out of fit.json so that those runs resume (with the
+#: option given explicitly where the default changed)
+ABSENT = {"refine_step": "full", "refine_space": "prior", "refine_until": None}
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class FitSettings:
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
-    generations move the final samples onto the target (``fit/refine.py``; ``refine_step``: the
+    generations at most move the final samples onto the target, stopping after the first whose
+    yield reaches ``refine_until`` (None or "never": run them all) (``fit/refine.py``; ``refine_step``: the
     "full" Kalman step (default) or a per-member "adaptive" one; ``refine_space``: "log"
     (default) moves positive parameters spanning a decade on a log scale, "prior" on the
     prior's own, ``fit/space.py``); ``explore``
@@ -67,10 +69,13 @@ class FitSettings:
     refine: int = 6
     refine_step: str = "full"
     refine_space: str = "log"
+    refine_until: float | None = REFINE_UNTIL
     explore: int = 0
     target_window: str = "auto"
 
     def __post_init__(self):
+        if self.refine_until == "never":  # how a study.toml, which has no None, says it
+            object.__setattr__(self, "refine_until", None)
         checks = [(self.budget >= 1, "budget must be >= 1"),
                   (1 <= self.probe_rounds <= 5, "probe_rounds must be 1..5"),
                   (0 < self.probe_fraction < 1, "probe_fraction must be in (0, 1)"),
@@ -90,6 +95,8 @@ class FitSettings:
                   (self.refine_step in STEPS, f"refine_step must be one of {', '.join(STEPS)}"),
                   (self.refine_space in SPACES,
                    f"refine_space must be one of {', '.join(SPACES)}"),
+                  (self.refine_until is None or 0 < self.refine_until <= 1,
+                   "refine_until must be a yield in (0, 1] (or None: every generation)"),
                   (0 <= self.explore <= 20, "explore must be 0..20 generations"),
                   (self.target_window in ("auto", "whole"), "target_window must be auto or whole")]
         for ok, message in checks:
@@ -113,7 +120,8 @@ class FitSettings:
     def split(self) -> dict:
         """Simulations per probe round, per truncated round, for the final validation (whose
         noise repeats are included) and per refinement or exploration generation; a UserError
-        when the budget is below one round."""
+        when the budget is below one round. Refinement reserves its ``refine`` generations;
+        those it skips once ``refine_until`` is reached are not spent."""
         plan = self._split(self.budget)
         if not _enough(plan):
             least = next(b for b in range(self.budget, 10**7, 10) if _enough(self._split(b)))

@@ -60,6 +60,10 @@ from ..errors import UserError
 
 #: Kalman gain regularisation α (noise variances): 1 = the simulation noise itself
 ALPHA = 1.0
+#: refinement stops after the first generation with this yield: the ensemble then reproduces
+#: the target, and further generations mostly re-simulate its members (MK1 asynchronous targets
+#: pass it in 6-8 generations, synchronous target 91 needs 17+; studies/mk1_targets)
+REFINE_UNTIL = 0.9
 #: the smallest step scale of an adaptive member (``step="adaptive"``)
 MIN_STEP = 1 / 16
 #: how members step: the full Kalman step, a per-member scale adapted to its last move, or
@@ -183,10 +187,11 @@ def proposals(ensemble: Ensemble, space, seed: int, alpha: float = ALPHA, select
 def refine(posterior, x_target, out, start_folder, generations: int, seed: int = 0,
            threshold: float = 2.0, workers: int = 1, dask: str | None = None,
            progress: bool = True, posterior_path: str | None = None,
-           alpha: float = ALPHA, step: str = "full",
-           space: str = "prior") -> tuple[list[dict], dict]:
+           alpha: float = ALPHA, step: str = "full", space: str = "prior",
+           until: float | None = None) -> tuple[list[dict], dict]:
     """Run ``generations`` refinement generations from the finished consistent-set folder
-    ``start_folder`` (its noise scale is kept); ``step``: one of ``STEPS``; ``space``: where
+    ``start_folder`` (its noise scale is kept), or fewer: none after the first whose yield
+    reaches ``until`` (None: all); ``step``: one of ``STEPS``; ``space``: where
     members move (``fit.space.SPACES``). Returns one row per
     generation and the last generation's consistent-set summary, its ``consistent_set`` and
     ``set_size`` replaced by the pooled set's (``out/set``, ``pooled_set``)."""
@@ -216,7 +221,9 @@ def refine(posterior, x_target, out, start_folder, generations: int, seed: int =
                      "median_distance": float(np.median(moved.distance)),
                      "improved_fraction": float(np.mean(moved.distance < start.distance))}
                     | ({"median_step": float(np.median(start.step))} if step != "full" else {}))
-    folders = [start_folder] + [out / f"g{g}" for g in range(1, generations + 1)]
+        if until is not None and found["yield"] >= until:
+            break
+    folders = [start_folder] + [out / f"g{row['round']}" for row in rows]
     return rows, found | pooled_set(folders, out / "set", prior, posterior_path)
 
 

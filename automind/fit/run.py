@@ -359,8 +359,10 @@ class Fit:
 
         if not self.settings.refine:
             return [], {}
+        until = self.settings.refine_until
         _say(self.progress, f"refinement: {self.settings.refine} generations of "
-                            f"{self.plan['refine']} moved samples")
+                            f"{self.plan['refine']} moved samples" +
+                            (f" at most, until a yield of {until:g}" if until else ""))
         folder = self.out / "rounds" / f"posterior{self.posterior_round}"
         try:
             rows, found = refine(posterior, self.x_target, self.out / "refine", self.out / "final",
@@ -369,7 +371,7 @@ class Fit:
                                  dask=self.dask, progress=self.progress,
                                  posterior_path=str(folder.resolve()),
                                  step=self.settings.refine_step,
-                                 space=self.settings.refine_space)
+                                 space=self.settings.refine_space, until=until)
         except NothingToRefine as err:  # no two final samples simulate validly
             _warn(f"no refinement: {err}")
             return [], {}

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: study settings passed on to ``automind.fit.fit`` (fields of ``FitSettings``)
 FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance", "refine",
-            "refine_step", "refine_space", "final_samples")
+            "refine_step", "refine_space", "refine_until", "final_samples")
 #: the replicate fit's seed offset: a recording fitted twice, compared like two recordings
 REPLICATE_SEED = 100
 #: what results.json keeps of each fit round

@@ -119,7 +119,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     recordings = {k: _write_target(spec, prior, data, k, seed, work) for k, _ in targets}
 
     fit_options = {k: s[k] for k in ("probe_rounds", "probe_fraction", "rounds", "probe_duration",
-                                     "refine", "refine_step", "refine_space",
+                                     "refine", "refine_step", "refine_space", "refine_until",
                                      "final_samples") if k in s}
     rows = []
     for k, kind in targets:
