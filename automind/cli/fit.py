@@ -74,12 +74,15 @@ def register(sub) -> None:
                    help=f"stop refining after the first generation with this yield: its samples "
                         f"then reproduce the recording, and the generations left are not "
                         f"simulated (default {REFINE_UNTIL:g}; 'never' runs them all)")
-    p.add_argument("--refine-step", choices=("full", "adaptive", "select"), default="full",
+    p.add_argument("--refine-step", choices=("full", "adaptive", "select", "hold"), default="full",
                    help="full (default): every member takes the whole ensemble-Kalman step; "
                         "adaptive: a member's step is halved after a move that did not bring it "
                         "closer and doubled (up to full) after one that did; select: adaptive, and "
                         "before each move the farther half of the members restarts from copies of "
-                        "the nearest quarter (more yield, less spread; docs/fit.md)")
+                        "the nearest quarter (more yield, less spread); hold: full steps, but "
+                        "members already accepted stay and are re-simulated (more yield where "
+                        "the consistent set is very thin, fewer distinct configurations; "
+                        "docs/fit.md)")
     p.add_argument("--refine-space", choices=("prior", "log"), default="log",
                    help="where refinement and exploration move θ: log (default): standardised "
                         "over the prior box, with positive parameters whose bounds span a decade "

@@ -39,10 +39,11 @@ class FitSettings:
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
     are bank rows with status ``screened``, which the region learns as not near. ``refine``
     generations at most move the final samples onto the target, stopping after the first whose
-    yield reaches ``refine_until`` (None or "never": run them all) (``fit/refine.py``; ``refine_step``: the
-    "full" Kalman step (default) or a per-member "adaptive" one; ``refine_space``: "log"
-    (default) moves positive parameters spanning a decade on a log scale, "prior" on the
-    prior's own, ``fit/space.py``); ``explore``
+    yield reaches ``refine_until`` (None or "never": run them all) (``fit/refine.py``;
+    ``refine_step``: the "full" Kalman step (default), a per-member "adaptive" one, "select",
+    or "hold" (accepted members stay); ``refine_space``: "log" (default) moves positive
+    parameters spanning a decade on a log scale, "prior" on the prior's own, ``fit/space.py``);
+    ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each
     generation simulates as many runs as the final validation. ``target_window``: "auto" fits
     a recording at least three simulated runs long on one window of their analysed length and

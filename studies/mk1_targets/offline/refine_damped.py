@@ -2,7 +2,8 @@
 and continued from generation FIRST_NEW to LAST with full Kalman steps (MODE full) or steps
 damped after the discrepancy principle (MODE damped: member j's step scaled by
 clip((d_j² − 1)/d_j², 0, 1), so a member at the noise level stays, one far away takes the full
-step): FIT_RUN OUT FIRST_NEW LAST MODE. Log coordinates. Prints one JSON row per new generation.
+step; MODE stay: members within the acceptance do not move, only re-simulated with new seeds):
+FIT_RUN OUT FIRST_NEW LAST MODE. Log coordinates. Prints one JSON row per new generation.
 Session 19, target 91 from its 17th generation: full 0.18, 0.19, 0.20; damped 0.205, 0.21,
 0.19 (docs/fit.md)."""
 import json, sys
@@ -33,6 +34,8 @@ def main():
         if g >= first and mode == "damped":
             d2 = start.distance ** 2
             step = step * np.clip((d2 - 1) / d2, 0, 1)[:, None]
+        elif g >= first and mode == "stay":  # members within the acceptance do not move
+            step = step * (start.distance > 2.0)[:, None]
         theta = moves.to_theta(moves.clipped(start.u + step))
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x, folder, len(theta), samples=theta, sigma=noise,
