@@ -93,7 +93,8 @@ def run_mk1_demo(out: str | Path, quick: bool = False, workers: int | None = Non
     write_json(out / "target.json", target, sort_keys=False)
 
     step("fit", f"automind fit: budget {size.budget} simulations, {size.probe_rounds} probe "
-                f"rounds, {size.rounds} truncated rounds, up to {size.refine} refinement generations")
+                f"rounds, {size.rounds} truncated rounds, up to {size.refine} refinement "
+                "generations")
     fitted = fit(out / "recording.nwb", out / "fit", simulator=spec, features=FEATURES,
                  budget=size.budget, workers=workers, progress=progress,
                  truth=np.array(target["theta"]), seed=seed, probe_rounds=size.probe_rounds,
