@@ -32,8 +32,9 @@ spread for yield: on the stiff toy of tests/test_fit_refine.py it lands 0.76 of 
 generation's members against 0.22 (6 seeds), but the landed members' spread along a direction
 the features ignore falls from 0.53 to 0.16. On MK1 target 767 it closed the ensemble around
 a cluster that stayed at 2.55 noise sd (yield 0; adaptive steps 0.015; docs/fit.md).
-``step="hold"``: members whose last simulation was accepted do not move (they are re-simulated
-with new seeds), the others take full steps. Where the consistent set is thinner than the
+``step="hold"``: members kept at an accepted configuration (the closer of old and moved was
+within the threshold) do not move (they are re-simulated with new seeds), the others take full
+steps. Where the consistent set is thinner than the
 steps' local linear model resolves, full steps move accepted members off it (MK1 target 91:
 of the members accepted in generations 15 and 16, 29 % and 37 % were accepted again after
 their next step); holding them trades distinct configurations for yield: on the stiff toy the
