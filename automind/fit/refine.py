@@ -39,7 +39,8 @@ steps' local linear model resolves, full steps move accepted members off it (MK1
 of the members accepted in generations 15 and 16, 29 % and 37 % were accepted again after
 their next step); holding them trades distinct configurations for yield: on the stiff toy the
 7th generation lands 0.23 against 0.16 with half as many distinct landed configurations, on
-91 generations 18–20 reach 0.23, 0.27, 0.27 against 0.18, 0.19, 0.20 (docs/fit.md). Moves
+91 generations 18–20 reach 0.23, 0.27, 0.27 against 0.18, 0.19, 0.20 — but holding from the
+start ends generation 17 at 0.14 against 0.165 (docs/fit.md): an option, not the default. Moves
 follow the ensemble's spread, so the ensemble is the posterior's samples pulled onto the set of
 configurations that reproduce the target rather than a cloud around one optimum; but it is not
 a fair sample of that set: on MK1 it contracts to 0.27–0.52 of the posterior's spread in 7
