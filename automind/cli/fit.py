@@ -80,9 +80,9 @@ def register(sub) -> None:
                         "closer and doubled (up to full) after one that did; select: adaptive, and "
                         "before each move the farther half of the members restarts from copies of "
                         "the nearest quarter (more yield, less spread); hold: full steps, but "
-                        "members already accepted stay and are re-simulated (more yield where "
-                        "the consistent set is very thin, fewer distinct configurations; "
-                        "docs/fit.md)")
+                        "members kept at an accepted configuration stay and are re-simulated "
+                        "(fewer distinct configurations; more yield on a very thin set once "
+                        "full steps reached it, less from the start; docs/fit.md)")
     p.add_argument("--refine-space", choices=("prior", "log"), default="log",
                    help="where refinement and exploration move θ: log (default): standardised "
                         "over the prior box, with positive parameters whose bounds span a decade "
