@@ -34,8 +34,8 @@ the features ignore falls from 0.53 to 0.16. On MK1 target 767 it closed the ens
 a cluster that stayed at 2.55 noise sd (yield 0; adaptive steps 0.015; docs/fit.md).
 ``step="hold"``: members kept at an accepted configuration (the closer of old and moved was
 within the threshold) do not move (they are re-simulated with new seeds), the others take full
-steps. Where the consistent set is thinner than the
-steps' local linear model resolves, full steps move accepted members off it (MK1 target 91:
+steps. Where the consistent set is thinner than the steps' local linear model resolves, full
+steps move accepted members off it (MK1 target 91:
 of the members accepted in generations 15 and 16, 29 % and 37 % were accepted again after
 their next step); holding them trades distinct configurations for yield: on the stiff toy the
 7th generation lands 0.23 against 0.16 with half as many distinct landed configurations, on
