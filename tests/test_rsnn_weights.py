@@ -70,3 +70,34 @@ def test_weight_fit_reaches_doubled_e_to_e_weights_without_sign_flips():
     assert np.allclose(result.fitted[0]["q_inh"], graph["q_inh"])
     again = log_rates([result.fitted[0]] * 4, 12)
     assert abs(again.mean() - target) < 2 * 0.03, (again, target)
+
+
+def test_an_interrupted_weight_fit_resumes_from_its_checkpoint_exactly(tmp_path):
+    """Checkpoints every 3 steps; killed during step 9 (after step 8's checkpoint, inside the last
+    quarter) and run again, the weight fit equals the uninterrupted one: weights, loss curve,
+    ExpAdam's state and the last quarter's log-sum carry over."""
+    from automind.errors import UserError
+
+    graph = W.realise(SPEC, [THETA], [7])[0]
+    args = (SPEC, Prior.load("mk1"), [THETA], [graph], {"rate_mean": 1.6}, {"rate_mean": 0.03})
+    options = dict(steps=10, lr=0.05, seed=3, duration=0.15)
+    whole = W.fit_weights(*args, **options)
+
+    def killed(step, losses):
+        if step == 9:
+            raise KeyboardInterrupt
+
+    file = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        W.fit_weights(*args, **options, checkpoint=file, checkpoint_every=3, progress=killed)
+    assert int(np.load(file)["step"]) == 8
+    ran = []
+    resumed = W.fit_weights(*args, **options, checkpoint=file, checkpoint_every=3,
+                            progress=lambda step, losses: ran.append(step))
+    assert ran == [9]  # from the checkpoint on
+    np.testing.assert_array_equal(resumed.loss, whole.loss)
+    for key in ("q_exc", "q_inh"):
+        np.testing.assert_array_equal(resumed.fitted[0][key], whole.fitted[0][key])
+    assert not np.array_equal(whole.fitted[0]["q_exc"], graph["q_exc"])  # the fit moved them
+    with pytest.raises(UserError, match="checkpoint of another fit"):
+        W.fit_weights(*args, **(options | {"steps": 12}), checkpoint=file)

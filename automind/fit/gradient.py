@@ -16,7 +16,7 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/starts.npy          the K starts (prior, or posterior samples at the target)
     RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format);
-                        checkpoint.npz while a θ fit runs (every CHECKPOINT_STEPS steps)
+                        checkpoint.npz while a fit runs (every CHECKPOINT_STEPS steps)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
     RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
     RUN/summary.json
@@ -41,7 +41,8 @@ from .record import record_run
 SUPPORTED_SETS = ("spikes", "mk1_compact")
 #: what a gradient fit moves: θ, or the per-synapse weights of each start's realised graph
 FIT_MODES = ("theta", "weights")
-#: a θ fit's state is saved every this many steps (gradient/checkpoint.npz) and resumed from
+#: a fit's state (θ or weights) is saved every this many steps (gradient/checkpoint.npz) and
+#: resumed from
 CHECKPOINT_STEPS = 500
 #: Brian2 runs per θ fit (the acceptance check's and new seeds) whose median d picks the best
 BEST_SEEDS = 4
@@ -230,7 +231,8 @@ class GradientFit:
                 if s.fit == "weights":
                     from .gradient_weights import run_weight_fit
 
-                    result = run_weight_fit(self, starts, target, scale, extra, report)
+                    result = run_weight_fit(self, starts, target, scale, extra, report,
+                                            checkpoint, CHECKPOINT_STEPS)
                     result.theta = starts  # θ stays at the starts
                 else:
                     result = fit_theta(self.spec, self.prior, target, scale, starts,

@@ -73,9 +73,11 @@ def weight_changes(path) -> list[dict]:
     return rows
 
 
-def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, report):
+def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, report,
+                   checkpoint=None, checkpoint_every: int = 500):
     """The gradient stage of a weight fit: realise each start's graph, fit its weights, save
-    the graphs; returns (``rsnn.weights.WeightFitResult``, θ rows = the starts)."""
+    the graphs; returns (``rsnn.weights.WeightFitResult``, θ rows = the starts). The state is
+    saved to ``checkpoint`` every ``checkpoint_every`` steps and resumed from it."""
     import torch
 
     from ..rsnn.weights import fit_weights, realise
@@ -85,7 +87,8 @@ def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, re
     graphs = realise(run.spec, params_list, graph_seeds(s.seed, len(starts)))
     result = fit_weights(run.spec, run.prior, params_list, graphs, target, scale, steps=s.steps,
                          lr=s.lr, seed=s.seed + 3, dtype=getattr(torch, s.dtype), extra=extra,
-                         memory_limit=s.memory_limit_gib * 2 ** 30, progress=report)
+                         memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     save_graphs(run.out / "gradient" / "weights.npz", result.start, result.fitted)
     return result
 

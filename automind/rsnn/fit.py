@@ -110,8 +110,8 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     curve = np.full((steps, K), np.nan)
     start_time, first = time.perf_counter(), 0
     if checkpoint is not None and Path(checkpoint).is_file():
-        first, spent = _resume(checkpoint, z, optimizer, scheduler, z_sum, nan_grads, status,
-                               messages, curve)
+        first, spent = resume_state(checkpoint, z, optimizer, scheduler, z_sum, nan_grads,
+                                    status, messages, curve)
         start_time -= spent
     for step in range(first, steps):
         theta = box.to_theta(z)
@@ -137,8 +137,8 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
             if step >= steps - tail:
                 z_sum += z
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            _save_state(checkpoint, step, z, optimizer, z_sum, nan_grads, status, messages, curve,
-                        time.perf_counter() - start_time)
+            save_state(checkpoint, step, z, optimizer, z_sum, nan_grads, status, messages, curve,
+                       time.perf_counter() - start_time)
         if progress:
             progress(step, curve[step])
     with torch.no_grad():  # ok starts: the mean of the last quarter's iterates (Polyak)
@@ -148,31 +148,43 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
                      time.perf_counter() - start_time)
 
 
-def _save_state(path, step, z, optimizer, z_sum, nan_grads, status, messages, curve, seconds):
-    """Everything a resumed ``fit_theta`` needs after ``step`` (plain arrays: no pickle)."""
+def save_state(path, step, param, optimizer, accumulator, nan_grads, status, messages, curve,
+               seconds):
+    """Everything a resumed fit needs after ``step`` (plain arrays: no pickle): the fitted
+    tensor ``param``, its optimizer state (Adam's or ExpAdam's), the tail ``accumulator``."""
     from ..io import save_npz
 
-    adam = optimizer.state[z]
-    save_npz(path, step=step, z=z.detach().numpy(), z_sum=z_sum.numpy(),
-             exp_avg=adam["exp_avg"].numpy(), exp_avg_sq=adam["exp_avg_sq"].numpy(),
-             adam_step=float(adam["step"]), nan_grads=np.array(nan_grads), status=np.array(status),
-             messages=np.array(messages), curve=curve, seconds=seconds)
+    state = {}
+    for key, value in optimizer.state[param].items():  # tensors, or a step count as a number
+        state[f"opt_{key}"] = value.detach().numpy() if torch.is_tensor(value) else np.asarray(value)
+        state[f"opt_{key}_is_tensor"] = np.asarray(torch.is_tensor(value))
+    save_npz(path, step=step, param=param.detach().numpy(), accumulator=accumulator.numpy(),
+             nan_grads=np.array(nan_grads), status=np.array(status), messages=np.array(messages),
+             curve=curve, seconds=seconds, **state)
 
 
-def _resume(path, z, optimizer, scheduler, z_sum, nan_grads, status, messages, curve):
-    """Load a checkpoint into the fit's state; returns (next step, seconds spent)."""
+def resume_state(path, param, optimizer, scheduler, accumulator, nan_grads, status, messages,
+                 curve):
+    """Load ``save_state``'s checkpoint into the fit's state; returns (next step, seconds spent).
+    A checkpoint of another fit (other starts, graphs or steps) is refused."""
     import warnings
 
     with np.load(path, allow_pickle=False) as saved:
-        if saved["z"].shape != tuple(z.shape) or saved["curve"].shape != curve.shape:
-            raise UserError(f"{path} is a checkpoint of another fit (starts or steps differ)")
+        if ("param" not in saved.files or saved["param"].shape != tuple(param.shape)
+                or saved["curve"].shape != curve.shape):
+            raise UserError(f"{path} is a checkpoint of another fit (starts or steps differ); "
+                            f"remove it to start this fit afresh")
         step = int(saved["step"])
         with torch.no_grad():
-            z.copy_(torch.as_tensor(saved["z"]))
-        z_sum.copy_(torch.as_tensor(saved["z_sum"]))
-        optimizer.state[z] = {"step": torch.tensor(float(saved["adam_step"])),
-                              "exp_avg": torch.as_tensor(saved["exp_avg"]).clone(),
-                              "exp_avg_sq": torch.as_tensor(saved["exp_avg_sq"]).clone()}
+            param.copy_(torch.as_tensor(saved["param"]))
+        accumulator.copy_(torch.as_tensor(saved["accumulator"]))
+        state = {}
+        for name in saved.files:
+            if name.startswith("opt_") and not name.endswith("_is_tensor"):
+                value = saved[name]
+                state[name[4:]] = (torch.as_tensor(value).clone()
+                                   if bool(saved[f"{name}_is_tensor"]) else value.item())
+        optimizer.state[param] = state
         nan_grads[:] = saved["nan_grads"].tolist()
         status[:], messages[:] = saved["status"].tolist(), saved["messages"].tolist()
         curve[:] = saved["curve"]

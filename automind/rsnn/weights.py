@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..simulators.execution import simulation_seed
-from .fit import Loss, _check, record_step
+from .fit import Loss, _check, record_step, resume_state, save_state
 from . import network
 from .mk1 import TorchMK1
 from .optim import ExpAdam
@@ -87,13 +88,15 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
                 duration: float | None = None, t_from: float | None = None,
                 dtype=torch.float64, progress=None, extra=None,
                 memory_limit: float | None = None, repeats: int = 1,
-                detach_recurrent: bool = True) -> WeightFitResult:
+                detach_recurrent: bool = True, checkpoint=None,
+                checkpoint_every: int = 500) -> WeightFitResult:
     """Fit the weights of ``graphs`` (``realise``; θ ``params_list`` fixed, SI) to ``target``
     (feature -> transformed value) with noise scales ``scale``, all K networks in one batch;
     ``lr``: ExpAdam's step in log|w|; ``repeats``: runs per start and step (new drive each),
     whose mean loss is descended: a synapse's gradient is noisy, the mean of R runs has 1/R
     of its variance; ``detach_recurrent``: a weight's gradient through its direct effect on
-    the postsynaptic neuron only (``TorchMK1``). ``extra`` as ``fit_theta``'s."""
+    the postsynaptic neuron only (``TorchMK1``). ``extra``, ``checkpoint`` and
+    ``checkpoint_every`` as ``fit_theta``'s (a resumed fit equals an uninterrupted one)."""
     _check(prior, target, scale, [])
     K = len(params_list)
     objective = Loss(spec, prior, target, scale, [], duration, t_from, dtype, "cpu", extra,
@@ -109,8 +112,12 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
     log_sum = torch.zeros_like(S0)
     nan_grads, status, messages = [0] * K, ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
-    start_time = time.perf_counter()
-    for step in range(steps):
+    start_time, first = time.perf_counter(), 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        first, spent = resume_state(checkpoint, S, optimizer, scheduler, log_sum, nan_grads,
+                                    status, messages, curve)
+        start_time -= spent
+    for step in range(first, steps):
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
             break
@@ -139,6 +146,9 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
             S[frozen] = before[frozen]
             if step >= steps - tail:
                 log_sum += torch.where(nonzero, S.abs().clamp_min(1e-300).log(), 0.0)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save_state(checkpoint, step, S, optimizer, log_sum, nan_grads, status, messages,
+                       curve, time.perf_counter() - start_time)
         if progress:
             progress(step, curve[step])
     with torch.no_grad():  # ok starts: the geometric mean of the last quarter's iterates
