@@ -97,3 +97,21 @@ def test_rate_window_screen_with_features_and_fit_settings(tmp_path):
     assert FitSettings(budget=1000, cheap_screen=1.0).to_dict()["cheap_screen"] == 1.0
     with pytest.raises(UserError, match="cheap_screen"):
         FitSettings(budget=1000, cheap_screen=0.0)
+
+
+def test_features_of_a_screened_bank_leave_screened_rows_unset(tmp_path, capsys):
+    """`automind features` on a screened bank computes the simulated rows only; a screened row
+    as a target (BANK:INDEX) is refused in one line: it was never simulated."""
+    out = tmp_path / "bank"
+    assert main(ARGS + ["-n", "8", "--screen", SCREEN, "--keep-spikes", "--out", str(out)]) == 0
+    assert main(["features", str(out), "--set", "spikes", "--workers", "1"]) == 0
+    data = Bank(out).arrays(features="spikes")
+    screened = data["status"] == "screened"
+    assert screened.any() and (~screened).any()
+    assert np.isnan(data["x"][screened]).all()
+    assert np.isfinite(data["x"][~screened, 0]).all()  # rate_mean of every simulated row
+    capsys.readouterr()
+    first = int(data["index"][screened][0])
+    assert main(["features", f"{out}:{first}", "--set", "spikes"]) == 2
+    err = capsys.readouterr().err
+    assert "screened out" in err and err.count("\n") == 1

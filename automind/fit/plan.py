@@ -23,6 +23,17 @@ MIN_FINAL = 20
 #: option given explicitly where the default changed)
 ABSENT = {"refine_step": "full", "refine_space": "prior", "refine_until": None}
 
+#: the ``FitSettings`` fields a study's [fit] table may set (the study gives budget, features
+#: and each fit's seed itself; exploration runs as a study stage of its own)
+STUDY_FIT_KEYS = ("probe_rounds", "probe_fraction", "rounds", "probe_duration", "rate_tolerance",
+                  "cv_tolerance", "refine", "refine_step", "refine_space", "refine_until",
+                  "final_samples")
+
+
+def study_fit_options(settings: dict) -> dict:
+    """The ``STUDY_FIT_KEYS`` a study's settings give, as keyword arguments of ``fit``."""
+    return {key: settings[key] for key in STUDY_FIT_KEYS if key in settings}
+
 
 @dataclass(frozen=True)
 class FitSettings:

@@ -41,6 +41,10 @@ def read_target(target: str, min_rate: float | None = None, mask_lines: bool = F
         from ..bank import Bank
 
         bank = Bank(hit[0])
+        row = bank.table(index_range=(hit[1], hit[1] + 1))
+        if len(row["index"]) and row["status"][0] == "screened":
+            raise UserError(f"{target} was screened out by the bank's cheap-model screen and "
+                            "never simulated: it has no spikes")
         data = SpikeData.from_simulation(bank.spikes(hit[1]), {"path": target, "format": "bank"})
         start = bank.meta["simulator"].get("t_analysis_start", 0.0)
         return data.window(start) if 0 < start < data.duration else data

@@ -34,9 +34,6 @@ from ..errors import UserError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-#: study settings passed on to ``automind.fit.fit`` (fields of ``FitSettings``)
-FIT_KEYS = ("probe_rounds", "rounds", "probe_duration", "rate_tolerance", "cv_tolerance", "refine",
-            "refine_step", "refine_space", "refine_until", "final_samples")
 #: the replicate fit's seed offset: a recording fitted twice, compared like two recordings
 REPLICATE_SEED = 100
 #: what results.json keeps of each fit round
@@ -137,6 +134,7 @@ def _target_file(entry: dict, data, work: Path) -> Path:
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
     from ..features.sets import get_feature_set, resolve_feature_set
     from ..fit import FitSettings, fit
+    from ..fit.plan import study_fit_options
     from ..plots import plot_spikes
     from ..simulators import SimulatorSpec
     from .culture_checks import (FIT_SUMMARY_KEYS, compare_fits, comparisons, fit_checks,
@@ -149,7 +147,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     spec = SimulatorSpec.load(config.get("model", "mk1")).with_overrides(
         N=s["N"], duration=s["duration"], t_analysis_start=s["t_analysis_start"])
     entries = recordings(config, s.get("recordings"))
-    fit_options = {key: s[key] for key in FIT_KEYS if key in s}
+    fit_options = study_fit_options(s)
     FitSettings(budget=s["budget"], features=features, **fit_options).split()  # bad settings: now
     work = out / "work"
 

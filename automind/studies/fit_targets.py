@@ -83,6 +83,7 @@ def select_targets(data: dict, names: list[str], s: dict,
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
     from ..bank import Bank, extend
     from ..fit import fit
+    from ..fit.plan import study_fit_options
     from ..fit.baseline import consistent_mass_gain, evaluate, prior_bank_posterior
     from ..inference.noise import NoiseModel
     from ..prior import Prior
@@ -118,9 +119,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     say(f"targets: {targets}")
     recordings = {k: _write_target(spec, prior, data, k, seed, work) for k, _ in targets}
 
-    fit_options = {k: s[k] for k in ("probe_rounds", "probe_fraction", "rounds", "probe_duration",
-                                     "refine", "refine_step", "refine_space", "refine_until",
-                                     "final_samples") if k in s}
+    fit_options = study_fit_options(s)
     rows = []
     for k, kind in targets:
         theta = data["theta"][data["index"] == k][0]
