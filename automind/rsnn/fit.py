@@ -108,11 +108,9 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     z_sum, nan_grads = torch.zeros_like(z.detach()), [0] * K
     status, messages = ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
-    start_time, first = time.perf_counter(), 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        first, spent = resume_state(checkpoint, z, optimizer, scheduler, z_sum, nan_grads,
-                                    status, messages, curve)
-        start_time -= spent
+    first, spent = resume_state(checkpoint, z, optimizer, scheduler, z_sum, nan_grads, status,
+                                messages, curve)
+    start_time = time.perf_counter() - spent
     for step in range(first, steps):
         theta = box.to_theta(z)
         live = [k for k in range(K) if status[k] == "ok"]
@@ -165,10 +163,13 @@ def save_state(path, step, param, optimizer, accumulator, nan_grads, status, mes
 
 def resume_state(path, param, optimizer, scheduler, accumulator, nan_grads, status, messages,
                  curve):
-    """Load ``save_state``'s checkpoint into the fit's state; returns (next step, seconds spent).
-    A checkpoint of another fit (other starts, graphs or steps) is refused."""
+    """Load ``save_state``'s checkpoint ``path`` into the fit's state; returns (next step,
+    seconds spent): (0, 0) without one (None or no file). A checkpoint of another fit (other
+    starts, graphs or steps) is refused."""
     import warnings
 
+    if path is None or not Path(path).is_file():
+        return 0, 0.0
     with np.load(path, allow_pickle=False) as saved:
         if ("param" not in saved.files or saved["param"].shape != tuple(param.shape)
                 or saved["curve"].shape != curve.shape):

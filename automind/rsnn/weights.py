@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -112,11 +111,9 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
     log_sum = torch.zeros_like(S0)
     nan_grads, status, messages = [0] * K, ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
-    start_time, first = time.perf_counter(), 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        first, spent = resume_state(checkpoint, S, optimizer, scheduler, log_sum, nan_grads,
-                                    status, messages, curve)
-        start_time -= spent
+    first, spent = resume_state(checkpoint, S, optimizer, scheduler, log_sum, nan_grads, status,
+                                messages, curve)
+    start_time = time.perf_counter() - spent
     for step in range(first, steps):
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
