@@ -124,7 +124,8 @@ def _refined(step: str, seed: int, n=150, generations=7) -> tuple[float, np.ndar
     current, landed = ensemble(rng.normal(0, 0.5, size=(n, 4))), []
     for g in range(generations):
         theta, start = proposals(current, _WideBox, 100 * seed + g, select=step == "select",
-                                 hold_within=2.0 if step == "hold" else None)
+                                 hold_within=2.0 if step == "hold" else None,
+                                 denoise=step == "denoised")
         moved = ensemble(theta)
         landed.append(moved.u[moved.distance <= 2.0])
         current = start.kept_better(moved, adapt=step in ADAPTIVE)

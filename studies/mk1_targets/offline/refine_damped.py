@@ -2,8 +2,10 @@
 and continued from generation FIRST_NEW to LAST with full Kalman steps (MODE full) or steps
 damped after the discrepancy principle (MODE damped: member j's step scaled by
 clip((d_j² − 1)/d_j², 0, 1), so a member at the noise level stays, one far away takes the full
-step; MODE stay: members within the acceptance do not move, only re-simulated with new seeds):
-FIT_RUN OUT FIRST_NEW LAST MODE. Log coordinates. Prints one JSON row per new generation.
+step; MODE stay: members within the acceptance do not move, only re-simulated with new seeds;
+MODE denoised: each member steps on ``refine.denoised_residuals``, its residual shrunk towards
+the linear model of its neighbours; MODE pure: on that model's prediction alone):
+FIT_RUN OUT FIRST_NEW LAST MODE [WORKERS]. Log coordinates. Prints one JSON row per new generation.
 Session 19, target 91 from its 17th generation: full 0.18, 0.19, 0.20; damped 0.205, 0.21,
 0.19 (docs/fit.md)."""
 import json, sys
@@ -12,7 +14,7 @@ import numpy as np
 
 
 def main():
-    from automind.fit.refine import Ensemble, kalman_moves, pooled_set
+    from automind.fit.refine import Ensemble, denoised_residuals, kalman_moves
     from automind.fit.space import SearchSpace
     from automind.inference.noise import NoiseModel
     from automind.inference.posterior import load_posterior
@@ -30,7 +32,10 @@ def main():
     for g in range(1, last + 1):
         rng = np.random.default_rng(seed + g)
         start = ens.restarted(rng)
-        step = kalman_moves(start.u, start.s)
+        residual = start.s
+        if g >= first and mode in ("denoised", "pure"):
+            residual = denoised_residuals(start.u, start.s, shrink=mode == "denoised")
+        step = kalman_moves(start.u, residual)
         if g >= first and mode == "damped":
             d2 = start.distance ** 2
             step = step * np.clip((d2 - 1) / d2, 0, 1)[:, None]
@@ -39,7 +44,7 @@ def main():
         theta = moves.to_theta(moves.clipped(start.u + step))
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x, folder, len(theta), samples=theta, sigma=noise,
-                                    seed=seed + 10 * g, threshold=2.0, workers=2, progress=False,
+                                    seed=seed + 10 * g, threshold=2.0, workers=int(sys.argv[6]) if len(sys.argv) > 6 else 2, progress=False,
                                     target="refinement generation")
         moved = Ensemble.from_folder(folder, moves, target, noise)
         ens = start.kept_better(moved)
