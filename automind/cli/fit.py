@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..fit.refine import REFINE_UNTIL, STEPS
+from ..fit.refine import REFINE_UNTIL
 from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
                       recording_options, workers)
 
@@ -74,7 +74,7 @@ def register(sub) -> None:
                    help=f"stop refining after the first generation with this yield: its samples "
                         f"then reproduce the recording, and the generations left are not "
                         f"simulated (default {REFINE_UNTIL:g}; 'never' runs them all)")
-    p.add_argument("--refine-step", choices=STEPS, default="full",
+    p.add_argument("--refine-step", choices=("full", "adaptive", "select", "hold"), default="full",
                    help="full (default): every member takes the whole ensemble-Kalman step; "
                         "adaptive: a member's step is halved after a move that did not bring it "
                         "closer and doubled (up to full) after one that did; select: adaptive, and "
@@ -82,10 +82,7 @@ def register(sub) -> None:
                         "the nearest quarter (more yield, less spread); hold: full steps, but "
                         "members kept at an accepted configuration stay and are re-simulated "
                         "(fewer distinct configurations; more yield on a very thin set once "
-                        "full steps reached it, less from the start); denoised: full steps on "
-                        "each member's residual shrunk towards its neighbours' linear model "
-                        "where that model explains them within the noise (the simulation noise "
-                        "averaged out near a thin set; docs/fit.md)")
+                        "full steps reached it, less from the start; docs/fit.md)")
     p.add_argument("--refine-space", choices=("prior", "log"), default="log",
                    help="where refinement and exploration move θ: log (default): standardised "
                         "over the prior box, with positive parameters whose bounds span a decade "

@@ -52,8 +52,7 @@ class FitSettings:
     generations at most move the final samples onto the target, stopping after the first whose
     yield reaches ``refine_until`` (None or "never": run them all) (``fit/refine.py``;
     ``refine_step``: the "full" Kalman step (default), a per-member "adaptive" one, "select",
-    "hold" (accepted members stay) or "denoised" (residuals shrunk towards the neighbours'
-    linear model); ``refine_space``: "log" (default) moves positive
+    or "hold" (accepted members stay); ``refine_space``: "log" (default) moves positive
     parameters spanning a decade on a log scale, "prior" on the prior's own, ``fit/space.py``);
     ``explore``
     generations grow the consistent set outwards from them (``fit/explore.py``); each

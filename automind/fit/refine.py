@@ -79,7 +79,7 @@ MIN_STEP = 1 / 16
 #: adaptive steps after selection (the farther members restart from copies of the nearer), or
 #: full steps for members outside the acceptance only ("hold": accepted members stay and are
 #: re-simulated)
-STEPS = ("full", "adaptive", "select", "hold", "denoised")
+STEPS = ("full", "adaptive", "select", "hold")
 ADAPTIVE = ("adaptive", "select")
 #: with ``step="select"``: the share of members nearest the target that is copied, and the
 #: share farthest from it that restarts from those copies
@@ -87,8 +87,6 @@ SELECTED, REPLACED = 0.25, 0.5
 #: members whose covariance gives a member's gain (MK1 target 0: yield 0.37 after 4
 #: generations of 400 with 100 neighbours, 0.07 with the whole ensemble; docs/fit.md)
 NEIGHBOURS = 100
-#: ``step="denoised"``: the local regression's ridge, relative to the neighbours' mean variance
-RIDGE = 1e-3
 
 
 def kalman_moves(u: np.ndarray, s: np.ndarray, alpha: float = ALPHA,
@@ -103,30 +101,6 @@ def kalman_moves(u: np.ndarray, s: np.ndarray, alpha: float = ALPHA,
         near = np.argsort(np.sum((u - u[j]) ** 2, axis=1))[:neighbours]
         steps[j] = -_gain(u[near], s[near], alpha) @ s[j]
     return steps
-
-
-def denoised_residuals(u: np.ndarray, s: np.ndarray, neighbours: int = NEIGHBOURS,
-                       ridge: float = RIDGE, shrink: bool = True) -> np.ndarray:
-    """Each member's residual shrunk towards the prediction at its u of the linear regression
-    of s on u over its ``neighbours`` nearest members (ridge-regularised), by how well that
-    linear model explains them: s = ŝ + λ (s − ŝ), λ = max(0, 1 − 1/v), v the regression's
-    mean squared residual (the simulation noise is 1 in whitened units): where the local model
-    fits to within the noise (v ≈ 1) a member steps on ŝ, its noise averaged over its
-    neighbours'; where it does not (far from the target, steep responses), on its own s
-    (``step="denoised"``). ``shrink=False``: ŝ alone."""
-    out = np.empty_like(s)
-    for j in range(len(u)):
-        near = np.argsort(np.sum((u - u[j]) ** 2, axis=1))[:neighbours]
-        u0, s0 = u[near].mean(0), s[near].mean(0)
-        du, ds = u[near] - u0, s[near] - s0
-        gram = du.T @ du
-        penalty = ridge * max(np.trace(gram) / len(gram), 1e-300) * np.eye(len(gram))
-        coef = np.linalg.solve(gram + penalty, du.T @ ds)
-        v = np.mean((ds - du @ coef) ** 2) * len(near) / max(len(near) - len(gram) - 1, 1)
-        predicted = s0 + (u[j] - u0) @ coef
-        keep = max(0.0, 1.0 - 1.0 / max(v, 1e-12)) if shrink else 0.0
-        out[j] = predicted + keep * (s[j] - predicted)
-    return out
 
 
 def _gain(u: np.ndarray, s: np.ndarray, alpha: float) -> np.ndarray:
@@ -209,20 +183,17 @@ class Ensemble:
 
 
 def proposals(ensemble: Ensemble, space, seed: int, alpha: float = ALPHA, select: bool = False,
-              hold_within: float | None = None, denoise: bool = False):
+              hold_within: float | None = None):
     """The next generation's configurations (prior units; moves clipped into the prior box)
     and the ensemble they were moved from (invalid members restarted; with ``select``, the far
     half restarted from the near quarter and each residual perturbed by one noise draw); each
     member moves by its step scale times its Kalman step; with ``hold_within``, members at
-    that distance or nearer do not move; with ``denoise``, each steps on its
-    ``denoised_residuals``."""
+    that distance or nearer do not move."""
     rng = np.random.default_rng(seed)
     start = ensemble.restarted(rng)
     if select:
         start = start.selected()
     residual = start.s + rng.standard_normal(start.s.shape) if select else start.s
-    if denoise:
-        residual = denoised_residuals(start.u, residual)
     scale = start.step if hold_within is None else start.step * (start.distance > hold_within)
     u = start.u + scale[:, None] * kalman_moves(start.u, residual, alpha)
     return space.to_theta(space.clipped(u)), start
@@ -252,8 +223,7 @@ def refine(posterior, x_target, out, start_folder, generations: int, seed: int =
     rows, found = [], None
     for g in range(1, generations + 1):
         theta, start = proposals(ensemble, moves, seed + g, alpha, select=step == "select",
-                                 hold_within=threshold if step == "hold" else None,
-                                 denoise=step == "denoised")
+                                 hold_within=threshold if step == "hold" else None)
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x_target, folder, len(theta), samples=theta,
                                     sigma=noise, seed=seed + 10 * g, threshold=threshold,

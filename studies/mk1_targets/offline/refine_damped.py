@@ -3,18 +3,39 @@ and continued from generation FIRST_NEW to LAST with full Kalman steps (MODE ful
 damped after the discrepancy principle (MODE damped: member j's step scaled by
 clip((d_j² − 1)/d_j², 0, 1), so a member at the noise level stays, one far away takes the full
 step; MODE stay: members within the acceptance do not move, only re-simulated with new seeds;
-MODE denoised: each member steps on ``refine.denoised_residuals``, its residual shrunk towards
-the linear model of its neighbours; MODE pure: on that model's prediction alone):
+MODE denoised: each member steps on its residual shrunk towards the linear model of its
+neighbours, ``denoised``; MODE pure: on that model's prediction alone):
 FIT_RUN OUT FIRST_NEW LAST MODE [WORKERS]. Log coordinates. Prints one JSON row per new generation.
 Session 19, target 91 from its 17th generation: full 0.18, 0.19, 0.20; damped 0.205, 0.21,
-0.19 (docs/fit.md)."""
+0.19. Session 20, from its 15th: denoised 0.0925, 0.1525, 0.1425; pure 0.1175, 0.1475, 0.2325
+(full 0.078, 0.135, 0.165); pure from the start falls behind (docs/fit.md)."""
 import json, sys
 from pathlib import Path
 import numpy as np
 
 
+def denoised(u, s, neighbours=100, ridge=1e-3, shrink=True):
+    """Each member's residual shrunk towards the prediction at its u of the ridge-regularised
+    linear regression of s on u over its ``neighbours`` nearest members: ŝ + λ (s − ŝ),
+    λ = max(0, 1 − 1/v), v the regression's mean squared residual (the noise is 1 in whitened
+    units); ``shrink=False``: ŝ alone."""
+    out = np.empty_like(s)
+    for j in range(len(u)):
+        near = np.argsort(np.sum((u - u[j]) ** 2, axis=1))[:neighbours]
+        u0, s0 = u[near].mean(0), s[near].mean(0)
+        du, ds = u[near] - u0, s[near] - s0
+        gram = du.T @ du
+        penalty = ridge * max(np.trace(gram) / len(gram), 1e-300) * np.eye(len(gram))
+        coef = np.linalg.solve(gram + penalty, du.T @ ds)
+        v = np.mean((ds - du @ coef) ** 2) * len(near) / max(len(near) - len(gram) - 1, 1)
+        predicted = s0 + (u[j] - u0) @ coef
+        keep = max(0.0, 1.0 - 1.0 / max(v, 1e-12)) if shrink else 0.0
+        out[j] = predicted + keep * (s[j] - predicted)
+    return out
+
+
 def main():
-    from automind.fit.refine import Ensemble, denoised_residuals, kalman_moves
+    from automind.fit.refine import Ensemble, kalman_moves
     from automind.fit.space import SearchSpace
     from automind.inference.noise import NoiseModel
     from automind.inference.posterior import load_posterior
@@ -34,7 +55,7 @@ def main():
         start = ens.restarted(rng)
         residual = start.s
         if g >= first and mode in ("denoised", "pure"):
-            residual = denoised_residuals(start.u, start.s, shrink=mode == "denoised")
+            residual = denoised(start.u, start.s, shrink=mode == "denoised")
         step = kalman_moves(start.u, residual)
         if g >= first and mode == "damped":
             d2 = start.distance ** 2
