@@ -225,7 +225,8 @@ def _plot(rows: list[dict], path: Path) -> Path:
         ax.bar(x + 0.2, [r["baseline"][key] for r in rows], 0.4, label="one prior bank")
         ax.set_xticks(x, labels, fontsize=8)
         ax.set(title=title)
-    axes[0].legend(fontsize=8)
+    axes[0].set_ylim(0, 1.2)  # room for the legend above the bars
+    axes[0].legend(fontsize=8, loc="upper center", ncol=2)
     for r in rows:
         yields = [r["fit"].get("posterior_yield") or 0.0] + r["fit"].get("refinement_yields", [])
         axes[1].plot(range(len(yields)), yields, "o-", ms=3, label=f"{r['index']} {r['kind'][:5]}")
