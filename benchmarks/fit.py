@@ -11,8 +11,9 @@ bank posterior's, with its 95 % lower bound).
 Brunel (reduced, N = 250, budget 1,500) runs in minutes; ``--model mk1`` (N = 500, 4.5 s runs,
 the settings of studies/mk1_targets: budget 10,000 with up to 17 refinement generations, stopping
 at a yield of 0.9; the target drawn by the study's written rule, as the MK1 demo draws its own)
-is the figure that matters and takes about an hour on 2 cores. The bank gets as many
-simulations as the fit spent.
+is the figure that matters and takes about 30 min on 2 quiet cores (session 20: fit 0.9475 vs
+bank 0, 1,058 vs 0 consistent configurations per CPU-hour). The bank gets as many simulations
+as the fit spent.
 """
 
 import argparse
