@@ -42,6 +42,7 @@ def main():
     from automind.invariance.consistent import find_consistent_set
 
     run, out, first, last, mode = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    workers = int(sys.argv[6]) if len(sys.argv) > 6 else 2
     meta = json.loads((run / "fit.json").read_text())
     posterior = load_posterior(json.loads((run / "final/run.json").read_text())["posterior"])
     x = np.array([np.nan if v is None else v for v in meta["target"]["x"]], float)
@@ -65,7 +66,7 @@ def main():
         theta = moves.to_theta(moves.clipped(start.u + step))
         folder = out / f"g{g}"
         found = find_consistent_set(posterior, x, folder, len(theta), samples=theta, sigma=noise,
-                                    seed=seed + 10 * g, threshold=2.0, workers=int(sys.argv[6]) if len(sys.argv) > 6 else 2, progress=False,
+                                    seed=seed + 10 * g, threshold=2.0, workers=workers, progress=False,
                                     target="refinement generation")
         moved = Ensemble.from_folder(folder, moves, target, noise)
         ens = start.kept_better(moved)
