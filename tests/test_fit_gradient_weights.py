@@ -12,7 +12,7 @@ import pytest
 from automind.cli import main
 from automind.cli.fit_gradient import read_start_theta
 from automind.errors import UserError
-from automind.fit.gradient import fit_gradient
+from automind.fit.gradient import BEST_SEEDS, NOISE_REPEATS, fit_gradient
 from automind.features.sets import get_feature_set
 from automind.fit.gradient import score
 from automind.fit.gradient_weights import load_graphs, resimulate_fitted
@@ -74,6 +74,11 @@ def test_weight_fit_doubles_the_e_to_e_weights_and_is_accepted_in_brian2(fitted)
     assert row["brian2_status"] == "ok" and row["accepted"] and row["brian2_distance"] < 2, row
     assert summary["yield"] == 1.0 and summary["n_consistent"] == 1
     resim = np.load(out / "final" / "resim.npz")
+    # the fitted graph on BEST_SEEDS Brian2 seeds (the check's, then new ones): accepted on each
+    seeds = resim["distance_seeds"]
+    assert seeds.shape == (1, BEST_SEEDS) and seeds[0, 0] == row["brian2_distance"], seeds
+    assert (seeds < 2).all() and len(set(seeds[0])) == BEST_SEEDS, seeds
+    assert summary["best_start"] == 0 and summary["simulations"] == BEST_SEEDS + NOISE_REPEATS
     assert str(resim["engine"]) == "brian2" and resim["accepted"].tolist() == [True]
     noise = json.loads((out / "final" / "noise.json").read_text())
     record = json.loads((out / "fit.json").read_text())

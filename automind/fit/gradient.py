@@ -44,7 +44,8 @@ FIT_MODES = ("theta", "weights")
 #: a fit's state (θ or weights) is saved every this many steps (gradient/checkpoint.npz) and
 #: resumed from
 CHECKPOINT_STEPS = 500
-#: Brian2 runs per θ fit (the acceptance check's and new seeds) whose median d picks the best
+#: Brian2 runs per fit (θ, or a weights fit's graph: the acceptance check's and new seeds)
+#: whose median d picks the best start
 BEST_SEEDS = 4
 
 
@@ -283,9 +284,7 @@ class GradientFit:
             noise = NoiseModel.load(folder).select(c)  # older folders: σ alone, the RMS
             scored = score(features[:, c], sim_status, self.t_target[c], noise,
                            self.settings.threshold)
-            if self.settings.fit == "theta":
-                checks["distance_seeds"] = self._distance_seeds(theta, ok, scored["distance"],
-                                                                noise)
+            checks["distance_seeds"] = self._distance_seeds(theta, ok, scored["distance"], noise)
             save_npy(folder / "samples.npy", theta)
             save_npz(folder / "resim.npz", status=sim_status, features=features, seed=seeds,
                      distance=scored["distance"], accepted=scored["accepted"],
@@ -345,8 +344,14 @@ class GradientFit:
         if len(ok) and BEST_SEEDS > 1:
             more = BEST_SEEDS - 1
             _say(self.progress, f"{more} more Brian2 runs of each fit on new seeds (the best start)")
-            results = resimulate(self.spec, self.prior, np.repeat(theta[ok], more, 0),
-                                 self.settings.seed + 5, self.fs.name, self.workers)
+            repeated = np.repeat(ok, more)
+            if self.settings.fit == "weights":  # each fitted graph, new seeds
+                from .gradient_weights import resimulate_fitted
+
+                results = resimulate_fitted(self, repeated, seed_offset=5)
+            else:
+                results = resimulate(self.spec, self.prior, theta[repeated],
+                                     self.settings.seed + 5, self.fs.name, self.workers)
             c = self.columns
             scored = score(_transformed(self.fs, results)[:, c], [r.status for r in results],
                            self.t_target[c], noise, self.settings.threshold)
@@ -477,7 +482,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "n_consistent": found["n_consistent"], "n_starts": found["n_starts"],
                "n_failed": int((status == "failed").sum()), "n_degenerate": found["n_degenerate"],
                "n_simulated_final": found["n_simulated"],
-               # θ fits: BEST_SEEDS runs each; --band: the starts too (the band's share there)
+               # BEST_SEEDS runs per fit; --band: the starts too (the band's share there)
                "simulations": found["n_simulated"] * (
                    (1 if found["distance_seeds"] is None else BEST_SEEDS)
                    + (1 if s.band and found["band_share_start"] is not None else 0))

@@ -93,10 +93,11 @@ def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, re
     return result
 
 
-def resimulate_fitted(run, ok, which: str = "fitted") -> list:
-    """The fitted networks ``ok`` (start indices; ``which="start"``: their start graphs)
-    re-simulated in Brian2 on their graphs, with new seeds (``simulation_seed(seed + 2, i)``
-    for the i-th, as the θ mode's check) and the run's feature set."""
+def resimulate_fitted(run, ok, which: str = "fitted", seed_offset: int = 2) -> list:
+    """The fitted networks ``ok`` (start indices, repeats allowed; ``which="start"``: their
+    start graphs) re-simulated in Brian2 on their graphs, with new seeds
+    (``simulation_seed(seed + seed_offset, i)`` for the i-th, as the θ mode's runs) and the
+    run's feature set."""
     from ..features.sets import simulation_features
     from ..simulators.simulator import Simulator
 
@@ -106,7 +107,7 @@ def resimulate_fitted(run, ok, which: str = "fitted") -> list:
     results = []
     for i, k in enumerate(ok):
         result = simulator.run(run.prior.to_simulator(theta[k]),
-                               simulation_seed(run.settings.seed + 2, i), index=int(k),
+                               simulation_seed(run.settings.seed + seed_offset, i), index=int(k),
                                theta=theta[k], graph=graphs[k])
         result.features = simulation_features(result, [run.fs.name], run.spec.t_analysis_start)
         results.append(result)
