@@ -48,5 +48,19 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     assert len(angles) == 1 and 0 <= angles[0] <= 1
     assert results["accepted"] == sum(r["accepted"] for r in results["fits"])
     assert set(results["seconds"]) == {"bank", "training", "gradient_fits", "hessians"}
+    assert results["hessian"] == "gauss_newton"
     assert (tmp_path / "gradient" / "compare.json").is_file()
     assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
+
+
+def test_an_unknown_hessian_estimate_is_refused_before_any_work(tmp_path):
+    import tomllib
+
+    from automind.errors import UserError
+    from automind.studies.rsnn_vs_npe import run
+
+    config = tomllib.loads((STUDY / "study.toml").read_text())
+    config["gradient"]["hessian"] = "exact"
+    with pytest.raises(UserError, match="hessian must be one of"):
+        run(config, tmp_path / "out", workers=1, quick=True, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -234,16 +234,34 @@ class Loss:
 
     def of_spikes(self, spikes: torch.Tensor, params_list: list[dict]) -> torch.Tensor:
         """The loss (B,) of differentiable spikes (B, steps, N) of networks with θ ``params_list``."""
-        spec = self.spec
-        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
-        n_e = [int(round(spec.N * p["exc_prop"])) for p in params_list]
-        counts_e = torch.stack([counts[b, :, :max(min(n, spec.N - 1), 1)].sum(1)
-                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
-        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in self.names], 1)
-        loss = (((values - self.goal) / self.sigma) ** 2).mean(1)
+        counts, counts_e, n_e = self._counts(spikes, params_list)
+        loss = (self._residuals(counts, counts_e, n_e) ** 2).mean(1)
         if self.extra is not None:
             loss = loss + self.extra(counts, counts_e, n_e)
         return loss
+
+    def residuals(self, theta, seeds) -> np.ndarray:
+        """(B, m) standardised residuals (feature − target) / σ of θ rows (prior units) on
+        forward runs with the given seeds, no gradients: the d² part of the loss is their
+        mean square."""
+        theta = torch.as_tensor(np.asarray(theta, float), dtype=torch.float64)
+        params_list = [self.prior.to_simulator(row.numpy()) for row in theta]
+        with torch.no_grad():
+            spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
+                                                      trainable=(), **self.limit)
+            return self._residuals(*self._counts(spikes, params_list)).numpy()
+
+    def _counts(self, spikes, params_list):
+        """Per-ms spike counts after the transient (B, T, N), the E population's (B, T), n_E."""
+        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
+        n_e = [int(round(self.spec.N * p["exc_prop"])) for p in params_list]
+        counts_e = torch.stack([counts[b, :, :max(min(n, self.spec.N - 1), 1)].sum(1)
+                                for b, n in enumerate(n_e)], 0)  # population rate needs E only
+        return counts, counts_e, n_e
+
+    def _residuals(self, counts, counts_e, n_e) -> torch.Tensor:
+        values = torch.stack([_feature(name, counts, counts_e, n_e) for name in self.names], 1)
+        return (values - self.goal) / self.sigma
 
 
 def record_step(step: int, live: list[int], loss, finite, grad_ok, curve, nan_grads: list[int],

@@ -1,9 +1,20 @@
 """The loss Hessian of a gradient fit and its sloppiest direction (spec rsnn.md §5b).
 
-H is taken in prior-standardised coordinates u (those of the consistent set's PCA) by central
-differences of the surrogate gradient: the 2d points u ± h·e_i run in one batch with the same
-seed (common random numbers), averaged over ``repeats`` seeds, then symmetrised. The sloppiest
-direction is the eigenvector of the smallest |eigenvalue|: the direction the loss changes least.
+H is taken in prior-standardised coordinates u (those of the consistent set's PCA), from the
+2d points u ± h·e_i run in one batch with the same seed (common random numbers), over
+``repeats`` seeds. Two estimates:
+
+- ``gauss_newton_hessian`` (the default of studies/rsnn_vs_npe): H ≈ (2/m)·JᵀJ, J the
+  Jacobian of the m standardised residuals by central differences of forward runs — the
+  loss's Hessian at a fit that matches its features (the residual-curvature term vanishes
+  there), positive semi-definite, and free of surrogate gradients. JᵀJ is the mean of
+  J_rᵀJ_s over pairs of different seeds, so the seeds' noise in J does not inflate it.
+- ``loss_hessian``: central differences of the surrogate gradient. In a recurrent network
+  these explode across the steps (eigenvalues of both signs up to ~10⁹ measured,
+  studies/rsnn_vs_npe/README.md): kept to compare.
+
+The sloppiest direction is the eigenvector of the smallest |eigenvalue|: the direction the loss
+changes least.
 """
 
 from __future__ import annotations
@@ -14,9 +25,8 @@ import torch
 from ..simulators.execution import simulation_seed
 
 
-def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: int = 0) -> dict:
-    """``loss``: an ``rsnn.fit.Loss``; θ (prior units). Returns H (d, d), its eigenvalues
-    (ascending |λ|), eigenvectors (columns, same order) and the sloppiest direction."""
+def _points(prior, theta, step: float):
+    """θ at u ± step·e_i (rows 2i, 2i + 1; clipped to the prior) and dθ/du there."""
     u0 = prior.standardise(np.asarray(theta, float)[None])[0]
     d = len(u0)
     points = np.repeat(u0[None], 2 * d, 0)
@@ -26,6 +36,43 @@ def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: 
     thetas = np.clip(prior.destandardise(points), prior.low, prior.high)
     eps = 1e-4  # dθ/du per parameter, numerically (the prior's transforms are per parameter)
     jac = (prior.destandardise(points + eps) - prior.destandardise(points - eps)) / (2 * eps)
+    return thetas, jac
+
+
+def _spectrum(H: np.ndarray) -> dict:
+    H = (H + H.T) / 2
+    values, vectors = np.linalg.eigh(H)
+    order = np.argsort(np.abs(values))
+    return {"hessian": H, "eigenvalues": values[order], "eigenvectors": vectors[:, order],
+            "sloppiest": vectors[:, order[0]]}
+
+
+def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: int = 4,
+                         seed: int = 0) -> dict:
+    """``residuals(thetas, seeds)`` → (B, m) standardised residuals (``rsnn.fit.Loss.residuals``);
+    θ (prior units). Returns H = (2/m)·JᵀJ (d, d), its eigenvalues (ascending |λ|),
+    eigenvectors (columns, same order), the sloppiest direction and J (m, d, the seeds' mean)."""
+    if repeats < 2:
+        raise ValueError("the Gauss-Newton Hessian needs repeats >= 2 (pairs of different seeds)")
+    thetas, _ = _points(prior, theta, step)
+    u = prior.standardise(thetas)
+    d = len(u[0])
+    du = np.diag(u[0::2]) - np.diag(u[1::2])  # 2·step unless clipped at a bound
+    J = []
+    for r in range(repeats):
+        res = np.asarray(residuals(thetas, [simulation_seed(seed, r)] * (2 * d)), float)
+        J.append(((res[0::2] - res[1::2]) / du[:, None]).T)  # (m, d)
+    J = np.array(J)
+    total = J.sum(0)
+    cross = (total.T @ total - sum(j.T @ j for j in J)) / (repeats * (repeats - 1))
+    return _spectrum(2 / J.shape[1] * cross) | {"jacobian": J.mean(0)}
+
+
+def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: int = 0) -> dict:
+    """``loss``: an ``rsnn.fit.Loss``; θ (prior units). Returns H (d, d), its eigenvalues
+    (ascending |λ|), eigenvectors (columns, same order) and the sloppiest direction."""
+    thetas, jac = _points(prior, theta, step)
+    d = len(thetas[0])
     H = np.zeros((d, d))
     for r in range(repeats):
         th = torch.tensor(thetas, dtype=torch.float64, requires_grad=True)
@@ -33,11 +80,7 @@ def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: 
         value.sum().backward()
         g_u = th.grad.numpy() * jac
         H += (g_u[0::2] - g_u[1::2]).T / (2 * step) / repeats  # column i: ∂g/∂u_i
-    H = (H + H.T) / 2
-    values, vectors = np.linalg.eigh(H)
-    order = np.argsort(np.abs(values))
-    return {"hessian": H, "eigenvalues": values[order], "eigenvectors": vectors[:, order],
-            "sloppiest": vectors[:, order[0]]}
+    return _spectrum(H)
 
 
 def abs_cos(a, b) -> float:

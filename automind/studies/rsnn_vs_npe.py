@@ -7,7 +7,7 @@ the consistent set's first principal component; and the time of each route.
 
 Config: ``[prior]``/``[baseline]`` as ``dataset_comparison`` (a local prior), ``[network]``,
 ``[npe]`` (bank n, consistent-set samples), ``[gradient]`` (starts, steps, lr, features,
-Hessian step and repeats), ``[quick]`` overrides.
+Hessian estimate, step and repeats), ``[quick]`` overrides.
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import UserError
+
+#: the loss Hessian's estimates (rsnn/hessian.py): forward runs' Jacobian, or surrogate gradients
+HESSIANS = ("gauss_newton", "surrogate")
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -32,7 +38,6 @@ def _say(progress: bool, text: str) -> None:
 
 def target_recording(spec, prior, truth, seed: int, path: Path) -> Path:
     """The target: one Brian2 run at the truth, written as NWB (analysis window only)."""
-    from ..errors import UserError
     from ..features.spikedata import SpikeData
     from ..recordings.write import write_nwb
     from ..simulators import Simulator
@@ -56,11 +61,14 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..prior import Prior
     from ..rsnn.fit import Loss
     from ..rsnn.mk1 import TRAINABLE
-    from ..rsnn.hessian import abs_cos, loss_hessian
+    from ..rsnn.hessian import abs_cos, gauss_newton_hessian, loss_hessian
     from ..simulators import SimulatorSpec
     from .dataset_comparison import study_prior
 
     s, seed, out = _settings(config, quick), int(config.get("seed", 0)), Path(out)
+    method = s.get("hessian", "gauss_newton")
+    if method not in HESSIANS:
+        raise UserError(f"rsnn_vs_npe: hessian must be one of {list(HESSIANS)}, got {method!r}")
     features = s["features"]
     prior = study_prior(config, Prior.load("mk1"))
     truth = np.array([float(config["baseline"][p]) for p in prior.names])
@@ -111,6 +119,10 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                 [n for n in prior.names if n in TRAINABLE],
                 dtype=getattr(torch, s.get("dtype", "float64")),
                 memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30)
+    if method == "gauss_newton":
+        hessian = partial(gauss_newton_hessian, loss.residuals, prior)
+    else:
+        hessian = partial(loss_hessian, loss, prior)
     torch.set_num_threads(1)
     t_h = time.perf_counter()
     for row, fit in zip(rows, summary["fits"]):
@@ -118,8 +130,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if fit["status"] != "ok" or row["start"] >= s["hessian_fits"]:
             continue
         theta = np.array([fit["theta"][p] for p in prior.names])
-        h = loss_hessian(loss, prior, theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
-                         seed=seed + 11 + row["start"])
+        h = hessian(theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
+                    seed=seed + 11 + row["start"])
         row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
         row["hessian_eigenvalues"] = h["eigenvalues"].round(4).tolist()
     t_hessian = time.perf_counter() - t_h
@@ -130,6 +142,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
             "accepted_and_inside_90pct": int(good),
             "median_abs_cos": float(np.median(cos)) if cos else None, "pc1_from": pca_source,
+            "hessian": method,
             "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
             "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
                         "abs_cos_at_least_0.8": bool(cos and np.median(cos) >= 0.8)},
