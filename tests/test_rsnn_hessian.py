@@ -28,6 +28,7 @@ def test_gauss_newton_hessian_of_linear_residuals_is_exact_and_unbiased():
     found = gauss_newton_hessian(linear_residuals(0.5, common=True), BOX, [1.2, 1.5], repeats=2)
     np.testing.assert_allclose(found["hessian"], expected, rtol=1e-9)  # common noise cancels
     np.testing.assert_allclose(found["jacobian"], A, rtol=1e-9)
+    np.testing.assert_allclose(found["jacobian_se"], 0, atol=1e-9)
     values, vectors = np.linalg.eigh(expected)
     assert abs_cos(found["sloppiest"], vectors[:, 0]) > 1 - 1e-9
     # noise per point: JᵀJ from pairs of different seeds is unbiased, J's own square is not
@@ -82,3 +83,4 @@ def test_gauss_newton_stiff_direction_is_brian2s_rate_gradient():
         assert abs(small) < 0.01 * large, found["eigenvalues"]  # one feature: rank one
         assert abs_cos(found["eigenvectors"][:, 1], gradient) > 0.98, (found, gradient)
         assert abs_cos(found["sloppiest"], gradient) < 0.2
+        assert (np.abs(found["jacobian"]) > 2 * found["jacobian_se"]).all()  # both resolved

@@ -51,7 +51,8 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
                          seed: int = 0) -> dict:
     """``residuals(thetas, seeds)`` → (B, m) standardised residuals (``rsnn.fit.Loss.residuals``);
     θ (prior units). Returns H = (2/m)·JᵀJ (d, d), its eigenvalues (ascending |λ|),
-    eigenvectors (columns, same order), the sloppiest direction and J (m, d, the seeds' mean)."""
+    eigenvectors (columns, same order), the sloppiest direction, J (m, d, the seeds' mean) and
+    its standard error over the seeds (|J| / se below ~2: that derivative is not resolved)."""
     if repeats < 2:
         raise ValueError("the Gauss-Newton Hessian needs repeats >= 2 (pairs of different seeds)")
     thetas, _ = _points(prior, theta, step)
@@ -65,7 +66,8 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
     J = np.array(J)
     total = J.sum(0)
     cross = (total.T @ total - sum(j.T @ j for j in J)) / (repeats * (repeats - 1))
-    return _spectrum(2 / J.shape[1] * cross) | {"jacobian": J.mean(0)}
+    return _spectrum(2 / J.shape[1] * cross) | {"jacobian": J.mean(0),
+                                                "jacobian_se": J.std(0, ddof=1) / np.sqrt(repeats)}
 
 
 def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: int = 0) -> dict:

@@ -134,6 +134,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                     seed=seed + 11 + row["start"])
         row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
         row["hessian_eigenvalues"] = h["eigenvalues"].round(4).tolist()
+        if "jacobian_se" in h:  # the share of the residuals' derivatives the seeds resolve
+            row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
     t_hessian = time.perf_counter() - t_h
     cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
     good = sum(r["accepted"] and r["hpd_level"] <= 0.9 for r in rows)
