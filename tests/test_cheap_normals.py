@@ -49,7 +49,8 @@ def test_brunel_normals_point_up_the_drive_and_down_the_inhibition():
     model = CheapModel.for_spec(small_brunel_spec(), prior, "analytic")
     theta = np.array([[3.0, 1.5], [5.0, 2.5], [6.0, 3.5]])  # g, nu_ext: inhibition-dominated
     u = prior.standardise(theta)
-    normals = iso_rate_normals(model, u)
+    normals, method = iso_rate_normals(model, u)
+    assert method.tolist() == ["linear_response"] * 3
     assert np.linalg.norm(normals, axis=1) == pytest.approx(1.0)
     assert np.all(normals[:, prior.names.index("g")] < 0)
     assert np.all(normals[:, prior.names.index("nu_ext")] > 0)
@@ -59,3 +60,39 @@ def test_brunel_normals_point_up_the_drive_and_down_the_inhibition():
     direct = np.stack([(rate(u + h * e) - rate(u - h * e)) / (2 * h) for e in np.eye(2)], 1)
     direct /= np.linalg.norm(direct, axis=1, keepdims=True)
     assert np.abs(np.sum(direct * normals, 1)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mk1_linear_response_is_the_derivative_of_the_equilibrium():
+    """dν/dθ = (I − ∂Φ/∂ν)⁻¹ ∂Φ/∂θ against re-solving the equilibrium at θ ± 10⁻³ of each
+    prior width (the analytic Φ, asynchronous ok draws of the MK1 prior); bursting or
+    non-ok draws have no equilibrium to respond and are NaN."""
+    from automind.cheap.solve import fixed_point
+    from automind.simulators import SimulatorSpec
+
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(SimulatorSpec.load("mk1").with_overrides(N=500, duration=2.0),
+                                prior, "analytic")
+    theta = prior.sample(120, seed=3)
+    response = model.rate_response(theta)
+    pred = model.predict(theta)
+    usable = np.isfinite(response["rate_E"]).all(1)
+    assert usable.sum() >= 20
+    assert not usable[(pred.status != "ok") | (pred.regime != "async")].any()
+    assert np.isnan(response["rates"][~usable]).all()
+    theta = theta[usable][:30]
+    start, _, _ = fixed_point(model.network(theta), model.predict(theta).rates)
+    width = prior.high - prior.low
+    direct = np.zeros_like(theta)
+    for j in range(theta.shape[1]):
+        sides = []
+        for sign in (1, -1):
+            shifted = theta.copy()
+            shifted[:, j] = np.clip(theta[:, j] + sign * 1e-3 * width[j], prior.low[j],
+                                    prior.high[j])
+            net = model.network(shifted)
+            sides.append((shifted[:, j], np.log10(net.status_rate(fixed_point(net, start)[0]))))
+        direct[:, j] = (sides[0][1] - sides[1][1]) / (sides[0][0] - sides[1][0])
+    found = response["rate_E"][usable][:30]
+    cos = np.abs((found * direct).sum(1)) / np.linalg.norm(found, axis=1) / np.linalg.norm(
+        direct, axis=1)
+    assert np.median(cos) > 0.99 and np.percentile(cos, 10) > 0.95, np.sort(cos)

@@ -48,6 +48,7 @@ def test_consistent_set_search_resumes_and_reports_geometry(trained, tmp_path, c
     # stiffest possible: 1 and at most 2 in two dimensions), which points up the drive
     cheap = first["cheap"]
     assert cheap["n_predicted"] >= 8 and cheap["random_direction_cosine"] == pytest.approx(2 / np.pi)
+    assert cheap["normal_method"]["linear_response"] >= 8  # asynchronous: an equilibrium
     assert cheap["stiff_cosine_median"] >= 0.85 and cheap["curvature_over_mean_median"] >= 1.4
     assert cheap["mean_normal"]["nu_ext"] > 0.5 and cheap["mean_normal"]["g"] < 0
     # and the re-simulated set is thin along it (random direction: variance ratio 1)

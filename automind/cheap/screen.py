@@ -3,7 +3,8 @@
     model = CheapModel.for_spec(SimulatorSpec.load("mk1"))
     pred = model.predict(theta)              # θ rows in the prior's units
     keep = model.screen(theta, window=...)   # which θ to simulate
-    grad = model.rate_gradient(theta)        # d log10 ν_E / dθ (prior units)
+    resp = model.rate_response(theta)        # linear response: d log10 ν / dθ (prior units)
+    grad = model.rate_gradient(theta)        # the same by differences of ``predict``
 
 The screen keeps θ whose predicted E activity ν_E·t_ref lies in a window calibrated on a
 bank (:func:`calibrate_window`: the window that keeps a given fraction of the bank's ``ok``
@@ -141,6 +142,57 @@ class CheapModel:
         grad = (log_rate[1:d + 1] - log_rate[d + 1:]) / np.where(span > 0, span, np.nan)
         grad[~(ok[1:d + 1] & ok[d + 1:])] = np.nan
         return grad.T
+
+    def rate_response(self, theta, step: float = 1e-3) -> dict:
+        """Linear response at the predicted equilibrium (spec cheap-forward.md, invariance):
+        dν/dθ = (I − ∂Φ/∂ν)⁻¹ ∂Φ/∂θ, Φ the populations' self-consistent map with adaptation
+        at its adiabatic value, both Jacobians by central differences (``step`` × the prior
+        width in θ, 10⁻³ relative in ν) at the equilibrium polished by the fixed-point solver.
+        Returns ``rate_E`` (n, d): d log10 ν_E / dθ (prior units, as ``rate_gradient``, whose
+        differences re-solve the whole model), and ``rates`` (n, P, d): d log10 ν_p / dθ per
+        population. NaN rows where the prediction is not ``ok`` and asynchronous, or the
+        equilibrium does not converge (a bursting network has no equilibrium to respond)."""
+        from .solve import _map, fixed_point
+
+        theta = self.prior.validate(theta)
+        n, d = theta.shape
+        pred = self.predict(theta)
+        net = self.network(theta)
+        nu, converged, _ = fixed_point(net, pred.rates)
+        usable = converged & (pred.status == "ok") & (pred.regime == "async") & (nu > 0).all(1)
+        rows = np.arange(n)
+        P = nu.shape[1]
+        d_nu = np.zeros((n, P, P))  # ∂Φ/∂ν, column k: ∂Φ/∂ν_k
+        for k in range(P):
+            h = 1e-3 * nu[:, k] + 1e-9
+            up, down = nu.copy(), nu.copy()
+            up[:, k] += h
+            down[:, k] -= h
+            d_nu[:, :, k] = (_map(net, up, rows) - _map(net, down, rows)) / (2 * h)[:, None]
+        width = self.prior.high - self.prior.low
+        d_theta = np.zeros((n, P, d))  # ∂Φ/∂θ at fixed ν; and the status rate's own weights
+        d_weights = np.zeros((n, d))
+        for j in range(d):
+            sides = []
+            for sign in (1, -1):
+                shifted = theta.copy()
+                shifted[:, j] = np.clip(theta[:, j] + sign * step * width[j], self.prior.low[j],
+                                        self.prior.high[j])
+                other = self.network(shifted)
+                sides.append((shifted[:, j], _map(other, nu, rows), other.status_rate(nu)))
+            (t_up, phi_up, r_up), (t_down, phi_down, r_down) = sides
+            span = np.where(t_up > t_down, t_up - t_down, np.nan)
+            d_theta[:, :, j] = (phi_up - phi_down) / span[:, None]
+            d_weights[:, j] = (r_up - r_down) / span
+        with np.errstate(all="ignore"):
+            response = np.linalg.solve(np.eye(P) - d_nu, d_theta)  # dν/dθ (n, P, d)
+            rate_e = net.status_rate(nu)
+            d_rate_e = np.einsum("np,npd->nd", net.excitatory_weights, response) + d_weights
+            out = {"rate_E": d_rate_e / (rate_e[:, None] * np.log(10)),
+                   "rates": response / (nu[:, :, None] * np.log(10))}
+        for value in out.values():
+            value[~usable] = np.nan
+        return out
 
 
 class BankScreen:

@@ -3,7 +3,9 @@ consistent set's thin ones.
 
 The cheap forward model (``automind.cheap``) predicts the E rate ν_E(θ) in microseconds, so
 its gradient is the normal of the iso-rate surface through each configuration: the direction
-in which the rate, and with it every rate-like feature, changes fastest. Where the recording
+in which the rate, and with it every rate-like feature, changes fastest. The gradient is the
+linear response at the predicted equilibrium, dν/dθ = (I − ∂Φ/∂ν)⁻¹ ∂Φ/∂θ, where there is
+one (asynchronous), else central differences of the whole prediction. Where the recording
 pins the rate, the posterior should be stiff along that normal and the consistent set thin.
 Compared in the same prior-standardised coordinates as ``hessian_directions`` (u = (s −
 mean) / sd, s the prior's scale space): per configuration, |cos| between the normal and the
@@ -22,20 +24,28 @@ import numpy as np
 STEP = 1e-3
 
 
-def iso_rate_normals(model, u: np.ndarray, step: float = STEP) -> np.ndarray:
-    """Unit normals (n, d) of the predicted iso-log10-rate surfaces at standardised u (n, d);
-    NaN rows where a side of the differences is not predicted ``ok`` or the rate does not
-    move. ``model``: a :class:`automind.cheap.screen.CheapModel`."""
+def iso_rate_normals(model, u: np.ndarray, step: float = STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (n, d) of the predicted iso-log10-rate surfaces at standardised u (n, d),
+    and how each was found: ``linear_response`` at an asynchronous equilibrium
+    (``CheapModel.rate_response``), else ``differences`` of the whole prediction (a bursting
+    network's cycle-mean rate); NaN rows where neither applies (a side not predicted ``ok``,
+    or the rate does not move). ``model``: a :class:`automind.cheap.screen.CheapModel`."""
     prior = model.prior
     u = np.atleast_2d(np.asarray(u, float))
     theta = prior.destandardise(u)
-    # rate_gradient differentiates in θ units; dθ/du per parameter (diagonal: the prior's
-    # transforms act on each parameter alone) turns it into standardised coordinates
+    gradient = model.rate_response(theta)["rate_E"]
+    method = np.where(np.isfinite(gradient).all(1), "linear_response", "differences")
+    rest = method == "differences"
+    if rest.any():
+        gradient[rest] = model.rate_gradient(theta[rest])
+    # both differentiate in θ units; dθ/du per parameter (diagonal: the prior's transforms act
+    # on each parameter alone) turns them into standardised coordinates
     dtheta_du = (prior.destandardise(u + step) - prior.destandardise(u - step)) / (2 * step)
-    gradient = model.rate_gradient(theta) * dtheta_du
+    gradient = gradient * dtheta_du
     norm = np.linalg.norm(gradient, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, gradient / norm, np.nan)
+        normals = np.where(norm > 0, gradient / norm, np.nan)
+    return normals, np.where(np.isfinite(normals).all(1), method, "").astype(str)
 
 
 def normal_alignment(normals: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray) -> dict:
@@ -78,8 +88,10 @@ def cheap_check(model, u: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarr
     eigen-structure there (``hessian_directions`` at the same u): :func:`normal_alignment`;
     given the whole consistent set ``u_set``, also :func:`set_alignment`; the normals
     themselves and their mean direction per parameter."""
-    normals = iso_rate_normals(model, u)
+    normals, method = iso_rate_normals(model, u)
     report = normal_alignment(normals, eigenvalues, vectors)
+    report["normal_method"] = {m: int(np.sum(method == m))
+                               for m in ("linear_response", "differences")}
     if u_set is not None:
         report |= set_alignment(normals, u_set)
     report["normals"] = normals.tolist()
