@@ -49,6 +49,9 @@ from .target import near_target, probe_statistics, probe_windows, target_columns
 #: a round's posterior is degenerate when more than this share of its draws at the target
 #: lie on the prior's bounds (``region.on_bounds``)
 DEGENERATE = 0.5
+#: the standardised misfit of a feature a round simulation lacks (NaN), when the final stage
+#: starts from the round simulations nearest the target
+MISSING_Z = 10.0
 
 
 def _warn(text: str) -> None:
@@ -326,13 +329,55 @@ class Fit:
         _say(self.progress, f"final: re-simulating {n} posterior samples (+{self.plan['noise']} "
                             "noise repeats)")
         folder = self.out / "rounds" / f"posterior{self.posterior_round}"
+        samples = None
+        if not (self.out / "final" / "samples.npy").is_file():
+            samples = self._final_samples(posterior, n)
         found = find_consistent_set(posterior, self.x_target, self.out / "final", n,
+                                    samples=samples,
                                     truth=self.truth, target=self.target.get("source", ""),
                                     seed=self.settings.seed + 7, threshold=self.settings.threshold,
                                     workers=self.workers, dask=self.dask, progress=self.progress,
                                     posterior_path=str(folder.resolve()),
                                     target_sd=self.target.get("window_sd"))
         return found
+
+    def _final_samples(self, posterior, n: int) -> np.ndarray:
+        """The posterior's n samples at the target (the seed ``find_consistent_set`` would
+        use); where it has no mass inside the probe region (every round's posterior
+        extrapolates: the target lies beyond what the rounds simulated), the n valid round
+        simulations nearest the target instead, so that refinement starts from the closest
+        networks found. Which one is recorded in final/samples_source.json."""
+        from ..features.sets import transform_features
+        from ..inference.posterior import TooFewSamples
+
+        source = self.out / "final" / "samples_source.json"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            samples = posterior.sample(n, self.x_target, seed=self.settings.seed + 7)
+            write_json(source, {"source": "posterior"})
+            return samples
+        except TooFewSamples as err:
+            reason = str(err)
+        theta = np.concatenate([d["theta"] for d in self.round_data])
+        x = np.concatenate([d["x"] for d in self.round_data])
+        ok = np.concatenate([d["status"] for d in self.round_data]) == "ok"
+        if not ok.any():
+            raise UserError(f"fit: {reason}; and no truncated-round simulation is valid to start "
+                            "from instead") from None
+        columns = posterior.model["feature_columns"]
+        transforms = posterior.features["transforms"]
+        t = transform_features(x[ok], transforms)[:, columns]
+        target = transform_features(self.x_target[None], transforms)[0, columns]
+        scale = np.nanstd(t, 0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        z = np.nan_to_num((t - target) / scale, nan=MISSING_Z)  # a feature a run lacks: far
+        order = np.argsort(np.sqrt((z ** 2).mean(1)), kind="stable")
+        chosen = theta[ok][np.resize(order[:n], n)]  # fewer valid runs than n: each again
+        write_json(source, {"source": "nearest round simulations", "reason": reason,
+                            "valid_round_simulations": int(ok.sum())})
+        _warn(f"{reason}. The final stage starts from the {min(n, int(ok.sum()))} valid "
+              "truncated-round simulations nearest the target instead (final/samples_source.json)")
+        return chosen
 
     def explore(self, posterior, start: dict) -> tuple[list[dict], dict]:
         from .explore import explore
@@ -438,6 +483,7 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
                "n_simulated_final": found["n_simulated"], "simulations": spent,
                "budget": settings.budget, "rounds": run.rounds_log,
                "posterior_yield": posterior_found["yield"], "refinement": refinement,
+               "final_samples_from": _final_source(run.out),
                "exploration": exploration,
                "consistent_set_folder": str(Path((explored or found)["consistent_set"]).parent),
                "posterior": str(run.out / "rounds" / f"posterior{run.posterior_round}"),
@@ -461,6 +507,13 @@ def fit(recording, out, simulator: str = "mk1", prior: str | None = None,
         summary["report"] = str(write_fit_report(run, posterior, summary))
         write_json(run.out / "summary.json", summary, sort_keys=False)
     return summary
+
+
+def _final_source(out: Path) -> str:
+    """Where the final stage's samples came from (runs made before this was recorded: the
+    posterior)."""
+    file = out / "final" / "samples_source.json"
+    return json.loads(file.read_text())["source"] if file.is_file() else "posterior"
 
 
 def _truth_checks(run: Fit, posterior) -> dict:

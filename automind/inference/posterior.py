@@ -88,6 +88,10 @@ def make_classifier(theta_dim: int) -> nn.Module:
                          nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
 
 
+class TooFewSamples(UserError):
+    """The posterior puts (almost) no mass where sampling may keep its draws."""
+
+
 class Posterior:
     """p(θ | x) for one prior and feature set. θ in the prior's units, x as raw features."""
 
@@ -220,7 +224,7 @@ class Posterior:
                 total += len(batch)
         samples = np.concatenate(accepted)
         if len(samples) < n:
-            raise UserError(f"only {len(samples)} of {n} posterior samples in {drawn} draws fall "
+            raise TooFewSamples(f"only {len(samples)} of {n} posterior samples in {drawn} draws fall "
                             "inside the prior and where the restriction classifier expects valid "
                             "simulations; the target may lie outside what the simulations cover "
                             "(or sample with restrict=False)")
