@@ -1,9 +1,12 @@
-"""The fit's posterior predictive check names the features its closest re-simulations miss."""
+"""The fit's posterior predictive check names the features its closest re-simulations miss;
+without posterior mass in the probe region the final stage starts from the nearest round runs."""
 
 import json
 
 import numpy as np
+import pytest
 
+from automind.errors import UserError
 from automind.fit.misfit import closest_configurations, closest_misfit, describe, shown_label
 from automind.io import save_npz
 
@@ -73,3 +76,44 @@ def test_the_figures_show_accepted_configurations_else_the_closest_simulated(tmp
     best = closest_configurations(summary, 1)
     assert best["seed"].tolist() == [7] and shown_label(best["accepted"]) == "accepted"
     assert shown_label(np.zeros(2, bool)) == "closest, none accepted"
+
+
+class _PosteriorWithNoMassThere:
+    """A posterior whose draws all fall outside its restriction (sampling gives up)."""
+
+    model = {"feature_columns": [0, 1]}
+    features = {"transforms": ["log10", "none", "none"]}
+
+    def sample(self, n, x, seed=0):
+        from automind.inference.posterior import TooFewSamples
+
+        raise TooFewSamples("only 0 of 4 posterior samples in 20000 draws fall inside")
+
+
+def test_a_final_stage_without_posterior_mass_starts_from_the_nearest_round_runs(tmp_path):
+    """Every round's posterior extrapolating beyond the probe region used to end the fit; the
+    final stage starts from the valid round simulations nearest the target instead (in the
+    transformed features, scaled by their spread; a missing feature is far), repeating
+    them when fewer than asked, and says so."""
+    from automind.fit.run import Fit
+
+    fit = Fit.__new__(Fit)
+    fit.out, fit.settings = tmp_path, type("S", (), {"seed": 1})()
+    fit.x_target = np.array([10.0, 0.5, np.nan])  # rate 10 Hz (log10), CV 0.5
+    x = np.array([[100.0, 0.5, 0], [10.0, 0.6, 0], [9.0, np.nan, 0], [10.0, 0.5, 0],
+                  [1.0, 2.0, 0]])
+    theta = np.arange(10.0).reshape(5, 2)
+    status = np.array(["ok", "ok", "ok", "silent", "ok"])
+    fit.round_data = [{"theta": theta[:2], "x": x[:2], "status": status[:2]},
+                      {"theta": theta[2:], "x": x[2:], "status": status[2:]}]
+    chosen = fit._final_samples(_PosteriorWithNoMassThere(), 6)
+    # valid runs by distance: 1 (CV off by 0.1), 0 (rate ×10), 4 (far), 2 (CV missing)
+    np.testing.assert_array_equal(chosen, theta[[1, 0, 4, 2, 1, 0]])
+    source = json.loads((tmp_path / "final" / "samples_source.json").read_text())
+    assert source["source"] == "nearest round simulations" and source["valid_round_simulations"] == 4
+    assert "posterior samples" in source["reason"]
+    for data in fit.round_data:
+        data["status"] = np.array(["silent"] * len(data["status"]))
+    (tmp_path / "final" / "samples_source.json").unlink()
+    with pytest.raises(UserError, match="no truncated-round simulation is valid"):
+        fit._final_samples(_PosteriorWithNoMassThere(), 6)
