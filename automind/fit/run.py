@@ -237,7 +237,7 @@ class Fit:
             self.round_data = data
             if draws["on_bounds"] > DEGENERATE:
                 entry["degenerate"] = True
-                where = ("outside the probe region" if draws.get("outside_region") else
+                where = ("its draws outside the probe region" if draws.get("outside_region") else
                          f"{draws['on_bounds']:.0%} of its draws at the target on the prior's bounds")
                 _warn(f"round {r}'s posterior puts {where}: the flow extrapolates (the recording lies "
                       "outside the features these rounds simulated; see the misspecification "
