@@ -7,7 +7,7 @@ organoid-like prior of study.toml); the loss on the five differentiable spike fe
 (rate_mean, rate_std, fano_10ms, fano_100ms, corr_mean), its target and σ from 8 Brian2 runs
 at the truth. Writes results/offline_hessian_repeatability_STEP_REPEATS.json.
 
-    python studies/rsnn_vs_npe/offline/hessian_repeatability.py [STEP] [REPEATS] [gauss_newton,surrogate]
+    python studies/rsnn_vs_npe/offline/hessian_repeatability.py [STEP] [REPEATS] [gauss_newton,surrogate] [DURATION]
 """
 
 import json
@@ -31,12 +31,13 @@ STUDY = Path(__file__).resolve().parents[1]
 FEATURES = ("rate_mean", "rate_std", "fano_10ms", "fano_100ms", "corr_mean")
 
 
-def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate")) -> dict:
+def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"),
+         duration: float = 1.2) -> dict:
     torch.set_num_threads(1)
     config = tomllib.loads((STUDY / "study.toml").read_text())
     prior = study_prior(config, Prior.load("mk1"))
     truth = np.array([float(config["baseline"][p]) for p in prior.names])
-    spec = SimulatorSpec.load("mk1").with_overrides(N=200, dt=5e-4, duration=1.2,
+    spec = SimulatorSpec.load("mk1").with_overrides(N=200, dt=5e-4, duration=duration,
                                                     t_analysis_start=0.2)
     fs = get_feature_set("spikes")
     simulator = Simulator(spec)
@@ -68,7 +69,8 @@ def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"
                      "eigenvalues": [f["eigenvalues"].round(4).tolist() for f in found],
                      "sloppiest": [f["sloppiest"].round(4).tolist() for f in found]}
         print(name, json.dumps(out[name]), flush=True)
-    path = STUDY / "results" / f"offline_hessian_repeatability_{step:g}_{repeats}.json"
+    suffix = "" if duration == 1.2 else f"_{duration:g}s"
+    path = STUDY / "results" / f"offline_hessian_repeatability_{step:g}_{repeats}{suffix}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     return out
@@ -77,4 +79,5 @@ def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"
 if __name__ == "__main__":
     args = sys.argv[1:]
     main(float(args[0]) if args else 0.1, int(args[1]) if len(args) > 1 else 4,
-         args[2].split(",") if len(args) > 2 else ("gauss_newton", "surrogate"))
+         args[2].split(",") if len(args) > 2 else ("gauss_newton", "surrogate"),
+         float(args[3]) if len(args) > 3 else 1.2)
