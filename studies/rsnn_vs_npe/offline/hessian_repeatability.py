@@ -66,6 +66,11 @@ def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"
                          for f in found]} if name == "gauss_newton" else {}),
                      "abs_cos_between_seed_sets": abs_cos(found[0]["sloppiest"],
                                                           found[1]["sloppiest"]),
+                     # the k stiffest directions of the two estimates: cosines of the
+                     # principal angles between the subspaces (1: the same subspace)
+                     "stiff_subspace_cosines": {k: np.linalg.svd(
+                         found[0]["eigenvectors"][:, -k:].T @ found[1]["eigenvectors"][:, -k:],
+                         compute_uv=False).round(4).tolist() for k in (1, 2)},
                      "eigenvalues": [f["eigenvalues"].round(4).tolist() for f in found],
                      "sloppiest": [f["sloppiest"].round(4).tolist() for f in found]}
         print(name, json.dumps(out[name]), flush=True)
