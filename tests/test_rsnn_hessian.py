@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from automind.prior import Prior
-from automind.rsnn.hessian import abs_cos, gauss_newton_hessian
+from automind.rsnn.hessian import abs_cos, flat_subspace_share, gauss_newton_hessian
 from conftest import QUIET_MK1
 
 BOX = Prior.from_dict({"parameter": [{"name": "a", "low": 0.0, "high": 2.0},
@@ -84,3 +84,16 @@ def test_gauss_newton_stiff_direction_is_brian2s_rate_gradient():
         assert abs_cos(found["eigenvectors"][:, 1], gradient) > 0.98, (found, gradient)
         assert abs_cos(found["sloppiest"], gradient) < 0.2
         assert (np.abs(found["jacobian"]) > 2 * found["jacobian_se"]).all()  # both resolved
+
+
+def test_the_flat_subspace_share_of_known_directions():
+    """H = diag(10, 5, 0.01, −0.001) in a rotated basis: two stiff directions, two flat (below
+    2 % of the largest |λ|, whatever the sign); a direction's share in the flat subspace is its
+    squared projection there."""
+    basis = np.linalg.qr(np.random.default_rng(3).normal(size=(4, 4)))[0]
+    values = np.array([10.0, 5.0, 0.01, -0.001])
+    e = basis.T  # e[i]: the eigenvector of values[i]
+    assert flat_subspace_share(values, basis, e[2])["share"] == pytest.approx(1.0)
+    assert flat_subspace_share(values, basis, e[0])["share"] == pytest.approx(0.0, abs=1e-12)
+    mixed = flat_subspace_share(values, basis, 3 * (e[1] + e[3]))  # not a unit vector
+    assert mixed == {"share": pytest.approx(0.5), "flat_dimensions": 2, "stiff_dimensions": 2}

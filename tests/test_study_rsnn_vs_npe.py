@@ -50,6 +50,7 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     assert set(results["seconds"]) == {"bank", "training", "gradient_fits", "hessians"}
     assert results["hessian"] == "gauss_newton"
     assert all(0 <= r["hessian_resolved"] <= 1 for r in results["fits"] if r["abs_cos"] is not None)
+    assert 0 <= results["median_pc1_in_flat_subspace"] <= 1
     assert (tmp_path / "gradient" / "compare.json").is_file()
     assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
 

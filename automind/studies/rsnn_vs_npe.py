@@ -61,7 +61,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from ..prior import Prior
     from ..rsnn.fit import Loss
     from ..rsnn.mk1 import TRAINABLE
-    from ..rsnn.hessian import abs_cos, gauss_newton_hessian, loss_hessian
+    from ..rsnn.hessian import abs_cos, flat_subspace_share, gauss_newton_hessian, loss_hessian
     from ..simulators import SimulatorSpec
     from .dataset_comparison import study_prior
 
@@ -126,13 +126,16 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     torch.set_num_threads(1)
     t_h = time.perf_counter()
     for row, fit in zip(rows, summary["fits"]):
-        row["abs_cos"] = None
+        row["abs_cos"] = row["pc1_in_flat_subspace"] = None
         if fit["status"] != "ok" or row["start"] >= s["hessian_fits"]:
             continue
         theta = np.array([fit["theta"][p] for p in prior.names])
         h = hessian(theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
                     seed=seed + 11 + row["start"])
         row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
+        flat = flat_subspace_share(h["eigenvalues"], h["eigenvectors"], pc1)
+        row["pc1_in_flat_subspace"] = flat["share"]
+        row["stiff_dimensions"] = flat["stiff_dimensions"]
         row["hessian_eigenvalues"] = h["eigenvalues"].round(4).tolist()
         if "jacobian_se" in h:  # the share of the residuals' derivatives the seeds resolve
             row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
@@ -144,6 +147,10 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
             "accepted_and_inside_90pct": int(good),
             "median_abs_cos": float(np.median(cos)) if cos else None, "pc1_from": pca_source,
+            # the well-posed comparison where several directions are flat (README)
+            "median_pc1_in_flat_subspace": float(np.median(
+                [r["pc1_in_flat_subspace"] for r in rows if r["abs_cos"] is not None]))
+            if cos else None,
             "hessian": method,
             "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
             "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
