@@ -125,14 +125,7 @@ class CheapModel:
         NaN where a side is not ``ok``."""
         theta = self.prior.validate(theta)
         n, d = theta.shape
-        width = self.prior.high - self.prior.low
-        rows = [theta]
-        for sign in (1, -1):
-            for j in range(d):
-                shifted = theta.copy()
-                shifted[:, j] = np.clip(theta[:, j] + sign * step * width[j], self.prior.low[j],
-                                        self.prior.high[j])
-                rows.append(shifted)
+        rows = [theta] + [self._nudged(theta, j, sign, step) for sign in (1, -1) for j in range(d)]
         stacked = np.concatenate(rows)
         pred = self.predict(stacked)
         log_rate = np.log10(np.maximum(pred.rate_E, 1e-30)).reshape(2 * d + 1, n)
@@ -169,15 +162,12 @@ class CheapModel:
             up[:, k] += h
             down[:, k] -= h
             d_nu[:, :, k] = (_map(net, up, rows) - _map(net, down, rows)) / (2 * h)[:, None]
-        width = self.prior.high - self.prior.low
         d_theta = np.zeros((n, P, d))  # ∂Φ/∂θ at fixed ν; and the status rate's own weights
         d_weights = np.zeros((n, d))
         for j in range(d):
             sides = []
             for sign in (1, -1):
-                shifted = theta.copy()
-                shifted[:, j] = np.clip(theta[:, j] + sign * step * width[j], self.prior.low[j],
-                                        self.prior.high[j])
+                shifted = self._nudged(theta, j, sign, step)
                 other = self.network(shifted)
                 sides.append((shifted[:, j], _map(other, nu, rows), other.status_rate(nu)))
             (t_up, phi_up, r_up), (t_down, phi_down, r_down) = sides
@@ -193,6 +183,13 @@ class CheapModel:
         for value in out.values():
             value[~usable] = np.nan
         return out
+
+    def _nudged(self, theta: np.ndarray, j: int, sign: int, step: float) -> np.ndarray:
+        """θ rows with parameter j moved by sign × step × its prior width, clipped to the prior."""
+        low, high = self.prior.low[j], self.prior.high[j]
+        shifted = theta.copy()
+        shifted[:, j] = np.clip(theta[:, j] + sign * step * (high - low), low, high)
+        return shifted
 
 
 class BankScreen:

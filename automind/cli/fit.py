@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..fit.refine import REFINE_UNTIL
+from ..fit.refine import REFINE_UNTIL, STEPS
 from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
                       recording_options, workers)
 
@@ -74,7 +74,7 @@ def register(sub) -> None:
                    help=f"stop refining after the first generation with this yield: its samples "
                         f"then reproduce the recording, and the generations left are not "
                         f"simulated (default {REFINE_UNTIL:g}; 'never' runs them all)")
-    p.add_argument("--refine-step", choices=("full", "adaptive", "select", "hold"), default="full",
+    p.add_argument("--refine-step", choices=STEPS, default="full",
                    help="full (default): every member takes the whole ensemble-Kalman step; "
                         "adaptive: a member's step is halved after a move that did not bring it "
                         "closer and doubled (up to full) after one that did; select: adaptive, and "
