@@ -37,11 +37,16 @@ HETEROGENEOUS_FIRST_STEP = True
 class _Network:
     names: tuple
     excitatory_weights: np.ndarray  # (B, P): weights of the status ("E") rate
+    unit_weights: np.ndarray        # (B, P): each population's share of all neurons
     t_refrac_probe: np.ndarray      # (B,)
     max_rate: np.ndarray            # (B, P): 1 / t_refrac
 
     def status_rate(self, rates) -> np.ndarray:
         return np.sum(rates * self.excitatory_weights, axis=-1)
+
+    def unit_rate(self, rates) -> np.ndarray:
+        """The mean over all neurons (what a recording's unit-mean rate measures)."""
+        return np.sum(rates * self.unit_weights, axis=-1)
 
     def take(self, index) -> "_Network":
         """The same network for the θ rows ``index`` only (so that inner loops need not
@@ -114,6 +119,9 @@ class MK1Network(_Network):
                        np.stack([self.k_ei * q_gi**2, self.k_ei * q_gi**2,
                                  self.k_ii * p["I.Q_gi"]**2], -1))
         self.excitatory_weights = np.stack([igniters, 1 - igniters, np.zeros(B)], axis=-1)
+        e_share = n_e / N
+        self.unit_weights = np.stack([igniters * e_share, (1 - igniters) * e_share,
+                                      1 - e_share], axis=-1)
         self.t_refrac_probe = p["E.t_refrac"]
         self.max_rate = 1 / (self.stacked.t_refrac if dt is None else
                              refractory_steps(self.stacked.t_refrac, dt) * dt)
@@ -221,6 +229,7 @@ class BrunelNetwork(_Network):
         self.nu_x = nu_ext * f["theta"] / (f["C_E"] * f["J"] * f["tau_m"])
         self.gamma = (1 - f["exc_fraction"]) / f["exc_fraction"]
         self.excitatory_weights = np.ones(B + (1,))
+        self.unit_weights = np.ones(B + (1,))  # E and I fire alike in Brunel's model
         self.t_refrac_probe = np.full(B, f["t_refrac"])
         self.max_rate = np.full(B + (1,), 1 / f["t_refrac"])
         self.tau_w = np.full(B + (1,), np.inf)

@@ -235,26 +235,34 @@ class BankScreen:
 
 class RateWindowScreen:
     """A target-rate window for ``automind fit``'s first probe round (``cheap_screen``): keep θ
-    predicted ``ok`` whose probe-window E rate is within ``half_width`` decades of the target
-    rate, or undetermined."""
+    predicted ``ok`` whose probe-window rate is within ``half_width`` decades of the target
+    rate, or undetermined. ``units``: the rate the target's ``rate_mean`` measures — "all"
+    neurons' mean (a recording, ``mk1_compact``) or the "E" population's (``population``)."""
 
-    def __init__(self, model: CheapModel, target_rate: float, half_width: float):
+    def __init__(self, model: CheapModel, target_rate: float, half_width: float,
+                 units: str = "all"):
         if not (np.isfinite(target_rate) and target_rate > 0):
             raise UserError(f"cheap screen: the target's rate must be > 0 Hz, got {target_rate}")
+        if units not in ("all", "E"):
+            raise UserError(f"cheap screen: units must be 'all' or 'E', got {units!r}")
         self.model, self.target_rate, self.half_width = model, float(target_rate), float(half_width)
+        self.units = units
 
     @classmethod
-    def for_spec(cls, spec, prior, target_rate, half_width, table=None) -> "RateWindowScreen":
-        return cls(CheapModel.for_spec(spec, prior, table), target_rate, half_width)
+    def for_spec(cls, spec, prior, target_rate, half_width, table=None,
+                 units: str = "all") -> "RateWindowScreen":
+        return cls(CheapModel.for_spec(spec, prior, table), target_rate, half_width, units)
 
     def keep(self, theta) -> np.ndarray:
         pred = self.model.predict(np.atleast_2d(theta), status_only=True)
-        distance = np.abs(np.log10(np.maximum(pred.rate_E, 1e-30)) - np.log10(self.target_rate))
+        rate = pred.rate_E if self.units == "E" else pred.flags["rate_units"]
+        distance = np.abs(np.log10(np.maximum(rate, 1e-30)) - np.log10(self.target_rate))
         return (pred.status == "undetermined") | ((pred.status == "ok") & (distance <= self.half_width))
 
     def identity(self) -> dict:
         return {"kind": "cheap-rate-window", "table": getattr(self.model.table, "key", "analytic"),
-                "target_rate": self.target_rate, "half_width_decades": self.half_width}
+                "target_rate": self.target_rate, "half_width_decades": self.half_width,
+                "units": self.units}
 
 
 def probe_activity(pred, t_refrac) -> np.ndarray:

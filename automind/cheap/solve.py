@@ -327,6 +327,8 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
                       np.any(extra, axis=-1), iters,
                       {"negative_leak": np.asarray(net.flag_negative_leak),
                        "probe_rate_E": probe_rate,
+                       # every neuron's mean rate (rates' window): a recording's rate_mean
+                       "rate_units": net.unit_rate(rates),
                        # the probe run's end state: what the status classifier reads
                        "probe_end_rate_E": net.status_rate(status_run["nu"]),
                        "probe_end_w": status_run["w"],

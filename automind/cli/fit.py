@@ -105,6 +105,10 @@ def register(sub) -> None:
                    help="first probe round: simulate only draws the cheap model (docs/cheap.md) "
                         "predicts ok within this many decades of the target's rate (off by "
                         "default; needs the cheap table: automind cheap build)")
+    p.add_argument("--cheap-table", metavar="FOLDER|analytic",
+                   help="the cheap screen's table: a built table's folder, or analytic (the "
+                        "Siegert transfer function, no table needed); default: the built table "
+                        "in the cache")
     from .fit_gradient import add_gradient_options
 
     add_gradient_options(p)
@@ -132,7 +136,8 @@ def run(args) -> dict:
                   probe_duration=args.probe_duration, duration=args.sim_duration,
                   rate_tolerance=args.rate_tolerance, cv_tolerance=args.cv_tolerance,
                   final_samples=args.final_samples, threshold=args.threshold,
-                  cheap_screen=args.cheap_screen, refine=args.refine,
+                  cheap_screen=args.cheap_screen,
+                  cheap_table=args.cheap_table, refine=args.refine,
                   refine_step=args.refine_step, refine_space=args.refine_space,
                   refine_until=args.refine_until,
                   explore=args.explore, target_window=args.target_window)

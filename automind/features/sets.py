@@ -96,6 +96,7 @@ class FeatureSet:
     compute_fn: Callable[[SpikeData], np.ndarray]
     description: str = ""
     source: str = "spikes"           # "rates": compute_fn(rates (steps, P), record_dt) instead
+    units: str = "all"               # whose rate ``rate_mean`` is: "all" units or the "E" ones
 
     def compute(self, data: SpikeData, *more) -> np.ndarray:
         values = np.asarray(self.compute_fn(data, *more), dtype=np.float64)
@@ -146,7 +147,8 @@ POPULATION = FeatureSet("population", "3", SPIKES.names + PSD_BANDS.names + BURS
                         SPIKES.log10 + PSD_BANDS.log10 + BURSTS.log10,
                         lambda data: MK1_COMPACT.compute(population(data)),
                         "mk1_compact on the (E) population only: for recordings without E/I "
-                        "labels written from simulations' E units (MEA, sorted units)")
+                        "labels written from simulations' E units (MEA, sorted units)",
+                        units="E")
 
 def _column_features(rates, record_dt):
     from ..columns.features import column_features
@@ -176,7 +178,8 @@ def mea_set(n_electrodes: int, per_electrode: int = 1) -> FeatureSet:
                       lambda data: MK1_COMPACT.compute(
                           pool_units(population(data), n_electrodes, per_electrode)),
                       f"mk1_compact on {n_electrodes} virtual electrodes of {per_electrode} (E) "
-                      "neuron(s) each, of evenly spaced ranks: MEA recordings of as many electrodes")
+                      "neuron(s) each, of evenly spaced ranks: MEA recordings of as many electrodes",
+                      units="E")
 
 
 def units_seen(name: str, data: SpikeData) -> SpikeData:

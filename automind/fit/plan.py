@@ -48,7 +48,8 @@ class FitSettings:
     and accepted within ``threshold`` noise sd (as ``automind validate``). ``cheap_screen``
     (decades; None = off): the first probe round simulates only draws the cheap model
     (docs/cheap.md) predicts ``ok`` within that many decades of the target's rate; the others
-    are bank rows with status ``screened``, which the region learns as not near. ``refine``
+    are bank rows with status ``screened``, which the region learns as not near
+    (``cheap_table``: a table folder or "analytic"; None: the built table). ``refine``
     generations at most move the final samples onto the target, stopping after the first whose
     yield reaches ``refine_until`` (None or "never": run them all) (``fit/refine.py``;
     ``refine_step``: the "full" Kalman step (default), a per-member "adaptive" one, "select",
@@ -78,6 +79,7 @@ class FitSettings:
     threshold: float = 2.0
     training: dict = field(default_factory=dict)
     cheap_screen: float | None = None
+    cheap_table: str | None = None
     refine: int = 6
     refine_step: str = "full"
     refine_space: str = "log"
@@ -103,6 +105,8 @@ class FitSettings:
                   (self.threshold > 0, "threshold must be > 0"),
                   (self.cheap_screen is None or self.cheap_screen > 0,
                    "cheap_screen must be > 0 (decades)"),
+                  (self.cheap_table is None or self.cheap_screen is not None,
+                   "cheap_table is the cheap screen's table: give cheap_screen too"),
                   (0 <= self.refine <= 20, "refine must be 0..20 generations"),
                   (self.refine_step in STEPS, f"refine_step must be one of {', '.join(STEPS)}"),
                   (self.refine_space in SPACES,
@@ -117,8 +121,9 @@ class FitSettings:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        if out["cheap_screen"] is None:  # off: fit.json stays as before the option existed
-            del out["cheap_screen"]
+        for option in ("cheap_screen", "cheap_table"):  # off: fit.json stays as before
+            if out[option] is None:
+                del out[option]
         for stage in ("refine", "explore"):  # off: fit.json stays as before the stage existed
             if out[stage] == 0:
                 del out[stage]

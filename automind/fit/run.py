@@ -127,7 +127,8 @@ class Fit:
                 from ..cheap.screen import RateWindowScreen
 
                 screen = RateWindowScreen.for_spec(spec, self.prior, self.target["rate_mean"],
-                                                   s.cheap_screen)
+                                                   s.cheap_screen, s.cheap_table,
+                                                   getattr(self.fs, "units", "all"))
             data = self._bank(self.out / "probe" / f"r{k}", spec, self.plan["probe"],
                               s.seed + 1000 * k, proposal, screen)
             theta.append(data["theta"])
@@ -137,9 +138,13 @@ class Fit:
             near, distance = near_target(all_status, all_stats, self.target, s, windows)
             ok_now = data["status"] == "ok"
             near_now = near_target(data["status"], stats[-1], self.target, s, windows)[0]
+            screened = int(np.sum(data["status"] == "screened"))
             entry = {"stage": "probe", "round": k, "duration_s": s.probe_duration,
-                     "simulations": int(len(data["status"])), "valid_fraction": float(ok_now.mean()),
+                     "simulations": int(len(data["status"])) - screened,
+                     "valid_fraction": float(ok_now.mean()),
                      "near_fraction": float(near_now.mean())}
+            if screen is not None:  # drawn but not simulated: not spent from the budget
+                entry["screened"] = screened
             if not near.any():
                 self._nearest_probes(all_theta, all_status, all_stats, distance, windows)
             folder = self.out / "probe" / f"region{k}"

@@ -35,7 +35,8 @@ import numpy as np
 
 
 def _settings(config: dict, quick: bool) -> dict:
-    s = dict(config["network"]) | dict(config["targets"]) | dict(config["fit"])
+    s = (dict(config["network"]) | dict(config["targets"]) | dict(config["fit"])
+         | dict(config.get("screen", {})))
     return s | (dict(config.get("quick", {})) if quick else {})
 
 
@@ -151,9 +152,46 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                      "consistent_mass_gain_nats": consistent_mass_gain(
                          summary["n_consistent"], summary["n_simulated_final"],
                          bank["n_consistent"], bank["n_simulated_final"])})
-    figure = _plot(rows, out / "fit_vs_bank.png")
-    return {"settings": s, "targets": rows, "figures": [str(figure)],
-            "seconds": round(time.perf_counter() - start, 1)}
+        if s.get("screen_half_width"):
+            say(f"target {k}: the same fit with the cheap target-rate screen "
+                f"({s['screen_half_width']:g} decades)")
+            rows[-1]["screen"] = _screened_fit(recordings[k], work, k, spec, prior, features, s,
+                                               theta, seed, summary, bank, workers, progress,
+                                               quick)
+    figures = [_plot(rows, out / "fit_vs_bank.png")]
+    result = {"settings": s, "targets": rows}
+    if s.get("screen_half_width"):
+        from .screen_compare import plot, summarise
+
+        result["screen"] = summarise([r["screen"] for r in rows])
+        figures.append(plot([r["screen"] for r in rows], [r["index"] for r in rows],
+                            out / "screen_compare.png"))
+    return result | {"figures": [str(f) for f in figures],
+                     "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _screened_fit(recording: Path, work: Path, k: int, spec, prior, features: str, s: dict,
+                  theta, seed: int, unscreened: dict, bank: dict, workers: int, progress: bool,
+                  quick: bool) -> dict:
+    """Target ``k`` fitted again, same seed and settings, with the cheap target-rate screen in
+    its first probe round (studies/screen_compare.py), into work/fit_K_screened."""
+    from ..fit import fit
+    from ..fit.baseline import consistent_mass_gain
+    from ..fit.plan import study_fit_options
+    from .screen_compare import compare
+
+    half_width, table = float(s["screen_half_width"]), s.get("screen_table")
+    t0 = time.perf_counter()
+    summary = fit(recording, work / f"fit_{k}_screened", simulator=spec, features=features,
+                  budget=s["budget"], workers=workers, progress=progress, truth=theta,
+                  seed=seed + k, report=not quick, cheap_screen=half_width, cheap_table=table,
+                  **study_fit_options(s))
+    row = compare(unscreened, summary, spec, prior, half_width, table)
+    row["screened"] |= {"seconds": round(time.perf_counter() - t0, 1),
+                        "consistent_mass_gain_nats": consistent_mass_gain(
+                            summary["n_consistent"], summary["n_simulated_final"],
+                            bank["n_consistent"], bank["n_simulated_final"])}
+    return row
 
 
 def _explore(work: Path, k: int, x, summary: dict, s: dict, theta, seed: int, workers: int,
