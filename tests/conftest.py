@@ -24,7 +24,8 @@ QUIET_MK1 = {
 #: ending the run on one of them while the other workers idle
 HEAVY_FIRST = (
     "test_fit.py", "test_study_culture_development.py", "test_inference_brunel.py",
-    "test_study_mk1_targets.py", "test_inference.py", "test_study_probe_areas.py",
+    "test_study_mk1_targets.py", "test_study_mk1_targets_300.py", "test_inference.py",
+    "test_study_probe_areas.py",
     "test_invariance_cli.py", "test_study_neuropixels_areas.py", "test_demo_mk1.py",
     "test_study_organoid_development.py", "test_columns_tasks.py", "test_study_mk1_recovery.py",
     "test_demo.py", "test_fit_gradient_weights.py", "test_fit_gradient.py", "test_calibration.py",

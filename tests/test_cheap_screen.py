@@ -83,8 +83,21 @@ def test_rate_window_screen_with_features_and_fit_settings(tmp_path):
     theta = prior.sample_indexed(7, range(8))
     keep = screen.keep(theta)
     pred = screen.model.predict(theta, status_only=True)
-    near = (pred.status == "ok") & (np.abs(np.log10(np.maximum(pred.rate_E, 1e-30)) - np.log10(5)) <= 1)
-    assert np.array_equal(keep, near) and (~keep).any()
+    # the rate a recording's rate_mean measures: every neuron's, E (driven share p_igniters of
+    # the round(N·exc_prop) E neurons, then the rest) and I by their numbers
+    p = dict(zip(prior.names, theta.T))
+    n_e = np.floor(500 * p["exc_prop"] + 0.5)
+    driven = np.floor(p["p_igniters"] * n_e + 0.5) / n_e
+    shares = np.stack([driven * n_e / 500, (1 - driven) * n_e / 500, 1 - n_e / 500], -1)
+    assert np.allclose(pred.flags["rate_units"], np.sum(pred.rates * shares, -1))
+
+    def within(rate):
+        return (pred.status == "ok") & (np.abs(np.log10(np.maximum(rate, 1e-30)) - np.log10(5)) <= 1)
+
+    assert np.array_equal(keep, within(pred.flags["rate_units"])) and (~keep).any()
+    assert not np.array_equal(keep, within(pred.rate_E))  # these draws tell the two apart
+    e_screen = RateWindowScreen(screen.model, 5.0, 1.0, units="E")  # the population feature set
+    assert np.array_equal(e_screen.keep(theta), within(pred.rate_E))
     extend(tmp_path / "b", spec, prior, 8, 7, features=["mk1_compact"], progress=False,
            chunk_size=4, screen=screen)
     data = Bank(tmp_path / "b").arrays(features="mk1_compact")
@@ -97,6 +110,8 @@ def test_rate_window_screen_with_features_and_fit_settings(tmp_path):
     assert FitSettings(budget=1000, cheap_screen=1.0).to_dict()["cheap_screen"] == 1.0
     with pytest.raises(UserError, match="cheap_screen"):
         FitSettings(budget=1000, cheap_screen=0.0)
+    with pytest.raises(UserError, match="give cheap_screen too"):
+        FitSettings(budget=1000, cheap_table="analytic")
 
 
 def test_features_of_a_screened_bank_leave_screened_rows_unset(tmp_path, capsys):
