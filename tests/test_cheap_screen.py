@@ -92,7 +92,8 @@ def test_rate_window_screen_with_features_and_fit_settings(tmp_path):
     assert np.allclose(pred.flags["rate_units"], np.sum(pred.rates * shares, -1))
 
     def within(rate):
-        return (pred.status == "ok") & (np.abs(np.log10(np.maximum(rate, 1e-30)) - np.log10(5)) <= 1)
+        distance = np.abs(np.log10(np.maximum(rate, 1e-30)) - np.log10(5))
+        return (pred.status == "ok") & (distance <= 1)
 
     assert np.array_equal(keep, within(pred.flags["rate_units"])) and (~keep).any()
     assert not np.array_equal(keep, within(pred.rate_E))  # these draws tell the two apart

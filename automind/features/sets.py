@@ -178,7 +178,8 @@ def mea_set(n_electrodes: int, per_electrode: int = 1) -> FeatureSet:
                       lambda data: MK1_COMPACT.compute(
                           pool_units(population(data), n_electrodes, per_electrode)),
                       f"mk1_compact on {n_electrodes} virtual electrodes of {per_electrode} (E) "
-                      "neuron(s) each, of evenly spaced ranks: MEA recordings of as many electrodes",
+                      "neuron(s) each, of evenly spaced ranks: MEA recordings of as many "
+                      "electrodes",
                       units="E")
 
 
