@@ -22,16 +22,22 @@ def spearman(a, b) -> float:
 
 
 def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
-               calibration: float = 0.5, baseline: bool = True, calibrate_on=None) -> dict:
+               calibration: float = 0.5, baseline: bool = True, calibrate_on=None,
+               regime_features: dict | None = None) -> dict:
     """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
     bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline. The window
     and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
-    the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs."""
+    the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs.
+    ``regime_features``: the runs' ``regimes.NEEDED`` features (name → array by row), to score
+    the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated)."""
     from .classify import calibrate_classifier
+    from .regimes import regime_report
     from .screen import CheapModel, calibrate_window, label_scores, scores
 
     done = np.isin(status, ("ok", "silent", "runaway"))
     theta, status, rate_E = theta[done], np.asarray(status)[done].astype(str), rate_E[done]
+    regime_features = None if regime_features is None else {
+        k: np.asarray(v, float)[done] for k, v in regime_features.items()}
     if len(theta) < 20:
         raise UserError(f"checking needs at least 20 ok/silent/runaway runs, got {len(theta)}")
     n_cal = int(round(calibration * len(theta)))
@@ -69,6 +75,10 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
                              "median_abs_dlog10": float(np.median(dlog)) if ok.any() else None}
         result["regimes"] = {r: int(np.sum(pred.regime == r)) for r in ("async", "bursting",
                                                                        "multistable", "")}
+        if regime_features is not None:
+            own = slice(n_cal, None) if calibrate_on is not None else slice(None)
+            result["regimes_vs_simulated"] = regime_report(_take(pred, own), status[own],
+                                                           regime_features)
         result["cpu_seconds"] = cpu
         result["predictions_per_cpu_second"] = len(theta) / max(cpu, 1e-9)
         result["table"] = getattr(model.table, "key", "analytic")

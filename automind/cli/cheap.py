@@ -36,7 +36,10 @@ def register(sub) -> None:
                          description="Calibrate the status window and the status classifier on "
                                      "the first half of the bank (ok-recall --recall), or on "
                                      "--calibrate-on BANK2, and score the rest; also the analytic "
-                                     "transfer function, for comparison.")
+                                     "transfer function, for comparison. Where the bank has "
+                                     "population (or mk1_compact) features, the predicted "
+                                     "regimes are scored against the runs' synchrony and "
+                                     "whether they ended quiet (docs/cheap.md).")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
     p.add_argument("--calibrate-on", type=Path, metavar="BANK2",
@@ -127,9 +130,12 @@ def run_predict(args) -> dict:
 
 
 def run_check(args) -> dict:
+    import numpy as np
+
     from ..bank import Bank
     from ..errors import UserError
     from ..cheap.check import check_runs
+    from ..cheap.regimes import NEEDED, bank_regime_features
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
@@ -144,9 +150,18 @@ def run_check(args) -> dict:
             raise UserError(f"--calibrate-on {args.calibrate_on}: its prior differs from {args.bank}'s")
         cal_rows = cal_bank.table()
         other = (cal_rows["theta"], cal_rows["status"])
+    found = bank_regime_features(bank)
+    regime_features = None
+    if found is not None:  # by the table's row order (sorted by index), NaN where not computed
+        at = np.searchsorted(rows["index"], found[1]["index"])
+        regime_features = {k: np.full(len(rows["index"]), np.nan) for k in NEEDED}
+        for k in NEEDED:
+            regime_features[k][at] = found[1][k]
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
-                        table=args.table, recall=args.recall, calibrate_on=other)
+                        table=args.table, recall=args.recall, calibrate_on=other,
+                        regime_features=regime_features)
     report["bank"] = str(args.bank)
+    report["regime_features"] = None if found is None else found[0]
     if not args.json:
         print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
               f"scored on {report['held_out']}")
@@ -164,4 +179,16 @@ def run_check(args) -> dict:
                   f"{k['ok']['precision']:.2f}; silent recall {k['silent']['recall']:.2f}; "
                   f"runaway recall {k['runaway']['recall']:.2f} (precision "
                   f"{k['runaway']['precision']:.2f}); screen keeps {k['screen']['kept']:.0%}")
+            r = m.get("regimes_vs_simulated")
+            if r is not None:
+                b, q = r["bursting_finds_synchronous"], r["multistable_finds_quiet"]
+                print(f"  {name} regimes on {r['n']} runs ok in both ({report['regime_features']}"
+                      f" features): bursting finds synchronous runs with recall "
+                      f"{b['recall']:.2f}, precision {b['precision']:.2f} (base rate "
+                      f"{b['base_rate']:.2f}); multistable finds runs that end quiet with "
+                      f"recall {q['recall']:.2f}, precision {q['precision']:.2f} (base rate "
+                      f"{q['base_rate']:.2f})")
+        if report["regime_features"] is None:
+            print("  regimes not scored: the bank has none of the feature sets "
+                  "population, mk1_compact, mk1 (automind features BANK --set population)")
     return report
