@@ -54,3 +54,31 @@ def test_a_model_without_a_reduction_is_refused():
     quirks = SimulatorSpec.load("mk1").with_overrides(reference_quirks=True)
     with pytest.raises(UserError, match="reference_quirks"):
         CheapModel.for_spec(quirks, table="analytic")
+
+
+def test_check_scores_regimes_from_the_banks_features(tmp_path, capsys):
+    """`automind cheap check BANK` on a bank with mk1_compact features scores the regimes on
+    the runs ok in both, features matched to θ by bank index (rows of a bank with a gap in its
+    features: the silent and runaway runs')."""
+    from automind.bank import Bank, extend
+    from automind.cheap.regimes import NEEDED, regime_report
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=200, duration=0.6, t_analysis_start=0.1)
+    prior = Prior.load("mk1")
+    extend(tmp_path / "b", spec, prior, 400, 4, features=["mk1_compact"], progress=False,
+           chunk_size=100)
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["regime_features"] == "mk1_compact"
+    scored = report["models"]["analytic"]["regimes_vs_simulated"]
+    bank = Bank(tmp_path / "b")
+    rows = bank.table()
+    data = bank.arrays(features="mk1_compact")
+    names = list(bank.feature_sets["mk1_compact"]["names"])
+    by_index = dict(zip(data["index"].tolist(), data["x"]))
+    missing = np.full(len(names), np.nan)
+    features = {k: np.array([by_index.get(i, missing)[names.index(k)] for i in rows["index"]])
+                for k in NEEDED}
+    pred = CheapModel.for_spec(spec, prior, "analytic").predict(rows["theta"])
+    assert scored == json.loads(json.dumps(regime_report(pred, rows["status"], features)))
+    assert scored["n"] >= 5
