@@ -8,7 +8,8 @@ import pytest
 
 from automind.cheap.screen import CheapModel
 from automind.invariance.cheap_normals import (_random_abs_cosine, iso_rate_normals,
-                                               normal_alignment, set_alignment)
+                                               normal_alignment, rate_subspace_report,
+                                               rate_subspaces, set_alignment, subspace_share)
 from automind.prior import Prior
 from conftest import small_brunel_spec
 
@@ -96,3 +97,54 @@ def test_mk1_linear_response_is_the_derivative_of_the_equilibrium():
     cos = np.abs((found * direct).sum(1)) / np.linalg.norm(found, axis=1) / np.linalg.norm(
         direct, axis=1)
     assert np.median(cos) > 0.99 and np.percentile(cos, 10) > 0.95, np.sort(cos)
+
+
+def test_subspace_share_of_known_matrices():
+    """The mean of M over span(e0, e1) over its mean over all directions: (1 + 2) / 2 over
+    12 / 4 = 0.5 for diag(1, 2, 3, 6); a stiff Hessian along e0 gives (8 + 1) / 2 over 11 / 4."""
+    bases = np.stack([np.eye(4)[:, :2]] * 2)
+    assert subspace_share(bases, np.diag([1.0, 2, 3, 6])) == pytest.approx([0.5, 0.5])
+    hessians = np.stack([np.diag([8.0, 1, 1, 1]), np.diag([1.0, 1, 1, 1])])
+    assert subspace_share(bases, hessians) == pytest.approx([4.5 / 2.75, 1.0])
+
+
+def test_mk1_rate_subspace_spans_every_population_normal():
+    """MK1's three populations (E_d, E_n, I): the basis is orthonormal and holds each
+    population's normal, which is the linear response's row in standardised coordinates."""
+    from automind.simulators import SimulatorSpec
+
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(SimulatorSpec.load("mk1").with_overrides(N=500, duration=2.0),
+                                prior, "analytic")
+    u = prior.standardise(prior.sample(60, seed=5))
+    normals, bases = rate_subspaces(model, u)
+    usable = np.isfinite(bases).all((1, 2))
+    assert usable.sum() >= 10 and np.isnan(bases[~usable]).all()
+    for q, n in zip(bases[usable], normals[usable]):
+        assert q.T @ q == pytest.approx(np.eye(3), abs=1e-9)
+        assert q @ (q.T @ n.T) == pytest.approx(n.T, abs=1e-9)  # each normal lies in the span
+    # the E_d population's normal is d log ν_Ed / du: the θ response times dθ/du, normalised
+    some, h = u[usable][:3], 1e-3
+    theta = prior.destandardise(some)
+    dtheta_du = (prior.destandardise(some + h) - prior.destandardise(some - h)) / (2 * h)
+    g = model.rate_response(theta)["rates"][:, 0] * dtheta_du
+    assert normals[usable][:3, 0] == pytest.approx(g / np.linalg.norm(g, axis=1, keepdims=True),
+                                                   abs=1e-9)
+
+
+def test_brunel_rate_subspace_is_its_one_normal():
+    """One population: the subspace is the E normal, so the set's variance in it is its
+    variance along the normal and the Hessian's curvature in it the curvature along it."""
+    prior = Prior.load("brunel")
+    model = CheapModel.for_spec(small_brunel_spec(), prior, "analytic")
+    u = prior.standardise(np.array([[3.0, 1.5], [5.0, 2.5], [6.0, 3.5]]))
+    u_set = np.random.default_rng(4).normal(size=(500, 2)) * [0.3, 1.0]
+    values = np.array([[5.0, 1.0]] * 3)
+    vectors = np.stack([np.eye(2)] * 3)
+    report = rate_subspace_report(model, u, values, vectors, u_set)
+    normals, _ = iso_rate_normals(model, u)
+    assert report["populations"] == ["E"] and report["n_predicted"] == 3
+    assert report["set_variance_over_mean_median"] == pytest.approx(
+        set_alignment(normals, u_set)["set_variance_over_mean_median"])
+    assert report["curvature_over_mean_median"] == pytest.approx(
+        normal_alignment(normals, values, vectors)["curvature_over_mean_median"])

@@ -105,6 +105,13 @@ def run(args) -> dict:
             f"variance along it {_number(found_cheap['set_variance_over_mean_median'])}x its mean "
             f"(|cos| with its thinnest direction "
             f"{_number(found_cheap['set_thinnest_cosine_median'])})")
+        sub = found_cheap["rate_subspace"]
+        if sub["n_predicted"] and len(sub["populations"]) > 1:
+            say(f"cheap model: the subspace of every population's rate normal "
+                f"({', '.join(sub['populations'])}; {sub['n_predicted']} configurations): "
+                f"curvature in it {_number(sub['curvature_over_mean_median'])}x the mean, the "
+                f"set's variance in it {_number(sub.get('set_variance_over_mean_median'))}x "
+                "its mean (a random subspace: 1)")
     keep = ("participation_ratio", "explained_variance_ratio", "pc1", "local", "fisher", "path",
             "cheap", "figures")
     return found | {k: geometry[k] for k in keep if k in geometry}

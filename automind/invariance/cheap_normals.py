@@ -38,14 +38,49 @@ def iso_rate_normals(model, u: np.ndarray, step: float = STEP) -> tuple[np.ndarr
     rest = method == "differences"
     if rest.any():
         gradient[rest] = model.rate_gradient(theta[rest])
-    # both differentiate in θ units; dθ/du per parameter (diagonal: the prior's transforms act
-    # on each parameter alone) turns them into standardised coordinates
-    dtheta_du = (prior.destandardise(u + step) - prior.destandardise(u - step)) / (2 * step)
-    gradient = gradient * dtheta_du
-    norm = np.linalg.norm(gradient, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        normals = np.where(norm > 0, gradient / norm, np.nan)
+    normals = _unit(gradient * _dtheta_du(prior, u, step))
     return normals, np.where(np.isfinite(normals).all(1), method, "").astype(str)
+
+
+def _dtheta_du(prior, u: np.ndarray, step: float) -> np.ndarray:
+    """dθ/du per parameter (diagonal: the prior's transforms act on each parameter alone): a
+    gradient in θ units times it is the gradient in standardised coordinates."""
+    return (prior.destandardise(u + step) - prior.destandardise(u - step)) / (2 * step)
+
+
+def _unit(gradient: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(gradient, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, gradient / norm, np.nan)
+
+
+def rate_subspaces(model, u: np.ndarray, step: float = STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Every population's iso-rate normal (n, P, d) at standardised u, from the linear
+    response at the asynchronous equilibrium, and an orthonormal basis (n, d, P) of the
+    subspace they span: the directions in which some predicted rate moves (its complement
+    keeps all of them). NaN rows where the response is not predicted (not ``ok`` and
+    asynchronous) or the normals are degenerate (rank < P)."""
+    u = np.atleast_2d(np.asarray(u, float))
+    response = model.rate_response(model.prior.destandardise(u))["rates"]  # (n, P, d)
+    gradient = response * _dtheta_du(model.prior, u, step)[:, None, :]
+    n, P, d = gradient.shape
+    bases = np.full((n, d, P), np.nan)
+    for i in np.flatnonzero(np.isfinite(gradient).all((1, 2))):
+        q, r = np.linalg.qr(gradient[i].T)
+        if np.abs(np.diag(r)).min() > 1e-9 * np.abs(np.diag(r)).max():
+            bases[i] = q
+    return _unit(gradient), bases
+
+
+def subspace_share(bases: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Per configuration: the mean of a symmetric matrix M over the subspace, tr(QᵀMQ)/P, over
+    its mean over all directions, tr(M)/d (a random subspace: 1 on average). ``bases`` (n, d, P)
+    orthonormal; ``matrices`` (d, d) shared or (n, d, d): the set's covariance (≪ 1: the set is
+    thin in the subspace) or a posterior's Hessian (≫ 1: stiff)."""
+    n, d, P = bases.shape
+    M = np.broadcast_to(matrices, (n, d, d))
+    inside = np.einsum("ndp,nde,nep->n", bases, M, bases) / P
+    return inside / (np.trace(M, axis1=1, axis2=2) / d)
 
 
 def normal_alignment(normals: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray) -> dict:
@@ -94,11 +129,37 @@ def cheap_check(model, u: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarr
                                for m in ("linear_response", "differences")}
     if u_set is not None:
         report |= set_alignment(normals, u_set)
+    report["rate_subspace"] = rate_subspace_report(model, u, eigenvalues, vectors, u_set)
     report["normals"] = normals.tolist()
     if report["n_predicted"]:  # the normals point up the rate, so their mean is meaningful
         mean = np.nanmean(normals, 0)
         report["mean_normal"] = dict(zip(names, (mean / np.linalg.norm(mean)).tolist()))
     return report
+
+
+def rate_subspace_report(model, u: np.ndarray, eigenvalues: np.ndarray, vectors: np.ndarray,
+                         u_set: np.ndarray | None = None) -> dict:
+    """Composite predictions: every population's rate normal and the subspace they span
+    (:func:`rate_subspaces`) against the posterior's Hessians (curvature in the subspace over
+    the mean: :func:`subspace_share`) and, given the consistent set, its variance along each
+    population's normal and in the subspace over its mean variance (medians over the
+    configurations where the response is predicted)."""
+    normals, bases = rate_subspaces(model, u)
+    hessians = np.einsum("nde,ne,nfe->ndf", vectors, eigenvalues, vectors)
+    usable = np.isfinite(bases).all((1, 2))
+    out = {"populations": list(model.network(model.prior.destandardise(u[:1])).names),
+           "n_predicted": int(usable.sum())}
+    if not usable.any():
+        return out
+    out["curvature_over_mean_median"] = _median(subspace_share(bases[usable], hessians[usable]))
+    if u_set is not None:
+        C = np.cov(np.asarray(u_set, float).T)
+        out["set_variance_over_mean_median"] = _median(subspace_share(bases[usable], C))
+        along = np.einsum("npd,de,npe->np", normals[usable], C, normals[usable]) / np.trace(C) \
+            * C.shape[0]
+        out["set_variance_along_normal_median"] = dict(zip(out["populations"],
+                                                           [_median(a) for a in along.T]))
+    return out
 
 
 def _median(values: np.ndarray) -> float | None:
