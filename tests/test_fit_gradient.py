@@ -144,6 +144,20 @@ def test_gradient_fit_refusals(recording, tmp_path, capsys):
     assert "--band needs --rate-range" in capsys.readouterr().err
     assert main(["fit", str(recording), "--out", str(tmp_path / "f")]) == 2
     assert "needs --budget" in capsys.readouterr().err
+    # a device this machine lacks (CI has no GPU), or the sbi method asked for one
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["fit", str(recording), "--method", "gradient", "--device", "cuda",
+                     "--out", str(tmp_path / "g")]) == 2
+        assert "CUDA requested but no CUDA device" in capsys.readouterr().err
+    assert main(["fit", str(recording), "--method", "gradient", "--device", "tpu",
+                 "--out", str(tmp_path / "h")]) == 2
+    assert "device must be cpu or cuda" in capsys.readouterr().err
+    assert main(["fit", str(recording), "--budget", "100", "--device", "cuda",
+                 "--out", str(tmp_path / "i")]) == 2
+    assert "--device applies to --method gradient" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "ghi")
 
 
 def test_a_start_whose_loss_turns_nan_fails_and_the_others_go_on():

@@ -127,6 +127,9 @@ def run(args) -> dict:
         return run_gradient(args)
     if args.budget is None:
         raise UserError("--method sbi needs --budget (total simulations)")
+    if args.device != "cpu":
+        raise UserError("--device applies to --method gradient (the sbi method simulates in "
+                        "Brian2 on the CPU)")
     summary = fit(args.recording, args.out, simulator=args.simulator, prior=args.prior,
                   features=args.features, budget=args.budget, workers=workers(args),
                   dask=args.dask, progress=not args.json,

@@ -33,6 +33,9 @@ def add_gradient_options(p) -> None:
     g.add_argument("--compare", type=Path, metavar="POSTERIOR",
                    help="each fit's HPD level under this posterior, beside its Brian2 distance")
     g.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    g.add_argument("--device", default="cpu", metavar="cpu|cuda[:K]",
+                   help="where the torch networks run (cpu); cuda needs a CUDA device and is "
+                        "refused before anything is written where there is none")
     g.add_argument("--memory-limit", type=positive_float, default=4.0, metavar="GIB",
                    help="autograd memory ceiling of the dense differentiable run (4 GiB)")
 
@@ -75,7 +78,8 @@ def run_gradient(args) -> dict:
         rate_range=tuple(args.rate_range) if args.rate_range else None,
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
-        dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode)
+        dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
+        device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "

@@ -135,13 +135,14 @@ class GradientFit:
 
     def __init__(self, out, spec, prior, settings: GradientSettings, recording, x, truth,
                  workers: int = 1, progress: bool = True, start_theta=None,
-                 recording_options: dict | None = None):
+                 recording_options: dict | None = None, device: str = "cpu"):
         from ..features.sets import get_feature_set
         from ..rsnn.fit import DIFFERENTIABLE
 
         self.out, self.spec, self.prior, self.settings = Path(out), spec, prior, settings
         self.recording, self.x = recording, np.asarray(x, float)
         self.truth, self.workers, self.progress = truth, workers, progress
+        self.device = device  # where the torch networks run (not a setting: results match)
         self.recording_options = recording_options or {}
         self.start_theta = None if start_theta is None else prior.validate(start_theta)
         self.fs = get_feature_set(settings.features)
@@ -240,7 +241,8 @@ class GradientFit:
                                        steps=s.steps, lr=s.lr, seed=s.seed + 3,
                                        dtype=getattr(torch, s.dtype), extra=extra,
                                        memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
-                                       checkpoint=checkpoint, checkpoint_every=CHECKPOINT_STEPS)
+                                       checkpoint=checkpoint, checkpoint_every=CHECKPOINT_STEPS,
+                                       device=self.device)
             finally:
                 torch.set_num_threads(threads)
             from ..inference.runs import write_theta_table
@@ -419,19 +421,22 @@ def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
 def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | None = None,
                  progress: bool = True, spec_overrides: dict | None = None, truth=None,
                  compare_with=None, start_theta=None, recording_options: dict | None = None,
-                 **settings) -> dict:
+                 device: str = "cpu", **settings) -> dict:
     """Fit θ by gradient descent to a recording (file or BANK:INDEX); see the module
     docstring. ``settings``: the fields of ``GradientSettings``; ``start_theta``: explicit
-    starts (prior units) instead of prior samples. Returns the summary (also summary.json)."""
+    starts (prior units) instead of prior samples; ``device``: where the torch networks run
+    ("cpu", "cuda"; checked before anything is written). Returns the summary (also
+    summary.json)."""
     import torch
 
     from ..prior import Prior
-    from ..rsnn.mk1 import check_dt, dense_memory_bytes, last_step
+    from ..rsnn.mk1 import check_device, check_dt, dense_memory_bytes, last_step
     from ..simulators import SimulatorSpec
     from ..simulators.simulator import check_prior_fits
     from .target import target_of
 
     s = GradientSettings(**settings)
+    check_device(device)
     if s.fit == "weights" and compare_with is not None:
         raise UserError("--compare needs --fit theta: a weight fit leaves θ at its start, so its "
                         "HPD level under a posterior would be the start's, not the fit's")
@@ -463,7 +468,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     x, target, bank_truth, _ = target_of(recording, s.features, window="whole", **options)
     truth = bank_truth if truth is None else prior_obj.validate(truth)[0]
     run = GradientFit(out, spec, prior_obj, s, recording, x, truth, workers or 1, progress,
-                      start_theta, options)
+                      start_theta, options, device)
     record = {"format": "automind-fit", "version": 1, "method": "gradient",
               "settings": s.to_dict() | {"starts": K}, "simulator": spec.to_dict(),
               "prior": prior_obj.to_dict(),
@@ -488,6 +493,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                    + (1 if s.band and found["band_share_start"] is not None else 0))
                + NOISE_REPEATS,
                "best_start": found["best_start"], "fit_seconds": float(fits["seconds"]),
+               "device": device,
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
     if s.fit == "weights":

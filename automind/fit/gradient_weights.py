@@ -88,7 +88,8 @@ def run_weight_fit(run, starts: np.ndarray, target: dict, scale: dict, extra, re
     result = fit_weights(run.spec, run.prior, params_list, graphs, target, scale, steps=s.steps,
                          lr=s.lr, seed=s.seed + 3, dtype=getattr(torch, s.dtype), extra=extra,
                          memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
-                         checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                         checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                         device=run.device)
     save_graphs(run.out / "gradient" / "weights.npz", result.start, result.fitted)
     return result
 

@@ -222,12 +222,14 @@ class Loss:
         params_list = [self.prior.to_simulator(row.detach().numpy()) for row in theta]
         si = theta * self.factors
         P = {}
+        device = self.model.device  # θ and the optimiser stay on the CPU, the network runs here
         for j, name in enumerate(self.prior.names):
-            column = si[:, j:j + 1].to(dtype)
+            column = si[:, j:j + 1].to(device, dtype)
             P[name] = column if name in self.free else column.detach()
         for name in params_list[0]:  # constants of the prior
             if name not in P:
-                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype)
+                P[name] = torch.tensor([[p[name]] for p in params_list], dtype=dtype,
+                                       device=device)
         spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
                                                   trainable=(), P=P, **self.limit)
         return self.of_spikes(spikes, params_list)
@@ -252,8 +254,9 @@ class Loss:
             return self._residuals(*self._counts(spikes, params_list)).numpy()
 
     def _counts(self, spikes, params_list):
-        """Per-ms spike counts after the transient (B, T, N), the E population's (B, T), n_E."""
-        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:]
+        """Per-ms spike counts after the transient (B, T, N), the E population's (B, T), n_E;
+        on the CPU, where the target and the loss terms live (gradients flow back)."""
+        counts = F.bin_ms(spikes, self.steps_per_ms)[:, self.skip:].cpu()
         n_e = [int(round(self.spec.N * p["exc_prop"])) for p in params_list]
         counts_e = torch.stack([counts[b, :, :max(min(n, self.spec.N - 1), 1)].sum(1)
                                 for b, n in enumerate(n_e)], 0)  # population rate needs E only

@@ -95,6 +95,14 @@ TRAINABLE = tuple(n for n in b2mk1.theta_names if n not in network.STRUCTURAL + 
 MEMORY_LIMIT = 4 * 2 ** 30  # bytes, default ceiling of a dense differentiable run
 
 
+def check_device(device: str) -> None:
+    """A UserError unless torch can run on ``device`` ("cpu", "cuda", "cuda:K")."""
+    if not (str(device) == "cpu" or str(device).startswith("cuda")):
+        raise UserError(f"rsnn: device must be cpu or cuda[:K], got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("rsnn: CUDA requested but no CUDA device is available")
+
+
 class TorchMK1:
     """MK1 in torch for a simulator spec; ``run_batch`` mirrors ``Simulator.run`` per element."""
 
@@ -105,8 +113,7 @@ class TorchMK1:
             raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
         if propagation not in ("event", "dense"):
             raise UserError(f"rsnn: propagation must be 'event' or 'dense', got {propagation!r}")
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("rsnn: CUDA requested but no CUDA device is available")
+        check_device(device)
         check_dt(spec.dt)
         self.spec, self.device, self.dtype = spec, torch.device(device), dtype
         self.propagation, self.surrogate = propagation, surrogate

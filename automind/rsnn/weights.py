@@ -88,17 +88,18 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
                 dtype=torch.float64, progress=None, extra=None,
                 memory_limit: float | None = None, repeats: int = 1,
                 detach_recurrent: bool = True, checkpoint=None,
-                checkpoint_every: int = 500) -> WeightFitResult:
+                checkpoint_every: int = 500, device: str = "cpu") -> WeightFitResult:
     """Fit the weights of ``graphs`` (``realise``; θ ``params_list`` fixed, SI) to ``target``
     (feature -> transformed value) with noise scales ``scale``, all K networks in one batch;
     ``lr``: ExpAdam's step in log|w|; ``repeats``: runs per start and step (new drive each),
     whose mean loss is descended: a synapse's gradient is noisy, the mean of R runs has 1/R
     of its variance; ``detach_recurrent``: a weight's gradient through its direct effect on
     the postsynaptic neuron only (``TorchMK1``). ``extra``, ``checkpoint`` and
-    ``checkpoint_every`` as ``fit_theta``'s (a resumed fit equals an uninterrupted one)."""
+    ``checkpoint_every`` as ``fit_theta``'s (a resumed fit equals an uninterrupted one);
+    ``device``: where the networks run (the weights and the optimiser stay on the CPU)."""
     _check(prior, target, scale, [])
     K = len(params_list)
-    objective = Loss(spec, prior, target, scale, [], duration, t_from, dtype, "cpu", extra,
+    objective = Loss(spec, prior, target, scale, [], duration, t_from, dtype, device, extra,
                      memory_limit, detach_exp=True, detach_recurrent=detach_recurrent)
     S0 = to_signed(spec, graphs)
     sign_pre = torch.stack([torch.as_tensor(exc_flags(spec, p), dtype=torch.float64) * 2 - 1
@@ -125,7 +126,7 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
         params = [params_list[k] for k in rows]
         spikes, _ = objective.model.run_differentiable(
             params, seeds, objective.duration, trainable=(),
-            P=network.theta_tensors(params, dtype, "cpu"), weights=W, **objective.limit)
+            P=network.theta_tensors(params, dtype, device), weights=W, **objective.limit)
         loss = objective.of_spikes(spikes, params).view(len(live), repeats).mean(1)
         optimizer.zero_grad()
         finite = torch.isfinite(loss)
