@@ -1,0 +1,55 @@
+"""The reduction against full single MK1 E neurons in Brian2 (automind/cheap/reduction.py,
+spec cheap-forward.md §4 "Reduction"): where the neuron is mean-driven (m ≥ 0, κ ≤ 10) the
+predicted rate is the simulated one within the spec's 0.05 (median) and 0.15 (95th
+percentile) decades."""
+
+import numpy as np
+import pytest
+
+from automind.cheap.reduction import compare, draw, groups, predict, simulate
+from automind.prior import Prior
+from automind.simulators import SimulatorSpec
+
+
+@pytest.fixture(scope="module")
+def neurons():
+    spec = SimulatorSpec.load("mk1")
+    draws = draw(spec, Prior.load("mk1"), 200, seed=11, adaptation=False)
+    return spec, draws, simulate(draws, spec.dt, duration=6.0, transient=1.0, seed=11)
+
+
+def _table(which):
+    if which == "analytic":
+        from automind.cheap.baseline import AnalyticPhi
+
+        return AnalyticPhi()
+    from automind.cheap.table import default_table
+    from automind.errors import UserError
+
+    try:
+        return default_table()
+    except UserError as error:
+        pytest.skip(f"no built cheap table: {error}")
+
+
+@pytest.mark.parametrize("which", ["analytic", "table"])
+def test_mean_driven_neurons_fire_at_the_predicted_rate(neurons, which):
+    spec, draws, simulated = neurons
+    predicted = predict(draws, _table(which), spec.dt)
+    found = compare(simulated, predicted, groups(draws, predicted))
+    mean_driven = found["mean_driven"]
+    assert mean_driven["n"] >= 30
+    assert mean_driven["median_abs_dlog10"] <= 0.05 and mean_driven["p95_abs_dlog10"] <= 0.15
+    assert mean_driven["fires_called_silent"] == 0 and mean_driven["silent_called_active"] == 0
+    # the groups partition the neurons, so the counts add up
+    assert sum(found[g]["n"] for g in ("mean_driven", "fluctuation_driven", "kappa_over_10")) \
+        == found["all"]["n"] == int(np.sum(simulated >= 0.5))
+
+
+def test_draws_keep_an_adiabatic_equilibrium_and_the_asked_adaptation():
+    spec, prior = SimulatorSpec.load("mk1"), Prior.load("mk1")
+    plain = draw(spec, prior, 50, seed=2, adaptation=False)
+    assert np.all(plain["a"] == 0) and np.all(plain["b"] == 0)
+    adapted = draw(spec, prior, 50, seed=2, tau_w_max=0.2)
+    assert np.all(adapted["g_L"] + adapted["a"] > 0)
+    assert 0.005 <= adapted["tau_w"].min() and adapted["tau_w"].max() <= 0.2
