@@ -82,3 +82,48 @@ def test_check_scores_regimes_from_the_banks_features(tmp_path, capsys):
     pred = CheapModel.for_spec(spec, prior, "analytic").predict(rows["theta"])
     assert scored == json.loads(json.dumps(regime_report(pred, rows["status"], features)))
     assert scored["n"] >= 5
+
+
+
+def test_a_saved_classifier_screens_a_new_bank(tmp_path, capsys):
+    """`cheap check --save-classifier F` then `simulate --screen cheap:classifier=F`: the rows
+    screened are exactly those the saved classifier calls silent or runaway, recomputed here
+    from the file; mismatched or malformed classifiers and a window beside one are refused."""
+    from automind.bank import Bank, extend
+    from automind.cheap.classify import StatusClassifier
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=200, duration=0.6, t_analysis_start=0.1)
+    prior = Prior.load("mk1")
+    extend(tmp_path / "b", spec, prior, 400, 4, progress=False, chunk_size=100)
+    saved = tmp_path / "clf.json"
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic",
+                 "--save-classifier", str(saved), "--json"]) == 0
+    capsys.readouterr()
+    record = json.loads(saved.read_text())
+    assert record["table"] == "analytic-siegert" and record["calibrated_on"]["runs"] == 200
+    before = saved.read_bytes()  # never overwritten
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic",
+                 "--save-classifier", str(saved)]) == 2
+    assert "exists" in capsys.readouterr().err and saved.read_bytes() == before
+    screen = f"cheap:classifier={saved},table=analytic"
+    assert main(["simulate", "--N", "200", "--duration", "0.6", "-n", "40", "--seed", "9",
+                 "--screen", screen, "--out", str(tmp_path / "s"), "--json"]) == 0
+    capsys.readouterr()
+    rows = Bank(tmp_path / "s").table()
+    model = CheapModel.for_spec(spec, prior, "analytic")
+    pred = model.predict(rows["theta"], status_only=True)
+    said = StatusClassifier.from_dict(record["classifier"]).classify(
+        pred, model.status_signals(rows["theta"], pred))
+    skipped = rows["status"] == "screened"
+    assert np.array_equal(skipped, ~np.isin(said, ("ok", "undetermined")))
+    assert 0 < skipped.sum() < len(skipped)
+    assert Bank(tmp_path / "s").meta["screen"]["classifier"] == record["classifier"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(record | {"table": "1606f26cb635a712"}))
+    for bad, message in ((f"cheap:classifier={other},table=analytic", "calibrated with table"),
+                         (f"cheap:classifier={tmp_path / 'none.json'}", "cannot read"),
+                         (f"cheap:classifier={saved},low=0.001", "one or the other")):
+        assert main(["simulate", "--N", "200", "--duration", "0.6", "-n", "4", "--screen", bad,
+                     "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -14,6 +14,7 @@ runs), plus every ``undetermined`` θ — the screen never drops what it cannot 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -192,24 +193,32 @@ class CheapModel:
         return shifted
 
 
+#: the format of a status classifier saved by ``automind cheap check --save-classifier``
+CLASSIFIER_FORMAT = "automind-cheap-classifier"
+
+
 class BankScreen:
     """What ``automind simulate --screen cheap[:low=A,high=B,table=T]`` uses: keep θ whose predicted
     probe activity ν_E·t_ref lies in [A, B] (default: the early-stop thresholds) or is
-    undetermined."""
+    undetermined; with ``classifier=FILE`` (saved by ``cheap check --save-classifier``), keep θ
+    the calibrated status classifier calls ok (or undetermined) instead."""
 
-    def __init__(self, model: CheapModel, window: Window):
-        self.model, self.window = model, window
+    def __init__(self, model: CheapModel, window: Window, classifier=None):
+        self.model, self.window, self.classifier = model, window, classifier
 
     @classmethod
     def parse(cls, text: str, spec, prior, table=None) -> "BankScreen":
         kind, _, options = text.partition(":")
         if kind != "cheap":
             raise UserError(f"--screen {text!r}: unknown screen {kind!r}; available: cheap")
-        values = {}
+        values, classifier = {}, None
         for item in filter(None, options.split(",")):
             key, _, value = item.partition("=")
             if key.strip() == "table":  # a table folder, or 'analytic'
                 table = value.strip()
+                continue
+            if key.strip() == "classifier":
+                classifier = value.strip()
                 continue
             try:
                 values[key.strip()] = float(value)
@@ -218,19 +227,74 @@ class BankScreen:
         unknown = set(values) - {"low", "high"}
         if unknown:
             raise UserError(f"--screen {text!r}: unknown option {sorted(unknown)[0]!r}; "
-                            "available: low, high (activity ν_E·t_ref), table")
+                            "available: low, high (activity ν_E·t_ref), table, classifier")
+        if classifier is not None and values:
+            raise UserError(f"--screen {text!r}: classifier= replaces the low/high window; "
+                            "give one or the other")
         window = Window(values.get("low", SILENT), values.get("high", RUNAWAY))
         if not 0 <= window.low < window.high:
             raise UserError(f"--screen {text!r}: need 0 <= low < high")
-        return cls(CheapModel.for_spec(spec, prior, table), window)
+        model = CheapModel.for_spec(spec, prior, table)
+        return cls(model, window, None if classifier is None else
+                   load_classifier(classifier, table_key(model.table)))
 
     def keep(self, theta) -> np.ndarray:
-        return self.model.screen(np.atleast_2d(theta), self.window)[0]
+        if self.classifier is None:
+            return self.model.screen(np.atleast_2d(theta), self.window)[0]
+        theta = self.model.prior.validate(theta)
+        pred = self.model.predict(theta, status_only=True)
+        said = self.classifier.classify(pred, self.model.status_signals(theta, pred))
+        return np.isin(said, ("ok", "undetermined"))
 
     def identity(self) -> dict:
-        """Recorded in bank.json: which table and window decided."""
-        return {"kind": "cheap", "table": getattr(self.model.table, "key", "analytic"),
-                "window": {"low": self.window.low, "high": self.window.high}}
+        """Recorded in bank.json: which table and window (or classifier) decided."""
+        out = {"kind": "cheap", "table": table_key(self.model.table)}
+        if self.classifier is None:
+            return out | {"window": {"low": self.window.low, "high": self.window.high}}
+        return out | {"classifier": self.classifier.to_dict()}
+
+
+def table_key(table) -> str:
+    """How a table is named in screens and saved classifiers ("analytic" for analytic Φ)."""
+    return getattr(table, "key", "analytic")
+
+
+def save_classifier(path: Path, classifier: dict, table: str, source: dict) -> None:
+    """A calibrated status classifier (``StatusClassifier.to_dict()``) as JSON, with the table
+    it was calibrated with and where (``source``); refuses to overwrite."""
+    import json
+
+    from ..io import atomic_write_bytes
+
+    path = Path(path)
+    if path.exists():
+        raise UserError(f"{path} exists; choose a new --save-classifier file")
+    record = {"format": CLASSIFIER_FORMAT, "version": 1, "table": table,
+              "calibrated_on": source, "classifier": classifier}
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def load_classifier(path, table: str):
+    """The classifier saved at ``path``; a UserError unless it was calibrated with ``table``."""
+    import json
+
+    from .classify import StatusClassifier
+
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"--screen classifier={path}: cannot read it ({error})") from None
+    if not isinstance(record, dict) or record.get("format") != CLASSIFIER_FORMAT:
+        raise UserError(f"--screen classifier={path}: not a saved status classifier (make one "
+                        "with automind cheap check BANK --save-classifier FILE)")
+    if record.get("table") != table:
+        raise UserError(f"--screen classifier={path}: calibrated with table "
+                        f"{record.get('table')}, not {table}; give its table= or recalibrate")
+    try:
+        return StatusClassifier.from_dict(record["classifier"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"--screen classifier={path}: malformed classifier ({error})") from None
 
 
 class RateWindowScreen:
@@ -260,7 +324,7 @@ class RateWindowScreen:
         return (pred.status == "undetermined") | ((pred.status == "ok") & (distance <= self.half_width))
 
     def identity(self) -> dict:
-        return {"kind": "cheap-rate-window", "table": getattr(self.model.table, "key", "analytic"),
+        return {"kind": "cheap-rate-window", "table": table_key(self.model.table),
                 "target_rate": self.target_rate, "half_width_decades": self.half_width,
                 "units": self.units}
 

@@ -42,6 +42,9 @@ def register(sub) -> None:
                                      "whether they ended quiet (docs/cheap.md).")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
+    p.add_argument("--save-classifier", type=Path, metavar="FILE",
+                   help="write the table's calibrated status classifier here (JSON), for "
+                        "automind simulate --screen cheap:classifier=FILE")
     p.add_argument("--calibrate-on", type=Path, metavar="BANK2",
                    help="calibrate the window and the status classifier on this other bank "
                         "(same prior) and score all of BANK (held out by construction)")
@@ -139,6 +142,8 @@ def run_check(args) -> dict:
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
+    if args.save_classifier is not None and args.save_classifier.exists():
+        raise UserError(f"{args.save_classifier} exists; choose a new --save-classifier file")
     bank = Bank(args.bank)
     rows = bank.table()
     spec = SimulatorSpec.from_plain(bank.meta["simulator"])
@@ -162,6 +167,16 @@ def run_check(args) -> dict:
                         regime_features=regime_features)
     report["bank"] = str(args.bank)
     report["regime_features"] = None if found is None else found[0]
+    if args.save_classifier is not None:
+        from ..cheap.screen import save_classifier
+
+        name = "table" if "table" in report["models"] else "analytic"
+        model = report["models"][name]
+        save_classifier(args.save_classifier, model["classifier"]["classifier"], model["table"],
+                        {"bank": str(args.bank), "calibrate_on": None if args.calibrate_on is None
+                         else str(args.calibrate_on), "recall": args.recall,
+                         "runs": report["calibration"]})
+        report["classifier_saved"] = str(args.save_classifier)
     if not args.json:
         print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
               f"scored on {report['held_out']}")

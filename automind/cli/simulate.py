@@ -29,10 +29,12 @@ def register(sub) -> None:
                    help="simulation back end (default: the spec's; torch: automind.rsnn, MK1 only)")
     p.add_argument("--device", help="torch back end: cpu or cuda (default: the spec's [torch])")
     p.add_argument("--batch", type=count, help="torch back end: θ simulated at once (default 32)")
-    p.add_argument("--screen", metavar="cheap[:low=A,high=B,table=T]",
+    p.add_argument("--screen", metavar="cheap[:low=A,high=B,table=T|classifier=F]",
                    help="skip θ the cheap model predicts silent or runaway (predicted ν_E·t_ref "
-                        "outside [A, B], default the early-stop thresholds); they are kept as "
-                        "rows with status 'screened' (docs/cheap.md)")
+                        "outside [A, B], default the early-stop thresholds; or, with "
+                        "classifier=F, what the status classifier saved by automind cheap check "
+                        "--save-classifier F calls silent or runaway); they are kept as rows "
+                        "with status 'screened' (docs/cheap.md)")
     add_json(p)
     p.set_defaults(func=run)
 
