@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..simulators.mk1 import EQUATIONS as MK1_EQUATIONS
 from .moments import (Neuron, adiabatic_w, dimensionless, discrete_time_rate,
                       first_step_crossing, membrane, source, step_constants)
 
@@ -34,33 +35,9 @@ INTRINSICS = ("C", "g_L", "v_rest", "v_thresh", "v_reset", "t_refrac", "delta_T"
 EXC_RATES = (500.0, 30_000.0)
 INH_RATES = (50.0, 10_000.0)
 
-EQUATIONS = """
-dv/dt = (g_L*(v_rest - v) + g_L*delta_T*exp(clip((v - v_thresh)/dT_safe, -50, 30)) - w
-         + g_e*(E_ge - v) + g_i*(E_gi - v)) / C : volt (unless refractory)
-dT_safe = delta_T + mV*int(delta_T <= 0*mV) : volt
-dw/dt = (a*(v - v_rest) - w) / tau_w : amp
-dg_e/dt = -g_e / tau_ge : siemens
-dg_i/dt = -g_i / tau_gi : siemens
-C : farad (constant)
-g_L : siemens (constant)
-v_rest : volt (constant)
-v_thresh : volt (constant)
-v_reset : volt (constant)
-v_cut : volt (constant)
-t_refrac : second (constant)
-delta_T : volt (constant)
-a : siemens (constant)
-b : amp (constant)
-tau_w : second (constant)
-E_gi : volt (constant)
-E_ge : volt (constant)
-tau_ge : second (constant)
-tau_gi : second (constant)
-Q_e : siemens (constant)
-Q_i : siemens (constant)
-lambda_e : 1 (constant)
-lambda_i : 1 (constant)
-"""
+#: the simulator's own equations (``simulators/mk1.py``), with an inhibitory input rate beside
+#: its excitatory ``lambda_ext`` (per step); the network's other variables stay unused
+EQUATIONS = MK1_EQUATIONS + "lambda_i : 1 (constant)\n"
 
 
 def draw(spec, prior, n: int, seed: int, adaptation: bool = True,
@@ -79,8 +56,8 @@ def draw(spec, prior, n: int, seed: int, adaptation: bool = True,
         out["tau_w"] = rng.uniform(low, tau_w_max, n)
     else:
         out["a"], out["b"] = np.zeros(n), np.zeros(n)
-    out["Q_e"] = np.array([p["E.Q_ge"] for p in params])
-    out["Q_i"] = np.array([p["E.Q_gi"] for p in params])
+    out["Q_ge"] = np.array([p["E.Q_ge"] for p in params])
+    out["Q_gi"] = np.array([p["E.Q_gi"] for p in params])
     out["rate_e"] = np.exp(rng.uniform(*np.log(EXC_RATES), n))
     out["rate_i"] = np.exp(rng.uniform(*np.log(INH_RATES), n))
     out["E_ge"] = np.full(n, spec.fixed["E_ge"])
@@ -99,16 +76,17 @@ def simulate(draws: dict, dt: float, duration: float, transient: float, seed: in
     n = len(draws["C"])
     G = b2.NeuronGroup(n, EQUATIONS, threshold="v > v_cut", reset="v = v_reset; w += b",
                        refractory="t_refrac", method="euler")
-    units = {"C": b2.farad, "g_L": b2.siemens, "a": b2.siemens, "b": b2.amp, "Q_e": b2.siemens,
-             "Q_i": b2.siemens, "t_refrac": b2.second, "tau_w": b2.second,
+    units = {"C": b2.farad, "g_L": b2.siemens, "a": b2.siemens, "b": b2.amp,
+             "Q_ge": b2.siemens, "Q_gi": b2.siemens, "t_refrac": b2.second, "tau_w": b2.second,
              "tau_ge": b2.second, "tau_gi": b2.second}
-    for name in INTRINSICS + ("Q_e", "Q_i", "E_ge"):
+    for name in INTRINSICS + ("Q_ge", "Q_gi"):
         setattr(G, name, draws[name] * units.get(name, b2.volt))
+    G.E_ge = draws["E_ge"][0] * b2.volt  # shared: the simulator's fixed reversal potential
     G.v_cut = (draws["v_thresh"] + 5 * draws["delta_T"]) * b2.volt
-    G.lambda_e = draws["rate_e"] * dt
+    G.lambda_ext = draws["rate_e"] * dt
     G.lambda_i = draws["rate_i"] * dt
     G.v = draws["v_rest"] * b2.volt
-    G.run_regularly("g_e += Q_e * poisson(lambda_e)\ng_i += Q_i * poisson(lambda_i)",
+    G.run_regularly("g_e += Q_ge * poisson(lambda_ext)\ng_i += Q_gi * poisson(lambda_i)",
                     when="before_groups")
     b2.run(transient * b2.second)
     monitor = b2.SpikeMonitor(G)
@@ -124,8 +102,8 @@ def _neuron(draws: dict) -> Neuron:
 
 
 def _drive(draws: dict):
-    return (source(draws["rate_e"], draws["Q_e"], True)
-            + source(draws["rate_i"], draws["Q_i"], False))
+    return (source(draws["rate_e"], draws["Q_ge"], True)
+            + source(draws["rate_i"], draws["Q_gi"], False))
 
 
 def predict(draws: dict, table, dt: float, iterations: int = 200) -> np.ndarray:
