@@ -32,7 +32,7 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
     the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated)."""
     from .classify import calibrate_classifier
     from .regimes import regime_report
-    from .screen import CheapModel, calibrate_window, label_scores, scores
+    from .screen import CheapModel, calibrate_window, label_scores, scores, table_key
 
     done = np.isin(status, ("ok", "silent", "runaway"))
     theta, status, rate_E = theta[done], np.asarray(status)[done].astype(str), rate_E[done]
@@ -81,7 +81,7 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
                                                            regime_features)
         result["cpu_seconds"] = cpu
         result["predictions_per_cpu_second"] = len(theta) / max(cpu, 1e-9)
-        result["table"] = getattr(model.table, "key", "analytic")
+        result["table"] = table_key(model.table)
         out["models"][name] = result
     return out
 
