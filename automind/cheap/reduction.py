@@ -69,13 +69,19 @@ def simulate(draws: dict, dt: float, duration: float, transient: float, seed: in
     (runtime mode, numpy target; independent neurons, independent inputs)."""
     import brian2 as b2
 
-    b2.start_scope()
-    b2.prefs.codegen.target = "numpy"
+    target = b2.prefs.codegen.target
+    b2.prefs.codegen.target = "numpy"  # no compiler needed; restored below (a global)
+    try:
+        return _simulate(b2, draws, dt, duration, transient, seed)
+    finally:
+        b2.prefs.codegen.target = target
+
+
+def _simulate(b2, draws: dict, dt: float, duration: float, transient: float, seed: int):
     b2.seed(seed)
-    b2.defaultclock.dt = dt * b2.second
     n = len(draws["C"])
     G = b2.NeuronGroup(n, EQUATIONS, threshold="v > v_cut", reset="v = v_reset; w += b",
-                       refractory="t_refrac", method="euler")
+                       refractory="t_refrac", method="euler", clock=b2.Clock(dt * b2.second))
     units = {"C": b2.farad, "g_L": b2.siemens, "a": b2.siemens, "b": b2.amp,
              "Q_ge": b2.siemens, "Q_gi": b2.siemens, "t_refrac": b2.second, "tau_w": b2.second,
              "tau_ge": b2.second, "tau_gi": b2.second}
@@ -88,9 +94,11 @@ def simulate(draws: dict, dt: float, duration: float, transient: float, seed: in
     G.v = draws["v_rest"] * b2.volt
     G.run_regularly("g_e += Q_ge * poisson(lambda_ext)\ng_i += Q_gi * poisson(lambda_i)",
                     when="before_groups")
-    b2.run(transient * b2.second)
+    network = b2.Network(G)
+    network.run(transient * b2.second)
     monitor = b2.SpikeMonitor(G)
-    b2.run((duration - transient) * b2.second)
+    network.add(monitor)
+    network.run((duration - transient) * b2.second)
     return np.bincount(np.asarray(monitor.i), minlength=n) / (duration - transient)
 
 
