@@ -117,8 +117,9 @@ def plot(rows: list[dict], indices: list, path: Path) -> Path:
             ax.bar(x + shift, [value(r, which) or 0 for r in rows], 0.4, label=which)
         ax.set_xticks(x, [str(k) for k in indices], fontsize=8)
         ax.set(title=title, xlabel="target")
+    axes[0].set_ylim(0, 1.3 * max(r["unscreened"]["probe"]["drawn"] for r in rows))
     axes[2].set_ylim(0, 1.15)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, loc="upper center", ncol=2)  # above the bars
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
