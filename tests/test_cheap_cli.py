@@ -121,7 +121,7 @@ def test_a_saved_classifier_screens_a_new_bank(tmp_path, capsys):
     other = tmp_path / "other.json"
     other.write_text(json.dumps(record | {"table": "1606f26cb635a712"}))
     for bad, message in ((f"cheap:classifier={other},table=analytic", "calibrated with table"),
-                         (f"cheap:classifier={tmp_path / 'none.json'}", "cannot read"),
+                         (f"cheap:classifier={tmp_path / 'none.json'},table=analytic", "cannot read"),
                          (f"cheap:classifier={saved},low=0.001", "one or the other")):
         assert main(["simulate", "--N", "200", "--duration", "0.6", "-n", "4", "--screen", bad,
                      "--out", str(tmp_path / "bad")]) == 2
