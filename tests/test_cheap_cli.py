@@ -25,6 +25,10 @@ def test_predict_writes_a_table_of_predictions(tmp_path, capsys):
     # θ k is the θ a bank with the same seed holds at index k
     np.testing.assert_allclose(table["exc_prop"], Prior.load("mk1").sample_indexed(3, range(12))[:, 0])
     assert set(table["status"]) <= {"silent", "ok", "runaway", "undetermined"}
+    # the all-unit mean rate (a recording's rate_mean) lies between the populations' rates
+    rates = table[["rate_E_d", "rate_E_n", "rate_I"]].to_numpy()
+    units = table["rate_units"].to_numpy()
+    assert np.all((units >= rates.min(1) - 1e-9) & (units <= rates.max(1) + 1e-9))
     before = out.read_bytes()
     assert main(["cheap", "predict", "-n", "12", "--table", "analytic", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_bytes() == before

@@ -81,6 +81,7 @@ class Prediction:
     def as_columns(self) -> dict:
         cols = {f"rate_{p}": self.rates[:, i] for i, p in enumerate(self.populations)}
         cols |= {f"cv_{p}": self.cv[:, i] for i, p in enumerate(self.populations)}
+        cols["rate_units"] = self.flags["rate_units"]  # all neurons' mean (a recording's)
         return cols | {"rate_E": self.rate_E, "status": self.status, "regime": self.regime,
                        "margin": self.margin, "period": self.period,
                        "extrapolated": self.extrapolated, "iterations": self.iterations}
