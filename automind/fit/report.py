@@ -130,7 +130,9 @@ def write_fit_report(run, posterior, summary: dict) -> Path:
                      labels=("posterior samples", "consistent set"))
     rounds = rounds_figure(summary["rounds"], figures / "rounds.png")
     rows = [[("probe " if e["stage"] == "probe" else "truncated ") + str(e["round"])
-             + (" (degenerate: not used)" if e.get("degenerate") else ""),
+             + (" (degenerate: not used)" if e.get("degenerate") else "")
+             + (f" (+{e['screened']} draws screened by the cheap model)" if e.get("screened")
+                else ""),
              e["simulations"], f"{e['duration_s']:g}", f"{e['valid_fraction']:.3f}",
              f"{e.get('near_fraction', float('nan')):.3f}",
              f"{e.get('nats', e.get('proposal_nats', float('nan'))):.2f}",
