@@ -69,13 +69,18 @@ def regime_report(pred, status, features: dict) -> dict:
                                               if both.any() else None)}}
 
 
-def bank_regime_features(bank) -> tuple[str, dict] | None:
-    """(feature set, ``NEEDED`` columns by bank row order) from the first of ``FEATURE_SETS``
+def bank_regime_features(bank, index) -> tuple[str, dict] | None:
+    """(feature set, ``NEEDED`` columns for the bank rows ``index``, sorted ascending as
+    ``Bank.table`` returns them; NaN where not computed) from the first of ``FEATURE_SETS``
     the bank has computed, or None."""
+    index = np.asarray(index)
     for name in FEATURE_SETS:
         if name in bank.feature_sets and set(NEEDED) <= set(bank.feature_sets[name]["names"]):
             data = bank.arrays(features=name)
             names = list(bank.feature_sets[name]["names"])
-            return name, {"index": data["index"]} | {k: data["x"][:, names.index(k)]
-                                                     for k in NEEDED}
+            at = np.searchsorted(index, data["index"])
+            out = {k: np.full(len(index), np.nan) for k in NEEDED}
+            for k in NEEDED:
+                out[k][at] = data["x"][:, names.index(k)]
+            return name, out
     return None

@@ -133,12 +133,10 @@ def run_predict(args) -> dict:
 
 
 def run_check(args) -> dict:
-    import numpy as np
-
     from ..bank import Bank
     from ..errors import UserError
     from ..cheap.check import check_runs
-    from ..cheap.regimes import NEEDED, bank_regime_features
+    from ..cheap.regimes import bank_regime_features
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
@@ -155,16 +153,10 @@ def run_check(args) -> dict:
             raise UserError(f"--calibrate-on {args.calibrate_on}: its prior differs from {args.bank}'s")
         cal_rows = cal_bank.table()
         other = (cal_rows["theta"], cal_rows["status"])
-    found = bank_regime_features(bank)
-    regime_features = None
-    if found is not None:  # by the table's row order (sorted by index), NaN where not computed
-        at = np.searchsorted(rows["index"], found[1]["index"])
-        regime_features = {k: np.full(len(rows["index"]), np.nan) for k in NEEDED}
-        for k in NEEDED:
-            regime_features[k][at] = found[1][k]
+    found = bank_regime_features(bank, rows["index"])
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
                         table=args.table, recall=args.recall, calibrate_on=other,
-                        regime_features=regime_features)
+                        regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
     report["regime_features"] = None if found is None else found[0]
     if args.save_classifier is not None:
