@@ -1,0 +1,226 @@
+"""The cheap model's rate gradient against Brian2 finite differences (spec cheap-forward.md §4:
+median angle ≤ 25° over 20 points, common random numbers).
+
+At each point u (prior-standardised coordinates) every parameter j is moved to u ± h·e_j
+(clipped to the prior box). Brian2 simulates both sides with the same seed (common random
+numbers: the same graph draws and Poisson inputs as far as the parameters allow), once per
+seed of ``seeds``; its gradient is the secant of log10 of the E rate over the analysed window.
+The cheap model gives the secant of its predicted E rate at the same θ± and its linear
+response at the point (what ``invariance --cheap`` uses). Reported per point: the angle of each
+to Brian2's gradient (the mean over seeds), and the angle between two seeds' Brian2 gradients
+(the noise floor: an estimate cannot be told from Brian2 better than its own repeat agrees).
+Components where a side is not ``ok`` in either model are left out of every angle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: spec cheap-forward.md §4
+TARGET_DEGREES = 25.0
+
+
+def sides(prior, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """θ at u ± step·e_j clipped to the prior box: ``up`` and ``down`` (n, d, d) — row [i, j]
+    is point i with parameter j moved — and the spans (n, d) in standardised units."""
+    u = np.atleast_2d(np.asarray(u, float))
+    n, d = u.shape
+    edge = np.sqrt(3.0)  # a uniform's box in its standardised scale space
+    shifted = []
+    for sign in (1, -1):
+        v = np.repeat(u[:, None, :], d, axis=1)
+        v[:, np.arange(d), np.arange(d)] = np.clip(u + sign * step, -edge, edge)
+        shifted.append(v)
+    span = shifted[0][:, np.arange(d), np.arange(d)] - shifted[1][:, np.arange(d), np.arange(d)]
+    up, down = (np.clip(prior.destandardise(v), prior.low, prior.high) for v in shifted)
+    return up, down, span
+
+
+def secant(log_up: np.ndarray, log_down: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """d log10 ν / du from the two sides (n, d); NaN where a side is NaN or the span is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(span > 0, (log_up - log_down) / span, np.nan)
+
+
+def angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (degrees, 0–180) between rows of a and b over the components finite in both."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = np.where(keep, a, 0.0), np.where(keep, b, 0.0)
+    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norm > 0, np.sum(a * b, axis=1) / norm, np.nan)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def cheap_gradients(model, u: np.ndarray, step: float) -> dict:
+    """The cheap model's d log10 ν_E / du at u (n, d): ``secant`` over the same sides as the
+    simulations, and ``linear_response`` at the point (NaN rows where it has none)."""
+    from ..invariance.cheap_normals import STEP, _dtheta_du
+
+    prior = model.prior
+    u = np.atleast_2d(np.asarray(u, float))
+    n, d = u.shape
+    up, down, span = sides(prior, u, step)
+    pred = model.predict(np.concatenate([up.reshape(-1, d), down.reshape(-1, d)]))
+    log_rate = np.where(pred.status == "ok", np.log10(np.maximum(pred.rate_E, 1e-30)), np.nan)
+    log_up, log_down = log_rate.reshape(2, n, d)
+    response = model.rate_response(prior.destandardise(u))["rate_E"]
+    return {"secant": secant(log_up, log_down, span),
+            "linear_response": response * _dtheta_du(prior, u, STEP)}
+
+
+def analysed_log_rate(result, t_start: float) -> float:
+    """log10 of the E population's rate after ``t_start`` (NaN unless ``ok`` and active)."""
+    if result.status != "ok" or result.t_end <= t_start:
+        return float("nan")
+    times = result.spikes["E"][0]
+    rate = np.count_nonzero(times >= t_start) / (result.n_units["E"] * (result.t_end - t_start))
+    return float(np.log10(rate)) if rate > 0 else float("nan")
+
+
+def simulate_log_rates(spec, prior, thetas: np.ndarray, seeds, workers: int = 1,
+                       dask: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Statuses and ``analysed_log_rate`` of θ rows simulated with the given per-row seeds."""
+    from ..simulators.engine import CompiledModel
+    from ..simulators.execution import make_jobs, simulate_jobs
+
+    compiled = str(CompiledModel.for_spec(spec).directory)
+    results = simulate_jobs(spec, compiled, make_jobs(prior, thetas, spec.duration, seeds=seeds),
+                            workers, dask)
+    return (np.array([r.status for r in results]),
+            np.array([analysed_log_rate(r, spec.t_analysis_start) for r in results]))
+
+
+def point_seeds(seed: int, n: int) -> list[int]:
+    """One seed per point (common to all its sides), derived from ``seed`` and the point."""
+    from ..simulators.execution import simulation_seed
+
+    return [simulation_seed(int(seed), i) for i in range(n)]
+
+
+def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers: int = 1,
+                        dask: str | None = None, progress=None) -> tuple[np.ndarray, dict]:
+    """Brian2's d log10 ν_E / du (n_seeds, n, d): both sides of every parameter of every
+    point simulated with one seed per (seed, point), and the sides' status counts."""
+    u = np.atleast_2d(np.asarray(u, float))
+    n, d = u.shape
+    up, down, span = sides(prior, u, step)
+    thetas = np.concatenate([up, down], axis=1).reshape(-1, d)  # point-major: (n, 2d)
+    out = np.full((len(seeds), n, d), np.nan)
+    statuses = {}
+    for s, seed in enumerate(seeds):
+        status, log_rate = simulate_log_rates(spec, prior, thetas,
+                                              np.repeat(point_seeds(seed, n), 2 * d),
+                                              workers, dask)
+        log_up, log_down = log_rate.reshape(n, 2, d).transpose(1, 0, 2)
+        out[s] = secant(log_up, log_down, span)
+        statuses[str(seed)] = {str(k): int(np.sum(status == k)) for k in np.unique(status)}
+        if progress is not None:
+            progress(s + 1, len(seeds))
+    return out, statuses
+
+
+def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
+                  workers: int = 1, dask: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate points (standardised u) are simulated ``ok`` with an E rate in
+    ``rate_range`` (one run each, the first seed's) and predicted ``ok`` and asynchronous:
+    the mask and the simulated log10 rates."""
+    theta = model.prior.destandardise(np.atleast_2d(u))
+    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, len(theta)),
+                                          workers, dask)
+    pred = model.predict(theta)
+    with np.errstate(invalid="ignore"):
+        inside = (log_rate >= np.log10(rate_range[0])) & (log_rate <= np.log10(rate_range[1]))
+    return (status == "ok") & inside & (pred.status == "ok") & (pred.regime == "async"), log_rate
+
+
+def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float = 0.5,
+                   seeds=(1, 2), rate_range=(1.0, 30.0), workers: int = 1,
+                   dask: str | None = None, progress=None) -> dict:
+    """The report (module docstring) on the first ``n`` of the candidate points u (standardised;
+    all by default) that pass ``usable_points`` in ``spec``; ``model`` a CheapModel of the
+    same prior (its network may be another size: it predicts ``spec``'s if built for it)."""
+    prior = model.prior
+    candidates = np.atleast_2d(np.asarray(u, float))
+    keep, centre = usable_points(model, spec, candidates, seeds[0], rate_range, workers, dask)
+    chosen = np.flatnonzero(keep)[:n]
+    u = candidates[chosen]
+    if not len(u):
+        return {"candidates": len(candidates), "points": [], "angle_secant": {"n": 0},
+                "meets_target": False}
+    simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
+                                              progress)
+    finite = np.isfinite(simulated)
+    with np.errstate(invalid="ignore"):
+        brian2 = np.where(finite.any(0), np.nansum(simulated, 0) / finite.sum(0), np.nan)
+    cheap = cheap_gradients(model, u, step)
+    angles = {name: angle_degrees(g, brian2) for name, g in cheap.items()}
+    repeat = (angle_degrees(simulated[0], simulated[1]) if len(seeds) > 1
+              else np.full(len(u), np.nan))
+    # two seeds' errors ε differ by √2·|ε| across g, a seed mean's by |ε|/√S: the angle the
+    # mean makes with the noise-free gradient is tan φ ≈ tan(repeat angle) / √(2S)
+    noise = np.degrees(np.arctan(np.tan(np.radians(np.minimum(repeat, 89.9)))
+                                 / np.sqrt(2 * len(seeds))))
+    theta = prior.destandardise(u)
+    predicted = model.predict(theta).rate_E
+    tau_w = slowest_adaptation(prior, theta)
+    names = list(prior.names)
+    points = [{"u": row.tolist(), "candidate": int(c),
+               "simulated_rate_E": float(10 ** centre[c]), "predicted_rate_E": float(r),
+               "tau_w": float(t),
+               "angle_secant": float(a), "angle_linear_response": float(b),
+               "angle_seed_repeat": float(e), "components": int(k),
+               "largest": names[int(np.nanargmax(np.abs(g)))] if np.isfinite(g).any() else None,
+               "brian2": g.tolist(), "cheap_secant": sec.tolist()}
+              for row, c, r, t, a, b, e, k, g, sec in zip(
+                  u, chosen, predicted, tau_w, angles["secant"], angles["linear_response"],
+                  repeat, (np.isfinite(brian2) & np.isfinite(cheap["secant"])).sum(1), brian2,
+                  cheap["secant"])]
+    median = _summary(angles["secant"])["median"]
+    return {"step": step, "seeds": [int(s) for s in seeds], "rate_range": list(rate_range),
+            "candidates": len(candidates), "parameters": names, "points": points,
+            "simulations": int(len(candidates) + len(seeds) * u.size * 2),
+            "statuses": statuses,
+            "angle_secant": _summary(angles["secant"]),
+            "angle_linear_response": _summary(angles["linear_response"]),
+            "angle_seed_repeat": _summary(repeat), "noise_floor": _summary(noise),
+            "target_degrees": TARGET_DEGREES,
+            "meets_target": bool(median is not None and median <= TARGET_DEGREES)}
+
+
+def _summary(values) -> dict:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {"median": None, "q25": None, "q75": None, "n": 0}
+    return {"median": float(np.median(v)), "q25": float(np.percentile(v, 25)),
+            "q75": float(np.percentile(v, 75)), "n": int(len(v))}
+
+
+def slowest_adaptation(prior, theta: np.ndarray) -> np.ndarray:
+    """The longest adaptation time constant (s) among θ's parameters and constants (names
+    ending in ``tau_w``); 0 where there is none."""
+    from .screen import theta_to_si
+
+    values = [v for k, v in theta_to_si(prior, theta).items() if k.endswith("tau_w")]
+    return np.max(values, axis=0) if values else np.zeros(len(np.atleast_2d(theta)))
+
+
+def candidate_points(bank, max_tau_w: float | None = None) -> np.ndarray:
+    """Bank indices (bank order) of the runs that are ``ok`` and asynchronous in Brian2 (by
+    their features where the bank has them; ``regimes.simulated_labels``) and, if given, whose
+    adaptation is faster than ``max_tau_w`` seconds (a run several times τ_w long reaches the
+    stationary state the cheap model predicts)."""
+    from ..prior import Prior
+    from .regimes import bank_regime_features, simulated_labels
+
+    rows = bank.table()
+    keep = rows["status"] == "ok"
+    if max_tau_w is not None:
+        keep &= slowest_adaptation(Prior.from_dict(bank.meta["prior"]), rows["theta"]) <= max_tau_w
+    found = bank_regime_features(bank, rows["index"])
+    if found is not None:
+        f = found[1]
+        keep &= simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"]) == "asynchronous"
+    return np.asarray(rows["index"])[keep]
