@@ -92,26 +92,30 @@ def simulate_log_rates(spec, prior, thetas: np.ndarray, seeds, workers: int = 1,
             np.array([analysed_log_rate(r, spec.t_analysis_start) for r in results]))
 
 
-def point_seeds(seed: int, n: int) -> list[int]:
-    """One seed per point (common to all its sides), derived from ``seed`` and the point."""
+def point_seeds(seed: int, points) -> list[int]:
+    """One seed per point (common to all its sides), derived from ``seed`` and the point's
+    number among the candidates."""
     from ..simulators.execution import simulation_seed
 
-    return [simulation_seed(int(seed), i) for i in range(n)]
+    return [simulation_seed(int(seed), int(i)) for i in points]
 
 
 def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers: int = 1,
-                        dask: str | None = None, progress=None) -> tuple[np.ndarray, dict]:
+                        dask: str | None = None, progress=None,
+                        points=None) -> tuple[np.ndarray, dict]:
     """Brian2's d log10 ν_E / du (n_seeds, n, d): both sides of every parameter of every
-    point simulated with one seed per (seed, point), and the sides' status counts."""
+    point simulated with one seed per (seed, point), and the sides' status counts.
+    ``points``: the points' numbers for their seeds (default 0..n-1)."""
     u = np.atleast_2d(np.asarray(u, float))
     n, d = u.shape
+    points = range(n) if points is None else points
     up, down, span = sides(prior, u, step)
     thetas = np.concatenate([up, down], axis=1).reshape(-1, d)  # point-major: (n, 2d)
     out = np.full((len(seeds), n, d), np.nan)
     statuses = {}
     for s, seed in enumerate(seeds):
         status, log_rate = simulate_log_rates(spec, prior, thetas,
-                                              np.repeat(point_seeds(seed, n), 2 * d),
+                                              np.repeat(point_seeds(seed, points), 2 * d),
                                               workers, dask)
         log_up, log_down = log_rate.reshape(n, 2, d).transpose(1, 0, 2)
         out[s] = secant(log_up, log_down, span)
@@ -127,7 +131,7 @@ def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
     ``rate_range`` (one run each, the first seed's) and predicted ``ok`` and asynchronous:
     the mask and the simulated log10 rates."""
     theta = model.prior.destandardise(np.atleast_2d(u))
-    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, len(theta)),
+    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, range(len(theta))),
                                           workers, dask)
     pred = model.predict(theta)
     with np.errstate(invalid="ignore"):
@@ -150,7 +154,7 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
         return {"candidates": len(candidates), "points": [], "angle_secant": {"n": 0},
                 "meets_target": False}
     simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
-                                              progress)
+                                              progress, points=chosen)
     finite = np.isfinite(simulated)
     with np.errstate(invalid="ignore"):
         brian2 = np.where(finite.any(0), np.nansum(simulated, 0) / finite.sum(0), np.nan)
@@ -224,3 +228,33 @@ def candidate_points(bank, max_tau_w: float | None = None) -> np.ndarray:
         f = found[1]
         keep &= simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"]) == "asynchronous"
     return np.asarray(rows["index"])[keep]
+
+
+def plot(report: dict, path) -> None:
+    """Left: each point's angle to Brian2's gradient against its slowest adaptation time
+    constant (secant, linear response, and the seed-repeat noise), the target as a line;
+    right: every component of the cheap secant against Brian2's."""
+    from ..plots import _pyplot
+
+    plt = _pyplot()
+    points = report["points"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    tau = [p["tau_w"] for p in points]
+    for key, label, style in (("angle_secant", "cheap secant", "o"),
+                              ("angle_linear_response", "linear response", "x"),
+                              ("angle_seed_repeat", "Brian2 seed repeat", ".")):
+        left.plot(tau, [p[key] for p in points], style, label=label)
+    left.axhline(report["target_degrees"], color="grey", ls="--", lw=1)
+    left.set(xscale="log", xlabel="slowest adaptation τ_w (s)", ylabel="angle to Brian2 (°)",
+             ylim=(0, 180), title=f"{len(points)} points, step {report['step']} sd")
+    left.legend(fontsize=8)
+    b = np.concatenate([p["brian2"] for p in points])
+    c = np.concatenate([p["cheap_secant"] for p in points])
+    right.plot(b, c, ".", alpha=0.5)
+    lim = np.nanmax(np.abs(np.concatenate([b, c]))) if np.isfinite(b).any() else 1.0
+    right.plot([-lim, lim], [-lim, lim], color="grey", lw=1)
+    right.set(xlabel="Brian2 d log10 ν_E / du", ylabel="cheap d log10 ν_E / du",
+              title="every parameter of every point")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import add_json, count, say
+from .options import add_engine_options, add_json, count, positive_float, say, workers
 
 
 def register(sub) -> None:
@@ -51,6 +51,37 @@ def register(sub) -> None:
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
+
+
+    p = cheap.add_parser("gradients", help="the cheap model's rate gradient vs Brian2 finite "
+                                           "differences (common random numbers)",
+                         description="At up to --points of the BANK's ok, asynchronous runs (in "
+                                     "bank order; those simulated ok with an E rate in "
+                                     "--rate-range and predicted ok and asynchronous), move each "
+                                     "parameter ± --step prior sd and simulate both sides with "
+                                     "one seed per point, once per --seeds; compare the secant "
+                                     "of log10 ν_E with the cheap model's over the same sides "
+                                     "and its linear response. 2 × d simulations per point and "
+                                     "seed (MK1: 56). Writes gradients.json and gradients.png "
+                                     "to --out (docs/cheap.md, 'Gradients against Brian2').")
+    p.add_argument("bank", type=Path, help="bank folder whose runs give the candidate points")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the report")
+    p.add_argument("--simulator", help="simulate this spec instead of the bank's (same prior), "
+                                       "e.g. mk1 for N = 2000, 10 s")
+    p.add_argument("--points", type=count, default=20, help="points to check (default: 20)")
+    p.add_argument("--step", type=positive_float, default=0.5,
+                   help="half-step in prior sd (default: 0.5)")
+    p.add_argument("--seeds", default="1,2", help="comma-separated seeds; two or more give the "
+                                                  "seed-repeat noise floor (default: 1,2)")
+    p.add_argument("--max-tau-w", type=positive_float, metavar="SECONDS",
+                   help="only points whose adaptation time constants are below this (the "
+                        "cheap model predicts the stationary state)")
+    p.add_argument("--rate-range", type=positive_float, nargs=2, default=(1.0, 30.0),
+                   metavar=("LOW", "HIGH"), help="simulated E rate of a point, Hz (default: 1 30)")
+    add_engine_options(p)
+    _table_option(p)
+    add_json(p)
+    p.set_defaults(func=run_gradients)
 
 
 def _table_option(p) -> None:
@@ -198,4 +229,67 @@ def run_check(args) -> dict:
         if report["regime_features"] is None:
             print("  regimes not scored: the bank has none of the feature sets "
                   "population, mk1_compact, mk1 (automind features BANK --set population)")
+    return report
+
+
+def run_gradients(args) -> dict:
+    import numpy as np
+
+    from ..bank import Bank
+    from ..cheap.gradients import candidate_points, gradient_check, plot
+    from ..errors import UserError, require_new_folder
+    from ..io import write_json
+    from ..prior import Prior
+    from ..provenance import package_versions
+    from ..simulators import SimulatorSpec
+    from ..simulators.simulator import check_prior_fits
+
+    require_new_folder(args.out)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {args.seeds!r}: the seeds must differ")
+    low, high = args.rate_range
+    if low >= high:
+        raise UserError(f"--rate-range {low} {high}: LOW must be below HIGH")
+    bank = Bank(args.bank)
+    prior = Prior.from_dict(bank.meta["prior"])
+    spec = (SimulatorSpec.from_plain(bank.meta["simulator"]) if args.simulator is None
+            else SimulatorSpec.load(args.simulator))
+    check_prior_fits(spec, prior)
+    model = _model(args, spec, prior)
+    index = candidate_points(bank, args.max_tau_w)
+    if not len(index):
+        raise UserError(f"{args.bank} has no ok, asynchronous run"
+                        + ("" if args.max_tau_w is None else
+                           f" with adaptation faster than {args.max_tau_w} s"))
+    rows = bank.table()
+    u = prior.standardise(rows["theta"][np.searchsorted(rows["index"], index)])
+    say(f"{len(index)} candidate points; {args.points} checked with {len(seeds)} seed(s): "
+        f"{2 * prior.dim * len(seeds)} simulations per point")
+    report = gradient_check(model, spec, u, args.points, args.step, seeds, (low, high),
+                            workers(args), args.dask,
+                            progress=lambda k, n: say(f"seed {k}/{n} simulated"))
+    for p in report["points"]:
+        p["bank_index"] = int(index[p["candidate"]])
+    report |= {"bank": str(args.bank), "simulator": spec.to_dict(),
+               "table": getattr(model.table, "key", "analytic"), "max_tau_w": args.max_tau_w,
+               "versions": package_versions()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "gradients.json", report)
+    if report["points"]:
+        plot(report, args.out / "gradients.png")
+    if not args.json:
+        a, r = report["angle_secant"], report["angle_linear_response"]
+        if not report["points"]:
+            print(f"none of {report['candidates']} candidate points is usable (simulated ok "
+                  f"with an E rate in {low}-{high} Hz and predicted ok and asynchronous)")
+        else:
+            print(f"{a['n']} points: angle to Brian2's gradient, median {a['median']:.1f}° "
+                  f"(quartiles {a['q25']:.1f}-{a['q75']:.1f}; target <= "
+                  f"{report['target_degrees']:.0f}°); linear response {r['median']:.1f}°; "
+                  f"Brian2 seed repeat {report['angle_seed_repeat']['median'] or float('nan'):.1f}° "
+                  f"-> {args.out}")
     return report
