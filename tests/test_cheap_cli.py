@@ -131,3 +131,35 @@ def test_a_saved_classifier_screens_a_new_bank(tmp_path, capsys):
                      "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
+    """`automind cheap gradients BANK`: points are the bank's own θ (by bank index), the
+    report and its figure are written, and bad options are refused in one line, exit 2."""
+    from conftest import small_brunel_spec
+
+    from automind.bank import Bank, extend
+
+    prior = Prior.load("brunel")
+    extend(tmp_path / "b", small_brunel_spec(), prior, 40, 2, progress=False)
+    out = tmp_path / "g"
+    assert main(["cheap", "gradients", str(tmp_path / "b"), "--points", "3", "--seeds", "1,2",
+                 "--rate-range", "1", "200", "--table", "analytic", "--workers", "1",
+                 "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out / "gradients.png").stat().st_size > 0
+    assert json.loads((out / "gradients.json").read_text())["points"] == report["points"]
+    assert 1 <= len(report["points"]) <= 3 and report["table"].startswith("analytic")
+    rows = Bank(tmp_path / "b").table()
+    for p in report["points"]:
+        theta = rows["theta"][list(rows["index"]).index(p["bank_index"])]
+        assert prior.destandardise(np.array(p["u"])) == pytest.approx(theta)
+        assert p["angle_secant"] < 25.0
+    for bad, words in ((["--seeds", "1,1"], "must differ"), (["--seeds", "a"], "integers"),
+                       (["--rate-range", "5", "1"], "LOW must be below HIGH")):
+        assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic",
+                     "--out", str(tmp_path / "new"), *bad]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic",
+                 "--out", str(out)]) == 2  # not empty: nothing overwritten
+    assert "not empty" in capsys.readouterr().err

@@ -5,8 +5,9 @@ At each point u (prior-standardised coordinates) every parameter j is moved to u
 (clipped to the prior box). Brian2 simulates both sides with the same seed (common random
 numbers: the same graph draws and Poisson inputs as far as the parameters allow), once per
 seed of ``seeds``; its gradient is the secant of log10 of the E rate over the analysed window.
-The cheap model gives the secant of its predicted E rate at the same θ± and its linear
-response at the point (what ``invariance --cheap`` uses). Reported per point: the angle of each
+The cheap model gives the secant of its predicted E rate (the mean over the same window, from
+the run from rest) at the same θ± and its linear response at the point's equilibrium (what
+``invariance --cheap`` uses). Reported per point: the angle of each
 to Brian2's gradient (the mean over seeds), and the angle between two seeds' Brian2 gradients
 (the noise floor: an estimate cannot be told from Brian2 better than its own repeat agrees).
 Components where a side is not ``ok`` in either model are left out of every angle.
@@ -81,15 +82,18 @@ def analysed_log_rate(result, t_start: float) -> float:
 
 def simulate_log_rates(spec, prior, thetas: np.ndarray, seeds, workers: int = 1,
                        dask: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Statuses and ``analysed_log_rate`` of θ rows simulated with the given per-row seeds."""
+    """Statuses and ``analysed_log_rate`` of θ rows simulated with the given per-row seeds,
+    from where the cheap model's rates start (``solve.Protocol``: the spec's analysis start,
+    at most ``solve.RATE_START``), so that both measure the same window."""
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_jobs, simulate_jobs
+    from .solve import Protocol
 
     compiled = str(CompiledModel.for_spec(spec).directory)
     results = simulate_jobs(spec, compiled, make_jobs(prior, thetas, spec.duration, seeds=seeds),
                             workers, dask)
     return (np.array([r.status for r in results]),
-            np.array([analysed_log_rate(r, spec.t_analysis_start) for r in results]))
+            np.array([analysed_log_rate(r, Protocol.of_spec(spec).t_start) for r in results]))
 
 
 def point_seeds(seed: int, points) -> list[int]:
@@ -239,14 +243,18 @@ def plot(report: dict, path) -> None:
     plt = _pyplot()
     points = report["points"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    tau = [p["tau_w"] for p in points]
+    tau = np.array([p["tau_w"] for p in points])
+    adapting = bool((tau > 0).all())  # else (Brunel) the points in order
+    x = tau if adapting else np.arange(len(points))
     for key, label, style in (("angle_secant", "cheap secant", "o"),
                               ("angle_linear_response", "linear response", "x"),
                               ("angle_seed_repeat", "Brian2 seed repeat", ".")):
-        left.plot(tau, [p[key] for p in points], style, label=label)
+        left.plot(x, [p[key] for p in points], style, label=label)
     left.axhline(report["target_degrees"], color="grey", ls="--", lw=1)
-    left.set(xscale="log", xlabel="slowest adaptation τ_w (s)", ylabel="angle to Brian2 (°)",
-             ylim=(0, 180), title=f"{len(points)} points, step {report['step']} sd")
+    left.set(xscale="log" if adapting else "linear",
+             xlabel="slowest adaptation τ_w (s)" if adapting else "point",
+             ylabel="angle to Brian2 (°)", ylim=(0, 180),
+             title=f"{len(points)} points, step {report['step']} sd")
     left.legend(fontsize=8)
     b = np.concatenate([p["brian2"] for p in points])
     c = np.concatenate([p["cheap_secant"] for p in points])

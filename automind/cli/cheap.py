@@ -237,6 +237,7 @@ def run_gradients(args) -> dict:
 
     from ..bank import Bank
     from ..cheap.gradients import candidate_points, gradient_check, plot
+    from ..cheap.screen import table_key
     from ..errors import UserError, require_new_folder
     from ..io import write_json
     from ..prior import Prior
@@ -275,7 +276,7 @@ def run_gradients(args) -> dict:
     for p in report["points"]:
         p["bank_index"] = int(index[p["candidate"]])
     report |= {"bank": str(args.bank), "simulator": spec.to_dict(),
-               "table": getattr(model.table, "key", "analytic"), "max_tau_w": args.max_tau_w,
+               "table": table_key(model.table), "max_tau_w": args.max_tau_w,
                "versions": package_versions()}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "gradients.json", report)
