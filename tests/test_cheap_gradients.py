@@ -67,3 +67,14 @@ def test_points_not_usable_in_brian2_are_left_out():
                             seeds=(1,), rate_range=(1.0, 200.0))
     assert [p["candidate"] for p in report["points"]] == [1]
     assert np.isnan(report["points"][0]["angle_seed_repeat"])  # one seed: no repeat
+
+
+def test_candidates_are_simulated_in_blocks_until_enough_points():
+    """n points need only blocks of 2n (at least 8) candidate centres, not all of them."""
+    prior = Prior.load("brunel")
+    model = CheapModel.for_spec(small_brunel_spec(), prior, "analytic")
+    theta = np.column_stack([np.linspace(4.5, 6.5, 12), np.full(12, 2.5)])
+    report = gradient_check(model, small_brunel_spec(), prior.standardise(theta), n=1,
+                            step=0.5, seeds=(1,), rate_range=(1.0, 200.0))
+    assert report["centres_simulated"] == 8 and len(report["points"]) == 1
+    assert report["simulations"] == 8 + 2 * 2

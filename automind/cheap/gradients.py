@@ -130,12 +130,15 @@ def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers:
 
 
 def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
-                  workers: int = 1, dask: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Which candidate points (standardised u) are simulated ``ok`` with an E rate in
-    ``rate_range`` (one run each, the first seed's) and predicted ``ok`` and asynchronous:
-    the mask and the simulated log10 rates."""
+                  workers: int = 1, dask: str | None = None,
+                  points=None) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidate points (standardised u; ``points`` their numbers, for the seeds) are
+    simulated ``ok`` with an E rate in ``rate_range`` (one run each, with the seed of their
+    gradient's first run) and predicted ``ok`` and asynchronous: the mask and the simulated
+    log10 rates."""
     theta = model.prior.destandardise(np.atleast_2d(u))
-    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, range(len(theta))),
+    points = range(len(theta)) if points is None else points
+    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, points),
                                           workers, dask)
     pred = model.predict(theta)
     with np.errstate(invalid="ignore"):
@@ -147,16 +150,24 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
                    seeds=(1, 2), rate_range=(1.0, 30.0), workers: int = 1,
                    dask: str | None = None, progress=None) -> dict:
     """The report (module docstring) on the first ``n`` of the candidate points u (standardised;
-    all by default) that pass ``usable_points`` in ``spec``; ``model`` a CheapModel of the
-    same prior (its network may be another size: it predicts ``spec``'s if built for it)."""
+    all by default) that pass ``usable_points`` in ``spec`` (tried in blocks of 2n, so that
+    few more than needed are simulated); ``model`` a CheapModel of ``spec`` and its prior."""
     prior = model.prior
     candidates = np.atleast_2d(np.asarray(u, float))
-    keep, centre = usable_points(model, spec, candidates, seeds[0], rate_range, workers, dask)
-    chosen = np.flatnonzero(keep)[:n]
+    centre = np.full(len(candidates), np.nan)
+    chosen, tried = [], 0
+    block = max(2 * (n or len(candidates)), 8)
+    while tried < len(candidates) and (n is None or len(chosen) < n):
+        part = np.arange(tried, min(tried + block, len(candidates)))
+        keep, centre[part] = usable_points(model, spec, candidates[part], seeds[0], rate_range,
+                                           workers, dask, points=part)
+        chosen.extend(part[keep])
+        tried = part[-1] + 1
+    chosen = np.asarray(chosen[:n], int)
     u = candidates[chosen]
     if not len(u):
-        return {"candidates": len(candidates), "points": [], "angle_secant": {"n": 0},
-                "meets_target": False}
+        return {"candidates": len(candidates), "centres_simulated": int(tried), "points": [],
+                "angle_secant": {"n": 0}, "meets_target": False}
     simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
                                               progress, points=chosen)
     finite = np.isfinite(simulated)
@@ -187,8 +198,9 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
                   cheap["secant"])]
     median = _summary(angles["secant"])["median"]
     return {"step": step, "seeds": [int(s) for s in seeds], "rate_range": list(rate_range),
-            "candidates": len(candidates), "parameters": names, "points": points,
-            "simulations": int(len(candidates) + len(seeds) * u.size * 2),
+            "candidates": len(candidates), "centres_simulated": int(tried),
+            "parameters": names, "points": points,
+            "simulations": int(tried + len(seeds) * u.size * 2),
             "statuses": statuses,
             "angle_secant": _summary(angles["secant"]),
             "angle_linear_response": _summary(angles["linear_response"]),
