@@ -267,6 +267,10 @@ def plot(report: dict, path) -> None:
              xlabel="slowest adaptation τ_w (s)" if adapting else "point",
              ylabel="angle to Brian2 (°)", ylim=(0, 180),
              title=f"{len(points)} points, step {report['step']} sd")
+    if adapting:  # a narrow log axis would label every minor tick on top of the others
+        from matplotlib.ticker import NullFormatter
+
+        left.xaxis.set_minor_formatter(NullFormatter())
     left.legend(fontsize=8)
     b = np.concatenate([p["brian2"] for p in points])
     c = np.concatenate([p["cheap_secant"] for p in points])
