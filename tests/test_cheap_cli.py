@@ -156,7 +156,8 @@ def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
         assert prior.destandardise(np.array(p["u"])) == pytest.approx(theta)
         assert p["angle_secant"] < 25.0
     for bad, words in ((["--seeds", "1,1"], "must differ"), (["--seeds", "a"], "integers"),
-                       (["--rate-range", "5", "1"], "LOW must be below HIGH")):
+                       (["--rate-range", "5", "1"], "LOW must be below HIGH"),
+                       (["--analysed-from", "0.5"], "must lie in the runs")):
         assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic",
                      "--out", str(tmp_path / "new"), *bad]) == 2
         assert words in capsys.readouterr().err

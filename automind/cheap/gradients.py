@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .solve import Protocol
+
 #: spec cheap-forward.md §4
 TARGET_DEGREES = 25.0
 
@@ -81,19 +83,21 @@ def analysed_log_rate(result, t_start: float) -> float:
 
 
 def simulate_log_rates(spec, prior, thetas: np.ndarray, seeds, workers: int = 1,
-                       dask: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       dask: str | None = None,
+                       analysed_from: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Statuses and ``analysed_log_rate`` of θ rows simulated with the given per-row seeds,
-    from where the cheap model's rates start (``solve.Protocol``: the spec's analysis start,
-    at most ``solve.RATE_START``), so that both measure the same window."""
+    from ``analysed_from`` (s), by default where the cheap model's rates start
+    (``solve.Protocol``: the spec's analysis start, at most ``solve.RATE_START``), so that
+    both measure the same window."""
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_jobs, simulate_jobs
-    from .solve import Protocol
 
     compiled = str(CompiledModel.for_spec(spec).directory)
     results = simulate_jobs(spec, compiled, make_jobs(prior, thetas, spec.duration, seeds=seeds),
                             workers, dask)
+    start = Protocol.of_spec(spec).t_start if analysed_from is None else analysed_from
     return (np.array([r.status for r in results]),
-            np.array([analysed_log_rate(r, Protocol.of_spec(spec).t_start) for r in results]))
+            np.array([analysed_log_rate(r, start) for r in results]))
 
 
 def point_seeds(seed: int, points) -> list[int]:
@@ -105,8 +109,8 @@ def point_seeds(seed: int, points) -> list[int]:
 
 
 def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers: int = 1,
-                        dask: str | None = None, progress=None,
-                        points=None) -> tuple[np.ndarray, dict]:
+                        dask: str | None = None, progress=None, points=None,
+                        analysed_from: float | None = None) -> tuple[np.ndarray, dict]:
     """Brian2's d log10 ν_E / du (n_seeds, n, d): both sides of every parameter of every
     point simulated with one seed per (seed, point), and the sides' status counts.
     ``points``: the points' numbers for their seeds (default 0..n-1)."""
@@ -120,7 +124,7 @@ def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers:
     for s, seed in enumerate(seeds):
         status, log_rate = simulate_log_rates(spec, prior, thetas,
                                               np.repeat(point_seeds(seed, points), 2 * d),
-                                              workers, dask)
+                                              workers, dask, analysed_from)
         log_up, log_down = log_rate.reshape(n, 2, d).transpose(1, 0, 2)
         out[s] = secant(log_up, log_down, span)
         statuses[str(seed)] = {str(k): int(np.sum(status == k)) for k in np.unique(status)}
@@ -130,8 +134,8 @@ def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers:
 
 
 def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
-                  workers: int = 1, dask: str | None = None,
-                  points=None) -> tuple[np.ndarray, np.ndarray]:
+                  workers: int = 1, dask: str | None = None, points=None,
+                  analysed_from: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate points (standardised u; ``points`` their numbers, for the seeds) are
     simulated ``ok`` with an E rate in ``rate_range`` (one run each, with the seed of their
     gradient's first run) and predicted ``ok`` and asynchronous: the mask and the simulated
@@ -139,7 +143,7 @@ def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
     theta = model.prior.destandardise(np.atleast_2d(u))
     points = range(len(theta)) if points is None else points
     status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, points),
-                                          workers, dask)
+                                          workers, dask, analysed_from)
     pred = model.predict(theta)
     with np.errstate(invalid="ignore"):
         inside = (log_rate >= np.log10(rate_range[0])) & (log_rate <= np.log10(rate_range[1]))
@@ -148,7 +152,8 @@ def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
 
 def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float = 0.5,
                    seeds=(1, 2), rate_range=(1.0, 30.0), workers: int = 1,
-                   dask: str | None = None, progress=None) -> dict:
+                   dask: str | None = None, progress=None,
+                   analysed_from: float | None = None) -> dict:
     """The report (module docstring) on the first ``n`` of the candidate points u (standardised;
     all by default) that pass ``usable_points`` in ``spec`` (tried in blocks of 2n, so that
     few more than needed are simulated); ``model`` a CheapModel of ``spec`` and its prior."""
@@ -160,7 +165,8 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
     while tried < len(candidates) and (n is None or len(chosen) < n):
         part = np.arange(tried, min(tried + block, len(candidates)))
         keep, centre[part] = usable_points(model, spec, candidates[part], seeds[0], rate_range,
-                                           workers, dask, points=part)
+                                           workers, dask, points=part,
+                                           analysed_from=analysed_from)
         chosen.extend(part[keep])
         tried = part[-1] + 1
     chosen = np.asarray(chosen[:n], int)
@@ -169,7 +175,8 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
         return {"candidates": len(candidates), "centres_simulated": int(tried), "points": [],
                 "angle_secant": {"n": 0}, "meets_target": False}
     simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
-                                              progress, points=chosen)
+                                              progress, points=chosen,
+                                              analysed_from=analysed_from)
     finite = np.isfinite(simulated)
     with np.errstate(invalid="ignore"):
         brian2 = np.where(finite.any(0), np.nansum(simulated, 0) / finite.sum(0), np.nan)
@@ -198,6 +205,8 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
                   cheap["secant"])]
     median = _summary(angles["secant"])["median"]
     return {"step": step, "seeds": [int(s) for s in seeds], "rate_range": list(rate_range),
+            "analysed_from": (Protocol.of_spec(spec).t_start if analysed_from is None
+                              else analysed_from),
             "candidates": len(candidates), "centres_simulated": int(tried),
             "parameters": names, "points": points,
             "simulations": int(tried + len(seeds) * u.size * 2),

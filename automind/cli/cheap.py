@@ -78,6 +78,9 @@ def register(sub) -> None:
                         "cheap model predicts the stationary state)")
     p.add_argument("--rate-range", type=positive_float, nargs=2, default=(1.0, 30.0),
                    metavar=("LOW", "HIGH"), help="simulated E rate of a point, Hz (default: 1 30)")
+    p.add_argument("--analysed-from", type=float, metavar="SECONDS",
+                   help="Brian2's rate from this time (default: where the cheap model's "
+                        "rates start, the spec's analysis start but at most 0.1 s)")
     add_engine_options(p)
     _table_option(p)
     add_json(p)
@@ -260,6 +263,9 @@ def run_gradients(args) -> dict:
     spec = (SimulatorSpec.from_plain(bank.meta["simulator"]) if args.simulator is None
             else SimulatorSpec.load(args.simulator))
     check_prior_fits(spec, prior)
+    if args.analysed_from is not None and not 0 <= args.analysed_from < spec.duration:
+        raise UserError(f"--analysed-from {args.analysed_from}: must lie in the runs "
+                        f"(0 to {spec.duration} s)")
     model = _model(args, spec, prior)
     index = candidate_points(bank, args.max_tau_w)
     if not len(index):
@@ -272,7 +278,8 @@ def run_gradients(args) -> dict:
         f"{2 * prior.dim * len(seeds)} simulations per point")
     report = gradient_check(model, spec, u, args.points, args.step, seeds, (low, high),
                             workers(args), args.dask,
-                            progress=lambda k, n: say(f"seed {k}/{n} simulated"))
+                            progress=lambda k, n: say(f"seed {k}/{n} simulated"),
+                            analysed_from=args.analysed_from)
     for p in report["points"]:
         p["bank_index"] = int(index[p["candidate"]])
     report |= {"bank": str(args.bank), "simulator": spec.to_dict(),
