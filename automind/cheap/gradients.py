@@ -6,10 +6,11 @@ At each point u (prior-standardised coordinates) every parameter j is moved to u
 numbers: the same graph draws and Poisson inputs as far as the parameters allow), once per
 seed of ``seeds``; its gradient is the secant of log10 of the E rate over the analysed window.
 The cheap model gives the secant of its predicted E rate (the mean over the same window, from
-the run from rest) at the same θ± and its linear response at the point's equilibrium (what
-``invariance --cheap`` uses). Reported per point: the angle of each
-to Brian2's gradient (the mean over seeds), and the angle between two seeds' Brian2 gradients
-(the noise floor: an estimate cannot be told from Brian2 better than its own repeat agrees).
+the run from rest) at the same θ±, the derivative of that prediction at the point, and its
+linear response at the point's equilibrium (what ``invariance --cheap`` uses where the
+network is asynchronous). Reported per point: the angle of each to Brian2's gradient (the mean
+over seeds), and the angle between two seeds' Brian2 gradients (the noise floor: an estimate
+cannot be told from Brian2 better than its own repeat agrees).
 Components where a side is not ``ok`` in either model are left out of every angle.
 """
 
@@ -58,7 +59,8 @@ def angle_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def cheap_gradients(model, u: np.ndarray, step: float) -> dict:
     """The cheap model's d log10 ν_E / du at u (n, d): ``secant`` over the same sides as the
-    simulations, and ``linear_response`` at the point (NaN rows where it has none)."""
+    simulations, ``derivative`` (of the same prediction, 10⁻³ of the prior widths), and
+    ``linear_response`` at the point's equilibrium (NaN rows where it has none)."""
     from ..invariance.cheap_normals import STEP, _dtheta_du
 
     prior = model.prior
@@ -68,9 +70,11 @@ def cheap_gradients(model, u: np.ndarray, step: float) -> dict:
     pred = model.predict(np.concatenate([up.reshape(-1, d), down.reshape(-1, d)]))
     log_rate = np.where(pred.status == "ok", np.log10(np.maximum(pred.rate_E, 1e-30)), np.nan)
     log_up, log_down = log_rate.reshape(2, n, d)
-    response = model.rate_response(prior.destandardise(u))["rate_E"]
+    theta = prior.destandardise(u)
+    dtheta_du = _dtheta_du(prior, u, STEP)
     return {"secant": secant(log_up, log_down, span),
-            "linear_response": response * _dtheta_du(prior, u, STEP)}
+            "derivative": model.rate_gradient(theta) * dtheta_du,
+            "linear_response": model.rate_response(theta)["rate_E"] * dtheta_du}
 
 
 def analysed_log_rate(result, t_start: float) -> float:
@@ -195,12 +199,14 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
     points = [{"u": row.tolist(), "candidate": int(c),
                "simulated_rate_E": float(10 ** centre[c]), "predicted_rate_E": float(r),
                "tau_w": float(t),
-               "angle_secant": float(a), "angle_linear_response": float(b),
+               "angle_secant": float(a), "angle_derivative": float(dv),
+               "angle_linear_response": float(b),
                "angle_seed_repeat": float(e), "components": int(k),
                "largest": names[int(np.nanargmax(np.abs(g)))] if np.isfinite(g).any() else None,
                "brian2": g.tolist(), "cheap_secant": sec.tolist()}
-              for row, c, r, t, a, b, e, k, g, sec in zip(
-                  u, chosen, predicted, tau_w, angles["secant"], angles["linear_response"],
+              for row, c, r, t, a, dv, b, e, k, g, sec in zip(
+                  u, chosen, predicted, tau_w, angles["secant"], angles["derivative"],
+                  angles["linear_response"],
                   repeat, (np.isfinite(brian2) & np.isfinite(cheap["secant"])).sum(1), brian2,
                   cheap["secant"])]
     median = _summary(angles["secant"])["median"]
@@ -212,6 +218,7 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
             "simulations": int(tried + len(seeds) * u.size * 2),
             "statuses": statuses,
             "angle_secant": _summary(angles["secant"]),
+            "angle_derivative": _summary(angles["derivative"]),
             "angle_linear_response": _summary(angles["linear_response"]),
             "angle_seed_repeat": _summary(repeat), "noise_floor": _summary(noise),
             "target_degrees": TARGET_DEGREES,
