@@ -314,6 +314,13 @@ class Prior:
         mean, sd = self._moments()
         return _inverse(np.asarray(z, dtype=float) * sd + mean, self.parameters, np)
 
+    def dtheta_du(self, z, step: float = 1e-3) -> np.ndarray:
+        """dθ/dz per parameter at standardised z, by central differences (diagonal: each
+        parameter's transform acts alone): a gradient in θ units times it is the gradient in
+        standardised coordinates."""
+        z = np.asarray(z, dtype=float)
+        return (self.destandardise(z + step) - self.destandardise(z - step)) / (2 * step)
+
     # ---- simulator mapping --------------------------------------------------
     def to_simulator(self, theta) -> dict[str, float]:
         """One θ -> {name: value in SI units}, with discreteness applied (e.g. floor), plus

@@ -61,8 +61,6 @@ def cheap_gradients(model, u: np.ndarray, step: float) -> dict:
     """The cheap model's d log10 ν_E / du at u (n, d): ``secant`` over the same sides as the
     simulations, ``derivative`` (of the same prediction, 10⁻³ of the prior widths), and
     ``linear_response`` at the point's equilibrium (NaN rows where it has none)."""
-    from ..invariance.cheap_normals import STEP, _dtheta_du
-
     prior = model.prior
     u = np.atleast_2d(np.asarray(u, float))
     n, d = u.shape
@@ -71,7 +69,7 @@ def cheap_gradients(model, u: np.ndarray, step: float) -> dict:
     log_rate = np.where(pred.status == "ok", np.log10(np.maximum(pred.rate_E, 1e-30)), np.nan)
     log_up, log_down = log_rate.reshape(2, n, d)
     theta = prior.destandardise(u)
-    dtheta_du = _dtheta_du(prior, u, STEP)
+    dtheta_du = prior.dtheta_du(u)
     return {"secant": secant(log_up, log_down, span),
             "derivative": model.rate_gradient(theta) * dtheta_du,
             "linear_response": model.rate_response(theta)["rate_E"] * dtheta_du}

@@ -38,14 +38,8 @@ def iso_rate_normals(model, u: np.ndarray, step: float = STEP) -> tuple[np.ndarr
     rest = method == "differences"
     if rest.any():
         gradient[rest] = model.rate_gradient(theta[rest])
-    normals = _unit(gradient * _dtheta_du(prior, u, step))
+    normals = _unit(gradient * prior.dtheta_du(u, step))
     return normals, np.where(np.isfinite(normals).all(1), method, "").astype(str)
-
-
-def _dtheta_du(prior, u: np.ndarray, step: float) -> np.ndarray:
-    """dθ/du per parameter (diagonal: the prior's transforms act on each parameter alone): a
-    gradient in θ units times it is the gradient in standardised coordinates."""
-    return (prior.destandardise(u + step) - prior.destandardise(u - step)) / (2 * step)
 
 
 def _unit(gradient: np.ndarray) -> np.ndarray:
@@ -62,7 +56,7 @@ def rate_subspaces(model, u: np.ndarray, step: float = STEP) -> tuple[np.ndarray
     asynchronous) or the normals are degenerate (rank < P)."""
     u = np.atleast_2d(np.asarray(u, float))
     response = model.rate_response(model.prior.destandardise(u))["rates"]  # (n, P, d)
-    gradient = response * _dtheta_du(model.prior, u, step)[:, None, :]
+    gradient = response * model.prior.dtheta_du(u, step)[:, None, :]
     n, P, d = gradient.shape
     bases = np.full((n, d, P), np.nan)
     for i in np.flatnonzero(np.isfinite(gradient).all((1, 2))):
