@@ -164,3 +164,8 @@ def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
     assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic",
                  "--out", str(out)]) == 2  # not empty: nothing overwritten
     assert "not empty" in capsys.readouterr().err
+    # no point in a 1000-2000 Hz window: said in one line, exit 0, an empty report
+    assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic", "--seeds",
+                 "1", "--rate-range", "1000", "2000", "--out", str(tmp_path / "none")]) == 0
+    assert "none of" in capsys.readouterr().out
+    assert json.loads((tmp_path / "none" / "gradients.json").read_text())["points"] == []

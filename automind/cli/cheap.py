@@ -52,7 +52,6 @@ def register(sub) -> None:
     add_json(p)
     p.set_defaults(func=run_check)
 
-
     p = cheap.add_parser("gradients", help="the cheap model's rate gradient vs Brian2 finite "
                                            "differences (common random numbers)",
                          description="At up to --points of the BANK's ok, asynchronous runs (in "
@@ -252,7 +251,8 @@ def run_gradients(args) -> dict:
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
-        raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 1,2") from None
+        raise UserError(f"--seeds {args.seeds!r}: give comma-separated integers, "
+                        "e.g. 1,2") from None
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {args.seeds!r}: the seeds must differ")
     low, high = args.rate_range
@@ -290,14 +290,16 @@ def run_gradients(args) -> dict:
     if report["points"]:
         plot(report, args.out / "gradients.png")
     if not args.json:
-        a, r = report["angle_secant"], report["angle_linear_response"]
         if not report["points"]:
             print(f"none of {report['candidates']} candidate points is usable (simulated ok "
                   f"with an E rate in {low}-{high} Hz and predicted ok and asynchronous)")
         else:
+            a = report["angle_secant"]
+            median = {k: "-" if report[k]["median"] is None else f"{report[k]['median']:.1f}°"
+                      for k in ("angle_linear_response", "angle_seed_repeat")}
             print(f"{a['n']} points: angle to Brian2's gradient, median {a['median']:.1f}° "
                   f"(quartiles {a['q25']:.1f}-{a['q75']:.1f}; target <= "
-                  f"{report['target_degrees']:.0f}°); linear response {r['median']:.1f}°; "
-                  f"Brian2 seed repeat {report['angle_seed_repeat']['median'] or float('nan'):.1f}° "
-                  f"-> {args.out}")
+                  f"{report['target_degrees']:.0f}°); linear response "
+                  f"{median['angle_linear_response']}; Brian2 seed repeat "
+                  f"{median['angle_seed_repeat']} -> {args.out}")
     return report
