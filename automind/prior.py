@@ -19,6 +19,9 @@ from .errors import UserError
 from .specs import find_spec, read_toml
 from .units import si_factor
 
+#: a uniform's half-width in its standardised scale space (unit sd): the prior box is ±√3
+STANDARDISED_EDGE = math.sqrt(3.0)
+
 SCALES = ("linear", "log")
 DISCRETE = ("none", "floor")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..prior import STANDARDISED_EDGE
 from .solve import Protocol
 
 #: spec cheap-forward.md §4
@@ -29,8 +30,7 @@ def sides(prior, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np
     is point i with parameter j moved — and the spans (n, d) in standardised units."""
     u = np.atleast_2d(np.asarray(u, float))
     n, d = u.shape
-    edge = np.sqrt(3.0)  # a uniform's box in its standardised scale space
-    shifted = []
+    shifted, edge = [], STANDARDISED_EDGE
     for sign in (1, -1):
         v = np.repeat(u[:, None, :], d, axis=1)
         v[:, np.arange(d), np.arange(d)] = np.clip(u + sign * step, -edge, edge)
@@ -241,8 +241,8 @@ def slowest_adaptation(prior, theta: np.ndarray) -> np.ndarray:
     return np.max(values, axis=0) if values else np.zeros(len(np.atleast_2d(theta)))
 
 
-def candidate_points(bank, max_tau_w: float | None = None) -> np.ndarray:
-    """Bank indices (bank order) of the runs that are ``ok`` and asynchronous in Brian2 (by
+def candidate_points(bank, max_tau_w: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(bank indices in bank order, θ rows) of the runs that are ``ok`` and asynchronous in Brian2 (by
     their features where the bank has them; ``regimes.simulated_labels``) and, if given, whose
     adaptation is faster than ``max_tau_w`` seconds (a run several times τ_w long reaches the
     stationary state the cheap model predicts)."""
@@ -257,7 +257,7 @@ def candidate_points(bank, max_tau_w: float | None = None) -> np.ndarray:
     if found is not None:
         f = found[1]
         keep &= simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"]) == "asynchronous"
-    return np.asarray(rows["index"])[keep]
+    return np.asarray(rows["index"])[keep], np.asarray(rows["theta"])[keep]
 
 
 def plot(report: dict, path) -> None:

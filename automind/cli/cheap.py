@@ -267,13 +267,12 @@ def run_gradients(args) -> dict:
         raise UserError(f"--analysed-from {args.analysed_from}: must lie in the runs "
                         f"(0 to {spec.duration} s)")
     model = _model(args, spec, prior)
-    index = candidate_points(bank, args.max_tau_w)
+    index, theta = candidate_points(bank, args.max_tau_w)
     if not len(index):
         raise UserError(f"{args.bank} has no ok, asynchronous run"
                         + ("" if args.max_tau_w is None else
                            f" with adaptation faster than {args.max_tau_w} s"))
-    rows = bank.table()
-    u = prior.standardise(rows["theta"][np.searchsorted(rows["index"], index)])
+    u = prior.standardise(theta)
     say(f"{len(index)} candidate points; {args.points} checked with {len(seeds)} seed(s): "
         f"{2 * prior.dim * len(seeds)} simulations per point")
     report = gradient_check(model, spec, u, args.points, args.step, seeds, (low, high),

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..prior import STANDARDISED_EDGE
 
 
 def require(n: int, needed: int, statistic: str) -> None:
@@ -63,7 +64,7 @@ def conditional_correlations(posterior, x, conditions: np.ndarray, resolution: i
     require(len(conditions), 1, "conditional correlations")
     x_t = _prepared(posterior, x)
     d = conditions.shape[1]
-    limit = min(half_width, np.sqrt(3.0) * (1 - 1e-4))  # the uniform prior box is ±√3 sd
+    limit = min(half_width, STANDARDISED_EDGE * (1 - 1e-4))
     grid = np.linspace(-limit, limit, resolution)
     gi, gj = (g.ravel() for g in np.meshgrid(grid, grid, indexing="ij"))
     pairs = np.array([(i, j) for i in range(d) for j in range(i + 1, d)]).reshape(-1, 2)
@@ -186,7 +187,7 @@ def high_probability_path(posterior, x, u_start, u_end, n_basis: int = 3, n_poin
     a, b = (torch.as_tensor(np.asarray(v, float)) for v in (u_start, u_end))
     s = torch.linspace(0, 1, n_points, dtype=torch.float64)
     basis = torch.sin(torch.pi * torch.arange(1, n_basis + 1, dtype=torch.float64)[:, None] * s)
-    edge = float(np.sqrt(3.0))  # the uniform prior box in standardised coordinates
+    edge = STANDARDISED_EDGE
 
     def curve(alpha):
         gamma = s[:, None] + basis.T @ alpha.reshape(n_basis, -1)

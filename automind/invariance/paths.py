@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..prior import STANDARDISED_EDGE
 from .geometry import global_geometry, high_probability_path, orthogonal_steps, require
 
 
@@ -47,9 +48,8 @@ def check_path(posterior, x, u_set: np.ndarray, features, target: np.ndarray, no
     away = orthogonal_steps(posterior, x, path[middle], path[middle + 1] - path[middle - 1],
                             n_steps=n_check - 1, step=length / (2 * (n_check - 1)))
     lines = {"path": path[picks], "straight": straight[picks], "orthogonal": away}
-    edge = np.sqrt(3.0)  # the uniform prior box in standardised coordinates
     seeds = np.random.SeedSequence(seed).generate_state(sum(len(v) for v in lines.values()))
-    points = np.clip(np.vstack(list(lines.values())), -edge, edge)
+    points = np.clip(np.vstack(list(lines.values())), -STANDARDISED_EDGE, STANDARDISED_EDGE)
     simulated = np.asarray(features(prior.destandardise(points), seeds), float)
     distance = noise.distance(simulated, target)
     report, offset = {}, 0
