@@ -86,6 +86,24 @@ def test_check_scores_regimes_from_the_banks_features(tmp_path, capsys):
     pred = CheapModel.for_spec(spec, prior, "analytic").predict(rows["theta"])
     assert scored == json.loads(json.dumps(regime_report(pred, rows["status"], features)))
     assert scored["n"] >= 5
+    # the spec's rate accuracy on asynchronous ok runs (corr_mean < 0.05), held-out part, and
+    # a calibration share other than half
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--calibration",
+                 "0.75", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    done = np.isin(rows["status"], ("ok", "silent", "runaway"))
+    n_cal = int(round(0.75 * done.sum()))
+    assert report["calibration"] == n_cal
+    held = np.flatnonzero(done)[n_cal:]
+    flat = held[(rows["status"][held] == "ok") & (pred.status[held] != "undetermined")
+                & (features["corr_mean"][held] < 0.05)]
+    dlog = np.abs(np.log10(np.maximum(pred.rate_E[flat], 1e-3))
+                  - np.log10(np.maximum(rows["rate_E"][flat], 1e-3)))
+    got = report["models"]["analytic"]["async_rate"]
+    assert got["n"] == len(flat) > 0 and got["median_abs_dlog10"] == pytest.approx(np.median(dlog))
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic",
+                 "--calibration", "1.5"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 

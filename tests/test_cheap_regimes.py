@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from automind.cheap.regimes import regime_report, simulated_labels
+from automind.cheap.regimes import auc, regime_report, simulated_labels
 from automind.cheap.screen import CheapModel
 from automind.prior import Prior
 from automind.simulators import SimulatorSpec
@@ -25,7 +25,8 @@ def test_regime_report_counts_a_known_table():
         status=np.array(["ok"] * 7, object),
         regime=np.array(["async", "async", "bursting", "bursting", "multistable", "multistable",
                          "bursting"], object),
-        period=np.array([np.nan, np.nan, 0.4, 1.0, np.nan, np.nan, 0.2]))
+        period=np.array([np.nan, np.nan, 0.4, 1.0, np.nan, np.nan, 0.2]),
+        loop_gain=np.array([0.5, 0.2, 1.5, 0.9, 2.0, 0.1, 3.0]))
     status = np.array(["ok"] * 6 + ["silent"])
     features = {"rate_mean": [1, 0.01, 3, 1, 0.0, 2, 5],
                 "corr_mean": [0.01, 0, 0.3, 0.02, 0, 0.5, 1],
@@ -40,6 +41,19 @@ def test_regime_report_counts_a_known_table():
     assert (b["recall"], b["precision"], b["base_rate"]) == (0.5, 0.5, 2 / 6)
     assert (q["recall"], q["precision"]) == (0.5, 0.5)
     assert r["period"]["n"] == 2 and np.isclose(r["period"]["median_log10_ratio"], np.log10(2))
+    # one run ok in both has valid bursts (4 ≥ 2); its loop gain 1.5 beats 4 of the 5 others;
+    # as a score "bursting" beats 4 and ties 1
+    s = r["bursts"]
+    assert (s["n"], s["burst_valid"]) == (6, 1)
+    assert s["auc_loop_gain"] == 0.8 and s["auc_bursting_regime"] == 0.9
+    assert s["loop_gain_above_1"] == {"recall": 1.0, "precision": 0.5, "predicted": 2}
+
+
+def test_auc_known_values():
+    assert auc([1, 2, 3], [False, False, True]) == 1.0
+    assert auc([3, 2, 1], [False, False, True]) == 0.0
+    assert auc([1, 1, 1, np.nan], [True, False, False, True]) == 0.5
+    assert np.isnan(auc([1, 2], [True, True]))
 
 
 def test_check_runs_scores_regimes_where_the_runs_do_what_the_model_says():

@@ -8,7 +8,7 @@ from automind.cheap import analytic
 from automind.cheap.grid import Grid
 from automind.cheap.networks import BrunelNetwork, MK1Network
 from automind.cheap.nodes import NodeSettings
-from automind.cheap.solve import Protocol, fixed_point, solve
+from automind.cheap.solve import Protocol, fixed_point, loop_gain, solve
 from automind.cheap.table import Table, build_table, save_table
 from automind.prior import Prior
 from automind.simulators import SimulatorSpec
@@ -59,6 +59,39 @@ def test_brunel_rates_within_15_percent_of_brian2(simulated_slice, brunel):
         simulated = len(sim.spikes["E"][0]) / (sim.n_units["E"] * sim.t_end)
         assert pred.rate_E[k] == pytest.approx(simulated, rel=0.15), (point, pred.rate_E[k], simulated)
     assert pred.rate_E[0] == pytest.approx(37.9, rel=0.03)  # the simulated table, not the formula
+
+
+def test_loop_gain_is_the_derivative_of_brunels_siegert_transfer():
+    """One population, white noise (analytic Φ = Siegert, Brunel 2000 eq. 21): the loop gain
+    is dΦ/dν, here by the chain rule through y = (V − μ)/σ (σ² = C J² τ ν_in, twice the free
+    variance), e^{y²}(1 + erf y) = erfcx(−y)."""
+    from scipy.special import erfcx
+
+    from automind.cheap.baseline import AnalyticPhi
+
+    net = _brunel(AnalyticPhi())
+    f, g = net.f, net.g
+    nu = np.array([[5.0], [20.0], [50.0], [2.0]])
+    c, j, tau = f["C_E"], f["J"], f["tau_m"]
+    mu = c * j * tau * (net.nu_x + nu[:, 0] * (1 - net.gamma * g))
+    sigma = np.sqrt(c * j ** 2 * tau * (net.nu_x + nu[:, 0] * (1 + net.gamma * g ** 2)))
+    d_mu = c * j * tau * (1 - net.gamma * g)
+    d_sigma = c * j ** 2 * tau * (1 + net.gamma * g ** 2) / (2 * sigma)
+    y_t, y_r = (f["theta"] - mu) / sigma, (f["v_reset"] - mu) / sigma
+    d_y = [-d_mu / sigma - y * d_sigma / sigma for y in (y_t, y_r)]
+    isi = f["t_refrac"] + tau * np.sqrt(np.pi) * quad_erfcx(y_r, y_t)
+    d_isi = tau * np.sqrt(np.pi) * (erfcx(-y_t) * d_y[0] - erfcx(-y_r) * d_y[1])
+    want = -d_isi / isi ** 2
+    got = loop_gain(net, nu, np.zeros_like(nu))
+    assert np.all(np.abs(want) > 0.05)  # the points are not trivially flat
+    assert got == pytest.approx(want, rel=1e-3, abs=1e-6)
+
+
+def quad_erfcx(lower, upper):
+    from scipy.integrate import quad
+    from scipy.special import erfcx
+
+    return np.array([quad(lambda u: erfcx(-u), lo, hi)[0] for lo, hi in zip(lower, upper)])
 
 
 def test_table_build_resumes_without_resimulating(simulated_slice):

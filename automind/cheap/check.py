@@ -12,6 +12,10 @@ import numpy as np
 
 from ..errors import UserError
 
+#: spec cheap-forward.md §4: "asynchronous" ok runs for the rate accuracy (mean pairwise
+#: correlation below this)
+ASYNC_CORR = 0.05
+
 
 def spearman(a, b) -> float:
     from scipy.stats import spearmanr
@@ -73,6 +77,11 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         dlog = np.abs(np.log10(np.maximum(cheap_rate, 1e-3)) - np.log10(np.maximum(sim_rate, 1e-3)))
         result["ok_rate"] = {"spearman": spearman(cheap_rate, sim_rate), "n": int(ok.sum()),
                              "median_abs_dlog10": float(np.median(dlog)) if ok.any() else None}
+        if regime_features is not None:  # spec §4: asynchronous ok runs, corr_mean < 0.05
+            corr = regime_features["corr_mean"][slice(None) if calibrate_on is not None else held]
+            flat = corr[ok] < ASYNC_CORR
+            result["async_rate"] = {"n": int(flat.sum()), "median_abs_dlog10":
+                                    float(np.median(dlog[flat])) if flat.any() else None}
         result["regimes"] = {r: int(np.sum(pred.regime == r)) for r in ("async", "bursting",
                                                                        "multistable", "")}
         if regime_features is not None:

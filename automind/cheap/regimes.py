@@ -9,8 +9,9 @@ A simulated ``ok`` run is labelled from its features over the analysed window:
 
 Scored on runs both simulated and predicted ``ok``: the table of predicted regime × simulated
 label, "bursting" as a detector of synchronous runs (recall, precision), "multistable" as a
-detector of runs that end quiet, and the predicted period against the simulated mean
-inter-burst interval where both exist.
+detector of runs that end quiet, the predicted period against the simulated mean
+inter-burst interval where both exist, and how well the fast subsystem's loop gain ranks runs
+with valid network bursts (``burst_valid``: at least two detected) above the others (AUC).
 """
 
 from __future__ import annotations
@@ -35,6 +36,34 @@ def simulated_labels(rate, corr, bursts) -> np.ndarray:
     quiet = ~(np.nan_to_num(rate) >= QUIET_RATE)
     synchronous = (np.nan_to_num(bursts) >= MIN_BURSTS) | (np.nan_to_num(corr) > SYNC_CORR)
     return np.where(quiet, "quiet", np.where(synchronous, "synchronous", "asynchronous"))
+
+
+def auc(score, label) -> float:
+    """Area under the ROC curve of ``score`` for the boolean ``label`` (ties count one half;
+    NaN scores excluded; NaN without both classes)."""
+    from scipy.stats import rankdata
+
+    score, label = np.asarray(score, float), np.asarray(label, bool)
+    finite = np.isfinite(score)
+    score, label = score[finite], label[finite]
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((rankdata(score)[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def burst_report(pred, ok, bursts) -> dict:
+    """The loop gain (and the "bursting" regime) as scores of ``burst_valid`` on the runs
+    ``ok``; ``bursts``: simulated burst counts (NaN or < 2: no valid bursts)."""
+    valid = np.nan_to_num(np.asarray(bursts, float)[ok]) >= 2
+    gain = np.asarray(pred.loop_gain, float)[ok]
+    above = gain > 1
+    return {"n": int(ok.sum()), "burst_valid": int(valid.sum()),
+            "auc_loop_gain": auc(gain, valid),
+            "auc_bursting_regime": auc(np.asarray(pred.regime)[ok] == "bursting", valid),
+            "loop_gain_above_1": {"recall": float((above & valid).sum() / max(valid.sum(), 1)),
+                                  "precision": float((above & valid).sum() / max(above.sum(), 1)),
+                                  "predicted": int(above.sum())}}
 
 
 def regime_report(pred, status, features: dict) -> dict:
@@ -66,7 +95,8 @@ def regime_report(pred, status, features: dict) -> dict:
                        "spearman": spearman(period[both], interval[both]),
                        "median_log10_ratio": (float(np.median(np.log10(period[both]
                                                                        / interval[both])))
-                                              if both.any() else None)}}
+                                              if both.any() else None)},
+            "bursts": burst_report(pred, ok, features["burst_num"])}
 
 
 def bank_regime_features(bank, index) -> tuple[str, dict] | None:

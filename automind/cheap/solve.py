@@ -17,6 +17,11 @@ For a batch of θ at once, on the rate + adaptation dynamics
    (adaptation at its adiabatic mean) from the saturated start (1/t_ref), with stability from
    the Jacobian; a stable state other than where the run settles is ``multistable``.
    (``fixed_point`` also serves quiet or drive-only starts.)
+3. **Loop gain** of the fast (rate) subsystem where the run ends, adaptation frozen: the
+   largest real part of the eigenvalues of ∂Φ/∂ν. Above 1, recurrent excitation alone would
+   run away and only adaptation holds the state — the mechanism of network bursts, which a
+   finite noisy network shows where the deterministic rate model settles (docs/cheap.md,
+   "Bursts").
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class Prediction:
     period: np.ndarray         # s, inter-burst interval (nan unless bursting)
     extrapolated: np.ndarray   # any table lookup at the solution outside the table
     iterations: np.ndarray     # of the saturated-start fixed point (0 where not needed)
+    loop_gain: np.ndarray      # fast subsystem's gain where the run ends (nan: status only)
     flags: dict = field(default_factory=dict)
 
     def as_columns(self) -> dict:
@@ -84,7 +90,8 @@ class Prediction:
         cols["rate_units"] = self.flags["rate_units"]  # all neurons' mean (a recording's)
         return cols | {"rate_E": self.rate_E, "status": self.status, "regime": self.regime,
                        "margin": self.margin, "period": self.period,
-                       "extrapolated": self.extrapolated, "iterations": self.iterations}
+                       "extrapolated": self.extrapolated, "iterations": self.iterations,
+                       "loop_gain": self.loop_gain}
 
 
 def _map(net, x, index):
@@ -169,6 +176,21 @@ def jacobian_stable(net, rates, w, index) -> np.ndarray:
         jac[:, :, k] = (rhs(shifted) - base) / h[:, None]
     jac = np.nan_to_num(jac)
     return np.max(np.linalg.eigvals(jac).real, axis=-1) < 0
+
+
+def loop_gain(net, rates, w) -> np.ndarray:
+    """Largest real part of the eigenvalues of ∂Φ/∂ν at (ν, w) with w frozen (central
+    differences of 10⁻³ relative + 1 µHz in ν, clipped at ν = 0)."""
+    b, P = rates.shape
+    index = np.arange(b)
+    jac = np.zeros((b, P, P))
+    for k in range(P):
+        up, down = rates.copy(), rates.copy()
+        up[:, k] += 1e-3 * rates[:, k] + 1e-6
+        down[:, k] = np.maximum(rates[:, k] - 1e-3 * rates[:, k] - 1e-6, 0.0)
+        rise = net.evaluate(up, w, index, cv=False)[0] - net.evaluate(down, w, index, cv=False)[0]
+        jac[:, :, k] = rise / (up[:, k] - down[:, k])[:, None]
+    return np.max(np.linalg.eigvals(np.nan_to_num(jac)).real, axis=-1)
 
 
 def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25):
@@ -299,9 +321,12 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     regime[~run["finished"]] = ""
     # equilibria: another stable state than where the run ends is multistability
     saturated, conv_s, iters = np.zeros((B, P)), np.zeros(B, bool), np.zeros(B, int)
+    gain = np.full(B, np.nan)
     if status_only:
         regime[:] = ""
     else:
+        with np.errstate(all="ignore"):
+            gain = np.where(known, loop_gain(net, run["nu"], run["w"]), np.nan)
         # only where a second state could change the regime: async runs that settled
         rows = np.flatnonzero((regime == "async") & run["settled"])
         if len(rows):
@@ -325,7 +350,7 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     margin = np.minimum(np.abs(log_a - np.log10(silent)), np.abs(log_a - np.log10(runaway)))
     margin = np.where(known, margin, np.nan)
     return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, run["period"],
-                      np.any(extra, axis=-1), iters,
+                      np.any(extra, axis=-1), iters, gain,
                       {"negative_leak": np.asarray(net.flag_negative_leak),
                        "probe_rate_E": probe_rate,
                        # every neuron's mean rate (rates' window): a recording's rate_mean

@@ -34,7 +34,8 @@ def register(sub) -> None:
 
     p = cheap.add_parser("check", help="statuses and rates of the cheap model vs a bank's Brian2 runs",
                          description="Calibrate the status window and the status classifier on "
-                                     "the first half of the bank (ok-recall --recall), or on "
+                                     "the first half of the bank (--calibration; ok-recall "
+                                     "--recall), or on "
                                      "--calibrate-on BANK2, and score the rest; also the analytic "
                                      "transfer function, for comparison. Where the bank has "
                                      "population (or mk1_compact) features, the predicted "
@@ -42,6 +43,9 @@ def register(sub) -> None:
                                      "whether they ended quiet (docs/cheap.md).")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
+    p.add_argument("--calibration", type=float, default=0.5, metavar="SHARE",
+                   help="share of the bank's finished runs (first in bank order) to calibrate on "
+                        "(default 0.5; the spec's protocol: 1,000 of 3,000 draws, 0.333)")
     p.add_argument("--save-classifier", type=Path, metavar="FILE",
                    help="write the table's calibrated status classifier here (JSON), for "
                         "automind simulate --screen cheap:classifier=FILE")
@@ -173,6 +177,8 @@ def run_check(args) -> dict:
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
+    if not 0 < args.calibration < 1:
+        raise UserError(f"--calibration {args.calibration}: give a share between 0 and 1")
     if args.save_classifier is not None and args.save_classifier.exists():
         raise UserError(f"{args.save_classifier} exists; choose a new --save-classifier file")
     bank = Bank(args.bank)
@@ -188,7 +194,8 @@ def run_check(args) -> dict:
         other = (cal_rows["theta"], cal_rows["status"])
     found = bank_regime_features(bank, rows["index"])
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
-                        table=args.table, recall=args.recall, calibrate_on=other,
+                        table=args.table, recall=args.recall, calibration=args.calibration,
+                        calibrate_on=other,
                         regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
     report["regime_features"] = None if found is None else found[0]
@@ -228,6 +235,12 @@ def run_check(args) -> dict:
                       f"{b['base_rate']:.2f}); multistable finds runs that end quiet with "
                       f"recall {q['recall']:.2f}, precision {q['precision']:.2f} (base rate "
                       f"{q['base_rate']:.2f})")
+                s, a = r["bursts"], m["async_rate"]
+                error = a["median_abs_dlog10"]
+                print(f"  {name}: loop gain ranks the {s['burst_valid']} runs with valid bursts "
+                      f"with AUC {s['auc_loop_gain']:.2f}; asynchronous ok runs (corr < 0.05, "
+                      f"n = {a['n']}): median |Δlog10 ν_E| "
+                      + ("-" if error is None else f"{error:.2f}"))
         if report["regime_features"] is None:
             print("  regimes not scored: the bank has none of the feature sets "
                   "population, mk1_compact, mk1 (automind features BANK --set population)")
