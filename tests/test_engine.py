@@ -53,3 +53,34 @@ def test_a_script_without_a_main_guard_fails_with_the_reason_instead_of_hanging(
                          capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     assert 'if __name__ == "__main__":' in run.stderr
+
+
+def _chunk_of_arrays(spec, jobs, compiled_dir, feature_sets):
+    import numpy as np
+
+    return [np.full(1000, job, float) for job in jobs]
+
+
+def test_local_engine_keeps_no_finished_chunk_in_memory():
+    """A bank of 3,000 N = 2000, 10 s runs was killed by the OOM killer at 22 GB: the engine
+    held every finished future, and with it every chunk's spike trains. Once the consumer has
+    dropped a chunk's results nothing else may hold them."""
+    import gc
+    import weakref
+
+    from automind.simulators.execution import LocalEngine
+
+    engine = LocalEngine(None, "", workers=2)
+    engine.task = _chunk_of_arrays
+    refs = []
+    try:
+        for chunk, results in engine.run_chunks([(c, [c, c + 0.5]) for c in range(4)]):
+            assert results[0][0] == chunk
+            refs.append(weakref.ref(results[0]))
+            del results
+            gc.collect()
+            assert all(r() is None for r in refs[:-1])  # the generator holds the latest only
+    finally:
+        engine.close()
+    gc.collect()
+    assert len(refs) == 4 and all(r() is None for r in refs)

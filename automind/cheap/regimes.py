@@ -56,14 +56,9 @@ def burst_report(pred, ok, bursts) -> dict:
     """The loop gain (and the "bursting" regime) as scores of ``burst_valid`` on the runs
     ``ok``; ``bursts``: simulated burst counts (NaN or < 2: no valid bursts)."""
     valid = np.nan_to_num(np.asarray(bursts, float)[ok]) >= 2
-    gain = np.asarray(pred.loop_gain, float)[ok]
-    above = gain > 1
     return {"n": int(ok.sum()), "burst_valid": int(valid.sum()),
-            "auc_loop_gain": auc(gain, valid),
-            "auc_bursting_regime": auc(np.asarray(pred.regime)[ok] == "bursting", valid),
-            "loop_gain_above_1": {"recall": float((above & valid).sum() / max(valid.sum(), 1)),
-                                  "precision": float((above & valid).sum() / max(above.sum(), 1)),
-                                  "predicted": int(above.sum())}}
+            "auc_loop_gain": auc(np.asarray(pred.loop_gain, float)[ok], valid),
+            "auc_bursting_regime": auc(np.asarray(pred.regime)[ok] == "bursting", valid)}
 
 
 def regime_report(pred, status, features: dict) -> dict:

@@ -18,10 +18,10 @@ For a batch of θ at once, on the rate + adaptation dynamics
    the Jacobian; a stable state other than where the run settles is ``multistable``.
    (``fixed_point`` also serves quiet or drive-only starts.)
 3. **Loop gain** of the fast (rate) subsystem where the run ends, adaptation frozen: the
-   largest real part of the eigenvalues of ∂Φ/∂ν. Above 1, recurrent excitation alone would
-   run away and only adaptation holds the state — the mechanism of network bursts, which a
-   finite noisy network shows where the deterministic rate model settles (docs/cheap.md,
-   "Bursts").
+   largest real part of the eigenvalues of ∂Φ/∂ν. Near 1 the state is close to the fold
+   where recurrent excitation ignites the network (above 1 only adaptation holds it): a
+   finite, noisy network there re-ignites and adapts in bursts where the deterministic rate
+   model settles — a score for network bursts (docs/cheap.md, "Bursts").
 """
 
 from __future__ import annotations

@@ -126,6 +126,8 @@ class LocalEngine(_Engine):
     name = "local"
     #: times a chunk is resubmitted after its worker process died (e.g. killed by the OOM killer)
     retries = 2
+    #: what a worker runs per chunk (replaceable in tests)
+    task = staticmethod(run_chunk)
 
     def __init__(self, spec, compiled_dir: str, workers: int, feature_sets: tuple = ()):
         self.spec, self.compiled_dir, self.workers = spec, compiled_dir, workers
@@ -140,13 +142,16 @@ class LocalEngine(_Engine):
             return
         remaining = dict(chunks)
         for attempt in range(self.retries + 1):
-            futures = {self._pool.submit(run_chunk, self.spec, jobs, self.compiled_dir,
+            futures = {self._pool.submit(self.task, self.spec, jobs, self.compiled_dir,
                                          self.feature_sets): chunk
                        for chunk, jobs in remaining.items()}
             self._futures |= set(futures)
             try:
                 for future in as_completed(futures):
-                    chunk = futures[future]
+                    # forget a finished future: it holds its chunk's results (spike trains of
+                    # every run), which a long bank would otherwise keep in memory until the end
+                    chunk = futures.pop(future)
+                    self._futures.discard(future)
                     results = future.result()
                     del remaining[chunk]
                     yield chunk, results
@@ -205,7 +210,7 @@ class DaskEngine(_Engine):
                                       key=f"automind-chunk-{chunk}-{id(self)}"): chunk
                    for chunk, jobs in chunks}
         for future in dask_completed(list(futures)):
-            yield futures[future], future.result()
+            yield futures.pop(future), future.result()  # popped: the cluster may free it
 
     def close(self, failed: bool = False) -> None:
         self.client.close()
