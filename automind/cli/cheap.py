@@ -40,7 +40,9 @@ def register(sub) -> None:
                                      "transfer function, for comparison. Where the bank has "
                                      "population (or mk1_compact) features, the predicted "
                                      "regimes are scored against the runs' synchrony and "
-                                     "whether they ended quiet (docs/cheap.md).")
+                                     "whether they ended quiet, and the loop gain against "
+                                     "their network bursts (AUC); the rate error of the "
+                                     "asynchronous runs (docs/cheap.md).")
     p.add_argument("bank", type=Path, help="bank folder")
     p.add_argument("--recall", type=float, default=0.95, help="ok-recall to calibrate for")
     p.add_argument("--calibration", type=float, default=0.5, metavar="SHARE",
