@@ -242,10 +242,10 @@ def slowest_adaptation(prior, theta: np.ndarray) -> np.ndarray:
 
 
 def candidate_points(bank, max_tau_w: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(bank indices in bank order, θ rows) of the runs that are ``ok`` and asynchronous in Brian2 (by
-    their features where the bank has them; ``regimes.simulated_labels``) and, if given, whose
-    adaptation is faster than ``max_tau_w`` seconds (a run several times τ_w long reaches the
-    stationary state the cheap model predicts)."""
+    """(bank indices in bank order, θ rows) of the runs that are ``ok`` and asynchronous in
+    Brian2 (by their features where the bank has them; ``regimes.simulated_labels``) and, if
+    given, whose adaptation is faster than ``max_tau_w`` seconds (a run several times τ_w long
+    reaches the stationary state the cheap model predicts)."""
     from ..prior import Prior
     from .regimes import bank_regime_features, simulated_labels
 

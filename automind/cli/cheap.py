@@ -250,8 +250,6 @@ def run_check(args) -> dict:
 
 
 def run_gradients(args) -> dict:
-    import numpy as np
-
     from ..bank import Bank
     from ..cheap.gradients import candidate_points, gradient_check, plot
     from ..cheap.screen import table_key
