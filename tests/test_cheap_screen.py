@@ -67,6 +67,13 @@ def test_rate_window_report_with_perfect_predictions():
     assert report["near_recall"] >= 0.9 and report["half_width_decades"] <= 0.3
     assert report["kept"] == pytest.approx(near[1000:].mean(), abs=0.02)
     assert report["gain"] == pytest.approx(1 / near[1000:].mean() * report["near_recall"], rel=0.1)
+    # a model that calls a tenth of the near runs runaway cannot keep 95 % of them: no window,
+    # everything kept, no gain (it was a NaN width that kept nothing)
+    wrong = np.where(near & (rng.uniform(size=3000) < 0.1), "runaway", status).astype(object)
+    blind = rate_window_report(SimpleNamespace(rate_E=rate, status=wrong), status, rate,
+                               targets=(3.0,))["3.0"]
+    assert blind["half_width_decades"] is None
+    assert blind["kept"] == 1.0 and blind["near_recall"] == 1.0 and blind["gain"] == 1.0
 
 
 def test_rate_window_screen_with_features_and_fit_settings(tmp_path):

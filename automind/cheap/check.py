@@ -110,7 +110,9 @@ def rate_window_report(pred, status, rate_E, targets=(1.0, 3.0, 10.0, 30.0),
     rate, "near" runs are simulated ``ok`` with |log10 ν_E − log10 target| ≤ ``tolerance``;
     the screen keeps θ predicted ``ok`` within a half-width (decades) around the target that
     keeps ``recall`` of the calibration part's near runs (or undetermined). Scored on the rest:
-    kept fraction, near recall, and probes simulated per near run with and without it."""
+    kept fraction, near recall, and probes simulated per near run with and without it. Where
+    more than 1 − ``recall`` of the near runs are predicted not ``ok`` no window reaches the
+    recall: the half-width is None and the screen keeps everything (gain 1)."""
     status = np.asarray(status).astype(str)
     n_cal = int(round(calibration * len(status)))
     cal, held = slice(0, n_cal), slice(n_cal, None)
@@ -122,10 +124,13 @@ def rate_window_report(pred, status, rate_E, targets=(1.0, 3.0, 10.0, 30.0),
         if near[cal].sum() < 10 or near[held].sum() < 10:
             continue
         dist = np.where(pred.status == "ok", np.abs(log_pred - np.log10(target)), np.inf)
-        width = float(np.quantile(dist[cal][near[cal]], recall))
+        with np.errstate(invalid="ignore"):  # inf − inf between two unpredicted near runs
+            width = float(np.quantile(dist[cal][near[cal]], recall))
+        width = width if np.isfinite(width) else np.inf
         keep = (pred.status == "undetermined") | (dist <= width)
         k, n = keep[held], near[held]
-        out[str(target)] = {"half_width_decades": width, "kept": float(k.mean()),
+        out[str(target)] = {"half_width_decades": width if np.isfinite(width) else None,
+                            "kept": float(k.mean()),
                             "near_recall": float((k & n).sum() / n.sum()),
                             "near_held_out": int(n.sum()),
                             "probes_per_near_unscreened": float(len(n) / n.sum()),
