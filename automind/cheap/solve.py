@@ -21,7 +21,9 @@ For a batch of θ at once, on the rate + adaptation dynamics
    largest real part of the eigenvalues of ∂Φ/∂ν. Near 1 the state is close to the fold
    where recurrent excitation ignites the network (above 1 only adaptation holds it): a
    finite, noisy network there re-ignites and adapts in bursts where the deterministic rate
-   model settles — a score for network bursts (docs/cheap.md, "At the spec's protocol").
+   model settles — proposed as a score for network bursts, it ranks runs with valid bursts
+   only weakly (AUC 0.60–0.69 on two N = 2000 banks; docs/cheap.md, "At the spec's
+   protocol").
 """
 
 from __future__ import annotations
