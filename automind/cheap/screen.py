@@ -146,7 +146,7 @@ class CheapModel:
         differences re-solve the whole model), and ``rates`` (n, P, d): d log10 ν_p / dθ per
         population. NaN rows where the prediction is not ``ok`` and asynchronous, or the
         equilibrium does not converge (a bursting network has no equilibrium to respond)."""
-        from .solve import _map, fixed_point
+        from .solve import _map, fixed_point, rate_jacobian
 
         theta = self.prior.validate(theta)
         n, d = theta.shape
@@ -156,13 +156,7 @@ class CheapModel:
         usable = converged & (pred.status == "ok") & (pred.regime == "async") & (nu > 0).all(1)
         rows = np.arange(n)
         P = nu.shape[1]
-        d_nu = np.zeros((n, P, P))  # ∂Φ/∂ν, column k: ∂Φ/∂ν_k
-        for k in range(P):
-            h = 1e-3 * nu[:, k] + 1e-9
-            up, down = nu.copy(), nu.copy()
-            up[:, k] += h
-            down[:, k] -= h
-            d_nu[:, :, k] = (_map(net, up, rows) - _map(net, down, rows)) / (2 * h)[:, None]
+        d_nu = rate_jacobian(lambda x: _map(net, x, rows), nu, 1e-9)  # ∂Φ/∂ν (n, P, P)
         d_theta = np.zeros((n, P, d))  # ∂Φ/∂θ at fixed ν; and the status rate's own weights
         d_weights = np.zeros((n, d))
         for j in range(d):

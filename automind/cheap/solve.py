@@ -180,18 +180,25 @@ def jacobian_stable(net, rates, w, index) -> np.ndarray:
     return np.max(np.linalg.eigvals(jac).real, axis=-1) < 0
 
 
-def loop_gain(net, rates, w) -> np.ndarray:
-    """Largest real part of the eigenvalues of ∂Φ/∂ν at (ν, w) with w frozen (central
-    differences of 10⁻³ relative + 1 µHz in ν, clipped at ν = 0)."""
+def rate_jacobian(phi, rates, absolute: float) -> np.ndarray:
+    """∂phi/∂ν (b, P, P; column k: ∂phi/∂ν_k) of a map of the rates (b, P) → (b, P), by
+    central differences of 10⁻³ relative + ``absolute`` (Hz) in ν, clipped at ν = 0."""
     b, P = rates.shape
-    index = np.arange(b)
     jac = np.zeros((b, P, P))
     for k in range(P):
+        h = 1e-3 * rates[:, k] + absolute
         up, down = rates.copy(), rates.copy()
-        up[:, k] += 1e-3 * rates[:, k] + 1e-6
-        down[:, k] = np.maximum(rates[:, k] - 1e-3 * rates[:, k] - 1e-6, 0.0)
-        rise = net.evaluate(up, w, index, cv=False)[0] - net.evaluate(down, w, index, cv=False)[0]
-        jac[:, :, k] = rise / (up[:, k] - down[:, k])[:, None]
+        up[:, k] += h
+        down[:, k] = np.maximum(rates[:, k] - h, 0.0)
+        jac[:, :, k] = (phi(up) - phi(down)) / (up[:, k] - down[:, k])[:, None]
+    return jac
+
+
+def loop_gain(net, rates, w) -> np.ndarray:
+    """Largest real part of the eigenvalues of ∂Φ/∂ν at (ν, w) with w frozen (steps of
+    10⁻³ relative + 1 µHz)."""
+    index = np.arange(len(rates))
+    jac = rate_jacobian(lambda nu: net.evaluate(nu, w, index, cv=False)[0], rates, 1e-6)
     return np.max(np.linalg.eigvals(np.nan_to_num(jac)).real, axis=-1)
 
 
