@@ -187,3 +187,17 @@ def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
                  "1", "--rate-range", "1000", "2000", "--out", str(tmp_path / "none")]) == 0
     assert "none of" in capsys.readouterr().out
     assert json.loads((tmp_path / "none" / "gradients.json").read_text())["points"] == []
+
+
+def test_reduction_reports_the_single_neuron_check_by_regime(capsys):
+    # the known answer where neurons are mean-driven: the model's rate within 0.05 decades
+    assert main(["cheap", "reduction", "-n", "60", "--duration", "3", "--seed", "11",
+                 "--table", "analytic", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert found["table"] == "analytic-siegert" and found["neurons"] == 60
+    assert found["mean_driven"]["n"] >= 10 and found["mean_driven"]["median_abs_dlog10"] <= 0.05
+    steps = [found[k]["n"] for k in ("kappa_over_10_step_below_1", "kappa_over_10_step_1_to_2",
+                                     "kappa_over_10_step_from_2")]
+    assert sum(steps) == found["kappa_over_10"]["n"]  # the step groups split the κ > 10 ones
+    assert main(["cheap", "reduction", "-n", "5", "--duration", "1", "--transient", "1"]) == 2
+    assert "--transient 1.0" in capsys.readouterr().err

@@ -31,6 +31,9 @@ def test_discrete_time_rate_limits():
     assert got[1] == pytest.approx(1 / (6 * DT))
     assert got[2] == pytest.approx(1 / (6 * DT))
     assert got[3] == pytest.approx(1 / (15 * DT + 0.05 - DT / 2))
+    # a continuous-time rate that underflowed to 0: first-step firing, or silence, never NaN
+    zero = discrete_time_rate(np.zeros(2), t_ref[:2], np.array([1.0, 0.0]), DT)
+    assert zero[0] == pytest.approx(1 / (5 * DT)) and zero[1] < 1e-290
 
 
 def test_first_step_crossing_matches_monte_carlo_euler_steps():

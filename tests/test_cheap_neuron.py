@@ -1,6 +1,6 @@
 """The table's reduced neuron, simulated by its compiled Brian2 group, against known answers:
 Siegert (white-noise LIF), the Fourcaud–Brunel coloured-noise shift, Richardson's threshold
-integration (white-noise EIF) and noise-free ISIs (spec §4)."""
+integration (white-noise EIF), noise-free ISIs (spec §4) and slow (κ = 10) noise's tail."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,8 @@ NODES = [(-1.0, 3.0, 0.0, 0.0, 0.1, 0.0, 1, "siegert"), (0.0, 3.0, 0.0, 0.0, 0.1
          (2.0, 3.0, 0.0, 0.0, 0.1, 0.0, 0, "deterministic"),
          (4.0, 8.0, 0.0, 0.0, 0.3, 0.0, 0, "deterministic"),
          (1.0, 3.0, 0.5, 0.0, 0.1, 0.0, 0, "deterministic"),
-         (3.0, 5.0, 1.0, 1.0, 0.2, 0.0, 0, "deterministic")]
+         (3.0, 5.0, 1.0, 1.0, 0.2, 0.0, 0, "deterministic"),
+         (-2.0, 3.0, 0.0, 0.0, 0.1, 10.0, 1, "slow")]  # 16 × 32: the compiled group's 512
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,18 @@ def test_coloured_noise_matches_fourcaud_brunel_shift_within_5_percent(measured)
         shifted, white = analytic.siegert(m, r, rho, kappa), analytic.siegert(m, r, rho)
         assert abs(measured["rate"][i] / shifted - 1) <= 0.05, (NODES[i], measured["rate"][i], shifted)
         assert measured["rate"][i] < white                    # the shift is real: slower than white
+
+
+def test_slow_noise_follows_the_tail_not_fourcaud_brunel(measured):
+    # κ = 10, two sd below threshold: the input is frozen over many ISIs, so the neuron fires
+    # at the quasi-static rate (docs/cheap.md, "The tail at large κ"); measured 0.02 decades
+    # from analytic.log10_tail (0.1 below the quasi-static limit), FB's 1.0 decades above
+    for i in _select("slow"):
+        m, r, _, _, rho, kappa, _, _ = NODES[i]
+        measured_log = np.log10(measured["rate"][i])
+        assert measured["rel_se"][i] < 0.1
+        assert abs(measured_log - analytic.log10_tail(m, r, rho, kappa)) <= 0.1
+        assert analytic.log10_siegert(m, r, rho, kappa) - measured_log >= 0.7
 
 
 def test_white_noise_eif_matches_threshold_integration_within_5_percent(measured):

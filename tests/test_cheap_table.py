@@ -81,7 +81,7 @@ def test_corrupt_or_mismatched_table_is_refused(siegert_table, tmp_path):
     data = bytearray((copy / "cv.npy").read_bytes())
     data[-1] ^= 1
     (copy / "cv.npy").write_bytes(bytes(data))
-    with pytest.raises(UserError, match=rf"key {siegert_table.key}.*cv.npy.*sha256"):
+    with pytest.raises(UserError, match=rf"key {siegert_table.meta['key_sha256']}.*cv.npy.*sha256"):
         Table(copy)
     meta = json.loads((siegert_table.folder / "table.json").read_text())
     meta["key"]["seed"] = 99
@@ -91,6 +91,56 @@ def test_corrupt_or_mismatched_table_is_refused(siegert_table, tmp_path):
         Table(tmp_path / "edited")
     with pytest.raises(UserError, match="automind cheap build"):
         Table.find(root=tmp_path / "nothing")
+
+
+def test_quasi_static_limit_is_the_averaged_noise_free_rate():
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    for m in (-6.0, -3.0, 0.0, 3.0):
+        def integrand(mu):
+            return norm.pdf(mu - m) / (0.95 + np.log1p(12.0 / mu))
+        exact = quad(integrand, 0, 40, points=[1e-6, 1e-3, max(m, 0.01)], limit=500)[0]
+        assert analytic.log10_quasi_static(m, 12.0, 0.95) == pytest.approx(np.log10(exact), abs=0.01)
+    assert np.isfinite(analytic.log10_quasi_static(-60.0, 3.0, 0.1))  # ~ -785, not -inf
+
+
+def test_tail_is_siegert_for_white_noise_and_decays_like_a_gaussian_for_slow_noise():
+    m = np.array([-20.0, -10.0, -3.0, 0.0])
+    assert analytic.log10_tail(m, 4.0, 0.5, 0.0) == pytest.approx(analytic.log10_siegert(m, 4.0, 0.5))
+    gaussian = (20.0 ** 2 - 10.0 ** 2) / (2 * np.log(10))  # decades from m = -10 to -20
+    slow = analytic.log10_tail(m, 4.0, 0.5, 100.0)
+    fb = analytic.log10_siegert(m, 4.0, 0.5, 100.0)
+    assert slow[1] - slow[0] >= 0.95 * gaussian and fb[1] - fb[0] <= 0.05 * gaussian
+
+
+def test_a_stored_table_is_read_with_the_current_tail(tmp_path):
+    """Tables built before TAIL_VERSION 2 stored another tail: loading redraws it from the
+    anchor (the lowest well-measured node of each line) and the key names the version."""
+    import hashlib
+
+    from automind.cheap.table import FLAG_TAIL, TAIL_VERSION
+
+    grid = Grid(m=(-4.0, -3.0, -2.0, -1.0, 0.0), r=(3.0,), delta=(0.0,), ell=(0.0,), rho=(0.1,),
+                kappa=(10.0,))
+    rate = 10 ** analytic.log10_quasi_static(np.array(grid.m), 3.0, 0.1)
+    count = np.array([0, 3, 500, 2000, 6000.0])
+    folder = save_table(tmp_path / "t", grid, rate, np.ones(5), np.full(5, 0.01), count, {})
+    stored = np.load(folder / "log10_rate.npy")
+    assert np.all(np.load(folder / "flags.npy").ravel()[:2] & FLAG_TAIL)
+    old = stored.copy()
+    old.ravel()[:2] = -0.5  # a flat old-style tail, as Fourcaud–Brunel drew it at large κ
+    np.save(folder / "log10_rate.npy", old)
+    meta = json.loads((folder / "table.json").read_text())
+    meta["arrays"]["log10_rate"]["sha256"] = hashlib.sha256(
+        (folder / "log10_rate.npy").read_bytes()).hexdigest()
+    (folder / "table.json").write_text(json.dumps(meta))
+    table = Table(folder)
+    assert table.key.endswith(f".tail{TAIL_VERSION}")
+    np.testing.assert_allclose(table.log10_rate.ravel(), stored.ravel(), atol=1e-6)
+    tail = analytic.log10_tail(np.array(grid.m), 3.0, 0.1, 10.0)
+    np.testing.assert_allclose(table.log10_rate.ravel()[:2],
+                               stored.ravel()[2] + tail[:2] - tail[2], atol=1e-5)
 
 
 def test_low_count_nodes_are_filled_with_the_tail_and_m_is_monotone():

@@ -11,6 +11,9 @@ returns ν τ_eff (rate in units of 1/τ_eff) and takes numpy arrays (broadcast)
 - :func:`siegert`: white noise (κ = 0) LIF, Amit & Brunel (1997) / Brunel (2000) eq. 21;
   with κ > 0 the Fourcaud & Brunel (2002) shift of threshold and reset by
   (α/2)√κ σ_B, α = √2 |ζ(1/2)|.
+- :func:`log10_quasi_static`: the κ → ∞ limit, input frozen over many ISIs (the free x is
+  N(m, 1) and the neuron fires at its noise-free rate while x sits above threshold).
+- :func:`log10_tail`: the shape the table's low-m tail follows (both limits blended).
 - :func:`deterministic_rate`: no noise, ISI by quadrature (exact for δ = 0).
 - :func:`eif_white_rate`: white-noise EIF by threshold integration (Richardson 2007).
 """
@@ -76,6 +79,40 @@ def log10_siegert(m, r, rho, kappa=0.0):
     log_t = 0.5 * np.log(np.pi) + _log_siegert_integral((-r + shift - m) / sigma_b,
                                                          (shift - m) / sigma_b)
     return -np.logaddexp(np.log(np.maximum(rho, 1e-300)), log_t) / np.log(10.0)
+
+
+#: ln(μ / μ_max) nodes of the quasi-static integral (rectangle rule in ln μ)
+_QS_LOG_MU = np.linspace(np.log(1e-14), 0.0, 401)
+#: κ at which :func:`log10_tail` weighs the two limits equally
+TAIL_KAPPA = 1.0
+
+
+def log10_quasi_static(m, r, rho):
+    """log10 ν τ of the LIF (threshold 0, reset −r, refractory ρ) in the quasi-static limit
+    κ → ∞: ∫ φ(μ − m) / (ρ + ln((μ + r)/μ)) dμ over μ > 0, the noise-free rate averaged over
+    the frozen input's N(m, 1) (the leading term of Moreno-Bote & Parga 2004's long-τ_s
+    expansion). Finite far below threshold: φ's log is summed, never φ itself."""
+    m, r, rho = np.broadcast_arrays(*(np.asarray(v, float) for v in (m, r, rho)))
+    mu = (np.maximum(m, 0.0) + 12.0)[..., None] * np.exp(_QS_LOG_MU)
+    log_terms = (-0.5 * (mu - m[..., None]) ** 2 - 0.5 * np.log(2 * np.pi) + np.log(mu)
+                 - np.log(rho[..., None] + np.log1p(r[..., None] / mu)))
+    step = _QS_LOG_MU[1] - _QS_LOG_MU[0]
+    return (special.logsumexp(log_terms, axis=-1) + np.log(step)) / np.log(10.0)
+
+
+def log10_tail(m, r, rho, kappa):
+    """log10 ν τ that the table's tail follows below its measured nodes (only its shape along m
+    is used): :func:`log10_siegert` (exact for white noise, Fourcaud–Brunel near threshold for
+    small κ) and :func:`log10_quasi_static` blended in log with weight κ / (κ + TAIL_KAPPA) on
+    the latter. Fourcaud–Brunel's tail alone decays like exp(−m²/(2(1 + κ))) — its white-noise
+    intensity 2(1 + κ) holds near threshold only — where the unit-variance neuron's decays like
+    exp(−m²/2): at κ = 100 it put a neuron at m = −6 at ν τ ≈ 0.02, 8 decades above the
+    quasi-static limit and at odds with the zero spikes those nodes counted (docs/cheap.md,
+    "The tail at large κ"). ``m``, ``r``, ``rho`` broadcast without ``kappa`` for the
+    quasi-static part (it does not depend on κ)."""
+    kappa = np.asarray(kappa, float)
+    weight = kappa / (kappa + TAIL_KAPPA)
+    return (1.0 - weight) * log10_siegert(m, r, rho, kappa) + weight * log10_quasi_static(m, r, rho)
 
 
 def deterministic_isi(m, r, delta, ell):

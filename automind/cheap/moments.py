@@ -206,7 +206,8 @@ def discrete_time_rate(rate, t_refrac, crossing, dt) -> np.ndarray:
     (k − 1) dt ≈ max(dt, T − dt/2) on average. So ISI = n_ref dt + (1 − P₁) max(dt, T − dt/2).
     This is what MK1's runaway criterion (ν t_ref > 0.99) measures: whole populations firing
     on the first free step, at t_ref / (n_ref dt) ≥ 1."""
-    with np.errstate(divide="ignore", over="ignore"):
-        free = 1.0 / np.asarray(rate, float) - t_refrac
+    # a rate that underflowed to 0 (deep in the tail) is a finite, huge free time: 0 × inf
+    # would be NaN where the first step always crosses
+    free = 1.0 / np.maximum(np.asarray(rate, float), 1e-300) - t_refrac
     isi = refractory_steps(t_refrac, dt) * dt + (1.0 - crossing) * np.maximum(dt, free - 0.5 * dt)
     return 1.0 / isi

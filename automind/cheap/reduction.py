@@ -143,6 +143,32 @@ def groups(draws: dict, rate: np.ndarray) -> dict:
             "kappa_over_10": slow}
 
 
+def step_groups(draws: dict, rate: np.ndarray, dt: float) -> dict:
+    """The κ > 10 neurons by dt/τ_eff, the simulator's Euler step against the effective
+    membrane time: below 1; 1–2 (the first free step overshoots μ_V); ≥ 2 (forward Euler
+    diverges: the deviation from μ_V is multiplied by 1 − dt/τ_eff < −1 each step)."""
+    neuron, drive = _neuron(draws), _drive(draws)
+    mom = membrane(neuron, drive, adiabatic_w(neuron, drive, rate))
+    h = dt / mom.tau_eff
+    slow = dimensionless(neuron, mom).kappa > 10
+    return {"kappa_over_10_step_below_1": slow & (h < 1),
+            "kappa_over_10_step_1_to_2": slow & (h >= 1) & (h < 2),
+            "kappa_over_10_step_from_2": slow & (h >= 2)}
+
+
+def check(spec, prior, table, n: int, seed: int, duration: float, transient: float,
+          adaptation: bool = False) -> dict:
+    """Draw, simulate and predict ``n`` neurons; :func:`compare` by :func:`groups` and
+    :func:`step_groups`."""
+    draws = draw(spec, prior, n, seed=seed, adaptation=adaptation)
+    simulated = simulate(draws, spec.dt, duration=duration, transient=transient, seed=seed)
+    predicted = predict(draws, table, spec.dt)
+    found = compare(simulated, predicted, groups(draws, predicted)
+                    | step_groups(draws, predicted, spec.dt))
+    return found | {"neurons": n, "seed": seed, "duration": duration, "transient": transient,
+                    "adaptation": adaptation}
+
+
 def compare(simulated: np.ndarray, predicted: np.ndarray, groups: dict) -> dict:
     """|Δlog10 ν| where the simulated rate is ≥ ``MIN_RATE``: median and 95th percentile, over
     all neurons and per group (name → mask); and how often the model calls a neuron that

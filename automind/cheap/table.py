@@ -39,6 +39,9 @@ MIN_COUNT = 30
 FREE_ISI_FLOOR = 1e-4  # of the ISI: where the measured ISI is all refractory
 ARRAYS = ("log10_rate", "cv", "rel_se", "count", "flags")
 FLAG_TAIL, FLAG_MONOTONE = 1, 2
+#: how the low-m tail is drawn (``analytic.log10_tail``): 1 Fourcaud–Brunel Siegert alone,
+#: 2 blended with the quasi-static limit; part of :attr:`Table.key`
+TAIL_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -145,27 +148,46 @@ def build_table(grid: Grid | None = None, settings: NodeSettings | None = None, 
     return folder
 
 
-def finish(grid: Grid, rate, cv, rel_se, count) -> tuple[dict, dict]:
-    """Raw node results (C order) → stored arrays: low-count nodes filled with the Siegert
-    tail along m, log10 rate made non-decreasing in m."""
+def tail_shape(grid: Grid) -> np.ndarray:
+    """``analytic.log10_tail`` on every node (broadcast over δ and ℓ, which it ignores)."""
+    m, r, rho, kappa = (np.asarray(grid.axis(k), float) for k in ("m", "r", "rho", "kappa"))
+    tail = analytic.log10_tail(m[:, None, None, None], r[None, :, None, None],
+                               rho[None, None, :, None], kappa[None, None, None, :])
+    return np.broadcast_to(tail[:, :, None, None, :, :], grid.shape)
+
+
+def fill_tail(grid: Grid, log_rate, count) -> tuple[np.ndarray, np.ndarray]:
+    """(log10 rate with every node below its line's lowest well-measured one along m replaced
+    by the tail shape anchored there, the mask of replaced nodes); lines with no well-measured
+    node take the tail itself. Used when a table is built and again when it is loaded, so a
+    stored table follows the current tail (``TAIL_VERSION``) without being re-simulated."""
     shape = grid.shape
-    nodes = {k: v.reshape(shape) for k, v in grid.nodes().items()}
-    count = count.reshape(shape)
-    log_rate = np.log10(np.maximum(rate.reshape(shape), 1e-30))
-    cv = np.where(count >= MIN_COUNT, cv.reshape(shape), np.nan)
-    flags = np.zeros(shape, np.uint8)
+    log_rate, count = np.asarray(log_rate, float).reshape(shape), np.asarray(count).reshape(shape)
     good = count >= MIN_COUNT
     # lowest index along m from which every node is well measured
     reliable_from = shape[0] - good[::-1].cumprod(0).sum(0)
-    tail = analytic.log10_siegert(nodes["m"], nodes["r"], nodes["rho"], nodes["kappa"])
+    tail = tail_shape(grid)
     idx = np.minimum(reliable_from, shape[0] - 1)[None]
     anchor_value = np.take_along_axis(log_rate, idx, 0)
     anchor_tail = np.take_along_axis(tail, idx, 0)
     below = np.arange(shape[0]).reshape((-1,) + (1,) * 5) < reliable_from[None]
     no_anchor = (reliable_from >= shape[0])[None]
     filled = np.where(no_anchor, tail, anchor_value + tail - anchor_tail)
-    log_rate = np.where(below, filled, log_rate)
-    flags[np.broadcast_to(below, shape)] |= FLAG_TAIL
+    below = np.broadcast_to(below, shape)
+    return np.where(below, filled, log_rate), below
+
+
+def finish(grid: Grid, rate, cv, rel_se, count) -> tuple[dict, dict]:
+    """Raw node results (C order) → stored arrays: low-count nodes filled with the tail along
+    m (:func:`fill_tail`), log10 rate made non-decreasing in m."""
+    shape = grid.shape
+    count = count.reshape(shape)
+    log_rate = np.log10(np.maximum(rate.reshape(shape), 1e-30))
+    cv = np.where(count >= MIN_COUNT, cv.reshape(shape), np.nan)
+    flags = np.zeros(shape, np.uint8)
+    good = count >= MIN_COUNT
+    log_rate, below = fill_tail(grid, log_rate, count)
+    flags[below] |= FLAG_TAIL
     cv = np.where(below, 1.0, cv)
     monotone = np.maximum.accumulate(log_rate, axis=0)
     changed = monotone > log_rate + 1e-9
@@ -307,8 +329,11 @@ class Table:
             self.arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
         # Interpolate the free ISI T = 1/ν − ρ, not ν: T hardly depends on ρ (for the white-noise
         # LIF not at all), while log ν bends where ρ ≈ T (6 % errors between ρ nodes).
+        # the tail as this version draws it (tables built before TAIL_VERSION 2 stored another)
+        filled, _ = fill_tail(self.grid, self.arrays["log10_rate"], self.arrays["count"])
+        self.log10_rate = np.maximum.accumulate(filled, axis=0)
         rho = self.grid.nodes()["rho"]
-        inv = 10.0 ** -self.arrays["log10_rate"].astype(np.float64).ravel()
+        inv = 10.0 ** -self.log10_rate.ravel()
         log_free_isi = np.log10(np.maximum(inv - rho, FREE_ISI_FLOOR * inv))
         cv = np.nan_to_num(self.arrays["cv"].astype(np.float64), nan=1.0).ravel()
         self._values = (log_free_isi.astype(np.float32), cv.astype(np.float32))
@@ -331,18 +356,19 @@ class Table:
 
     @property
     def key(self) -> str:
-        return self.meta["key_sha256"]
+        """The stored table's hash and the tail version it is read with."""
+        return f"{self.meta['key_sha256']}.tail{TAIL_VERSION}"
 
     def _tail_table(self) -> tuple[list, np.ndarray, np.ndarray]:
-        """log10 Siegert(m) − log10 Siegert(m_lo) on m ∈ [TAIL_M, m_lo] × the table's r, ρ, κ
-        nodes, computed once: the tail costs a lookup, not quadratures."""
+        """log10 tail(m) − log10 tail(m_lo) (``analytic.log10_tail``) on m ∈ [TAIL_M, m_lo] ×
+        the table's r, ρ, κ nodes, computed once: the tail costs a lookup, not quadratures."""
         g = self.grid
         m = np.arange(TAIL_M, g.m[0] + 1e-9, 0.5)
         mesh = np.meshgrid(m, g.axis("r"), g.axis("rho"), g.axis("kappa"), indexing="ij")
         anchor = np.meshgrid(np.full(1, g.m[0]), g.axis("r"), g.axis("rho"), g.axis("kappa"),
                              indexing="ij")
-        values = analytic.log10_siegert(mesh[0], mesh[1], mesh[2], mesh[3]) - \
-            analytic.log10_siegert(*anchor)
+        values = analytic.log10_tail(mesh[0], mesh[1], mesh[2], mesh[3]) - \
+            analytic.log10_tail(*anchor)
         coords = interpolation_axes((m, np.log(g.axis("r")), np.log(g.axis("rho")),
                                      COORDINATES["kappa"](g.axis("kappa"))))
         strides = np.array([int(np.prod(values.shape[i + 1:])) for i in range(4)])
