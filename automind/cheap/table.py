@@ -327,11 +327,11 @@ class Table:
                 raise UserError(f"cheap table {folder} (key {meta['key_sha256']}): {name}.npy "
                                 f"fails its sha256 check; rebuild with `{BUILD_HINT}`")
             self.arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
-        # Interpolate the free ISI T = 1/ν − ρ, not ν: T hardly depends on ρ (for the white-noise
-        # LIF not at all), while log ν bends where ρ ≈ T (6 % errors between ρ nodes).
         # the tail as this version draws it (tables built before TAIL_VERSION 2 stored another)
         filled, _ = fill_tail(self.grid, self.arrays["log10_rate"], self.arrays["count"])
         self.log10_rate = np.maximum.accumulate(filled, axis=0)
+        # Interpolate the free ISI T = 1/ν − ρ, not ν: T hardly depends on ρ (for the white-noise
+        # LIF not at all), while log ν bends where ρ ≈ T (6 % errors between ρ nodes).
         rho = self.grid.nodes()["rho"]
         inv = 10.0 ** -self.log10_rate.ravel()
         log_free_isi = np.log10(np.maximum(inv - rho, FREE_ISI_FLOOR * inv))
