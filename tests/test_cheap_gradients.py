@@ -50,7 +50,8 @@ def test_brunel_gradient_matches_brian2_within_the_target():
     # measured 0.1-1.8° (seed repeat 0.4-0.6°): the mean field holds here, so far tighter
     # than the spec's 25° for MK1
     assert max(p["angle_secant"] for p in report["points"]) <= 5.0, report["points"]
-    assert report["meets_target"]
+    assert report["angle_secant"]["median"] <= report["target_degrees"]
+    assert not report["meets_target"]  # 3 points: the spec's target is over 20
     assert report["angle_seed_repeat"]["median"] < 10.0
     for point in report["points"]:
         (dg, dnu), (cg, cnu) = point["brian2"], point["cheap_secant"]

@@ -366,4 +366,7 @@ def run_gradients(args) -> dict:
                   f"{report['target_degrees']:.0f}°); linear response "
                   f"{median['angle_linear_response']}; Brian2 seed repeat "
                   f"{median['angle_seed_repeat']} -> {args.out}")
+            if a["n"] < report["target_points"]:
+                print(f"  {a['n']} points are fewer than the target's {report['target_points']}: "
+                      f"the target is not met by this report alone")
     return report
