@@ -364,11 +364,11 @@ class Table:
         the table's r, ρ, κ nodes, computed once: the tail costs a lookup, not quadratures."""
         g = self.grid
         m = np.arange(TAIL_M, g.m[0] + 1e-9, 0.5)
-        mesh = np.meshgrid(m, g.axis("r"), g.axis("rho"), g.axis("kappa"), indexing="ij")
-        anchor = np.meshgrid(np.full(1, g.m[0]), g.axis("r"), g.axis("rho"), g.axis("kappa"),
-                             indexing="ij")
-        values = analytic.log10_tail(mesh[0], mesh[1], mesh[2], mesh[3]) - \
-            analytic.log10_tail(*anchor)
+        # broadcast axes, not a meshgrid: the quasi-static part is evaluated without the κ axis
+        r, rho, kappa = (np.asarray(g.axis(k), float) for k in ("r", "rho", "kappa"))
+        r, rho, kappa = r[None, :, None, None], rho[None, None, :, None], kappa[None, None, None]
+        values = analytic.log10_tail(m[:, None, None, None], r, rho, kappa) - \
+            analytic.log10_tail(np.full((1, 1, 1, 1), g.m[0]), r, rho, kappa)
         coords = interpolation_axes((m, np.log(g.axis("r")), np.log(g.axis("rho")),
                                      COORDINATES["kappa"](g.axis("kappa"))))
         strides = np.array([int(np.prod(values.shape[i + 1:])) for i in range(4)])
