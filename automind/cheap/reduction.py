@@ -130,15 +130,26 @@ def predict(draws: dict, table, dt: float, iterations: int = 200) -> np.ndarray:
     return discrete_time_rate(nu, neuron.t_refrac, crossing, dt)
 
 
+#: κ = τ_syn/τ_eff above which :func:`groups` calls the conductances quasi-static
+SLOW_KAPPA = 10.0
+
+
+def _adiabatic_moments(draws: dict, rate: np.ndarray):
+    """(membrane moments, dimensionless inputs) of the drawn neurons with adaptation at its
+    adiabatic value for ``rate``."""
+    neuron, drive = _neuron(draws), _drive(draws)
+    mom = membrane(neuron, drive, adiabatic_w(neuron, drive, rate))
+    return mom, dimensionless(neuron, mom)
+
+
 def groups(draws: dict, rate: np.ndarray) -> dict:
     """Masks of the regimes the reduction treats differently, from each neuron's dimensionless
     inputs with adaptation at its adiabatic value for ``rate``: κ = τ_syn/τ_eff > 10 (the
     conductances quasi-static against the membrane: sparse, large shot events that the
     Gaussian diffusion of the table does not describe), and below it mean-driven (m ≥ 0) or
     fluctuation-driven (m < 0: the rate lives in the tail of σ_V)."""
-    neuron, drive = _neuron(draws), _drive(draws)
-    found = dimensionless(neuron, membrane(neuron, drive, adiabatic_w(neuron, drive, rate)))
-    slow = found.kappa > 10
+    _, found = _adiabatic_moments(draws, rate)
+    slow = found.kappa > SLOW_KAPPA
     return {"mean_driven": ~slow & (found.m >= 0), "fluctuation_driven": ~slow & (found.m < 0),
             "kappa_over_10": slow}
 
@@ -147,10 +158,9 @@ def step_groups(draws: dict, rate: np.ndarray, dt: float) -> dict:
     """The κ > 10 neurons by dt/τ_eff, the simulator's Euler step against the effective
     membrane time: below 1; 1–2 (the first free step overshoots μ_V); ≥ 2 (forward Euler
     diverges: the deviation from μ_V is multiplied by 1 − dt/τ_eff < −1 each step)."""
-    neuron, drive = _neuron(draws), _drive(draws)
-    mom = membrane(neuron, drive, adiabatic_w(neuron, drive, rate))
+    mom, found = _adiabatic_moments(draws, rate)
     h = dt / mom.tau_eff
-    slow = dimensionless(neuron, mom).kappa > 10
+    slow = found.kappa > SLOW_KAPPA
     return {"kappa_over_10_step_below_1": slow & (h < 1),
             "kappa_over_10_step_1_to_2": slow & (h >= 1) & (h < 2),
             "kappa_over_10_step_from_2": slow & (h >= 2)}
