@@ -173,6 +173,8 @@ def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
         theta = rows["theta"][list(rows["index"]).index(p["bank_index"])]
         assert prior.destandardise(np.array(p["u"])) == pytest.approx(theta)
         assert p["angle_secant"] < 25.0
+        assert p["simulated_regime"] == "unknown"  # the bank computed no features
+    assert report["angle_secant_by_regime"]["unknown"]["n"] == len(report["points"])
     for bad, words in ((["--seeds", "1,1"], "must differ"), (["--seeds", "a"], "integers"),
                        (["--rate-range", "5", "1"], "LOW must be below HIGH"),
                        (["--analysed-from", "0.5"], "must lie in the runs")):

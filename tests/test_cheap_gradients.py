@@ -7,7 +7,8 @@ import pytest
 
 from conftest import small_brunel_spec
 
-from automind.cheap.gradients import angle_degrees, gradient_check, secant, sides
+from automind.cheap.gradients import (RATE_SLACK, angle_degrees, candidate_points,
+                                      gradient_check, secant, sides)
 from automind.cheap.screen import CheapModel
 from automind.prior import Prior
 
@@ -60,13 +61,15 @@ def test_brunel_gradient_matches_brian2_within_the_target():
 
 
 def test_points_not_usable_in_brian2_are_left_out():
-    """A silent point (no drive) is not checked: none of its sides would have a rate."""
+    """A silent point (no drive) is not checked: none of its sides would have a rate; the
+    model predicts it silent, so its centre is not even simulated."""
     prior = Prior.load("brunel")
     model = CheapModel.for_spec(small_brunel_spec(), prior, "analytic")
     theta = np.array([[5.0, 0.05], [5.0, 2.5]])
     report = gradient_check(model, small_brunel_spec(), prior.standardise(theta), step=0.5,
                             seeds=(1,), rate_range=(1.0, 200.0))
     assert [p["candidate"] for p in report["points"]] == [1]
+    assert report["predicted_usable"] == report["centres_simulated"] == 1
     assert np.isnan(report["points"][0]["angle_seed_repeat"])  # one seed: no repeat
 
 
@@ -79,3 +82,32 @@ def test_candidates_are_simulated_in_blocks_until_enough_points():
                             step=0.5, seeds=(1,), rate_range=(1.0, 200.0))
     assert report["centres_simulated"] == 8 and len(report["points"]) == 1
     assert report["simulations"] == 8 + 2 * 2
+
+
+def test_candidates_are_a_banks_active_runs_near_the_rate_range(tmp_path):
+    """Brian2's regime of a bank run comes from its features: asynchronous runs by default,
+    synchronous ones too with ``synchronous``; a rate range keeps runs within RATE_SLACK of
+    it (the re-simulation's seed differs)."""
+    from automind.bank import Bank, extend
+    from automind.cheap.regimes import bank_regime_features, simulated_labels
+
+    prior = Prior.load("brunel")
+    extend(tmp_path / "b", small_brunel_spec(), prior, 30, 2, progress=False,
+           features=["population"])
+    bank = Bank(tmp_path / "b")
+    rows = bank.table()
+    f = bank_regime_features(bank, rows["index"])[1]
+    label = simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"])
+    ok = rows["status"] == "ok"
+    assert {"asynchronous", "synchronous"} <= set(label[ok])  # the test sees both
+    index, theta, said = candidate_points(bank)
+    assert list(index) == list(rows["index"][ok & (label == "asynchronous")])
+    assert set(said) == {"asynchronous"} and theta == pytest.approx(rows["theta"][np.isin(
+        rows["index"], index)])
+    index, _, said = candidate_points(bank, synchronous=True)
+    assert list(index) == list(rows["index"][ok & (label != "quiet")])
+    low, high = np.quantile(f["rate_mean"][ok], [0.3, 0.6])
+    index, _, _ = candidate_points(bank, synchronous=True, rate_range=(low, high))
+    near = (f["rate_mean"] >= low / RATE_SLACK) & (f["rate_mean"] <= high * RATE_SLACK)
+    assert list(index) == list(rows["index"][ok & (label != "quiet") & near])
+    assert 0 < len(index) < (ok & (label != "quiet")).sum()

@@ -24,6 +24,8 @@ from .solve import Protocol
 #: spec cheap-forward.md §4: median angle ≤ 25° over 20 points
 TARGET_DEGREES = 25.0
 TARGET_POINTS = 20
+#: a bank run's rate may be this factor outside the rate range and still be a candidate
+RATE_SLACK = 2.0
 
 
 def sides(prior, u: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,21 +138,19 @@ def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers:
     return out, statuses
 
 
-def usable_points(model, spec, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
+def usable_points(spec, prior, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
                   workers: int = 1, dask: str | None = None, points=None,
                   analysed_from: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate points (standardised u; ``points`` their numbers, for the seeds) are
     simulated ``ok`` with an E rate in ``rate_range`` (one run each, with the seed of their
-    gradient's first run) and predicted ``ok`` and asynchronous: the mask and the simulated
-    log10 rates."""
-    theta = model.prior.destandardise(np.atleast_2d(u))
+    gradient's first run): the mask and the simulated log10 rates."""
+    theta = prior.destandardise(np.atleast_2d(u))
     points = range(len(theta)) if points is None else points
-    status, log_rate = simulate_log_rates(spec, model.prior, theta, point_seeds(seed, points),
+    status, log_rate = simulate_log_rates(spec, prior, theta, point_seeds(seed, points),
                                           workers, dask, analysed_from)
-    pred = model.predict(theta)
     with np.errstate(invalid="ignore"):
         inside = (log_rate >= np.log10(rate_range[0])) & (log_rate <= np.log10(rate_range[1]))
-    return (status == "ok") & inside & (pred.status == "ok") & (pred.regime == "async"), log_rate
+    return (status == "ok") & inside, log_rate
 
 
 def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float = 0.5,
@@ -158,24 +158,30 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
                    dask: str | None = None, progress=None,
                    analysed_from: float | None = None) -> dict:
     """The report (module docstring) on the first ``n`` of the candidate points u (standardised;
-    all by default) that pass ``usable_points`` in ``spec`` (tried in blocks of 2n, so that
-    few more than needed are simulated); ``model`` a CheapModel of ``spec`` and its prior."""
+    all by default) that the cheap model predicts ``ok`` and asynchronous and that pass
+    ``usable_points`` in ``spec`` (only predicted ones are simulated, in blocks of 2n, so that
+    few more than needed are); ``model`` a CheapModel of ``spec`` and its prior."""
     prior = model.prior
     candidates = np.atleast_2d(np.asarray(u, float))
+    pred = model.predict(prior.destandardise(candidates))
+    predicted = np.flatnonzero((pred.status == "ok") & (pred.regime == "async"))
     centre = np.full(len(candidates), np.nan)
     chosen, tried = [], 0
     block = max(2 * (n or len(candidates)), 8)
-    while tried < len(candidates) and (n is None or len(chosen) < n):
-        part = np.arange(tried, min(tried + block, len(candidates)))
-        keep, centre[part] = usable_points(model, spec, candidates[part], seeds[0], rate_range,
+    for start in range(0, len(predicted), block):
+        if n is not None and len(chosen) >= n:
+            break
+        part = predicted[start:start + block]
+        keep, centre[part] = usable_points(spec, prior, candidates[part], seeds[0], rate_range,
                                            workers, dask, points=part,
                                            analysed_from=analysed_from)
         chosen.extend(part[keep])
-        tried = part[-1] + 1
+        tried += len(part)
     chosen = np.asarray(chosen[:n], int)
     u = candidates[chosen]
     if not len(u):
-        return {"candidates": len(candidates), "centres_simulated": int(tried), "points": [],
+        return {"candidates": len(candidates), "predicted_usable": len(predicted),
+                "centres_simulated": int(tried), "points": [],
                 "angle_secant": {"n": 0}, "meets_target": False}
     simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
                                               progress, points=chosen,
@@ -212,7 +218,8 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
     return {"step": step, "seeds": [int(s) for s in seeds], "rate_range": list(rate_range),
             "analysed_from": (Protocol.of_spec(spec).t_start if analysed_from is None
                               else analysed_from),
-            "candidates": len(candidates), "centres_simulated": int(tried),
+            "candidates": len(candidates), "predicted_usable": len(predicted),
+            "centres_simulated": int(tried),
             "parameters": names, "points": points,
             "simulations": int(tried + len(seeds) * u.size * 2),
             "statuses": statuses,
@@ -223,6 +230,12 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
             "target_degrees": TARGET_DEGREES, "target_points": TARGET_POINTS,
             "meets_target": bool(median is not None and median <= TARGET_DEGREES
                                  and len(points) >= TARGET_POINTS)}
+
+
+def secant_angles_by(points: list[dict], key: str) -> dict:
+    """The secant angle's summary over the points grouped by ``point[key]``."""
+    groups = sorted({str(p[key]) for p in points})
+    return {g: _summary([p["angle_secant"] for p in points if str(p[key]) == g]) for g in groups}
 
 
 def _summary(values) -> dict:
@@ -243,23 +256,33 @@ def slowest_adaptation(prior, theta: np.ndarray) -> np.ndarray:
     return np.max(values, axis=0) if values else np.zeros(len(np.atleast_2d(theta)))
 
 
-def candidate_points(bank, max_tau_w: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(bank indices in bank order, θ rows) of the runs that are ``ok`` and asynchronous in
-    Brian2 (by their features where the bank has them; ``regimes.simulated_labels``) and, if
-    given, whose adaptation is faster than ``max_tau_w`` seconds (a run several times τ_w long
-    reaches the stationary state the cheap model predicts)."""
+def candidate_points(bank, max_tau_w: float | None = None, synchronous: bool = False,
+                     rate_range=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bank indices in bank order, θ rows, Brian2 regime labels) of the bank's ``ok`` runs
+    that are asynchronous in Brian2 (``synchronous``: or synchronous, i.e. any but quiet; by
+    their features where the bank has them, ``regimes.simulated_labels``, else 'unknown') whose
+    E rate, where the bank has it, lies within a factor ``RATE_SLACK`` of ``rate_range`` (the
+    re-simulation's seed differs), and, if given, whose adaptation is faster than
+    ``max_tau_w`` seconds (a run several times τ_w long reaches the stationary state the cheap
+    model predicts)."""
     from ..prior import Prior
     from .regimes import bank_regime_features, simulated_labels
 
     rows = bank.table()
     keep = rows["status"] == "ok"
+    label = np.full(len(keep), "unknown", dtype=object)
     if max_tau_w is not None:
         keep &= slowest_adaptation(Prior.from_dict(bank.meta["prior"]), rows["theta"]) <= max_tau_w
     found = bank_regime_features(bank, rows["index"])
     if found is not None:
         f = found[1]
-        keep &= simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"]) == "asynchronous"
-    return np.asarray(rows["index"])[keep], np.asarray(rows["theta"])[keep]
+        label[:] = simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"])
+        keep &= (label != "quiet") if synchronous else (label == "asynchronous")
+        if rate_range is not None:
+            with np.errstate(invalid="ignore"):
+                keep &= ((f["rate_mean"] >= rate_range[0] / RATE_SLACK)
+                         & (f["rate_mean"] <= rate_range[1] * RATE_SLACK))
+    return np.asarray(rows["index"])[keep], np.asarray(rows["theta"])[keep], label[keep]
 
 
 def plot(report: dict, path) -> None:

@@ -62,8 +62,8 @@ def register(sub) -> None:
     p = cheap.add_parser("gradients", help="the cheap model's rate gradient vs Brian2 finite "
                                            "differences (common random numbers)",
                          description="At up to --points of the BANK's ok, asynchronous runs (in "
-                                     "bank order; those simulated ok with an E rate in "
-                                     "--rate-range and predicted ok and asynchronous), move each "
+                                     "bank order; those predicted ok and asynchronous and "
+                                     "re-simulated ok with an E rate in --rate-range), move each "
                                      "parameter ± --step prior sd and simulate both sides with "
                                      "one seed per point, once per --seeds; compare the secant "
                                      "of log10 ν_E with the cheap model's over the same sides "
@@ -87,6 +87,10 @@ def register(sub) -> None:
     p.add_argument("--analysed-from", type=float, metavar="SECONDS",
                    help="Brian2's rate from this time (default: where the cheap model's "
                         "rates start, the spec's analysis start but at most 0.1 s)")
+    p.add_argument("--synchronous", action="store_true",
+                   help="also take runs Brian2 calls synchronous (correlated or bursting; the "
+                        "cheap model must still predict them asynchronous): the angle is "
+                        "reported per Brian2 regime")
     add_engine_options(p)
     _table_option(p)
     add_json(p)
@@ -303,7 +307,8 @@ def run_check(args) -> dict:
 
 def run_gradients(args) -> dict:
     from ..bank import Bank
-    from ..cheap.gradients import candidate_points, gradient_check, plot
+    from ..cheap.gradients import (RATE_SLACK, candidate_points, gradient_check, plot,
+                                   secant_angles_by)
     from ..cheap.screen import table_key
     from ..errors import UserError, require_new_folder
     from ..io import write_json
@@ -332,9 +337,11 @@ def run_gradients(args) -> dict:
         raise UserError(f"--analysed-from {args.analysed_from}: must lie in the runs "
                         f"(0 to {spec.duration} s)")
     model = _model(args, spec, prior)
-    index, theta = candidate_points(bank, args.max_tau_w)
+    index, theta, label = candidate_points(bank, args.max_tau_w, args.synchronous, (low, high))
     if not len(index):
-        raise UserError(f"{args.bank} has no ok, asynchronous run"
+        raise UserError(f"{args.bank} has no ok, "
+                        + ("active" if args.synchronous else "asynchronous")
+                        + f" run at {low / RATE_SLACK:g}-{high * RATE_SLACK:g} Hz"
                         + ("" if args.max_tau_w is None else
                            f" with adaptation faster than {args.max_tau_w} s"))
     u = prior.standardise(theta)
@@ -346,7 +353,10 @@ def run_gradients(args) -> dict:
                             analysed_from=args.analysed_from)
     for p in report["points"]:
         p["bank_index"] = int(index[p["candidate"]])
+        p["simulated_regime"] = str(label[p["candidate"]])
     report |= {"bank": str(args.bank), "simulator": spec.to_dict(),
+               "synchronous": args.synchronous,
+               "angle_secant_by_regime": secant_angles_by(report["points"], "simulated_regime"),
                "table": table_key(model.table), "max_tau_w": args.max_tau_w,
                "versions": package_versions()}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -366,6 +376,10 @@ def run_gradients(args) -> dict:
                   f"{report['target_degrees']:.0f}°); linear response "
                   f"{median['angle_linear_response']}; Brian2 seed repeat "
                   f"{median['angle_seed_repeat']} -> {args.out}")
+            if args.synchronous:
+                print("  by Brian2's regime: " + "; ".join(
+                    f"{k} {v['n']} points, median {v['median']:.1f}°"
+                    for k, v in report["angle_secant_by_regime"].items()))
             if a["n"] < report["target_points"]:
                 print(f"  {a['n']} points are fewer than the target's {report['target_points']}: "
                       f"the target is not met by this report alone")
