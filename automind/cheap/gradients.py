@@ -261,10 +261,10 @@ def candidate_points(bank, max_tau_w: float | None = None, synchronous: bool = F
     """(bank indices in bank order, θ rows, Brian2 regime labels) of the bank's ``ok`` runs
     that are asynchronous in Brian2 (``synchronous``: or synchronous, i.e. any but quiet; by
     their features where the bank has them, ``regimes.simulated_labels``, else 'unknown') whose
-    E rate, where the bank has it, lies within a factor ``RATE_SLACK`` of ``rate_range`` (the
-    re-simulation's seed differs), and, if given, whose adaptation is faster than
-    ``max_tau_w`` seconds (a run several times τ_w long reaches the stationary state the cheap
-    model predicts)."""
+    E rate lies within a factor ``RATE_SLACK`` of ``rate_range`` if given (the re-simulation's
+    seed and window differ), and whose adaptation is faster than ``max_tau_w`` seconds if
+    given (a run several times τ_w long reaches the stationary state the cheap model
+    predicts)."""
     from ..prior import Prior
     from .regimes import bank_regime_features, simulated_labels
 
@@ -278,10 +278,10 @@ def candidate_points(bank, max_tau_w: float | None = None, synchronous: bool = F
         f = found[1]
         label[:] = simulated_labels(f["rate_mean"], f["corr_mean"], f["burst_num"])
         keep &= (label != "quiet") if synchronous else (label == "asynchronous")
-        if rate_range is not None:
-            with np.errstate(invalid="ignore"):
-                keep &= ((f["rate_mean"] >= rate_range[0] / RATE_SLACK)
-                         & (f["rate_mean"] <= rate_range[1] * RATE_SLACK))
+    if rate_range is not None:
+        with np.errstate(invalid="ignore"):
+            keep &= ((rows["rate_E"] >= rate_range[0] / RATE_SLACK)
+                     & (rows["rate_E"] <= rate_range[1] * RATE_SLACK))
     return np.asarray(rows["index"])[keep], np.asarray(rows["theta"])[keep], label[keep]
 
 
