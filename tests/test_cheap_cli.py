@@ -184,9 +184,16 @@ def test_gradients_report_and_figure_of_a_bank(tmp_path, capsys):
     assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic",
                  "--out", str(out)]) == 2  # not empty: nothing overwritten
     assert "not empty" in capsys.readouterr().err
-    # no point in a 1000-2000 Hz window: said in one line, exit 0, an empty report
+    # no bank run within a factor 2 of 1000-2000 Hz: nothing is simulated, exit 2
     assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic", "--seeds",
-                 "1", "--rate-range", "1000", "2000", "--out", str(tmp_path / "none")]) == 0
+                 "1", "--rate-range", "1000", "2000", "--out", str(tmp_path / "none")]) == 2
+    assert "no ok, asynchronous run at 500-4000 Hz" in capsys.readouterr().err
+    # candidates near the range that do not re-simulate inside it: said in one line, exit 0,
+    # an empty report
+    top = float(np.nanmax(rows["rate_E"]))
+    assert main(["cheap", "gradients", str(tmp_path / "b"), "--table", "analytic", "--seeds",
+                 "1", "--rate-range", str(1.3 * top), str(1.9 * top),
+                 "--out", str(tmp_path / "none")]) == 0
     assert "none of" in capsys.readouterr().out
     assert json.loads((tmp_path / "none" / "gradients.json").read_text())["points"] == []
 
