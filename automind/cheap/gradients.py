@@ -88,18 +88,18 @@ def analysed_log_rate(result, t_start: float) -> float:
 
 
 def simulate_log_rates(spec, prior, thetas: np.ndarray, seeds, workers: int = 1,
-                       dask: str | None = None,
-                       analysed_from: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       dask: str | None = None, analysed_from: float | None = None,
+                       progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Statuses and ``analysed_log_rate`` of θ rows simulated with the given per-row seeds,
     from ``analysed_from`` (s), by default where the cheap model's rates start
     (``solve.Protocol``: the spec's analysis start, at most ``solve.RATE_START``), so that
-    both measure the same window."""
+    both measure the same window. ``progress``: a progress bar's label."""
     from ..simulators.engine import CompiledModel
     from ..simulators.execution import make_jobs, simulate_jobs
 
     compiled = str(CompiledModel.for_spec(spec).directory)
     results = simulate_jobs(spec, compiled, make_jobs(prior, thetas, spec.duration, seeds=seeds),
-                            workers, dask)
+                            workers, dask, progress=progress)
     start = Protocol.of_spec(spec).t_start if analysed_from is None else analysed_from
     return (np.array([r.status for r in results]),
             np.array([analysed_log_rate(r, start) for r in results]))
@@ -114,11 +114,11 @@ def point_seeds(seed: int, points) -> list[int]:
 
 
 def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers: int = 1,
-                        dask: str | None = None, progress=None, points=None,
+                        dask: str | None = None, progress: bool = False, points=None,
                         analysed_from: float | None = None) -> tuple[np.ndarray, dict]:
     """Brian2's d log10 ν_E / du (n_seeds, n, d): both sides of every parameter of every
     point simulated with one seed per (seed, point), and the sides' status counts.
-    ``points``: the points' numbers for their seeds (default 0..n-1)."""
+    ``points``: the points' numbers for their seeds (default 0..n-1); ``progress``: bars."""
     u = np.atleast_2d(np.asarray(u, float))
     n, d = u.shape
     points = range(n) if points is None else points
@@ -129,25 +129,26 @@ def simulated_gradients(spec, prior, u: np.ndarray, step: float, seeds, workers:
     for s, seed in enumerate(seeds):
         status, log_rate = simulate_log_rates(spec, prior, thetas,
                                               np.repeat(point_seeds(seed, points), 2 * d),
-                                              workers, dask, analysed_from)
+                                              workers, dask, analysed_from,
+                                              f"seed {seed}: both sides" if progress else None)
         log_up, log_down = log_rate.reshape(n, 2, d).transpose(1, 0, 2)
         out[s] = secant(log_up, log_down, span)
         statuses[str(seed)] = {str(k): int(np.sum(status == k)) for k in np.unique(status)}
-        if progress is not None:
-            progress(s + 1, len(seeds))
     return out, statuses
 
 
 def usable_points(spec, prior, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
                   workers: int = 1, dask: str | None = None, points=None,
-                  analysed_from: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  analysed_from: float | None = None,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Which candidate points (standardised u; ``points`` their numbers, for the seeds) are
     simulated ``ok`` with an E rate in ``rate_range`` (one run each, with the seed of their
     gradient's first run): the mask and the simulated log10 rates."""
     theta = prior.destandardise(np.atleast_2d(u))
     points = range(len(theta)) if points is None else points
     status, log_rate = simulate_log_rates(spec, prior, theta, point_seeds(seed, points),
-                                          workers, dask, analysed_from)
+                                          workers, dask, analysed_from,
+                                          "centres" if progress else None)
     with np.errstate(invalid="ignore"):
         inside = (log_rate >= np.log10(rate_range[0])) & (log_rate <= np.log10(rate_range[1]))
     return (status == "ok") & inside, log_rate
@@ -155,32 +156,33 @@ def usable_points(spec, prior, u: np.ndarray, seed: int, rate_range=(1.0, 30.0),
 
 def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float = 0.5,
                    seeds=(1, 2), rate_range=(1.0, 30.0), workers: int = 1,
-                   dask: str | None = None, progress=None,
+                   dask: str | None = None, progress: bool = False,
                    analysed_from: float | None = None) -> dict:
     """The report (module docstring) on the first ``n`` of the candidate points u (standardised;
     all by default) that the cheap model predicts ``ok`` and asynchronous and that pass
     ``usable_points`` in ``spec`` (only predicted ones are simulated, in blocks of 2n, so that
-    few more than needed are); ``model`` a CheapModel of ``spec`` and its prior."""
+    few more than needed are); ``model`` a CheapModel of ``spec`` and its prior; ``progress``:
+    progress bars of the simulations."""
     prior = model.prior
     candidates = np.atleast_2d(np.asarray(u, float))
     pred = model.predict(prior.destandardise(candidates))
-    predicted = np.flatnonzero((pred.status == "ok") & (pred.regime == "async"))
+    said_usable = np.flatnonzero((pred.status == "ok") & (pred.regime == "async"))
     centre = np.full(len(candidates), np.nan)
     chosen, tried = [], 0
     block = max(2 * (n or len(candidates)), 8)
-    for start in range(0, len(predicted), block):
+    for start in range(0, len(said_usable), block):
         if n is not None and len(chosen) >= n:
             break
-        part = predicted[start:start + block]
+        part = said_usable[start:start + block]
         keep, centre[part] = usable_points(spec, prior, candidates[part], seeds[0], rate_range,
                                            workers, dask, points=part,
-                                           analysed_from=analysed_from)
+                                           analysed_from=analysed_from, progress=progress)
         chosen.extend(part[keep])
         tried += len(part)
     chosen = np.asarray(chosen[:n], int)
     u = candidates[chosen]
     if not len(u):
-        return {"candidates": len(candidates), "predicted_usable": len(predicted),
+        return {"candidates": len(candidates), "predicted_usable": len(said_usable),
                 "centres_simulated": int(tried), "points": [],
                 "angle_secant": {"n": 0}, "meets_target": False}
     simulated, statuses = simulated_gradients(spec, prior, u, step, seeds, workers, dask,
@@ -218,7 +220,7 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
     return {"step": step, "seeds": [int(s) for s in seeds], "rate_range": list(rate_range),
             "analysed_from": (Protocol.of_spec(spec).t_start if analysed_from is None
                               else analysed_from),
-            "candidates": len(candidates), "predicted_usable": len(predicted),
+            "candidates": len(candidates), "predicted_usable": len(said_usable),
             "centres_simulated": int(tried),
             "parameters": names, "points": points,
             "simulations": int(tried + len(seeds) * u.size * 2),

@@ -337,11 +337,14 @@ def run_gradients(args) -> dict:
         raise UserError(f"--analysed-from {args.analysed_from}: must lie in the runs "
                         f"(0 to {spec.duration} s)")
     model = _model(args, spec, prior)
-    index, theta, label = candidate_points(bank, args.max_tau_w, args.synchronous, (low, high))
+    # the bank's own rates pre-select only where the bank ran the simulator checked
+    near = (low, high) if args.simulator is None else None
+    index, theta, label = candidate_points(bank, args.max_tau_w, args.synchronous, near)
     if not len(index):
         raise UserError(f"{args.bank} has no ok, "
-                        + ("active" if args.synchronous else "asynchronous")
-                        + f" run at {low / RATE_SLACK:g}-{high * RATE_SLACK:g} Hz"
+                        + ("active" if args.synchronous else "asynchronous") + " run"
+                        + ("" if near is None else
+                           f" at {low / RATE_SLACK:g}-{high * RATE_SLACK:g} Hz")
                         + ("" if args.max_tau_w is None else
                            f" with adaptation faster than {args.max_tau_w} s"))
     u = prior.standardise(theta)
@@ -349,7 +352,7 @@ def run_gradients(args) -> dict:
         f"{2 * prior.dim * len(seeds)} simulations per point")
     report = gradient_check(model, spec, u, args.points, args.step, seeds, (low, high),
                             workers(args), args.dask,
-                            progress=lambda k, n: say(f"seed {k}/{n} simulated"),
+                            progress=True,
                             analysed_from=args.analysed_from)
     for p in report["points"]:
         p["bank_index"] = int(index[p["candidate"]])

@@ -230,6 +230,10 @@ def check_not_bootstrapping() -> None:
                         "re-run the script's top level)")
 
 
+#: jobs per chunk when ``simulate_jobs`` shows progress
+PROGRESS_CHUNK = 8
+
+
 def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature_sets=()):
     if dask:
         return DaskEngine(spec, compiled_dir, dask, feature_sets)
@@ -237,10 +241,18 @@ def make_engine(spec, compiled_dir: str, workers: int, dask: str | None, feature
 
 
 def simulate_jobs(spec, compiled_dir: str, jobs: list[Job], workers: int = 1,
-                  dask: str | None = None, feature_sets=()) -> list:
-    """Run loose jobs on an engine; results in index order."""
+                  dask: str | None = None, feature_sets=(), progress: str | None = None) -> list:
+    """Run loose jobs on an engine; results in index order. ``progress``: show a progress
+    bar with this label (the jobs then go out in chunks of at most ``PROGRESS_CHUNK``)."""
+    from tqdm.auto import tqdm
+
     workers = max(1, min(workers, len(jobs)))
-    with make_engine(spec, compiled_dir, workers, dask, feature_sets) as engine:
-        chunks = [(c, jobs[c::workers]) for c in range(workers)]
-        results = [r for _, chunk in engine.run_chunks(chunks) for r in chunk]
+    parts = workers if progress is None else max(workers, -(-len(jobs) // PROGRESS_CHUNK))
+    chunks = [(c, jobs[c::parts]) for c in range(parts)]
+    results = []
+    with make_engine(spec, compiled_dir, workers, dask, feature_sets) as engine, \
+            tqdm(total=len(jobs), desc=progress, unit="sim", disable=progress is None) as bar:
+        for _, chunk in engine.run_chunks(chunks):
+            results.extend(chunk)
+            bar.update(len(chunk))
     return sorted(results, key=lambda r: r.index)
