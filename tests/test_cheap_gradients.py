@@ -106,6 +106,7 @@ def test_candidates_are_a_banks_active_runs_near_the_rate_range(tmp_path):
         rows["index"], index)])
     index, _, said = candidate_points(bank, synchronous=True)
     assert list(index) == list(rows["index"][ok & (label != "quiet")])
+    assert set(said) == {"asynchronous", "synchronous"}
     low, high = np.quantile(rows["rate_E"][ok], [0.3, 0.6])
     index, _, _ = candidate_points(bank, synchronous=True, rate_range=(low, high))
     near = (rows["rate_E"] >= low / RATE_SLACK) & (rows["rate_E"] <= high * RATE_SLACK)
