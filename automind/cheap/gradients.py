@@ -200,7 +200,7 @@ def gradient_check(model, spec, u: np.ndarray, n: int | None = None, step: float
     noise = np.degrees(np.arctan(np.tan(np.radians(np.minimum(repeat, 89.9)))
                                  / np.sqrt(2 * len(seeds))))
     theta = prior.destandardise(u)
-    predicted = model.predict(theta).rate_E
+    predicted = pred.rate_E[chosen]
     tau_w = slowest_adaptation(prior, theta)
     names = list(prior.names)
     points = [{"u": row.tolist(), "candidate": int(c),
