@@ -6,7 +6,9 @@
     process (CPU time of all its threads). Figure: biological seconds per CPU second, and the
     ratio torch / Brian2 (spec target >= 0.25; the issue asks >= 0.5).
 (b) Exponentiated Adam vs plain Adam on the spec's Dale problem: sign flips.
-(c) Gradient step time: dense differentiable run (B 10, N 500, 0.1 s) forward + backward.
+(c) Gradient step time: dense differentiable run (B 10, N 500, 0.1 s) forward + backward,
+    with the graph's gradient deferred (rsnn/recurrent.py, the default) and with autograd's
+    per-step outer product (the baseline, same θ and seeds); ratio baseline / deferred.
 (d) ``--device cuda``: (a)'s torch side on the GPU, or a skip with its reason.
 Prints one JSON object as the last line.
 
@@ -95,23 +97,32 @@ def flips(steps: int = 2000) -> dict:
     return out
 
 
-def gradient_step(B: int = 10, N: int = 500, duration: float = 0.1) -> dict:
+def gradient_step(B: int = 10, N: int = 500, duration: float = 0.1, repeats: int = 2) -> dict:
     prior = Prior.load("mk1")
     spec = SimulatorSpec.load("mk1").with_overrides(N=N, duration=duration)
     params = [prior.to_simulator(t) for t in prior.sample(B, seed=7)]
-    model = TorchMK1(spec, dtype=torch.float32)
-    start = time.perf_counter()
-    z, P = model.run_differentiable(params, list(range(B)), duration)
-    rate = bin_ms(z, round(1e-3 / spec.dt)).mean()
-    middle = time.perf_counter()
-    rate.backward()
-    end = time.perf_counter()
-    steps = z.shape[1]
-    finite = all(bool(torch.isfinite(p.grad).all()) for p in P.values() if p.grad is not None)
-    return {"grad_B": B, "grad_N": N, "grad_steps": steps,
-            "forward_ms_per_step": round(1e3 * (middle - start) / steps, 3),
-            "backward_ms_per_step": round(1e3 * (end - middle) / steps, 3),
-            "gradients_finite": finite}
+    out, best = {"grad_B": B, "grad_N": N}, {}
+    for _ in range(repeats):  # alternate the two, keep each one's fastest
+        for label, defer in (("baseline_", False), ("", True)):
+            model = TorchMK1(spec, dtype=torch.float32, defer_weight_grad=defer)
+            start = time.perf_counter()
+            z, P = model.run_differentiable(params, list(range(B)), duration)
+            rate = bin_ms(z, round(1e-3 / spec.dt)).mean()
+            middle = time.perf_counter()
+            rate.backward()
+            end = time.perf_counter()
+            steps = z.shape[1]
+            times = (1e3 * (middle - start) / steps, 1e3 * (end - middle) / steps)
+            if sum(times) < sum(best.get(label, (np.inf,))):
+                best[label] = times
+            out[f"{label}gradients_finite"] = all(
+                bool(torch.isfinite(p.grad).all()) for p in P.values() if p.grad is not None)
+    for label, (fwd, bwd) in best.items():
+        out |= {f"{label}forward_ms_per_step": round(fwd, 3),
+                f"{label}backward_ms_per_step": round(bwd, 3)}
+    out["grad_steps"] = steps
+    out["gradient_step_speedup"] = round(sum(best["baseline_"]) / sum(best[""]), 2)
+    return out
 
 
 def main() -> None:

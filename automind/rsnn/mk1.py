@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..simulators import mk1 as b2mk1
 from ..simulators.simulator import SimulationResult, activity_status
 from . import network
+from .recurrent import RecurrentInput
 from .surrogates import spike
 
 NOISE_BLOCK = 100  # steps of Poisson drive drawn at once per element
@@ -108,7 +109,7 @@ class TorchMK1:
 
     def __init__(self, spec, device: str = "cpu", dtype=torch.float64, propagation: str = "event",
                  surrogate: str = "triangular", detach_exp: bool = False,
-                 detach_recurrent: bool = False):
+                 detach_recurrent: bool = False, defer_weight_grad: bool = True):
         if spec.model != "mk1":
             raise UserError(f"rsnn: the torch backend runs model 'mk1', not {spec.model!r}")
         if propagation not in ("event", "dense"):
@@ -126,6 +127,9 @@ class TorchMK1:
         # are dropped); the weight fits use it (docs/rsnn.md: with them, the rate gradient of
         # a coupled network had the wrong sign at 1.5× its E→E weights)
         self.detach_recurrent = detach_recurrent
+        # the graph's gradient as one product per 256 steps (rsnn/recurrent.py) instead of
+        # autograd's (B, N, N) outer product per step; False: the latter (benchmarks, tests)
+        self.defer_weight_grad = defer_weight_grad
         self.delay_steps = int(round(spec.fixed["delay"] / spec.dt))
 
     # -- building -----------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class TorchMK1:
         params = [C, gL, v_rest, v_T, dT, gL_dT, a, tau_w, b_adapt, tau_ge, tau_gi, E_gi, v_reset,
                   v_cut, scale, lam, excf, R]
         noise = None
+        recurrent = RecurrentInput(graph, self.defer_weight_grad) if grad else None
         for n in range(n_steps):
             if n % NOISE_BLOCK == 0:
                 noise = self._noise(lam, gens, None if grad else noise)
@@ -235,8 +240,11 @@ class TorchMK1:
                 g_e = g_e + Q_p * (counts * (lam / lam.detach()).nan_to_num(1.0))
             else:
                 g_e.add_(torch.mul(counts, Q_p, out=work))
-            if grad or self.propagation == "dense":
-                d_e, d_i = self._dense(z.detach() if self.detach_recurrent else z, graph, excf)
+            if grad:
+                z_pre = z.detach() if self.detach_recurrent else z
+                d_e, d_i = recurrent(torch.stack((z_pre * excf, z_pre - z_pre * excf), 1)).unbind(1)
+            elif self.propagation == "dense":
+                d_e, d_i = self._dense(z, graph, excf)
             else:
                 b_idx, i_idx = zb.nonzero(as_tuple=True)
                 d_e, d_i = graph.propagate(b_idx, i_idx, g_e)
