@@ -38,6 +38,12 @@ def add_gradient_options(p) -> None:
                         "refused before anything is written where there is none")
     g.add_argument("--memory-limit", type=positive_float, default=4.0, metavar="GIB",
                    help="autograd memory ceiling of the dense differentiable run (4 GiB)")
+    g.add_argument("--recurrent-grad", type=float, default=1.0, metavar="G",
+                   help="factor on the gradient through presynaptic spikes per synaptic hop, "
+                        "0-1 (1: the full surrogate gradient; 0: each neuron's direct effect "
+                        "only). Through the whole recurrent loop the gradient grows with the "
+                        "number of hops and overflows on long windows (N = 500, 2.6 s: NaN in "
+                        "float32); give 0 there (docs/rsnn.md)")
 
 
 def read_start_theta(path: Path):
@@ -79,7 +85,7 @@ def run_gradient(args) -> dict:
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
-        device=args.device)
+        recurrent_grad=args.recurrent_grad, device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "

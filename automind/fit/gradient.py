@@ -67,6 +67,7 @@ class GradientSettings:
     dtype: str = "float64"
     memory_limit_gib: float = 4.0
     fit: str = "theta"                  # "theta", or "weights": each start's per-synapse weights
+    recurrent_grad: float = 1.0         # gradient factor per synaptic hop (θ fits; 0: detached)
 
     def __post_init__(self):
         from .gradient_loss import check_terms
@@ -75,6 +76,7 @@ class GradientSettings:
                   (self.lr > 0, "lr must be > 0"), (self.threshold > 0, "threshold must be > 0"),
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
                   (self.memory_limit_gib > 0, "memory limit must be > 0 GiB"),
+                  (0 <= self.recurrent_grad <= 1, "--recurrent-grad must be in [0, 1]"),
                   (self.fit in FIT_MODES, f"--fit must be one of {FIT_MODES}, got {self.fit!r}")]
         for ok, message in checks:
             if not ok:
@@ -87,6 +89,8 @@ class GradientSettings:
             out[key] = None if out[key] is None else [v for v in out[key]]
         if self.fit == "theta":  # as before the weights mode, so older run folders resume
             del out["fit"]
+        if self.recurrent_grad == 1.0:  # likewise
+            del out["recurrent_grad"]
         return out
 
 
@@ -241,6 +245,7 @@ class GradientFit:
                                        steps=s.steps, lr=s.lr, seed=s.seed + 3,
                                        dtype=getattr(torch, s.dtype), extra=extra,
                                        memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
+                                       recurrent_grad=s.recurrent_grad,
                                        checkpoint=checkpoint, checkpoint_every=CHECKPOINT_STEPS,
                                        device=self.device)
             finally:

@@ -82,13 +82,16 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
               duration: float | None = None, t_from: float | None = None,
               device: str = "cpu", dtype=torch.float64, progress=None, extra=None,
               memory_limit: float | None = None, detach_exp: bool = True,
-              checkpoint=None, checkpoint_every: int = 500) -> FitResult:
+              recurrent_grad: float = 1.0, checkpoint=None,
+              checkpoint_every: int = 500) -> FitResult:
     """Fit θ from K ``starts`` (prior units, e.g. prior or posterior samples) to ``target``
     (feature name -> value in the transformed space, as validate compares) with noise scales
     ``scale`` (same names). ``extra(counts, counts_e, n_e) -> (B,)``: terms added to d² (1 ms
     counts of all units and the E population's summed counts). ``detach_exp``: drop the AdEx
     exponential's ∂/∂v in backward (``TorchMK1``), without which the gradient of a slowly
-    firing start explodes (10⁹ with a random sign, N = 20, 1.5 Hz drive). ``checkpoint``: a
+    firing start explodes (10⁹ with a random sign, N = 20, 1.5 Hz drive). ``recurrent_grad``:
+    the factor on the gradient through presynaptic spikes per synaptic hop (``TorchMK1``;
+    through the whole loop it reached 10³⁴–10⁴² at N = 500 over 2.6 s). ``checkpoint``: a
     file the state is saved to every ``checkpoint_every`` steps and resumed from (steps draw
     their noise from (seed, step), so a resumed fit equals an uninterrupted one). Returns
     every start's path end, loss curve and status."""
@@ -98,7 +101,7 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     starts = prior.validate(starts)
     K = len(starts)
     objective = Loss(spec, prior, target, scale, free, duration, t_from, dtype, device, extra,
-                     memory_limit, detach_exp)
+                     memory_limit, detach_exp, recurrent_grad=recurrent_grad)
     box = BoxToUnconstrained.for_prior(prior)
     z = box.to_z(starts).double().requires_grad_(True)
     free_mask = torch.tensor([n in free for n in prior.names])
@@ -203,12 +206,14 @@ class Loss:
 
     def __init__(self, spec, prior, target: dict, scale: dict, free, duration=None, t_from=None,
                  dtype=torch.float64, device: str = "cpu", extra=None, memory_limit=None,
-                 detach_exp: bool = True, detach_recurrent: bool = False):
+                 detach_exp: bool = True, detach_recurrent: bool = False,
+                 recurrent_grad: float = 1.0):
         self.spec, self.prior, self.free, self.dtype, self.extra = spec, prior, free, dtype, extra
         self.duration = spec.duration if duration is None else duration
         t_from = spec.t_analysis_start if t_from is None else t_from
         self.model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
-                              detach_exp=detach_exp, detach_recurrent=detach_recurrent)
+                              detach_exp=detach_exp, detach_recurrent=detach_recurrent,
+                              recurrent_grad=recurrent_grad)
         self.steps_per_ms = round(1e-3 / spec.dt)
         self.skip = int(round(t_from / 1e-3))
         self.factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)

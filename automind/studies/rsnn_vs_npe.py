@@ -105,7 +105,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                            compare_with=out / "posterior", workers=workers, progress=progress,
                            features=features, starts=s["starts"], steps=s["steps"], lr=s["lr"],
                            seed=seed, fit_features=fit_features, dtype=s.get("dtype", "float64"),
-                           memory_limit_gib=s.get("memory_limit_gib", 4.0))
+                           memory_limit_gib=s.get("memory_limit_gib", 4.0),
+                           recurrent_grad=s.get("recurrent_grad", 1.0))
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / "gradient" / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
@@ -118,7 +119,8 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                 {n: float(noise[fs.names.index(n)]) for n in use},
                 [n for n in prior.names if n in TRAINABLE],
                 dtype=getattr(torch, s.get("dtype", "float64")),
-                memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30)
+                memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30,
+                recurrent_grad=s.get("recurrent_grad", 1.0))
     if method == "gauss_newton":
         hessian = partial(gauss_newton_hessian, loss.residuals, prior)
     else:
