@@ -157,7 +157,10 @@ def test_gradient_fit_refusals(recording, tmp_path, capsys):
     assert main(["fit", str(recording), "--budget", "100", "--device", "cuda",
                  "--out", str(tmp_path / "i")]) == 2
     assert "--device applies to --method gradient" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in "ghi")
+    assert main(["fit", str(recording), "--method", "gradient", "--recurrent-grad", "1.5",
+                 "--out", str(tmp_path / "j")]) == 2
+    assert "--recurrent-grad must be in [0, 1]" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "ghij")
 
 
 def test_a_start_whose_loss_turns_nan_fails_and_the_others_go_on():

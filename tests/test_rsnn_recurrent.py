@@ -1,7 +1,9 @@
 """The deferred weight gradient of the dense recurrent input (automind/rsnn/recurrent.py)."""
 
+import pytest
 import torch
 
+from automind.errors import UserError
 from automind.prior import Prior
 from automind.rsnn import recurrent
 from automind.rsnn.features import bin_ms
@@ -53,3 +55,25 @@ def test_torch_mk1_gradient_is_the_same_with_the_deferred_weight_gradient():
         assert torch.allclose(out[True][1][name], want, rtol=1e-9, atol=1e-30), name
     # the graph's parameters do get a gradient through the deferred path
     assert all(float(out[True][1][n].abs().max()) > 0 for n in ("p_e2e", "R_Qe2e", "E.Q_ge"))
+
+
+def test_recurrent_grad_scales_the_gradient_through_presynaptic_spikes():
+    """1: the full surrogate gradient (the default); 0: detach_recurrent; between: neither.
+    The forward run is the same for all."""
+    spec = SimulatorSpec.load("mk1").with_overrides(N=60, duration=0.1)
+    params = [Prior.load("mk1").to_simulator(t) for t in Prior.load("mk1").sample(3, seed=13)]
+    out = {}
+    for label, options in (("default", {}), ("1", {"recurrent_grad": 1.0}),
+                           ("0", {"recurrent_grad": 0.0}), ("detached", {"detach_recurrent": True}),
+                           ("0.5", {"recurrent_grad": 0.5})):
+        z, P = TorchMK1(spec, **options).run_differentiable(params, [1, 2, 3], 0.1)
+        bin_ms(z, round(1e-3 / spec.dt)).mean().backward()
+        out[label] = z.detach(), torch.cat([P[n].grad for n in ("p_e2e", "E.Q_ge", "E.b")], 1)
+    assert all(torch.equal(out[k][0], out["default"][0]) for k in out)
+    assert torch.equal(out["1"][1], out["default"][1])
+    assert torch.equal(out["0"][1], out["detached"][1])
+    middle = out["0.5"][1]
+    assert torch.isfinite(middle).all()
+    assert not torch.allclose(middle, out["1"][1]) and not torch.allclose(middle, out["0"][1])
+    with pytest.raises(UserError, match="recurrent_grad must be in"):
+        TorchMK1(spec, recurrent_grad=1.5)
