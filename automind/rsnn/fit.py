@@ -286,7 +286,8 @@ def record_step(step: int, live: list[int], loss, finite, grad_ok, curve, nan_gr
         nan_grads[k] = 0 if grad_ok[k] else nan_grads[k] + 1
         if nan_grads[k] >= MAX_NAN_GRADIENTS:
             status[k] = "failed"
-            messages[k] = f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
+            messages[k] = (f"step {step}: the gradient was NaN {MAX_NAN_GRADIENTS} steps running"
+                           " (overflow through the recurrent loop? see --recurrent-grad)")
         frozen[k] = not grad_ok[k] or status[k] != "ok"
     return frozen
 
