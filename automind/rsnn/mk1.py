@@ -126,11 +126,10 @@ class TorchMK1:
         # backward through the synapses' presynaptic spikes: detached, a weight's gradient is
         # its direct effect on the postsynaptic neuron (paths through other neurons' spikes
         # are dropped); the weight fits use it (docs/rsnn.md: with them, the rate gradient of
-        # a coupled network had the wrong sign at 1.5× its E→E weights)
-        self.detach_recurrent = detach_recurrent
-        # between the two: the gradient through presynaptic spikes scaled by this factor per
-        # synaptic hop (1: the surrogate's; 0: detached). Through the full loop it grows
-        # geometrically with the hops: 1e34-1e42 at N = 500 over 2.6 s, inf in float32
+        # a coupled network had the wrong sign at 1.5× its E→E weights). recurrent_grad: that
+        # gradient scaled by this factor per synaptic hop (1: the surrogate's; 0: detached, as
+        # detach_recurrent). Through the full loop it grows geometrically with the hops:
+        # 1e34-1e42 at N = 500 over 2.6 s, inf in float32
         if not 0.0 <= recurrent_grad <= 1.0:
             raise UserError(f"rsnn: recurrent_grad must be in [0, 1], got {recurrent_grad}")
         self.recurrent_grad = 0.0 if detach_recurrent else float(recurrent_grad)
@@ -248,8 +247,9 @@ class TorchMK1:
             else:
                 g_e.add_(torch.mul(counts, Q_p, out=work))
             if grad:
-                z_pre = z if self.recurrent_grad == 1.0 else \
-                    z.detach() + self.recurrent_grad * (z - z.detach())
+                g = self.recurrent_grad
+                z_pre = z if g == 1.0 else z.detach() if g == 0.0 else \
+                    z.detach() + g * (z - z.detach())
                 d_e, d_i = recurrent(torch.stack((z_pre * excf, z_pre - z_pre * excf), 1)).unbind(1)
             elif self.propagation == "dense":
                 d_e, d_i = self._dense(z, graph, excf)
