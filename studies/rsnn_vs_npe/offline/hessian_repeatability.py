@@ -7,7 +7,10 @@ organoid-like prior of study.toml); the loss on the five differentiable spike fe
 (rate_mean, rate_std, fano_10ms, fano_100ms, corr_mean), its target and σ from 8 Brian2 runs
 at the truth. Writes results/offline_hessian_repeatability_STEP_REPEATS.json.
 
-    python studies/rsnn_vs_npe/offline/hessian_repeatability.py [STEP] [REPEATS] [gauss_newton,surrogate] [DURATION]
+    python studies/rsnn_vs_npe/offline/hessian_repeatability.py [STEP] [REPEATS] [gauss_newton,surrogate] [DURATION] [RECURRENT_GRAD]
+
+RECURRENT_GRAD (default 1): the loss's gradient factor per synaptic hop (``TorchMK1``); the
+surrogate estimate depends on it, the Gauss–Newton one (forward runs) does not.
 """
 
 import json
@@ -32,7 +35,7 @@ FEATURES = ("rate_mean", "rate_std", "fano_10ms", "fano_100ms", "corr_mean")
 
 
 def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"),
-         duration: float = 1.2) -> dict:
+         duration: float = 1.2, recurrent_grad: float = 1.0) -> dict:
     torch.set_num_threads(1)
     config = tomllib.loads((STUDY / "study.toml").read_text())
     prior = study_prior(config, Prior.load("mk1"))
@@ -47,9 +50,11 @@ def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"
     columns = [fs.names.index(n) for n in FEATURES]
     target = dict(zip(FEATURES, t[:, columns].mean(0).tolist()))
     sigma = dict(zip(FEATURES, t[:, columns].std(0, ddof=1).tolist()))
-    loss = Loss(spec, prior, target, sigma, [n for n in prior.names if n in TRAINABLE])
+    loss = Loss(spec, prior, target, sigma, [n for n in prior.names if n in TRAINABLE],
+                recurrent_grad=recurrent_grad)
     out = {"setting": {"N": spec.N, "dt": spec.dt, "duration": spec.duration,
                        "t_analysis_start": spec.t_analysis_start, "step": step,
+                       "recurrent_grad": recurrent_grad,
                        "features": list(FEATURES), "target": target, "sigma": sigma,
                        "parameters": prior.names}}
     for name, estimate, n in [row for row in (
@@ -74,7 +79,8 @@ def main(step: float = 0.1, repeats: int = 4, which=("gauss_newton", "surrogate"
                      "eigenvalues": [f["eigenvalues"].round(4).tolist() for f in found],
                      "sloppiest": [f["sloppiest"].round(4).tolist() for f in found]}
         print(name, json.dumps(out[name]), flush=True)
-    suffix = "" if duration == 1.2 else f"_{duration:g}s"
+    suffix = ("" if duration == 1.2 else f"_{duration:g}s") + \
+        ("" if recurrent_grad == 1.0 else f"_rg{recurrent_grad:g}")
     path = STUDY / "results" / f"offline_hessian_repeatability_{step:g}_{repeats}{suffix}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
@@ -85,4 +91,4 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     main(float(args[0]) if args else 0.1, int(args[1]) if len(args) > 1 else 4,
          args[2].split(",") if len(args) > 2 else ("gauss_newton", "surrogate"),
-         float(args[3]) if len(args) > 3 else 1.2)
+         float(args[3]) if len(args) > 3 else 1.2, float(args[4]) if len(args) > 4 else 1.0)
