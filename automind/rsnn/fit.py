@@ -206,14 +206,12 @@ class Loss:
 
     def __init__(self, spec, prior, target: dict, scale: dict, free, duration=None, t_from=None,
                  dtype=torch.float64, device: str = "cpu", extra=None, memory_limit=None,
-                 detach_exp: bool = True, detach_recurrent: bool = False,
-                 recurrent_grad: float = 1.0):
+                 detach_exp: bool = True, recurrent_grad: float = 1.0):
         self.spec, self.prior, self.free, self.dtype, self.extra = spec, prior, free, dtype, extra
         self.duration = spec.duration if duration is None else duration
         t_from = spec.t_analysis_start if t_from is None else t_from
         self.model = TorchMK1(spec, device=device, dtype=dtype, propagation="dense",
-                              detach_exp=detach_exp, detach_recurrent=detach_recurrent,
-                              recurrent_grad=recurrent_grad)
+                              detach_exp=detach_exp, recurrent_grad=recurrent_grad)
         self.steps_per_ms = round(1e-3 / spec.dt)
         self.skip = int(round(t_from / 1e-3))
         self.factors = torch.tensor([p.si_factor for p in prior.parameters], dtype=torch.float64)

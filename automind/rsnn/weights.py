@@ -100,7 +100,8 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
     _check(prior, target, scale, [])
     K = len(params_list)
     objective = Loss(spec, prior, target, scale, [], duration, t_from, dtype, device, extra,
-                     memory_limit, detach_exp=True, detach_recurrent=detach_recurrent)
+                     memory_limit, detach_exp=True,
+                     recurrent_grad=0.0 if detach_recurrent else 1.0)
     S0 = to_signed(spec, graphs)
     sign_pre = torch.stack([torch.as_tensor(exc_flags(spec, p), dtype=torch.float64) * 2 - 1
                             for p in params_list])[:, :, None]
