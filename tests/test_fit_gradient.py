@@ -193,6 +193,24 @@ def test_hpd_level_of_a_gaussian_is_its_central_mass():
     np.testing.assert_allclose(level, 2 * norm.cdf(np.abs(theta[:, 0])) - 1, atol=0.005)
 
 
+def test_reference_hpd_counts_reproducing_rows_inside_the_90pct_region():
+    """A N(0, 1) posterior; rows uniform on [−5, 5] that 'reproduce the target' when
+    |θ| ≤ c: with c = 1.645 (the 90 % HPD boundary) all are inside, with c = 3 a share
+    1.645 / 3; rows beyond the threshold or with no distance are left out."""
+    from automind.fit.gradient_compare import reference_hpd
+
+    theta = np.linspace(-5, 5, 2001)[:, None]
+    for c, share in ((1.6, 1.0), (3.0, 1.645 / 3)):
+        distance = np.abs(theta[:, 0]) / c * 2.0
+        distance[0] = np.nan
+        found = reference_hpd(_Gaussian(), None, theta, distance, threshold=2.0)
+        assert found["n"] == 2001 and found["n_within"] == int((np.abs(theta) <= c).sum())
+        assert found["share_inside_90pct_hpd"] == pytest.approx(share, abs=0.02)
+        assert max(found["distances"]) <= 2.0 and len(found["hpd_levels"]) == found["n_within"]
+    assert reference_hpd(_Gaussian(), None, theta, np.full(2001, 9.0), 2.0)[
+        "share_inside_90pct_hpd"] is None
+
+
 def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_factory):
     """A posterior from 300 torch simulations of the drive prior: the resumed fit with
     --compare gives each fit its HPD level; the fit nearer the posterior's median lies deeper."""

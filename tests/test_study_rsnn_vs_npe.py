@@ -53,6 +53,14 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     assert all(len(r["hessian_eigenvalues"]) == 6 and "hessian_resolved" not in r for r in hessians)
     assert 0 <= results["median_pc1_in_flat_subspace"] <= 1
     assert (tmp_path / "gradient" / "compare.json").is_file()
+    assert all(0 <= r["start_hpd_level"] <= 1 for r in results["fits"])
+    reference = results["bank_reference"]  # the bank's runs within d <= 2 and their HPD levels
+    assert reference["n"] == 60 and reference["n_within"] == len(reference["hpd_levels"])
+    assert max(reference["distances"], default=0) <= reference["threshold"] == 2.0
+    posterior = results["from_posterior"]  # 2 fits from posterior samples, their own Hessian
+    assert len(posterior["fits"]) == 2 and (tmp_path / "gradient_from_posterior").is_dir()
+    record = json.loads((tmp_path / "gradient_from_posterior" / "fit.json").read_text())
+    assert record["settings"]["starts_from"] == str(tmp_path / "posterior")
     assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
 
 

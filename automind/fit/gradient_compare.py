@@ -26,6 +26,22 @@ def hpd_levels(posterior, x, theta, n: int = HPD_SAMPLES, seed: int = 0) -> dict
     return {"hpd_level": level, "log_q": fit_q}
 
 
+def reference_hpd(posterior, x, theta, distance, threshold: float, seed: int = 0) -> dict:
+    """The HPD criterion on configurations known to reproduce the target: the rows of ``theta``
+    (e.g. a prior bank) whose ``distance`` to it is within ``threshold``, and their HPD levels.
+    Were the posterior as wide as the set of configurations that reproduce the target, about
+    90 % of them would lie inside its 90 % HPD region; a fit's HPD level means little without
+    this reference."""
+    within = np.flatnonzero(np.isfinite(distance) & (np.asarray(distance) <= threshold))
+    levels = hpd_levels(posterior, x, np.asarray(theta, float)[within], seed=seed)["hpd_level"] \
+        if len(within) else np.zeros(0)
+    return {"n": int(len(distance)), "threshold": threshold, "n_within": int(len(within)),
+            "inside_90pct_hpd": int((levels <= 0.9).sum()),
+            "share_inside_90pct_hpd": float((levels <= 0.9).mean()) if len(within) else None,
+            "rows": within.tolist(), "hpd_levels": levels.round(4).tolist(),
+            "distances": np.asarray(distance, float)[within].round(3).tolist()}
+
+
 def compare(run, posterior_path, fits: dict, found: dict) -> dict:
     """``--compare POSTERIOR``: each fit's HPD level and Brian2 distance (compare.json)."""
     from ..inference.posterior import load_posterior

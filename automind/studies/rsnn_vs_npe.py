@@ -51,17 +51,13 @@ def target_recording(spec, prior, truth, seed: int, path: Path) -> Path:
 
 
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
-    import torch
-
+    from ..features.sets import get_feature_set
     from ..fit.baseline import prior_bank_posterior
-    from ..fit.gradient import fit_gradient
+    from ..fit.gradient_compare import hpd_levels
     from ..fit.target import target_of
     from ..invariance.consistent import find_consistent_set
     from ..invariance.geometry import global_geometry
     from ..prior import Prior
-    from ..rsnn.fit import Loss
-    from ..rsnn.mk1 import TRAINABLE
-    from ..rsnn.hessian import abs_cos, flat_subspace_share, gauss_newton_hessian, loss_hessian
     from ..simulators import SimulatorSpec
     from .dataset_comparison import study_prior
 
@@ -99,41 +95,110 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         u = prior.standardise(np.load(out / "consistent" / "samples.npy"))
     pc1 = global_geometry(u)["components"][:, 0]
 
-    _say(progress, f"gradient: {s['starts']} starts x {s['steps']} steps")
+    reference = _bank_reference(posterior, x, out, found["threshold"], seed)
+    start_levels = partial(hpd_levels, posterior, x, seed=seed)
+    t_x = get_feature_set(features).transform(x[None])[0]
+    arm = partial(_gradient_arm, recording, spec, prior, truth, s, seed, out, workers, progress,
+                  features, t_x, pc1, start_levels)
+    prior_arm = arm("gradient", s["starts"], s["steps"], None)
+    from_posterior = arm("gradient_from_posterior", s.get("posterior_starts", 0),
+                         s.get("posterior_steps", s["steps"]), out / "posterior") \
+        if s.get("posterior_starts", 0) else None
+    rows = prior_arm.pop("fits")
+    good = prior_arm["accepted_and_inside_90pct"]
+    seconds = {"bank": t_bank, "training": t_train, "gradient_fits": prior_arm.pop("fit_seconds"),
+               "hessians": prior_arm.pop("hessian_seconds")}
+    return {"truth": dict(zip(prior.names, truth.tolist())), "fits": rows,
+            "n_fits": len(rows)} | prior_arm | {
+            "pc1_from": pca_source, "hessian": method,
+            "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
+            # the HPD criterion on the prior bank's runs that reproduce the target
+            "bank_reference": reference,
+            "from_posterior": from_posterior,
+            "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
+                        "abs_cos_at_least_0.8": bool(prior_arm["median_abs_cos"] is not None
+                                                     and prior_arm["median_abs_cos"] >= 0.8)},
+            "seconds": seconds,
+            "settings": s}
+
+
+def _bank_reference(posterior, x, out: Path, threshold: float, seed: int) -> dict:
+    """``reference_hpd`` on the prior bank: its runs' distances to the target under the
+    consistent set's noise model and acceptance rule, and the HPD levels of those within."""
+    from ..bank import Bank
+    from ..features.sets import transform_features
+    from ..fit.gradient_compare import reference_hpd
+    from ..inference.noise import NoiseModel
+
+    data = Bank(out / "bank").arrays(features=posterior.features["set"])
+    features = transform_features(data["x"].astype(np.float64), posterior.features["transforms"])
+    columns = posterior.config.get("feature_columns")
+    features = features if columns is None else features[:, columns]
+    target = posterior.prepare_x(x)[0].numpy().astype(np.float64)
+    distance = NoiseModel.load(out / "consistent").distance(features, target)
+    distance[data["status"] != "ok"] = np.nan
+    found = reference_hpd(posterior, x, data["theta"], distance, threshold, seed=seed)
+    return found | {"rows": data["index"][found["rows"]].tolist()}
+
+
+def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
+                  progress: bool, features: str, t_x, pc1, start_levels, folder: str, starts: int,
+                  steps: int, starts_from) -> dict:
+    """K gradient fits (prior starts, or posterior samples with ``starts_from``) into
+    out/folder, compared with the posterior, and the loss Hessian at the first
+    ``hessian_fits``: per fit its row (HPD level of the start and of the fit, Brian2 distance,
+    |cos|, flat-subspace share) and the counts."""
+    import torch
+
+    from ..features.sets import get_feature_set
+    from ..fit.gradient import fit_gradient
+    from ..io import save_npz
+    from ..rsnn.fit import Loss
+    from ..rsnn.hessian import abs_cos, flat_subspace_share, gauss_newton_hessian, loss_hessian
+    from ..rsnn.mk1 import TRAINABLE
+
+    _say(progress, f"{folder}: {starts} starts x {steps} steps")
     fit_features = tuple(n for n in s.get("fit_features", ()) if n) or None
-    summary = fit_gradient(recording, out / "gradient", simulator=spec, prior=prior, truth=truth,
+    summary = fit_gradient(recording, out / folder, simulator=spec, prior=prior, truth=truth,
                            compare_with=out / "posterior", workers=workers, progress=progress,
-                           features=features, starts=s["starts"], steps=s["steps"], lr=s["lr"],
+                           features=features, starts=starts, steps=steps, lr=s["lr"],
                            seed=seed, fit_features=fit_features, dtype=s.get("dtype", "float64"),
                            memory_limit_gib=s.get("memory_limit_gib", 4.0),
-                           recurrent_grad=s.get("recurrent_grad", 1.0))
+                           recurrent_grad=s.get("recurrent_grad", 1.0),
+                           starts_from=None if starts_from is None else str(starts_from))
     rows = summary["compare"]["fits"]
-    sigma = json.loads((out / "gradient" / "final" / "noise.json").read_text())["sigma"]
+    levels = start_levels(np.load(out / folder / "starts.npy"))["hpd_level"]
+    for row, level in zip(rows, levels):
+        row["start_hpd_level"] = float(level)
+    sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
-    from ..features.sets import get_feature_set
-
     fs = get_feature_set(features)
-    t_x = fs.transform(x[None])[0]
-    use = [n for k, n in enumerate(fs.names) if n in summary["fitted_features"]]
+    use = [n for n in fs.names if n in summary["fitted_features"]]
     loss = Loss(spec, prior, {n: float(t_x[fs.names.index(n)]) for n in use},
                 {n: float(noise[fs.names.index(n)]) for n in use},
                 [n for n in prior.names if n in TRAINABLE],
                 dtype=getattr(torch, s.get("dtype", "float64")),
                 memory_limit=s.get("memory_limit_gib", 4.0) * 2 ** 30,
                 recurrent_grad=s.get("recurrent_grad", 1.0))
-    if method == "gauss_newton":
-        hessian = partial(gauss_newton_hessian, loss.residuals, prior)
-    else:
-        hessian = partial(loss_hessian, loss, prior)
+    method = s.get("hessian", "gauss_newton")
+    hessian = partial(gauss_newton_hessian if method == "gauss_newton" else loss_hessian,
+                      loss.residuals if method == "gauss_newton" else loss, prior)
     torch.set_num_threads(1)
     t_h = time.perf_counter()
+    # each fit's Hessian is kept (a re-run that adds the posterior starts does not redo them)
+    cache = out / folder / f"hessian_{method}_{s['hessian_step']:g}_{s['hessian_repeats']}"
+    cache.mkdir(exist_ok=True)
     for row, fit in zip(rows, summary["fits"]):
         row["abs_cos"] = row["pc1_in_flat_subspace"] = None
         if fit["status"] != "ok" or row["start"] >= s["hessian_fits"]:
             continue
         theta = np.array([fit["theta"][p] for p in prior.names])
-        h = hessian(theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
-                    seed=seed + 11 + row["start"])
+        file = cache / f"start_{row['start']:03d}.npz"
+        if not (file.is_file() and np.array_equal(np.load(file)["theta"], theta)):
+            save_npz(file, theta=theta, **hessian(theta, step=s["hessian_step"],
+                                                  repeats=s["hessian_repeats"],
+                                                  seed=seed + 11 + row["start"]))
+        h = dict(np.load(file))
         row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
         flat = flat_subspace_share(h["eigenvalues"], h["eigenvectors"], pc1)
         row["pc1_in_flat_subspace"] = flat["share"]
@@ -141,22 +206,15 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         row["hessian_eigenvalues"] = h["eigenvalues"].round(4).tolist()
         if "jacobian_se" in h:  # the share of the residuals' derivatives the seeds resolve
             row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
-    t_hessian = time.perf_counter() - t_h
     cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
-    good = sum(r["accepted"] and r["hpd_level"] <= 0.9 for r in rows)
-    return {"truth": dict(zip(prior.names, truth.tolist())), "fits": rows,
-            "n_fits": len(rows), "accepted": int(sum(r["accepted"] for r in rows)),
+    return {"fits": rows, "accepted": int(sum(r["accepted"] for r in rows)),
             "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
-            "accepted_and_inside_90pct": int(good),
-            "median_abs_cos": float(np.median(cos)) if cos else None, "pc1_from": pca_source,
+            "accepted_and_inside_90pct": int(sum(r["accepted"] and r["hpd_level"] <= 0.9
+                                                 for r in rows)),
+            "median_abs_cos": float(np.median(cos)) if cos else None,
             # the well-posed comparison where several directions are flat (README)
             "median_pc1_in_flat_subspace": float(np.median(
                 [r["pc1_in_flat_subspace"] for r in rows if r["abs_cos"] is not None]))
             if cos else None,
-            "hessian": method,
-            "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
-            "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
-                        "abs_cos_at_least_0.8": bool(cos and np.median(cos) >= 0.8)},
-            "seconds": {"bank": t_bank, "training": t_train, "gradient_fits": summary["fit_seconds"],
-                        "hessians": t_hessian},
-            "settings": s}
+            "fit_seconds": summary["fit_seconds"],
+            "hessian_seconds": time.perf_counter() - t_h}
