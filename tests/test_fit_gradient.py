@@ -234,6 +234,17 @@ def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_f
     assert [r["brian2_distance"] for r in rows] == [f["brian2_distance"] for f in summary["fits"]]
     saved = json.loads((out / "compare.json").read_text())
     assert saved["inside_90pct_hpd"] == sum(r["hpd_level"] <= 0.9 for r in rows)
+    # the training bank's runs that reproduce the recording: in one dimension the 90 % HPD
+    # region is close to the posterior's central 90 % interval
+    from automind.bank import Bank
+
+    reference, bank = saved["reference"], Bank(folder / "bank").arrays()
+    assert reference["n"] == 300 and 0 < reference["n_within"] < 300
+    assert max(reference["distances"]) <= reference["threshold"] == 2.0
+    within = bank["theta"][np.searchsorted(bank["index"], reference["rows"]), 0]
+    low, high = np.quantile(posterior.sample(20_000, x, seed=2)[:, 0], [0.05, 0.95])
+    inside = np.sum((within > low) & (within < high))
+    assert 0 < inside < len(within) and abs(reference["inside_90pct_hpd"] - inside) <= 2
 
 
 def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):

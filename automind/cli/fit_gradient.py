@@ -107,4 +107,9 @@ def run_gradient(args) -> dict:
                   "inside the 90 % HPD region")
             for row in c["fits"]:
                 print(f"  start {row['start']}: HPD level {row['hpd_level']:.3f}")
+            ref = c["reference"]
+            print("  reference: " + (ref["note"] if "note" in ref else
+                  f"{ref['n_within']} of the training bank's {ref['n']} runs reproduce the "
+                  f"recording (d <= {ref['threshold']:g}); {ref['inside_90pct_hpd']} of them lie "
+                  "inside the 90 % HPD region"))
     return summary

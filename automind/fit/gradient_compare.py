@@ -3,6 +3,8 @@ posterior (its HPD level), beside its Brian2 distance."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import UserError
@@ -57,9 +59,35 @@ def compare(run, posterior_path, fits: dict, found: dict) -> dict:
              "accepted": bool(found["accepted"][k])} for k in range(len(fits["theta"]))]
     out = {"posterior": str(posterior_path), "hpd_samples": HPD_SAMPLES, "fits": rows,
            "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
-           "accepted_and_inside_90pct": int(sum(r["hpd_level"] <= 0.9 and r["accepted"] for r in rows))}
+           "accepted_and_inside_90pct": int(sum(r["hpd_level"] <= 0.9 and r["accepted"] for r in rows)),
+           "reference": training_bank_reference(run, posterior, x)}
     write_json(run.out / "compare.json", out, sort_keys=False)
     return out
+
+
+def training_bank_reference(run, posterior, x) -> dict:
+    """``reference_hpd`` on the posterior's training bank, its runs scored by the rule that
+    judged the fits (their feature set, columns, noise model and threshold); a note instead
+    where the bank is gone or lacks the fit's features."""
+    from ..bank import Bank
+    from ..inference.noise import NoiseModel
+    from .gradient import score
+
+    folder = posterior.provenance.get("bank")
+    if not folder or not (Path(folder) / "bank.json").is_file():
+        return {"note": f"the posterior's training bank ({folder or 'not recorded'}) is not here"}
+    bank = Bank(folder)
+    if run.fs.name not in bank.feature_sets or list(bank.parameter_names) != list(run.prior.names):
+        return {"note": f"the training bank {folder} lacks the fit's features ({run.fs.name}) "
+                        "or parameters"}
+    data, c = bank.arrays(features=run.fs.name), run.columns
+    scored = score(run.fs.transform(data["x"].astype(np.float64))[:, c], data["status"],
+                   run.t_target[c], NoiseModel.load(run.out / "final").select(c),
+                   run.settings.threshold)
+    distance = np.where(data["status"] == "ok", scored["distance"], np.nan)
+    found = reference_hpd(posterior, x, data["theta"], distance, run.settings.threshold,
+                          seed=run.settings.seed)
+    return found | {"bank": str(folder), "rows": data["index"][found["rows"]].tolist()}
 
 
 def posterior_x(posterior, recording, recording_options: dict) -> np.ndarray:

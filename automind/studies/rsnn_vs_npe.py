@@ -95,7 +95,6 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         u = prior.standardise(np.load(out / "consistent" / "samples.npy"))
     pc1 = global_geometry(u)["components"][:, 0]
 
-    reference = _bank_reference(posterior, x, out, found["threshold"], seed)
     start_levels = partial(hpd_levels, posterior, x, seed=seed)
     t_x = get_feature_set(features).transform(x[None])[0]
     arm = partial(_gradient_arm, recording, spec, prior, truth, s, seed, out, workers, progress,
@@ -106,6 +105,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if s.get("posterior_starts", 0) else None
     rows = prior_arm.pop("fits")
     good = prior_arm["accepted_and_inside_90pct"]
+    reference = prior_arm.pop("reference")
+    if from_posterior:  # the same bank under the same rule
+        from_posterior.pop("reference")
     seconds = {"bank": t_bank, "training": t_train, "gradient_fits": prior_arm.pop("fit_seconds"),
                "hessians": prior_arm.pop("hessian_seconds")}
     return {"truth": dict(zip(prior.names, truth.tolist())), "fits": rows,
@@ -120,25 +122,6 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                                      and prior_arm["median_abs_cos"] >= 0.8)},
             "seconds": seconds,
             "settings": s}
-
-
-def _bank_reference(posterior, x, out: Path, threshold: float, seed: int) -> dict:
-    """``reference_hpd`` on the prior bank: its runs' distances to the target under the
-    consistent set's noise model and acceptance rule, and the HPD levels of those within."""
-    from ..bank import Bank
-    from ..features.sets import transform_features
-    from ..fit.gradient_compare import reference_hpd
-    from ..inference.noise import NoiseModel
-
-    data = Bank(out / "bank").arrays(features=posterior.features["set"])
-    features = transform_features(data["x"].astype(np.float64), posterior.features["transforms"])
-    columns = posterior.config.get("feature_columns")
-    features = features if columns is None else features[:, columns]
-    target = posterior.prepare_x(x)[0].numpy().astype(np.float64)
-    distance = NoiseModel.load(out / "consistent").distance(features, target)
-    distance[data["status"] != "ok"] = np.nan
-    found = reference_hpd(posterior, x, data["theta"], distance, threshold, seed=seed)
-    return found | {"rows": data["index"][found["rows"]].tolist()}
 
 
 def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
@@ -207,7 +190,8 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
         if "jacobian_se" in h:  # the share of the residuals' derivatives the seeds resolve
             row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
     cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
-    return {"fits": rows, "accepted": int(sum(r["accepted"] for r in rows)),
+    return {"fits": rows, "reference": summary["compare"]["reference"],
+            "accepted": int(sum(r["accepted"] for r in rows)),
             "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
             "accepted_and_inside_90pct": int(sum(r["accepted"] and r["hpd_level"] <= 0.9
                                                  for r in rows)),
