@@ -6,7 +6,7 @@ import pytest
 from automind.errors import UserError
 from automind.features.sets import simulation_features
 from automind.prior import Prior
-from automind.rsnn.fit import fit_theta
+from automind.rsnn.fit import best_window, fit_theta
 from automind.rsnn.mk1 import TorchMK1
 from automind.simulators import SimulatorSpec
 from conftest import QUIET_MK1
@@ -34,6 +34,38 @@ def test_fit_recovers_the_drive_rate():
     assert result.status == ["ok", "ok"]
     assert np.all(np.abs(result.theta[:, 0] - 3.0) < 0.6), result.theta
     assert np.nanmean(result.loss[-5:]) < 0.2 * np.nanmean(result.loss[:2])
+    # θ: the mean (in the fit's logit coordinates) of the iterates over the chosen window: start
+    # 1 the last quarter; start 0 passed the truth at steps 6-8 (d² 0.02), overshot to 3.45 Hz
+    # under Adam's momentum and stayed (d² ~3 > 2 × its best stretch's), so its best stretch
+    assert list(result.window) == [5, 30 - 30 // 4]
+    import torch
+
+    from automind.inference.transforms import BoxToUnconstrained
+
+    box, tail = BoxToUnconstrained.for_prior(prior), 30 // 4
+    assert result.path.shape == (30, 2, 1) and np.allclose(result.path[0], [[1.8], [4.8]])
+    for k in range(2):
+        w = result.window[k]
+        assert w == best_window(result.loss[:, k], tail)
+        z = box.to_z(torch.as_tensor(result.path[w:w + tail, k])).mean(0, keepdim=True)
+        np.testing.assert_allclose(result.theta[k], box.to_theta(z).numpy()[0], rtol=1e-7)
+
+
+def test_best_window_is_the_last_stretch_unless_the_fit_climbed():
+    """Descending, or converged and noisy (within 2× the lowest stretch, or d² below 2): the
+    last window. A curve that climbs after step 3 (a surrogate gradient leading uphill) to
+    over twice its lowest stretch: that stretch; NaN
+    steps are skipped, ties go to the later window, a curve with no finite value (or shorter
+    than a window) gives the last window."""
+    assert best_window(np.arange(10.0, 0, -1), 3) == 7
+    assert best_window(np.array([9.0, 2.0, 2.0, 2.0, 3.9, 3.9, 3.9]), 3) == 4  # within 2x
+    assert best_window(np.array([9.0, 0.1, 0.1, 0.1, 1.9, 1.9, 1.9]), 3) == 4  # noise: d² < 2
+    climbing = np.array([9.0, 5.0, 2.0, 1.0, 1.5, 4.0, 20.0, 30.0, 40.0, 50.0])
+    assert best_window(climbing, 3) == 2
+    assert best_window(np.array([5.0, np.nan, 1.0, 1.0, np.nan, 9.0, 9.0]), 2) == 3
+    assert best_window(np.array([5.0, 1.0, 1.0, 5.0, 1.0, 1.0, 9.0, 9.0]), 2) == 4
+    assert best_window(np.full(6, np.nan), 2) == 4
+    assert best_window(np.ones(2), 4) == 0
 
 
 def test_an_interrupted_fit_resumes_from_its_checkpoint_exactly(tmp_path):

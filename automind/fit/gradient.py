@@ -15,10 +15,12 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/fit.json            method "gradient", settings, target (a resumed run must match)
     RUN/starts.npy          the K starts (prior, or posterior samples at the target)
     RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
-    RUN/gradient/fits.npz   fitted θ, loss curves, statuses; fits.csv (samples.csv format);
+    RUN/gradient/fits.npz   fitted θ, loss curves, statuses, θ per step (theta_path) and the steps
+                        averaged into each fit (window); fits.csv (samples.csv format);
                         checkpoint.npz while a fit runs (every CHECKPOINT_STEPS steps)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
-    RUN/compare.json        with --compare: HPD level of each fit under a posterior (gradient_compare)
+    RUN/compare.json        with --compare: HPD level of each fit under a posterior, and the
+                        posterior's training-bank reference (gradient_compare)
     RUN/summary.json
 """
 
@@ -253,13 +255,16 @@ class GradientFit:
                 torch.set_num_threads(threads)
             from ..inference.runs import write_theta_table
 
-            final_loss = [_tail_mean(result.loss[:, k]) for k in range(len(starts))]
+            paths = {} if getattr(result, "path", None) is None else {
+                "theta_path": result.path, "window": result.window}
+            final_loss = [_final_loss({"loss": result.loss} | paths, k)
+                          for k in range(len(starts))]
             write_theta_table(file.parent / "fits.csv", self.prior,
                               ((k, row, [result.status[k], f"{final_loss[k]:.4g}"])
                                for k, row in enumerate(result.theta)), ["status", "loss"])
             save_npz(file, theta=result.theta, loss=result.loss, status=np.array(result.status),
                      messages=np.array(result.messages), seconds=result.seconds,
-                     fitted=np.array(use))
+                     fitted=np.array(use), **paths)
             checkpoint.unlink(missing_ok=True)
         with np.load(file) as data:
             return {k: data[k] for k in data.files}
@@ -400,14 +405,22 @@ def _best_start(resim: dict) -> int | None:
     return int(np.nanargmin(median)) if np.isfinite(median).any() else None
 
 
-def _tail_mean(curve: np.ndarray) -> float:
-    """Mean loss over a start's last 10 steps (NaN for a start that failed throughout)."""
-    tail = curve[-10:][np.isfinite(curve[-10:])]
-    return float(tail.mean()) if len(tail) else float("nan")
+def _final_loss(fits: dict, k: int) -> float:
+    """Start k's loss where its θ was taken: the mean over the stretch of steps averaged into
+    it (θ fits, ``rsnn.fit.best_window``), else over its last 10 steps (weight fits, older
+    runs); NaN for a start that failed throughout."""
+    curve = fits["loss"][:, k]
+    if fits.get("window") is not None:
+        start = int(fits["window"][k])
+        curve = curve[start:start + max(1, len(curve) // 4)]
+    else:
+        curve = curve[-10:]
+    finite = curve[np.isfinite(curve)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
-    """One start in summary.json: θ, its status, final loss (mean of the last 10 steps), and
+    """One start in summary.json: θ, its status, final loss (``_final_loss``), and
     its Brian2 re-simulation (E rate, the band's share of the power at the fit and its start,
     the degenerate flag; None in runs checked before these existed)."""
     def value(key):
@@ -415,7 +428,7 @@ def _fit_row(k: int, names, fits: dict, found: dict) -> dict:
 
     return {"start": k, "theta": dict(zip(names, np.round(fits["theta"][k], 6).tolist())),
             "status": str(fits["status"][k]), "brian2_status": found["status"][k],
-            "final_loss": json_floats([_tail_mean(fits["loss"][:, k])])[0],
+            "final_loss": json_floats([_final_loss(fits, k)])[0],
             "brian2_distance": json_floats([found["distance"][k]])[0],
             "accepted": bool(found["accepted"][k]), "brian2_rate_E": value("rate_E"),
             "brian2_distances": None if found.get("distance_seeds") is None else

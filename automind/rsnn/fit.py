@@ -5,7 +5,9 @@ feature-set transform (log10 where marked), computed by the differentiable featu
 same units as ``mk1_compact`` (spike statistics on all units, PSD bands on E). θ moves in
 the prior box's logit coordinates (``inference.transforms``) with Adam, K starts in one
 batch, new noise and graph every step, the learning rate annealed (cosine, to 5 %) and the
-result the mean of the last quarter's iterates. A start whose loss turns NaN (or whose
+result the mean of the last quarter's iterates — or of the quarter with the lowest mean loss
+where the last one's is over twice that and over 2 (``best_window``: a start led uphill).
+A start whose loss turns NaN (or whose
 gradient is NaN MAX_NAN_GRADIENTS steps running; single NaN-gradient steps are skipped) is
 marked ``failed`` and frozen; the others go on. Structural entries (exc_prop, n_clusters,
 p_igniters, E.t_refrac) stay at their start values.
@@ -37,6 +39,10 @@ _SPIKE_STATS = {
 }
 #: features a gradient fit can use (names as in the feature sets)
 DIFFERENTIABLE = tuple(_SPIKE_STATS) + tuple(_BAND)
+#: a fit's last stretch of steps must have a mean loss over this many times its lowest
+#: stretch's (and over this many times 1, d² at the truth) before the fit reports that
+#: stretch instead (``best_window``)
+CLIMB = 2.0
 #: consecutive NaN-gradient steps (skipped) before a start is marked failed
 MAX_NAN_GRADIENTS = 5
 _LOG10 = dict(zip(MK1_COMPACT.names, MK1_COMPACT.log10))
@@ -50,6 +56,8 @@ class FitResult:
     status: list[str]                # "ok" | "failed" per start
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    path: np.ndarray | None = None   # (steps, K, d) θ at each step (prior units; loss[t] is its)
+    window: np.ndarray | None = None  # (K,) first step of the iterates averaged into theta
 
     @property
     def best(self) -> int:
@@ -57,6 +65,28 @@ class FitResult:
         tail = np.nanmean(self.loss[-10:], 0)
         tail[np.array(self.status) != "ok"] = np.inf
         return int(np.argmin(tail))
+
+
+def best_window(curve: np.ndarray, length: int, climb: float = CLIMB) -> int:
+    """The first step of the ``length`` consecutive steps a fit's θ is averaged over: the last
+    ones, unless their mean loss is over ``climb`` × that of the lowest stretch, or of 1 if
+    that is lower (d² at the truth is ~1: below, stretches differ by noise; NaN steps ignored;
+    the latest of equal stretches) — a surrogate gradient can lead a start uphill
+    (two of the study's prior starts climbed from d² 14 to 75-90 and stayed), and the fit then
+    reports the best stretch it visited. Not the lowest stretch always: once a fit has
+    converged its loss only fluctuates, and the lowest stretch would be a noise dip before the
+    learning rate was annealed."""
+    curve = np.asarray(curve, float)
+    n = len(curve) - length + 1
+    if n <= 0 or not np.isfinite(curve).any():
+        return max(n - 1, 0)
+    finite = np.isfinite(curve)
+    sums = np.convolve(np.where(finite, curve, 0.0), np.ones(length), "valid")
+    counts = np.convolve(finite.astype(float), np.ones(length), "valid")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.inf)
+    best = int(n - 1 - np.argmin(means[::-1]))
+    return n - 1 if means[-1] <= climb * max(means[best], 1.0) else best
 
 
 def _check(prior, target: dict, scale: dict, free) -> list[str]:
@@ -108,10 +138,10 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     optimizer = torch.optim.Adam([z], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.05 * lr)
     tail = max(1, steps // 4)
-    z_sum, nan_grads = torch.zeros_like(z.detach()), [0] * K
+    path, nan_grads = torch.zeros((steps,) + tuple(z.shape), dtype=z.dtype), [0] * K
     status, messages = ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)
-    first, spent = resume_state(checkpoint, z, optimizer, scheduler, z_sum, nan_grads, status,
+    first, spent = resume_state(checkpoint, z, optimizer, scheduler, path, nan_grads, status,
                                 messages, curve)
     start_time = time.perf_counter() - spent
     for step in range(first, steps):
@@ -119,6 +149,7 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         live = [k for k in range(K) if status[k] == "ok"]
         if not live:
             break
+        path[step] = z.detach()
         loss = objective(theta[live], [simulation_seed(seed, step * K + k) for k in live])
         optimizer.zero_grad()
         finite = torch.isfinite(loss)
@@ -135,24 +166,30 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
         scheduler.step()
         with torch.no_grad():
             z[frozen] = before[frozen]  # failed starts and NaN-gradient steps do not move
-            if step >= steps - tail:
-                z_sum += z
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save_state(checkpoint, step, z, optimizer, z_sum, nan_grads, status, messages, curve,
+            save_state(checkpoint, step, z, optimizer, path, nan_grads, status, messages, curve,
                        time.perf_counter() - start_time)
         if progress:
             progress(step, curve[step])
-    with torch.no_grad():  # ok starts: the mean of the last quarter's iterates (Polyak)
-        ok = torch.tensor([st == "ok" for st in status])
-        z_end = torch.where(ok[:, None], z_sum / tail, z)
+    # ok starts: the mean of a quarter of the iterates (Polyak averaging; the last quarter
+    # unless the start climbed, ``best_window``); failed starts: where they stopped
+    window = np.array([best_window(curve[:, k], tail) for k in range(K)])
+    with torch.no_grad():
+        z_end = z.detach().clone()
+        for k in range(K):
+            if status[k] == "ok":
+                z_end[k] = path[window[k]:window[k] + tail, k].mean(0)
     return FitResult(list(prior.names), box.to_theta(z_end).numpy(), curve, status, messages,
-                     time.perf_counter() - start_time)
+                     time.perf_counter() - start_time,
+                     path=box.to_theta(path.reshape(-1, z.shape[1])).numpy().reshape(path.shape),
+                     window=window)
 
 
 def save_state(path, step, param, optimizer, accumulator, nan_grads, status, messages, curve,
                seconds):
     """Everything a resumed fit needs after ``step`` (plain arrays: no pickle): the fitted
-    tensor ``param``, its optimizer state (Adam's or ExpAdam's), the tail ``accumulator``."""
+    tensor ``param``, its optimizer state (Adam's or ExpAdam's), the ``accumulator`` (θ fits:
+    the path of iterates; weight fits: the tail's log-weight sum)."""
     from ..io import save_npz
 
     state = {}
@@ -175,9 +212,10 @@ def resume_state(path, param, optimizer, scheduler, accumulator, nan_grads, stat
         return 0, 0.0
     with np.load(path, allow_pickle=False) as saved:
         if ("param" not in saved.files or saved["param"].shape != tuple(param.shape)
-                or saved["curve"].shape != curve.shape):
-            raise UserError(f"{path} is a checkpoint of another fit (starts or steps differ); "
-                            f"remove it to start this fit afresh")
+                or saved["curve"].shape != curve.shape
+                or saved["accumulator"].shape != tuple(accumulator.shape)):
+            raise UserError(f"{path} is a checkpoint of another fit (starts or steps differ, or an "
+                            "older automind's); remove it to start this fit afresh")
         step = int(saved["step"])
         with torch.no_grad():
             param.copy_(torch.as_tensor(saved["param"]))
