@@ -12,8 +12,8 @@ from ..io import write_json
 def record_run(out: Path, record: dict, absent: dict | None = None) -> dict | None:
     """Write ``out/fit.json``, or check that an existing run folder holds this same fit (same
     method, same record); returns the earlier record when resuming. File paths (``source``)
-    are left out of the comparison, so a run resumes from another checkout or after its
-    recording moved; contents still count (the specs' sha256, the recording's features).
+    and the memory ceiling are left out of the comparison (``NOT_IDENTITY``), so a run resumes
+    from another checkout, after its recording moved or with more memory; contents still count (the specs' sha256, the recording's features).
     ``absent``: per section, what a key missing from an older record meant (named in the
     refusal)."""
     from ..provenance import package_versions
@@ -43,9 +43,14 @@ def record_run(out: Path, record: dict, absent: dict | None = None) -> dict | No
     return None
 
 
+#: keys that do not make a fit another fit: file paths, and a resource ceiling (a run stopped
+#: for memory resumes with a higher --memory-limit)
+NOT_IDENTITY = ("source", "memory_limit_gib")
+
+
 def _identity(section) -> str:
     if isinstance(section, dict):
-        section = {k: v for k, v in section.items() if k != "source"}
+        section = {k: v for k, v in section.items() if k not in NOT_IDENTITY}
     return json.dumps(section, sort_keys=True)
 
 
