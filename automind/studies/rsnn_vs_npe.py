@@ -182,13 +182,15 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
         theta = np.array([fit["theta"][p] for p in prior.names])
         file = cache / f"start_{row['start']:03d}.npz"
         h = dict(np.load(file)) if file.is_file() else {}
-        if not (np.array_equal(h.get("theta"), theta) and "seconds" in h):
+        if not np.array_equal(h.get("theta"), theta):
             t_h = time.perf_counter()
             h = hessian(theta, step=s["hessian_step"], repeats=s["hessian_repeats"],
                         seed=seed + 11 + row["start"])
             h |= {"theta": theta, "seconds": time.perf_counter() - t_h}
             save_npz(file, **h)
-        hessian_seconds += float(h["seconds"])
+        # None where a Hessian was kept without its time (before session 28's re-run)
+        hessian_seconds = (None if hessian_seconds is None or "seconds" not in h
+                           else hessian_seconds + float(h["seconds"]))
         row["abs_cos"] = abs_cos(h["sloppiest"], pc1)
         flat = flat_subspace_share(h["eigenvalues"], h["eigenvectors"], pc1)
         row["pc1_in_flat_subspace"] = flat["share"]
