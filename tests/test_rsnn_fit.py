@@ -108,3 +108,20 @@ def test_fit_refuses_bad_input():
     with pytest.raises(UserError, match="cannot fit"):
         fit_theta(spec, mk1, {"rate_mean": 0.5}, {"rate_mean": 0.1}, mk1.sample(1, seed=0),
                   free=["n_clusters"])
+
+
+def test_the_memory_limit_holds_gradient_runs_not_forward_residuals():
+    """The limit estimates autograd's graph: a loss evaluation with gradients over it is refused
+    with the estimate, the forward residuals (no graph; the Gauss-Newton Hessian's input) run."""
+    import torch
+
+    from automind.rsnn.fit import Loss
+
+    prior = drive_prior()
+    spec = SimulatorSpec.load("mk1").with_overrides(N=20, dt=5e-4, duration=0.15, t_analysis_start=0.05)
+    loss = Loss(spec, prior, {"rate_mean": 0.4}, {"rate_mean": 0.05}, ["E.poisson_rate"],
+                memory_limit=1e5)
+    with pytest.raises(UserError, match="GiB, over the limit"):
+        loss(torch.tensor([[3.0]], dtype=torch.float64, requires_grad=True), [1])
+    residuals = loss.residuals([[3.0], [1.0]], [1, 2])
+    assert residuals.shape == (2, 1) and np.isfinite(residuals).all()

@@ -15,6 +15,7 @@ p_igniters, E.t_refrac) stay at their start values.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,12 +287,13 @@ class Loss:
     def residuals(self, theta, seeds) -> np.ndarray:
         """(B, m) standardised residuals (feature − target) / σ of θ rows (prior units) on
         forward runs with the given seeds, no gradients: the d² part of the loss is their
-        mean square."""
+        mean square. Not held to the memory limit: that estimates autograd's graph, which a
+        run without gradients does not build (it keeps only the spikes)."""
         theta = torch.as_tensor(np.asarray(theta, float), dtype=torch.float64)
         params_list = [self.prior.to_simulator(row.numpy()) for row in theta]
         with torch.no_grad():
             spikes, _ = self.model.run_differentiable(params_list, list(seeds), self.duration,
-                                                      trainable=(), **self.limit)
+                                                      trainable=(), memory_limit=math.inf)
             return self._residuals(*self._counts(spikes, params_list)).numpy()
 
     def _counts(self, spikes, params_list):
