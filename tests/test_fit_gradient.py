@@ -235,6 +235,13 @@ def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_f
     assert [r["brian2_distance"] for r in rows] == [f["brian2_distance"] for f in summary["fits"]]
     saved = json.loads((out / "compare.json").read_text())
     assert saved["inside_90pct_hpd"] == sum(r["hpd_level"] <= 0.9 for r in rows)
+    # the starts' levels from the same posterior draw as the fits'
+    from automind.fit.gradient_compare import hpd_levels
+    from automind.inference.posterior import load_posterior
+
+    starts = hpd_levels(load_posterior(folder / "posterior"), x, np.load(out / "starts.npy"),
+                        seed=FIT.get("seed", 0))["hpd_level"]
+    np.testing.assert_allclose([r["start_hpd_level"] for r in rows], starts)
     # the training bank's runs that reproduce the recording: in one dimension the 90 % HPD
     # region is close to the posterior's central 90 % interval
     from automind.bank import Bank

@@ -64,15 +64,20 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
 
 
-def test_an_unknown_hessian_estimate_is_refused_before_any_work(tmp_path):
+@pytest.mark.parametrize("key, value, message", [
+    ("hessian", "exact", "hessian must be one of"),
+    ("posterior_starts", 2.5, "posterior_starts must be a whole number >= 0"),
+    ("posterior_steps", 0, "posterior_steps must be a whole number >= 1")])
+def test_a_bad_gradient_setting_is_refused_before_any_work(tmp_path, key, value, message):
     import tomllib
 
     from automind.errors import UserError
     from automind.studies.rsnn_vs_npe import run
 
     config = tomllib.loads((STUDY / "study.toml").read_text())
-    config["gradient"]["hessian"] = "exact"
-    with pytest.raises(UserError, match="hessian must be one of"):
+    config["gradient"][key] = value
+    config["quick"].pop(key, None)
+    with pytest.raises(UserError, match=message):
         run(config, tmp_path / "out", workers=1, quick=True, progress=False)
     assert not (tmp_path / "out").exists()
 

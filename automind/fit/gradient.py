@@ -409,10 +409,12 @@ def _final_loss(fits: dict, k: int) -> float:
     """Start k's loss where its θ was taken: the mean over the stretch of steps averaged into
     it (θ fits, ``rsnn.fit.best_window``), else over its last 10 steps (weight fits, older
     runs); NaN for a start that failed throughout."""
+    from ..rsnn.fit import polyak_tail
+
     curve = fits["loss"][:, k]
     if fits.get("window") is not None:
         start = int(fits["window"][k])
-        curve = curve[start:start + max(1, len(curve) // 4)]
+        curve = curve[start:start + polyak_tail(len(curve))]
     else:
         curve = curve[-10:]
     finite = curve[np.isfinite(curve)]

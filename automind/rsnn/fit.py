@@ -68,6 +68,11 @@ class FitResult:
         return int(np.argmin(tail))
 
 
+def polyak_tail(steps: int) -> int:
+    """How many last iterates a fit of ``steps`` steps averages into its result (a quarter)."""
+    return max(1, steps // 4)
+
+
 def best_window(curve: np.ndarray, length: int, climb: float = CLIMB) -> int:
     """The first step of the ``length`` consecutive steps a fit's θ is averaged over: the last
     ones, unless their mean loss is over ``climb`` × that of the lowest stretch, or of 1 if
@@ -138,7 +143,7 @@ def fit_theta(spec, prior, target: dict[str, float], scale: dict[str, float], st
     free_mask = torch.tensor([n in free for n in prior.names])
     optimizer = torch.optim.Adam([z], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.05 * lr)
-    tail = max(1, steps // 4)
+    tail = polyak_tail(steps)
     path, nan_grads = torch.zeros((steps,) + tuple(z.shape), dtype=z.dtype), [0] * K
     status, messages = ["ok"] * K, [""] * K
     curve = np.full((steps, K), np.nan)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..simulators.execution import simulation_seed
-from .fit import Loss, _check, record_step, resume_state, save_state
+from .fit import Loss, _check, polyak_tail, record_step, resume_state, save_state
 from . import network
 from .mk1 import TorchMK1
 from .optim import ExpAdam
@@ -108,7 +108,7 @@ def fit_weights(spec, prior, params_list: list[dict], graphs: list[dict], target
     S = S0.clone().requires_grad_(True)
     optimizer = ExpAdam([S], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=0.05 * lr)
-    tail = max(1, steps // 4)
+    tail = polyak_tail(steps)
     nonzero = S0 != 0
     log_sum = torch.zeros_like(S0)
     nan_grads, status, messages = [0] * K, ["ok"] * K, [""] * K

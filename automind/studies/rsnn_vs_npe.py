@@ -30,9 +30,20 @@ from ..errors import UserError
 HESSIANS = ("gauss_newton", "surrogate")
 
 
+#: the config's whole-number settings and their least values
+COUNTS = {"bank": 1, "consistent": 1, "starts": 1, "steps": 1, "hessian_fits": 0,
+          "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1}
+
+
 def _settings(config: dict, quick: bool) -> dict:
     s = dict(config["network"]) | dict(config["npe"]) | dict(config["gradient"])
-    return s | (dict(config.get("quick", {})) if quick else {})
+    s |= dict(config.get("quick", {})) if quick else {}
+    for key, least in COUNTS.items():
+        value = s.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"rsnn_vs_npe: {key} must be a whole number >= {least}, "
+                            f"got {value!r}")
+    return s
 
 
 def _say(progress: bool, text: str) -> None:
@@ -57,7 +68,6 @@ def target_recording(spec, prior, truth, seed: int, path: Path) -> Path:
 def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> dict:
     from ..features.sets import get_feature_set
     from ..fit.baseline import prior_bank_posterior
-    from ..fit.gradient_compare import hpd_levels
     from ..fit.target import target_of
     from ..invariance.consistent import find_consistent_set
     from ..invariance.geometry import global_geometry
@@ -99,10 +109,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         u = prior.standardise(np.load(out / "consistent" / "samples.npy"))
     pc1 = global_geometry(u)["components"][:, 0]
 
-    start_levels = partial(hpd_levels, posterior, x, seed=seed)
     t_x = get_feature_set(features).transform(x[None])[0]
     arm = partial(_gradient_arm, recording, spec, prior, truth, s, seed, out, workers, progress,
-                  features, t_x, pc1, start_levels)
+                  features, t_x, pc1)
     prior_arm = arm("gradient", s["starts"], s["steps"], None)
     from_posterior = arm("gradient_from_posterior", s.get("posterior_starts", 0),
                          s.get("posterior_steps", s["steps"]), out / "posterior") \
@@ -129,7 +138,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 
 
 def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
-                  progress: bool, features: str, t_x, pc1, start_levels, folder: str, starts: int,
+                  progress: bool, features: str, t_x, pc1, folder: str, starts: int,
                   steps: int, starts_from) -> dict:
     """K gradient fits (prior starts, or posterior samples with ``starts_from``) into
     out/folder, compared with the posterior, and the loss Hessian at the first
@@ -154,9 +163,6 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
                            recurrent_grad=s.get("recurrent_grad", 1.0),
                            starts_from=None if starts_from is None else str(starts_from))
     rows = summary["compare"]["fits"]
-    levels = start_levels(np.load(out / folder / "starts.npy"))["hpd_level"]
-    for row, level in zip(rows, levels):
-        row["start_hpd_level"] = float(level)
     sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
     fs = get_feature_set(features)
