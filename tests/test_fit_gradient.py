@@ -67,30 +67,6 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     assert summary["simulations"] == 2 * BEST_SEEDS + NOISE_REPEATS
 
 
-def test_rate_first_fits_the_rates_then_every_feature_from_there(recording, tmp_path):
-    """--rate-first 10 then 10 steps on rate_mean + fano_100ms: the rates' stage alone brings
-    both starts (1.8, 4.2 Hz) toward the 3 Hz drive, the main fit starts where it ended, and the
-    20 steps together recover the drive as the 20-step fit on the rate does."""
-    out = tmp_path / "run"
-    summary = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
-                           **(FIT | {"fit_features": ("rate_mean", "fano_100ms"), "steps": 10,
-                                     "rate_first": 10}))
-    first = np.load(out / "gradient" / "rate_first.npz")
-    assert first["fitted"].tolist() == ["rate_mean"] and first["loss"].shape == (10, 2)
-    assert np.all(np.abs(first["theta"][:, 0] - 3.0) < np.abs(np.array([1.8, 4.2]) - 3.0))
-    fits = np.load(out / "gradient" / "fits.npz")
-    np.testing.assert_allclose(fits["theta_path"][0], first["theta"], rtol=1e-6)
-    assert fits["rate_first_loss"].shape == (10, 2) and fits["loss"].shape == (10, 2)
-    theta = [row["theta"]["E.poisson_rate"] for row in summary["fits"]]
-    assert np.all(np.abs(np.array(theta) - 3.0) < 0.2), theta
-    assert json.loads((out / "fit.json").read_text())["settings"]["rate_first"] == 10
-    assert not list((out / "gradient").glob("checkpoint*"))
-    with pytest.raises(UserError, match="--rate-first fits"):
-        fit_gradient(recording, tmp_path / "no-rates", simulator=SPEC, prior=drive_prior(),
-                     **(FIT | {"fit_features": ("fano_100ms",), "rate_first": 5}))
-    assert not (tmp_path / "no-rates").exists()
-
-
 def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
     """Every Brian2 check records the fit's E rate; a band fit also its band's share of the
     power at the start and the fit, on the same seeds. The uncoupled network's spectrum is flat

@@ -18,10 +18,6 @@ def add_gradient_options(p) -> None:
                    help="loss terms (repeatable; d2, validate's distance, is always included)")
     g.add_argument("--fit-features", nargs="+", metavar="NAME",
                    help="the d² features (default: every differentiable one the recording has)")
-    g.add_argument("--rate-first", type=int, default=0, metavar="STEPS",
-                   help="first fit rate_mean and rate_std alone for STEPS steps, then every "
-                        "feature for --steps from there (0: off). With many spectral features "
-                        "a start's rate can stay far off under the whole loss (docs/rsnn.md)")
     g.add_argument("--band", type=positive_float, nargs=2, metavar=("F1", "F2"),
                    help="maximise the E rate's power in F1..F2 Hz (needs --rate-range)")
     g.add_argument("--rate-range", type=float, nargs=2, metavar=("LO", "HI"),
@@ -89,7 +85,7 @@ def run_gradient(args) -> dict:
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
-        recurrent_grad=args.recurrent_grad, rate_first=args.rate_first, device=args.device)
+        recurrent_grad=args.recurrent_grad, device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "

@@ -17,9 +17,7 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses, θ per step (theta_path) and the steps
                         averaged into each fit (window); fits.csv (samples.csv format);
-                        checkpoint.npz while a fit runs (every CHECKPOINT_STEPS steps);
-                        with --rate-first, rate_first.npz (the rates' fit, the main one's
-                        starts) and its loss, path and window as rate_first_* in fits.npz
+                        checkpoint.npz while a fit runs (every CHECKPOINT_STEPS steps)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
     RUN/compare.json        with --compare: HPD level of each fit under a posterior, and the
                         posterior's training-bank reference (gradient_compare)
@@ -52,8 +50,6 @@ CHECKPOINT_STEPS = 10
 #: Brian2 runs per fit (θ, or a weights fit's graph: the acceptance check's and new seeds)
 #: whose median d picks the best start
 BEST_SEEDS = 4
-#: the features ``rate_first`` fits alone before the rest
-RATE_FEATURES = ("rate_mean", "rate_std")
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,6 @@ class GradientSettings:
     memory_limit_gib: float = 4.0
     fit: str = "theta"                  # "theta", or "weights": each start's per-synapse weights
     recurrent_grad: float = 1.0         # gradient factor per synaptic hop (θ fits; 0: detached)
-    rate_first: int = 0                 # θ fits: steps on RATE_FEATURES alone before `steps`
 
     def __post_init__(self):
         from .gradient_loss import check_terms
@@ -85,9 +80,6 @@ class GradientSettings:
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
                   (self.memory_limit_gib > 0, "memory limit must be > 0 GiB"),
                   (0 <= self.recurrent_grad <= 1, "--recurrent-grad must be in [0, 1]"),
-                  (self.rate_first >= 0, "--rate-first must be >= 0"),
-                  (not (self.rate_first and self.fit == "weights"),
-                   "--rate-first fits θ; a weights fit leaves θ at its start"),
                   (self.fit in FIT_MODES, f"--fit must be one of {FIT_MODES}, got {self.fit!r}")]
         for ok, message in checks:
             if not ok:
@@ -102,8 +94,6 @@ class GradientSettings:
             del out["fit"]
         if self.recurrent_grad == 1.0:  # likewise
             del out["recurrent_grad"]
-        if not self.rate_first:
-            del out["rate_first"]
         return out
 
 
@@ -175,9 +165,6 @@ class GradientFit:
         if not self.fitted:
             raise UserError(f"gradient fit: no differentiable feature of {self.fs.name} is defined "
                             f"for {recording}; differentiable: {sorted(DIFFERENTIABLE)}")
-        if settings.rate_first and not set(RATE_FEATURES) & set(self.fitted):
-            raise UserError(f"gradient fit: --rate-first fits {list(RATE_FEATURES)} first, and "
-                            f"the fit has neither (its features: {self.fitted})")
 
     def starts(self, x_posterior=None) -> np.ndarray:
         file = self.out / "starts.npy"
@@ -237,46 +224,35 @@ class GradientFit:
                 data = read_target(str(self.recording), **self.recording_options)
                 extra = make_extra(s.loss, s.band, s.rate_range, data,
                                    int(round(window / 1e-3)))
-            def fit(fit_starts, terms, steps, seed, checkpoint, extra=None):
-                _say(self.progress, f"{len(fit_starts)} starts x {steps} steps on {list(terms)}"
-                                    + (" (per-synapse weights)" if s.fit == "weights" else ""))
-
-                def report(step, losses):
-                    if (step + 1) % 10 == 0 or step + 1 == steps:
-                        live = losses[np.isfinite(losses)]
-                        _say(self.progress, f"step {step + 1}/{steps}: median loss "
-                                            f"{np.median(live) if len(live) else float('nan'):.3g}"
-                                            f" ({len(live)} starts running)")
-                if s.fit == "weights":
-                    from .gradient_weights import run_weight_fit
-
-                    result = run_weight_fit(self, fit_starts, terms, scale, extra, report,
-                                            checkpoint, CHECKPOINT_STEPS)
-                    result.theta = fit_starts  # θ stays at the starts
-                    return result
-                return fit_theta(self.spec, self.prior, terms, {n: scale[n] for n in terms},
-                                 fit_starts, steps=steps, lr=s.lr, seed=seed,
-                                 dtype=getattr(torch, s.dtype), extra=extra,
-                                 memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
-                                 recurrent_grad=s.recurrent_grad, checkpoint=checkpoint,
-                                 checkpoint_every=CHECKPOINT_STEPS, device=self.device)
-
+            _say(self.progress, f"{len(starts)} starts x {s.steps} steps on {use}"
+                                + (" (per-synapse weights)" if s.fit == "weights" else ""))
+            def report(step, losses):
+                if (step + 1) % 10 == 0 or step + 1 == s.steps:
+                    live = losses[np.isfinite(losses)]
+                    _say(self.progress, f"step {step + 1}/{s.steps}: median loss "
+                                        f"{np.median(live) if len(live) else float('nan'):.3g} "
+                                        f"({len(live)} starts running)")
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # one core per process, as the simulation workers
             file.parent.mkdir(parents=True, exist_ok=True)
             checkpoint = file.parent / "checkpoint.npz"
             try:
-                first = self._rate_first(starts, target, fit) if s.rate_first else None
-                result = fit(starts if first is None else first["theta"], target, s.steps,
-                             s.seed + 3, checkpoint, extra)
+                if s.fit == "weights":
+                    from .gradient_weights import run_weight_fit
+
+                    result = run_weight_fit(self, starts, target, scale, extra, report,
+                                            checkpoint, CHECKPOINT_STEPS)
+                    result.theta = starts  # θ stays at the starts
+                else:
+                    result = fit_theta(self.spec, self.prior, target, scale, starts,
+                                       steps=s.steps, lr=s.lr, seed=s.seed + 3,
+                                       dtype=getattr(torch, s.dtype), extra=extra,
+                                       memory_limit=s.memory_limit_gib * 2 ** 30, progress=report,
+                                       recurrent_grad=s.recurrent_grad,
+                                       checkpoint=checkpoint, checkpoint_every=CHECKPOINT_STEPS,
+                                       device=self.device)
             finally:
                 torch.set_num_threads(threads)
-            before = {}
-            if first is not None:  # a start that failed on the rates has failed
-                for k in np.flatnonzero(first["status"] == "failed"):
-                    result.status[k], result.messages[k] = "failed", f"rates first: {first['messages'][k]}"
-                result.seconds += float(first["seconds"])
-                before = {f"rate_first_{key}": first[key] for key in ("loss", "theta_path", "window")}
             from ..inference.runs import write_theta_table
 
             paths = {} if getattr(result, "path", None) is None else {
@@ -288,25 +264,8 @@ class GradientFit:
                                for k, row in enumerate(result.theta)), ["status", "loss"])
             save_npz(file, theta=result.theta, loss=result.loss, status=np.array(result.status),
                      messages=np.array(result.messages), seconds=result.seconds,
-                     fitted=np.array(use), **paths, **before)
+                     fitted=np.array(use), **paths)
             checkpoint.unlink(missing_ok=True)
-        with np.load(file) as data:
-            return {k: data[k] for k in data.files}
-
-    def _rate_first(self, starts: np.ndarray, target: dict, fit) -> dict:
-        """``rate_first`` steps on RATE_FEATURES alone from the starts (kept in
-        gradient/rate_first.npz): the main fit starts where they end. In mk1_compact the PSD
-        bands outnumber the rates 26 to 2, and a start whose rate is off by ~10 σ kept it there
-        under the whole loss (rsnn_vs_npe, docs/rsnn.md)."""
-        file = self.out / "gradient" / "rate_first.npz"
-        if not file.is_file():
-            rates = {n: target[n] for n in RATE_FEATURES if n in target}
-            result = fit(starts, rates, self.settings.rate_first, self.settings.seed + 5,
-                         file.parent / "checkpoint_rate_first.npz")
-            save_npz(file, theta=result.theta, loss=result.loss, status=np.array(result.status),
-                     messages=np.array(result.messages), seconds=result.seconds,
-                     theta_path=result.path, window=result.window, fitted=np.array(list(rates)))
-            (file.parent / "checkpoint_rate_first.npz").unlink(missing_ok=True)
         with np.load(file) as data:
             return {k: data[k] for k in data.files}
 
