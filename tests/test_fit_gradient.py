@@ -67,6 +67,29 @@ def test_gradient_fit_recovers_the_drive_and_brian2_accepts_it(fitted):
     assert summary["simulations"] == 2 * BEST_SEEDS + NOISE_REPEATS
 
 
+def test_screen_fits_the_draws_nearest_the_target(recording, tmp_path):
+    """--screen 8 --starts 2: eight prior draws of the drive (1-5 Hz) run forward once, and the
+    two with the lowest d² are fitted: on the rate of an uncoupled network they are the draws
+    nearest the 3 Hz truth."""
+    out = tmp_path / "run"
+    settings = FIT | {"steps": 2, "screen": 8, "starts": 2}
+    del settings["start_theta"]
+    summary = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                           **settings)
+    draws = np.load(out / "screen" / "draws.npy")[:, 0]
+    screened = np.load(out / "screen" / "screen.npz")
+    assert len(draws) == 8 and screened["d2"].shape == (8,)
+    kept = screened["kept"]
+    assert set(kept) == set(np.argsort(screened["d2"])[:2])
+    np.testing.assert_array_equal(np.load(out / "starts.npy")[:, 0], draws[kept])
+    assert np.abs(draws[kept] - 3.0).max() < np.median(np.abs(draws - 3.0))
+    assert summary["n_starts"] == 2 and summary["screen"]["draws"] == 8
+    with pytest.raises(UserError, match="--screen draws the starts"):
+        fit_gradient(recording, tmp_path / "both", simulator=SPEC, prior=drive_prior(),
+                     **(FIT | {"screen": 8}))
+    assert not (tmp_path / "both").exists()
+
+
 def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
     """Every Brian2 check records the fit's E rate; a band fit also its band's share of the
     power at the start and the fit, on the same seeds. The uncoupled network's spectrum is flat

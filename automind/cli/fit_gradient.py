@@ -14,6 +14,9 @@ def add_gradient_options(p) -> None:
                    help="Adam learning rate on the prior box's logit coordinates (0.05)")
     g.add_argument("--starts-from", type=Path, metavar="POSTERIOR",
                    help="start from this posterior's samples at the recording (default: the prior)")
+    g.add_argument("--screen", type=int, default=0, metavar="M",
+                   help="draw M starts (prior or --starts-from), run each forward once in torch "
+                        "without gradients, and fit the --starts with the lowest d² (0: off)")
     g.add_argument("--loss", action="append", choices=("d2", "rate_quantiles", "fano_curve"),
                    help="loss terms (repeatable; d2, validate's distance, is always included)")
     g.add_argument("--fit-features", nargs="+", metavar="NAME",
@@ -85,13 +88,18 @@ def run_gradient(args) -> dict:
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
-        recurrent_grad=args.recurrent_grad, device=args.device)
+        recurrent_grad=args.recurrent_grad, screen=args.screen, device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "
               f"gradient fits reproduce {args.recording} when re-simulated in {engine} "
               f"({summary['n_failed']} failed); fit {summary['fit_seconds']:.0f} s; "
               f"{summary['consistent_set']}")
+        if summary.get("screen"):
+            sc = summary["screen"]
+            kept = [v for v in sc["kept_d2"] if v is not None] or [float("nan")]
+            print(f"screened {sc['draws']} draws in {sc['seconds']:.0f} s: the starts' d² "
+                  f"{min(kept):.3g}-{max(kept):.3g} (median of all draws {sc['median_d2']})")
         if summary.get("best_start") is not None:
             print(f"best start: {summary['best_start']} (lowest median distance over its Brian2 runs "
                   "on new seeds)")

@@ -13,7 +13,9 @@ The yield is accepted / starts: a start that failed (NaN loss or gradient) count
 accepted. Resumable like the SBI method; the layout matches it::
 
     RUN/fit.json            method "gradient", settings, target (a resumed run must match)
-    RUN/starts.npy          the K starts (prior, or posterior samples at the target)
+    RUN/starts.npy          the K starts (prior, or posterior samples at the target; with
+                        --screen the K of RUN/screen/draws.npy with the lowest d² on one
+                        forward run each, screen.npz)
     RUN/final/noise.json    σ and R from the Brian2 noise repeats at the reference
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses, θ per step (theta_path) and the steps
                         averaged into each fit (window); fits.csv (samples.csv format);
@@ -71,6 +73,7 @@ class GradientSettings:
     memory_limit_gib: float = 4.0
     fit: str = "theta"                  # "theta", or "weights": each start's per-synapse weights
     recurrent_grad: float = 1.0         # gradient factor per synaptic hop (θ fits; 0: detached)
+    screen: int = 0                     # draws run forward once; the `starts` lowest-d² fitted
 
     def __post_init__(self):
         from .gradient_loss import check_terms
@@ -80,6 +83,8 @@ class GradientSettings:
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
                   (self.memory_limit_gib > 0, "memory limit must be > 0 GiB"),
                   (0 <= self.recurrent_grad <= 1, "--recurrent-grad must be in [0, 1]"),
+                  (self.screen == 0 or self.screen >= self.starts,
+                   f"--screen must be 0 or at least --starts ({self.starts})"),
                   (self.fit in FIT_MODES, f"--fit must be one of {FIT_MODES}, got {self.fit!r}")]
         for ok, message in checks:
             if not ok:
@@ -94,6 +99,8 @@ class GradientSettings:
             del out["fit"]
         if self.recurrent_grad == 1.0:  # likewise
             del out["recurrent_grad"]
+        if not self.screen:
+            del out["screen"]
         return out
 
 
@@ -167,9 +174,11 @@ class GradientFit:
                             f"for {recording}; differentiable: {sorted(DIFFERENTIABLE)}")
 
     def starts(self, x_posterior=None) -> np.ndarray:
-        file = self.out / "starts.npy"
+        """The K starts (starts.npy); with ``screen``, the draws to screen (screen/draws.npy)."""
+        s = self.settings
+        file = self.out / ("screen/draws.npy" if s.screen else "starts.npy")
         if not file.is_file():
-            s = self.settings
+            n = s.screen or s.starts
             if self.start_theta is not None:
                 theta = self.start_theta
             elif s.starts_from:
@@ -179,11 +188,55 @@ class GradientFit:
                 if list(posterior.prior.names) != list(self.prior.names):
                     raise UserError(f"{s.starts_from} has parameters {list(posterior.prior.names)}, "
                                     f"the fit's prior {list(self.prior.names)}")
-                theta = posterior.sample(s.starts, x_posterior(posterior), seed=s.seed)
+                theta = posterior.sample(n, x_posterior(posterior), seed=s.seed)
             else:
-                theta = self.prior.sample(s.starts, seed=s.seed)
+                theta = self.prior.sample(n, seed=s.seed)
+            file.parent.mkdir(parents=True, exist_ok=True)
             save_npy(file, self.prior.validate(theta))
         return np.load(file)
+
+    def screen(self, draws: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``screen``: each draw run forward once in torch (no gradient, batches of K), and the
+        K with the lowest d² kept as the starts (starts.npy; d² and the choice in
+        screen/screen.npz). A fit from a start in another regime than the target's (one network
+        burst per window instead of two) seldom crosses over (docs/fit.md)."""
+        import time
+
+        import torch
+
+        from ..rsnn.fit import Loss
+        from ..simulators.execution import simulation_seed
+
+        s, file = self.settings, self.out / "starts.npy"
+        if not s.screen:
+            return draws
+        if not file.is_file():
+            use, target, scale = self._terms(sigma)
+            loss = Loss(self.spec, self.prior, target, scale, [], dtype=getattr(torch, s.dtype),
+                        device=self.device, recurrent_grad=s.recurrent_grad)
+            _say(self.progress, f"screening {len(draws)} draws (one forward run each) for the "
+                                f"{s.starts} starts with the lowest d²")
+            t0 = time.perf_counter()
+            d2 = []
+            for i in range(0, len(draws), s.starts):
+                batch = draws[i:i + s.starts]
+                seeds = [simulation_seed(s.seed + 9, i + k) for k in range(len(batch))]
+                with warnings.catch_warnings():  # a feature a run leaves undefined: NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    d2.append(np.nanmean(loss.residuals(batch, seeds) ** 2, 1))
+            d2 = np.concatenate(d2)
+            kept = np.argsort(np.where(np.isfinite(d2), d2, np.inf), kind="stable")[:s.starts]
+            save_npz(self.out / "screen" / "screen.npz", d2=d2, kept=kept,
+                     seconds=time.perf_counter() - t0)
+            save_npy(file, draws[kept])
+        return np.load(file)
+
+    def _terms(self, sigma: np.ndarray) -> tuple[list, dict, dict]:
+        """The fitted features σ defines, their targets and scales (d²'s terms)."""
+        index = {n: self.fs.names.index(n) for n in self.fitted}
+        use = [n for n in self.fitted if np.isfinite(sigma[index[n]])]
+        return (use, {n: float(self.t_target[index[n]]) for n in use},
+                {n: float(sigma[index[n]]) for n in use})
 
     def noise(self, starts: np.ndarray) -> np.ndarray:
         file = self.out / "final" / "noise.json"
@@ -214,10 +267,7 @@ class GradientFit:
         file = self.out / "gradient" / "fits.npz"
         if not file.is_file():
             s = self.settings
-            index = {n: self.fs.names.index(n) for n in self.fitted}
-            use = [n for n in self.fitted if np.isfinite(sigma[index[n]])]
-            target = {n: float(self.t_target[index[n]]) for n in use}
-            scale = {n: float(sigma[index[n]]) for n in use}
+            use, target, scale = self._terms(sigma)
             window = self.spec.duration - self.spec.t_analysis_start
             extra = None
             if s.loss or s.band:
@@ -476,6 +526,9 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
         if missing or not len(start_theta["rows"]):
             raise UserError(f"--start-theta: the table has no rows or lacks {missing}")
         start_theta = start_theta["rows"][:, [start_theta["names"].index(n) for n in prior_obj.names]]
+    if s.screen and start_theta is not None:
+        raise UserError("--screen draws the starts it screens (prior, or --starts-from); "
+                        "--start-theta gives them: use one or the other")
     K = s.starts if start_theta is None else len(np.atleast_2d(start_theta))
     need = dense_memory_bytes(K, spec.N, last_step(spec.duration, spec.dt), getattr(torch, s.dtype))
     need += 5 * 8 * K * spec.N ** 2 if s.fit == "weights" else 0  # S, its grad, ExpAdam's m, v
@@ -499,8 +552,9 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     record_run(run.out, record)
     from .gradient_compare import posterior_x
 
-    starts = run.starts(lambda posterior: posterior_x(posterior, recording, options))
-    sigma = run.noise(starts)
+    draws = run.starts(lambda posterior: posterior_x(posterior, recording, options))
+    sigma = run.noise(draws)  # its reference without a truth: the first start (or draw)
+    starts = run.screen(draws, sigma)
     fits = run.gradient(starts, sigma)
     found = run.final(fits, sigma)
     status = fits["status"].astype(str)
@@ -517,6 +571,12 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                "device": device,
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
+    if s.screen:
+        with np.load(run.out / "screen" / "screen.npz") as screened:
+            summary["screen"] = {"draws": s.screen, "seconds": float(screened["seconds"]),
+                                 "kept": screened["kept"].tolist(),
+                                 "kept_d2": json_floats(screened["d2"][screened["kept"]]),
+                                 "median_d2": json_floats([np.nanmedian(screened["d2"])])[0]}
     if s.fit == "weights":
         from .gradient_weights import weights_summary
 
