@@ -62,6 +62,12 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     record = json.loads((tmp_path / "gradient_from_posterior" / "fit.json").read_text())
     assert record["settings"]["starts_from"] == str(tmp_path / "posterior")
     assert (tmp_path / "consistent" / "consistent_set.csv").is_file()
+    screened = results["screened"]  # the 2 of 4 prior draws with the lowest d², fitted
+    d2 = np.load(tmp_path / "gradient_screened" / "screen" / "screen.npz")["d2"]
+    assert len(screened["fits"]) == 2 and len(d2) == 4
+    kept = np.load(tmp_path / "gradient_screened" / "starts.npy")
+    draws = np.load(tmp_path / "gradient_screened" / "screen" / "draws.npy")
+    np.testing.assert_array_equal(kept, draws[np.argsort(d2)[:2]])
 
 
 @pytest.mark.parametrize("key, value, message", [

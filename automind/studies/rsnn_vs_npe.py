@@ -11,7 +11,8 @@ run reports what its results cost, not the resumption).
 
 Config: ``[prior]``/``[baseline]`` as ``dataset_comparison`` (a local prior), ``[network]``,
 ``[npe]`` (bank n, consistent-set samples), ``[gradient]`` (starts, steps, lr, features,
-Hessian estimate, step and repeats, posterior starts and steps), ``[quick]`` overrides.
+Hessian estimate, step and repeats, posterior starts and steps, screened draws and steps),
+``[quick]`` overrides.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ HESSIANS = ("gauss_newton", "surrogate")
 
 #: the config's whole-number settings and their least values
 COUNTS = {"bank": 1, "consistent": 1, "starts": 1, "steps": 1, "hessian_fits": 0,
-          "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1}
+          "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1, "screen": 0,
+          "screened_steps": 1}
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -116,11 +118,14 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     from_posterior = arm("gradient_from_posterior", s.get("posterior_starts", 0),
                          s.get("posterior_steps", s["steps"]), out / "posterior") \
         if s.get("posterior_starts", 0) else None
+    screened = arm("gradient_screened", s["starts"], s.get("screened_steps", s["steps"]), None,
+                   screen=s["screen"]) if s.get("screen", 0) else None
     rows = prior_arm.pop("fits")
     good = prior_arm["accepted_and_inside_90pct"]
     reference = prior_arm.pop("reference")
-    if from_posterior:  # the same bank under the same rule
-        from_posterior.pop("reference")
+    for other in (from_posterior, screened):  # the same bank under the same rule
+        if other:
+            other.pop("reference")
     seconds = {"bank": t_bank, "training": t_train, "gradient_fits": prior_arm.pop("fit_seconds"),
                "hessians": prior_arm.pop("hessian_seconds")}
     return {"truth": dict(zip(prior.names, truth.tolist())), "fits": rows,
@@ -130,6 +135,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             # the HPD criterion on the prior bank's runs that reproduce the target
             "bank_reference": reference,
             "from_posterior": from_posterior,
+            "screened": screened,
             "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
                         "abs_cos_at_least_0.8": bool(prior_arm["median_abs_cos"] is not None
                                                      and prior_arm["median_abs_cos"] >= 0.8)},
@@ -139,9 +145,10 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 
 def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
                   progress: bool, features: str, t_x, pc1, folder: str, starts: int,
-                  steps: int, starts_from) -> dict:
-    """K gradient fits (prior starts, or posterior samples with ``starts_from``) into
-    out/folder, compared with the posterior, and the loss Hessian at the first
+                  steps: int, starts_from, screen: int = 0) -> dict:
+    """K gradient fits (prior starts, or posterior samples with ``starts_from``; the K of
+    ``screen`` draws with the lowest d² on one forward run each) into out/folder, compared
+    with the posterior, and the loss Hessian at the first
     ``hessian_fits``: per fit its row (HPD level of the start and of the fit, Brian2 distance,
     |cos|, flat-subspace share) and the counts."""
     import torch
@@ -161,7 +168,8 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
                            seed=seed, fit_features=fit_features, dtype=s.get("dtype", "float64"),
                            memory_limit_gib=s.get("memory_limit_gib", 4.0),
                            recurrent_grad=s.get("recurrent_grad", 1.0),
-                           starts_from=None if starts_from is None else str(starts_from))
+                           starts_from=None if starts_from is None else str(starts_from),
+                           screen=screen)
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
