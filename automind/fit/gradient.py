@@ -198,8 +198,8 @@ class GradientFit:
     def screen(self, draws: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """``screen``: each draw run forward once in torch (no gradient, batches of K), and the
         K with the lowest d² kept as the starts (starts.npy; d² and the choice in
-        screen/screen.npz). A fit from a start in another regime than the target's (one network
-        burst per window instead of two) seldom crosses over (docs/fit.md)."""
+        screen/screen.npz): a fit seldom leaves the regime its start is in (one network burst
+        per window where the target has two; docs/fit.md)."""
         import time
 
         import torch
@@ -211,7 +211,7 @@ class GradientFit:
         if not s.screen:
             return draws
         if not file.is_file():
-            use, target, scale = self._terms(sigma)
+            _, target, scale = self._terms(sigma)
             loss = Loss(self.spec, self.prior, target, scale, [], dtype=getattr(torch, s.dtype),
                         device=self.device, recurrent_grad=s.recurrent_grad)
             _say(self.progress, f"screening {len(draws)} draws (one forward run each) for the "
