@@ -73,7 +73,8 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
 @pytest.mark.parametrize("key, value, message", [
     ("hessian", "exact", "hessian must be one of"),
     ("posterior_starts", 2.5, "posterior_starts must be a whole number >= 0"),
-    ("posterior_steps", 0, "posterior_steps must be a whole number >= 1")])
+    ("posterior_steps", 0, "posterior_steps must be a whole number >= 1"),
+    ("screen", 1, r"screen \(1 draws\) must be 0 or at least starts")])
 def test_a_bad_gradient_setting_is_refused_before_any_work(tmp_path, key, value, message):
     import tomllib
 

@@ -98,8 +98,9 @@ def run_gradient(args) -> dict:
         if summary.get("screen"):
             sc = summary["screen"]
             kept = [v for v in sc["kept_d2"] if v is not None] or [float("nan")]
+            median = float("nan") if sc["median_d2"] is None else sc["median_d2"]
             print(f"screened {sc['draws']} draws in {sc['seconds']:.0f} s: the starts' d² "
-                  f"{min(kept):.3g}-{max(kept):.3g} (median of all draws {sc['median_d2']})")
+                  f"{min(kept):.3g}-{max(kept):.3g} (median of all draws {median:.3g})")
         if summary.get("best_start") is not None:
             print(f"best start: {summary['best_start']} (lowest median distance over its Brian2 runs "
                   "on new seeds)")

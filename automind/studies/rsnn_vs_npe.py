@@ -45,6 +45,9 @@ def _settings(config: dict, quick: bool) -> dict:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise UserError(f"rsnn_vs_npe: {key} must be a whole number >= {least}, "
                             f"got {value!r}")
+    if 0 < s.get("screen", 0) < s["starts"]:
+        raise UserError(f"rsnn_vs_npe: screen ({s['screen']} draws) must be 0 or at least "
+                        f"starts ({s['starts']})")
     return s
 
 
