@@ -90,6 +90,33 @@ def test_screen_fits_the_draws_nearest_the_target(recording, tmp_path):
     assert not (tmp_path / "both").exists()
 
 
+def test_gauss_newton_alone_reaches_the_drive_from_both_sides(recording, tmp_path):
+    """--steps 0 --gauss-newton 4: derivative-free Gauss–Newton steps on forward runs from 1.8 and
+    4.2 Hz end near the 3 Hz truth and Brian2 accepts them; the layout and the refusals."""
+    out = tmp_path / "run"
+    summary = fit_gradient(recording, out, simulator=SPEC, prior=drive_prior(), truth=[3.0],
+                           **(FIT | {"steps": 0, "gauss_newton": 4}))
+    theta = np.array([row["theta"]["E.poisson_rate"] for row in summary["fits"]])
+    assert np.all(np.abs(theta - 3.0) < 0.3), theta  # within 10 %, from 40 % away
+    assert all(row["accepted"] for row in summary["fits"])
+    refined = np.load(out / "gauss_newton" / "refined.npz")
+    np.testing.assert_allclose(refined["theta"][:, 0], theta, rtol=1e-6)
+    np.testing.assert_array_equal(refined["start"][:, 0], [1.8, 4.2])
+    assert refined["d2"].shape == (4, 2) and np.all(refined["d2"][0] > refined["d2"][-1])
+    r = summary["gauss_newton"]
+    assert r["steps"] == 4 and r["median_d2_final"] < r["median_d2_first"]
+    assert summary["fit_seconds"] == pytest.approx(r["seconds"])  # no gradient steps
+    assert not (out / "gradient").exists() and (out / "gauss_newton" / "fits.csv").is_file()
+    assert json.loads((out / "fit.json").read_text())["settings"]["gauss_newton"] == 4
+    for bad, message in (({"steps": 0}, "--steps 0 needs --gauss-newton"),
+                         ({"gauss_newton": 2, "fit": "weights"}, "weights fit"),
+                         ({"gauss_newton": 2, "gauss_newton_step": 1.5}, "--gauss-newton-step")):
+        with pytest.raises(UserError, match=message):
+            fit_gradient(recording, tmp_path / "bad", simulator=SPEC, prior=drive_prior(),
+                         **(FIT | bad))
+    assert not (tmp_path / "bad").exists()
+
+
 def test_fits_are_checked_for_degenerate_solutions(fitted, recording, tmp_path):
     """Every Brian2 check records the fit's E rate; a band fit also its band's share of the
     power at the start and the fit, on the same seeds. The uncoupled network's spectrum is flat
@@ -279,8 +306,9 @@ def test_compare_places_each_fit_under_a_posterior(fitted, recording, tmp_path_f
 
 
 def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
-    """The command line: spec and prior as files, one prior start (seed 0), the noise reference
-    the first start (no truth for a file target); the summary is printed per start."""
+    """The command line: spec and prior as files, one start screened from two prior draws
+    (seed 0), two gradient steps and one refinement step, the noise reference the first draw (no
+    truth for a file target); the summary is printed per start."""
     from conftest import QUIET_MK1
 
     from automind.specs import find_spec
@@ -301,9 +329,11 @@ def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["fit", str(recording), "--method", "gradient", "--simulator", str(tmp_path / "spec.toml"),
                  "--prior", str(tmp_path / "drive.toml"), "--features", "spikes", "--starts", "1",
-                 "--steps", "2", "--fit-features", "rate_mean", "--workers", "1", "--out", str(out)]) == 0
+                 "--steps", "2", "--fit-features", "rate_mean", "--workers", "1", "--out", str(out),
+                 "--screen", "2", "--gauss-newton", "1"]) == 0
     printed = capsys.readouterr().out
     assert "gradient fits reproduce" in printed and "start 0: ok, Brian2 d = " in printed
+    assert "screened 2 draws in" in printed and "refined in" in printed
     noise = json.loads((out / "final" / "noise.json").read_text())
     assert noise["reference"] == "first start"
     assert json.loads((out / "fit.json").read_text())["settings"]["fit_features"] == ["rate_mean"]

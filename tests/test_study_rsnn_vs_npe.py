@@ -68,13 +68,21 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     kept = np.load(tmp_path / "gradient_screened" / "starts.npy")
     draws = np.load(tmp_path / "gradient_screened" / "screen" / "draws.npy")
     np.testing.assert_array_equal(kept, draws[np.argsort(d2)[:2]])
+    refined = results["gauss_newton"]  # the same screened starts, 2 Gauss–Newton steps alone
+    np.testing.assert_array_equal(np.load(tmp_path / "gradient_gauss_newton" / "starts.npy"), kept)
+    jtj = np.load(tmp_path / "gradient_gauss_newton" / "gauss_newton" / "refined.npz")["jtj"]
+    assert len(refined["fits"]) == 2 and jtj.shape == (2, 6, 6)
+    for row in refined["fits"]:  # |cos| from the refinement's own JᵀJ, with PC1
+        assert row["abs_cos_gauss_newton"] is None or 0 <= row["abs_cos_gauss_newton"] <= 1
+    assert refined["median_abs_cos_gauss_newton"] is not None
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("hessian", "exact", "hessian must be one of"),
     ("posterior_starts", 2.5, "posterior_starts must be a whole number >= 0"),
     ("posterior_steps", 0, "posterior_steps must be a whole number >= 1"),
-    ("screen", 1, r"screen \(1 draws\) must be 0 or at least starts")])
+    ("screen", 1, r"screen \(1 draws\) must be 0 or at least starts"),
+    ("gauss_newton", -1, "gauss_newton must be a whole number >= 0")])
 def test_a_bad_gradient_setting_is_refused_before_any_work(tmp_path, key, value, message):
     import tomllib
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import count, positive_float, recording_options, workers
+from .options import count, positive_float, recording_options, whole, workers
 
 def add_gradient_options(p) -> None:
     g = p.add_argument_group("--method gradient (docs/fit.md)")
     g.add_argument("--starts", type=count, default=8, help="K starts fitted in one batch (8)")
-    g.add_argument("--steps", type=count, default=100, help="gradient steps (100)")
+    g.add_argument("--steps", type=whole, default=100,
+                   help="gradient steps (100; 0 with --gauss-newton: refine the starts as given)")
     g.add_argument("--lr", type=positive_float, default=0.05,
                    help="Adam learning rate on the prior box's logit coordinates (0.05)")
     g.add_argument("--starts-from", type=Path, metavar="POSTERIOR",
@@ -17,6 +18,14 @@ def add_gradient_options(p) -> None:
     g.add_argument("--screen", type=int, default=0, metavar="M",
                    help="draw M starts (prior or --starts-from), run each forward once in torch "
                         "without gradients, and fit the --starts with the lowest d² (0: off)")
+    g.add_argument("--gauss-newton", type=whole, default=0, metavar="S",
+                   help="then S derivative-free Gauss–Newton steps from each fit: the residuals "
+                        "at θ and θ ± --gauss-newton-step sd per parameter on one seed per step "
+                        "(2d + 1 forward runs), a damped step, the mean of the last half of the "
+                        "iterates (0: off). Near the recording the surrogate gradient stops "
+                        "descending; these steps still do (docs/fit.md)")
+    g.add_argument("--gauss-newton-step", type=positive_float, default=0.3, metavar="SD",
+                   help="--gauss-newton's central differences' half-width, in prior sd (0.3)")
     g.add_argument("--loss", action="append", choices=("d2", "rate_quantiles", "fano_curve"),
                    help="loss terms (repeatable; d2, validate's distance, is always included)")
     g.add_argument("--fit-features", nargs="+", metavar="NAME",
@@ -88,7 +97,8 @@ def run_gradient(args) -> dict:
         starts_from=str(args.starts_from) if args.starts_from else None,
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
-        recurrent_grad=args.recurrent_grad, screen=args.screen, device=args.device)
+        recurrent_grad=args.recurrent_grad, screen=args.screen, gauss_newton=args.gauss_newton,
+        gauss_newton_step=args.gauss_newton_step, device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "
@@ -101,6 +111,12 @@ def run_gradient(args) -> dict:
             median = float("nan") if sc["median_d2"] is None else sc["median_d2"]
             print(f"screened {sc['draws']} draws in {sc['seconds']:.0f} s: the starts' d² "
                   f"{min(kept):.3g}-{max(kept):.3g} (median of all draws {median:.3g})")
+        if summary.get("gauss_newton"):
+            r = summary["gauss_newton"]
+            first, final = (float("nan") if v is None else v
+                            for v in (r["median_d2_first"], r["median_d2_final"]))
+            print(f"refined in {r['seconds']:.0f} s ({r['steps']} Gauss–Newton steps): median d² "
+                  f"{first:.3g} at the first step, {final:.3g} over the averaged iterates")
         if summary.get("best_start") is not None:
             print(f"best start: {summary['best_start']} (lowest median distance over its Brian2 runs "
                   "on new seeds)")

@@ -74,11 +74,20 @@ class GradientSettings:
     fit: str = "theta"                  # "theta", or "weights": each start's per-synapse weights
     recurrent_grad: float = 1.0         # gradient factor per synaptic hop (θ fits; 0: detached)
     screen: int = 0                     # draws run forward once; the `starts` lowest-d² fitted
+    gauss_newton: int = 0               # derivative-free Gauss–Newton steps after the gradient's
+    gauss_newton_step: float = 0.3      # their central differences' half-width, prior sd
 
     def __post_init__(self):
         from .gradient_loss import check_terms
 
-        checks = [(self.starts >= 1, "starts must be >= 1"), (self.steps >= 1, "steps must be >= 1"),
+        checks = [(self.starts >= 1, "starts must be >= 1"),
+                  (self.steps >= 0 and self.gauss_newton >= 0,
+                   "steps and --gauss-newton must be >= 0"),
+                  (self.steps + self.gauss_newton >= 1, "--steps 0 needs --gauss-newton S >= 1"),
+                  (0 < self.gauss_newton_step <= 1,
+                   "--gauss-newton-step must be in (0, 1] prior sd"),
+                  (not (self.gauss_newton and self.fit == "weights"),
+                   "--gauss-newton moves θ; a weights fit (--fit weights) leaves θ at its start"),
                   (self.lr > 0, "lr must be > 0"), (self.threshold > 0, "threshold must be > 0"),
                   (self.dtype in ("float32", "float64"), "dtype must be float32 or float64"),
                   (self.memory_limit_gib > 0, "memory limit must be > 0 GiB"),
@@ -101,6 +110,8 @@ class GradientSettings:
             del out["recurrent_grad"]
         if not self.screen:
             del out["screen"]
+        if not self.gauss_newton:  # likewise
+            del out["gauss_newton"], out["gauss_newton_step"]
         return out
 
 
@@ -265,6 +276,11 @@ class GradientFit:
         from .gradient_loss import make_extra
 
         file = self.out / "gradient" / "fits.npz"
+        if not self.settings.steps:  # --steps 0 --gauss-newton S: the starts, as they are
+            K = len(starts)
+            return {"theta": starts, "loss": np.zeros((0, K)), "status": np.array(["ok"] * K),
+                    "messages": np.array([""] * K), "seconds": 0.0,
+                    "fitted": np.array(self._terms(sigma)[0])}
         if not file.is_file():
             s = self.settings
             use, target, scale = self._terms(sigma)
@@ -318,6 +334,66 @@ class GradientFit:
             checkpoint.unlink(missing_ok=True)
         with np.load(file) as data:
             return {k: data[k] for k in data.files}
+
+    def refine(self, fits: dict, sigma: np.ndarray) -> dict:
+        """``refine`` derivative-free Gauss–Newton steps from each ok fit (``rsnn.refine``;
+        refine/refined.npz, fits.csv, a checkpoint after every step): the fits with θ and
+        status replaced, the refinement's d² curve (``refine_d2``) and time added."""
+        import torch
+
+        from ..inference.runs import write_theta_table
+        from ..rsnn.fit import Loss
+        from ..rsnn.refine import averaged, refine_theta
+
+        s = self.settings
+        if not s.gauss_newton:
+            return fits
+        file = self.out / "gauss_newton" / "refined.npz"
+        if not file.is_file():
+            _, target, scale = self._terms(sigma)
+            loss = Loss(self.spec, self.prior, target, scale, [], dtype=getattr(torch, s.dtype),
+                        device=self.device)
+            ok = np.flatnonzero(fits["status"].astype(str) == "ok")
+            _say(self.progress, f"refining {len(ok)} fits: {s.gauss_newton} Gauss–Newton steps on "
+                                f"forward runs ({2 * len(self.prior.names) + 1} per fit and "
+                                "step)")
+
+            def report(step, d2):
+                live = d2[np.isfinite(d2)]
+                _say(self.progress, f"Gauss–Newton step {step + 1}/{s.gauss_newton}: median d² "
+                                    f"{np.median(live) if len(live) else float('nan'):.3g}")
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # one core per process, as the gradient stage
+            file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                result = refine_theta(loss.residuals, self.prior, fits["theta"][ok],
+                                      s.gauss_newton, s.gauss_newton_step, seed=s.seed + 11,
+                                      progress=report,
+                                      checkpoint=file.parent / "checkpoint.npz")
+            finally:
+                torch.set_num_threads(threads)
+            K = len(fits["theta"])
+            theta, status = fits["theta"].copy(), fits["status"].astype("U8").copy()
+            messages = fits["messages"].astype("U200").copy()
+            d2 = np.full((s.gauss_newton, K), np.nan)
+            theta[ok], status[ok], d2[:, ok] = result.theta, result.status, result.d2
+            messages[ok] = result.messages
+            final = np.array([np.nanmean(d2[-averaged(s.gauss_newton):, k])
+                              if np.isfinite(d2[:, k]).any() else np.nan for k in range(K)])
+            write_theta_table(file.parent / "fits.csv", self.prior,
+                              ((k, row, [status[k], f"{final[k]:.4g}"])
+                               for k, row in enumerate(theta)), ["status", "d2"])
+            jtj = np.full((K,) + result.jtj.shape[1:], np.nan)
+            jtj[ok] = result.jtj
+            save_npz(file, theta=theta, status=status, messages=messages, d2=d2, jtj=jtj,
+                     seconds=result.seconds, start=fits["theta"])
+            (file.parent / "checkpoint.npz").unlink(missing_ok=True)
+        with np.load(file) as data:
+            refined = {k: data[k] for k in data.files}
+        return fits | {"theta": refined["theta"], "status": refined["status"],
+                       "messages": refined["messages"], "refine_d2": refined["d2"],
+                       "refine_seconds": float(refined["seconds"])}
 
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
         """Brian2 re-simulation of every fitted θ (of every fitted graph in the weights mode),
@@ -457,12 +533,16 @@ def _best_start(resim: dict) -> int | None:
 
 def _final_loss(fits: dict, k: int) -> float:
     """Start k's loss where its θ was taken: the mean over the stretch of steps averaged into
-    it (θ fits, ``rsnn.fit.best_window``), else over its last 10 steps (weight fits, older
-    runs); NaN for a start that failed throughout."""
+    it (θ fits, ``rsnn.fit.best_window``; refined fits, the last half of the refinement's
+    iterates), else over its last 10 steps (weight fits, older runs); NaN for a start that
+    failed throughout."""
     from ..rsnn.fit import polyak_tail
+    from ..rsnn.refine import averaged
 
     curve = fits["loss"][:, k]
-    if fits.get("window") is not None:
+    if fits.get("refine_d2") is not None:  # refined: d² over the iterates averaged into θ
+        curve = fits["refine_d2"][-averaged(len(fits["refine_d2"])):, k]
+    elif fits.get("window") is not None:
         start = int(fits["window"][k])
         curve = curve[start:start + polyak_tail(len(curve))]
     else:
@@ -532,7 +612,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     K = s.starts if start_theta is None else len(np.atleast_2d(start_theta))
     need = dense_memory_bytes(K, spec.N, last_step(spec.duration, spec.dt), getattr(torch, s.dtype))
     need += 5 * 8 * K * spec.N ** 2 if s.fit == "weights" else 0  # S, its grad, ExpAdam's m, v
-    if need > s.memory_limit_gib * 2 ** 30:
+    if s.steps and need > s.memory_limit_gib * 2 ** 30:  # refinement runs hold no graph
         raise UserError(f"gradient fit: {K} starts x N={spec.N} for {spec.duration:g} s need "
                         f"~{need / 2**30:.1f} GiB of autograd memory, over the limit "
                         f"{s.memory_limit_gib:g} GiB (fewer --starts, a smaller --N, or raise "
@@ -555,7 +635,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
     draws = run.starts(lambda posterior: posterior_x(posterior, recording, options))
     sigma = run.noise(draws)  # its reference without a truth: the first start (or draw)
     starts = run.screen(draws, sigma)
-    fits = run.gradient(starts, sigma)
+    fits = run.refine(run.gradient(starts, sigma), sigma)
     found = run.final(fits, sigma)
     status = fits["status"].astype(str)
     summary = {"run": str(run.out), "method": "gradient", "yield": found["yield"],
@@ -567,7 +647,8 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                    (1 if found["distance_seeds"] is None else BEST_SEEDS)
                    + (1 if s.band and found["band_share_start"] is not None else 0))
                + NOISE_REPEATS,
-               "best_start": found["best_start"], "fit_seconds": float(fits["seconds"]),
+               "best_start": found["best_start"],
+               "fit_seconds": float(fits["seconds"]) + fits.get("refine_seconds", 0.0),
                "device": device,
                "fitted_features": fits["fitted"].tolist(), "consistent_set": found["consistent_set"],
                "fits": [_fit_row(k, prior_obj.names, fits, found) for k in range(len(status))]}
@@ -577,6 +658,15 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
                                  "kept": screened["kept"].tolist(),
                                  "kept_d2": json_floats(screened["d2"][screened["kept"]]),
                                  "median_d2": json_floats([np.nanmedian(screened["d2"])])[0]}
+    if s.gauss_newton:
+        d2 = fits["refine_d2"]
+        with warnings.catch_warnings():  # a start that failed throughout: all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            summary["gauss_newton"] = {"steps": s.gauss_newton, "step_sd": s.gauss_newton_step,
+                                 "seconds": fits["refine_seconds"],
+                                 "median_d2_first": json_floats([np.nanmedian(d2[0])])[0],
+                                 "median_d2_final": json_floats([np.nanmedian(
+                                     [_final_loss(fits, k) for k in range(d2.shape[1])])])[0]}
     if s.fit == "weights":
         from .gradient_weights import weights_summary
 

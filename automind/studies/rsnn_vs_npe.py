@@ -34,7 +34,7 @@ HESSIANS = ("gauss_newton", "surrogate")
 #: the config's whole-number settings and their least values
 COUNTS = {"bank": 1, "consistent": 1, "starts": 1, "steps": 1, "hessian_fits": 0,
           "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1, "screen": 0,
-          "screened_steps": 1}
+          "screened_steps": 1, "gauss_newton": 0}
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -123,10 +123,13 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if s.get("posterior_starts", 0) else None
     screened = arm("gradient_screened", s["starts"], s.get("screened_steps", s["steps"]), None,
                    screen=s["screen"]) if s.get("screen", 0) else None
+    # the screened starts (or prior starts), then derivative-free Gauss–Newton steps alone
+    gauss_newton = arm("gradient_gauss_newton", s["starts"], 0, None, screen=s.get("screen", 0),
+                       gauss_newton=s["gauss_newton"]) if s.get("gauss_newton", 0) else None
     rows = prior_arm.pop("fits")
     good = prior_arm["accepted_and_inside_90pct"]
     reference = prior_arm.pop("reference")
-    for other in (from_posterior, screened):  # the same bank under the same rule
+    for other in (from_posterior, screened, gauss_newton):  # the same bank, the same rule
         if other:
             other.pop("reference")
     seconds = {"bank": t_bank, "training": t_train, "gradient_fits": prior_arm.pop("fit_seconds"),
@@ -139,6 +142,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "bank_reference": reference,
             "from_posterior": from_posterior,
             "screened": screened,
+            "gauss_newton": gauss_newton,
             "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
                         "abs_cos_at_least_0.8": bool(prior_arm["median_abs_cos"] is not None
                                                      and prior_arm["median_abs_cos"] >= 0.8)},
@@ -148,12 +152,13 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
 
 def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
                   progress: bool, features: str, t_x, pc1, folder: str, starts: int,
-                  steps: int, starts_from, screen: int = 0) -> dict:
+                  steps: int, starts_from, screen: int = 0, gauss_newton: int = 0) -> dict:
     """K gradient fits (prior starts, or posterior samples with ``starts_from``; the K of
-    ``screen`` draws with the lowest d² on one forward run each) into out/folder, compared
-    with the posterior, and the loss Hessian at the first
-    ``hessian_fits``: per fit its row (HPD level of the start and of the fit, Brian2 distance,
-    |cos|, flat-subspace share) and the counts."""
+    ``screen`` draws with the lowest d² on one forward run each; then ``gauss_newton``
+    derivative-free steps) into out/folder, compared with the posterior, and the loss Hessian at
+    the first ``hessian_fits``: per fit its row (HPD level of the start and of the fit, Brian2
+    distance, |cos|, flat-subspace share; with ``gauss_newton`` also from the refinement's own
+    JᵀJ) and the counts."""
     import torch
 
     from ..features.sets import get_feature_set
@@ -172,7 +177,7 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
                            memory_limit_gib=s.get("memory_limit_gib", 4.0),
                            recurrent_grad=s.get("recurrent_grad", 1.0),
                            starts_from=None if starts_from is None else str(starts_from),
-                           screen=screen)
+                           screen=screen, gauss_newton=gauss_newton)
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
@@ -216,7 +221,7 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
         if "jacobian_se" in h:  # the share of the residuals' derivatives the seeds resolve
             row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
     cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
-    return {"fits": rows, "reference": summary["compare"]["reference"],
+    found = {"fits": rows, "reference": summary["compare"]["reference"],
             "accepted": int(sum(r["accepted"] for r in rows)),
             "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
             "accepted_and_inside_90pct": int(sum(r["accepted"] and r["hpd_level"] <= 0.9
@@ -228,3 +233,29 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
             if cos else None,
             "fit_seconds": summary["fit_seconds"],
             "hessian_seconds": hessian_seconds}
+    if gauss_newton:
+        cos_gn = _gauss_newton_cos(out / folder, rows, pc1)
+        found["median_abs_cos_gauss_newton"] = float(np.median(cos_gn)) if cos_gn else None
+    return found
+
+
+def _gauss_newton_cos(run: Path, rows: list, pc1) -> list[float]:
+    """Per ok row, |cos| of the sloppiest direction of the refinement's own JᵀJ (averaged over
+    the iterates that make the fit; prior-standardised, as PC1) with PC1, and PC1's share in
+    its flat subspace; returns the |cos| values."""
+    from ..rsnn.hessian import abs_cos, flat_subspace_share
+
+    with np.load(run / "gauss_newton" / "refined.npz") as data:
+        jtj, status = data["jtj"], data["status"].astype(str)
+    found = []
+    for row in rows:
+        k = row["start"]
+        row["abs_cos_gauss_newton"] = row["pc1_in_flat_subspace_gauss_newton"] = None
+        if status[k] != "ok":
+            continue
+        values, vectors = np.linalg.eigh(jtj[k])  # ascending: the first is the sloppiest
+        row["abs_cos_gauss_newton"] = abs_cos(vectors[:, 0], pc1)
+        row["pc1_in_flat_subspace_gauss_newton"] = flat_subspace_share(values, vectors,
+                                                                       pc1)["share"]
+        found.append(row["abs_cos_gauss_newton"])
+    return found

@@ -1,0 +1,136 @@
+"""Derivative-free Gauss–Newton refinement of θ fits on forward torch runs.
+
+Near a recording the surrogate gradient stops being a descent direction of d² (a network burst
+is made by the recurrent loop, which the fits' gradient leaves out; studies/rsnn_vs_npe), while
+central differences of the forward runs' residuals still are. Each step, per start: the
+standardised residuals r (m features) at θ and at θ ± h·e_i (prior-standardised u, all 2d + 1
+runs on one seed: common random numbers), J by central differences, and the damped
+Gauss–Newton step δ = −(JᵀJ + λ·m·I)⁻¹ Jᵀ r, at most ``MAX_STEP`` long. The damping keeps a
+step's noise small along directions the residuals barely see (r carries noise of sd ~1 per
+feature). The result is the mean of the last half of the iterates (their noise averages out);
+every step draws a new seed, so a start is never fitted to one realisation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..simulators.execution import simulation_seed
+
+#: λ per feature: the Gauss–Newton system is JᵀJ + DAMPING·m·I
+DAMPING = 0.5
+#: the longest step, in prior sd (a seed where a burst is missing gives a large residual)
+MAX_STEP = 1.0
+
+
+@dataclass
+class RefineResult:
+    names: list[str]
+    theta: np.ndarray                 # (K, d) the mean of the last half of the iterates
+    d2: np.ndarray                    # (steps, K) mean square residual at each iterate
+    path: np.ndarray                  # (steps + 1, K, d) iterates, prior units
+    jtj: np.ndarray                   # (K, d, d) JᵀJ / m over the averaged steps (u coordinates)
+    status: list[str]
+    messages: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def averaged(steps: int) -> int:
+    """How many last iterates a refinement of ``steps`` steps averages into its result."""
+    return max(1, (steps + 1) // 2)
+
+
+def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3, seed: int = 0,
+                 progress=None, checkpoint=None) -> RefineResult:
+    """``residuals(thetas, seeds) -> (B, m)`` standardised residuals of forward runs
+    (``rsnn.fit.Loss.residuals``); ``starts`` (K, d) prior units; ``step_sd``: the central
+    differences' half-width in prior sd. ``checkpoint``: a file the state is saved to after
+    every step and resumed from (steps draw their seeds from (seed, step, start))."""
+    from ..io import save_npz
+
+    if not 0 < step_sd <= 1:
+        raise UserError(f"refine: the differences' step must be in (0, 1] prior sd, got {step_sd}")
+    starts = prior.validate(starts)
+    K, d = starts.shape
+    lo = prior.standardise(prior.low[None])[0] + step_sd   # the differences stay in the box
+    hi = prior.standardise(prior.high[None])[0] - step_sd
+    state = _resume(checkpoint, K, d, steps)
+    if state is None:
+        u = prior.standardise(starts)
+        state = {"step": 0, "iterates": np.full((steps + 1, K, d), np.nan),
+                 "d2": np.full((steps, K), np.nan), "jtj": np.zeros((K, d, d)),
+                 "status": np.array(["ok"] * K, dtype="U8"),
+                 "messages": np.array([""] * K, dtype="U200"), "seconds": 0.0}
+        state["iterates"][0] = np.clip(u, lo, hi)
+    keep = averaged(steps)
+    t0 = time.perf_counter() - state["seconds"]
+    for step in range(state["step"], steps):
+        u = state["iterates"][step].copy()
+        for k in range(K):
+            if state["status"][k] != "ok":
+                continue
+            found = _step(residuals, prior, u[k], step_sd, simulation_seed(seed, step * K + k))
+            if isinstance(found, str):
+                state["status"][k], state["messages"][k] = "failed", f"step {step}: {found}"
+                continue
+            delta, d2, jtj = found
+            u[k] = np.clip(u[k] + delta, lo, hi)
+            state["d2"][step, k] = d2
+            if step >= steps - keep:  # the steps whose iterates are averaged
+                state["jtj"][k] += jtj / keep
+        state["iterates"][step + 1] = u
+        state["step"], state["seconds"] = step + 1, time.perf_counter() - t0
+        if checkpoint is not None and step + 1 < steps:
+            save_npz(checkpoint, **state)
+        if progress:
+            progress(step, state["d2"][step])
+    path = state["iterates"]
+    failed = state["status"] != "ok"  # a failed start: where it stopped (it moves no more)
+    theta = prior.destandardise(np.where(failed[:, None], path[-1], path[-keep:].mean(0)))
+    return RefineResult(list(prior.names), theta, state["d2"],
+                        prior.destandardise(path.reshape(-1, d)).reshape(path.shape),
+                        state["jtj"], state["status"].tolist(), state["messages"].tolist(),
+                        float(state["seconds"]))
+
+
+def _step(residuals, prior, u, step_sd: float, seed: int):
+    """One damped Gauss–Newton step at u: (δ, d² at u, JᵀJ / m), or why it cannot be taken."""
+    import warnings
+
+    points = np.repeat(u[None], 2 * len(u) + 1, 0)
+    for i in range(len(u)):
+        points[1 + 2 * i, i] += step_sd
+        points[2 + 2 * i, i] -= step_sd
+    with warnings.catch_warnings():  # a feature a run leaves undefined: NaN, dropped below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = np.asarray(residuals(prior.destandardise(points), [seed] * len(points)), float)
+    usable = np.isfinite(r).all(0)
+    if not usable.any():
+        return "no feature is defined at and around this θ"
+    r = r[:, usable]
+    m = r.shape[1]
+    J = ((r[1::2] - r[2::2]) / (2 * step_sd)).T  # (m, d)
+    delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)), J.T @ r[0])
+    norm = np.linalg.norm(delta)
+    if norm > MAX_STEP:
+        delta *= MAX_STEP / norm
+    return delta, float(np.mean(r[0] ** 2)), J.T @ J / m
+
+
+def _resume(path, K: int, d: int, steps: int) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as saved:
+        state = {k: saved[k] for k in saved.files}
+    if state["iterates"].shape != (steps + 1, K, d):
+        raise UserError(f"{path} is a checkpoint of another refinement (starts or steps differ); "
+                        "remove it to start afresh")
+    state["step"], state["seconds"] = int(state["step"]), float(state["seconds"])
+    state["status"] = state["status"].astype("U8")
+    state["messages"] = state["messages"].astype("U200")
+    return state

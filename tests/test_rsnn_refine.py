@@ -1,0 +1,76 @@
+"""The derivative-free Gauss–Newton refinement (rsnn/refine.py) on residuals with a known
+answer: linear in the prior-standardised θ, noise common to a seed (as a network's)."""
+
+import numpy as np
+import pytest
+
+from automind.errors import UserError
+from automind.prior import Prior
+from automind.rsnn.refine import averaged, refine_theta
+
+PRIOR = Prior.from_dict({"name": "box", "parameter": [
+    {"name": "a", "low": 0.0, "high": 10.0}, {"name": "b", "low": -1.0, "high": 1.0}]})
+A = np.array([[3.0, 0.5], [0.0, 2.0], [1.0, -1.0], [2.0, 0.0], [0.5, 0.5], [0.0, 1.5]])
+U_TRUE = np.array([0.4, -0.5])
+
+
+def linear_residuals(noise: float = 0.3, broken=None):
+    """r = A (u − u*) + ε(seed): every row of one seed shares ε (common random numbers);
+    ``broken``: θ rows with a = this value give NaN (a start whose runs define no feature)."""
+    def residuals(thetas, seeds):
+        u = PRIOR.standardise(thetas)
+        eps = np.array([np.random.default_rng(s).normal(0, noise, len(A)) for s in seeds])
+        r = (u - U_TRUE) @ A.T + eps
+        if broken is not None:
+            r[np.abs(thetas[:, 0] - broken) < 1.0] = np.nan
+        return r
+    return residuals
+
+
+def test_refinement_reaches_the_least_squares_point_and_its_curvature():
+    starts = PRIOR.destandardise(np.array([[-1.2, 1.0], [1.2, 0.8], [0.0, -1.3]]))
+    result = refine_theta(linear_residuals(), PRIOR, starts, steps=8, step_sd=0.3, seed=1)
+    u = PRIOR.standardise(result.theta)
+    # damped steps contract towards u* (rate λm / (eig + λm) <= 0.3 here); the averaged
+    # iterates carry the per-step noise 0.3 / sqrt(eig) / sqrt(4)
+    assert np.abs(u - U_TRUE).max() < 0.1, u
+    assert np.all(result.d2[0] > 1.0) and np.all(result.d2[-1] < 0.5)
+    # linear residuals: central differences are exact, JᵀJ / m is AᵀA / m
+    np.testing.assert_allclose(result.jtj, np.repeat((A.T @ A / len(A))[None], 3, 0), atol=1e-9)
+    assert result.status == ["ok"] * 3 and result.path.shape == (9, 3, 2)
+    np.testing.assert_allclose(PRIOR.standardise(result.path[-averaged(8):].reshape(-1, 2))
+                               .reshape(-1, 3, 2).mean(0), u, atol=1e-9)
+    again = refine_theta(linear_residuals(), PRIOR, starts, steps=8, step_sd=0.3, seed=1)
+    np.testing.assert_array_equal(again.theta, result.theta)  # same seed, same result
+
+
+def test_a_start_without_features_fails_and_the_others_go_on():
+    starts = PRIOR.destandardise(np.array([[-1.2, 1.0], [1.2, 0.8]]))
+    broken = float(starts[1, 0])
+    result = refine_theta(linear_residuals(broken=broken), PRIOR, starts, steps=4, seed=2)
+    assert result.status == ["ok", "failed"] and "no feature is defined" in result.messages[1]
+    np.testing.assert_allclose(result.theta[1], starts[1])  # where it stopped
+    assert np.isnan(result.d2[:, 1]).all() and np.abs(PRIOR.standardise(result.theta)[0]
+                                                      - U_TRUE).max() < 0.2
+
+
+def test_an_interrupted_refinement_resumes_to_the_same_result(tmp_path):
+    starts = PRIOR.destandardise(np.array([[-1.2, 1.0], [1.2, 0.8]]))
+    whole = refine_theta(linear_residuals(), PRIOR, starts, steps=5, seed=4)
+
+    def stop_after_two(step, d2):
+        if step == 1:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        refine_theta(linear_residuals(), PRIOR, starts, steps=5, seed=4, progress=stop_after_two,
+                     checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    resumed = refine_theta(linear_residuals(), PRIOR, starts, steps=5, seed=4,
+                           checkpoint=checkpoint)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    with pytest.raises(UserError, match="checkpoint of another refinement"):
+        refine_theta(linear_residuals(), PRIOR, starts, steps=6, seed=4, checkpoint=checkpoint)
+    with pytest.raises(UserError, match=r"in \(0, 1\]"):
+        refine_theta(linear_residuals(), PRIOR, starts, steps=5, step_sd=2.0)
