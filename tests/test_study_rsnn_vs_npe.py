@@ -75,6 +75,12 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     for row in refined["fits"]:  # |cos| from the refinement's own JᵀJ, with PC1
         assert row["abs_cos_gauss_newton"] is None or 0 <= row["abs_cos_gauss_newton"] <= 1
     assert refined["median_abs_cos_gauss_newton"] is not None
+    from_posterior = results["gauss_newton_from_posterior"]  # the posterior starts, refined
+    record = json.loads((tmp_path / "gradient_posterior_gauss_newton" / "fit.json").read_text())
+    assert len(from_posterior["fits"]) == 2 and record["settings"]["gauss_newton"] == 2
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "gradient_posterior_gauss_newton" / "starts.npy"),
+        np.load(tmp_path / "gradient_from_posterior" / "starts.npy"))
 
 
 @pytest.mark.parametrize("key, value, message", [

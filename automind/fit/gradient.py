@@ -20,6 +20,8 @@ accepted. Resumable like the SBI method; the layout matches it::
     RUN/gradient/fits.npz   fitted θ, loss curves, statuses, θ per step (theta_path) and the steps
                         averaged into each fit (window); fits.csv (samples.csv format);
                         checkpoint.npz while a fit runs (every CHECKPOINT_STEPS steps)
+    RUN/gauss_newton/       with --gauss-newton S: refined.npz (θ, starts, d² per step, JᵀJ / m),
+                        fits.csv; checkpoint.npz while it runs (``rsnn.refine``)
     RUN/final/              samples.npy (the fits), resim.npz, consistent.npz, consistent_set.csv
     RUN/compare.json        with --compare: HPD level of each fit under a posterior, and the
                         posterior's training-bank reference (gradient_compare)
@@ -336,8 +338,8 @@ class GradientFit:
             return {k: data[k] for k in data.files}
 
     def refine(self, fits: dict, sigma: np.ndarray) -> dict:
-        """``refine`` derivative-free Gauss–Newton steps from each ok fit (``rsnn.refine``;
-        refine/refined.npz, fits.csv, a checkpoint after every step): the fits with θ and
+        """``gauss_newton`` derivative-free steps from each ok fit (``rsnn.refine``;
+        gauss_newton/refined.npz, fits.csv, a checkpoint after every step): the fits with θ and
         status replaced, the refinement's d² curve (``refine_d2``) and time added."""
         import torch
 

@@ -1,7 +1,9 @@
 """Gradient fits vs an NPE posterior (issue 14 item 6, spec rsnn.md §5b): on the organoid-like
 local prior, a target simulated in Brian2 at the baseline is fitted (a) by NPE on a prior bank,
 whose samples re-simulated in Brian2 give the consistent set, and (b) by ``automind fit
---method gradient`` from K prior starts (and from posterior samples, ``posterior_starts``).
+--method gradient`` from K prior starts (and from posterior samples, ``posterior_starts``;
+from screened prior draws, ``screen``; and by derivative-free Gauss–Newton steps alone from the
+screened draws and the posterior samples, ``gauss_newton``).
 Per gradient fit: its HPD level under the posterior (and its start's), its Brian2 distance,
 and |cos| of the angle between the loss Hessian's sloppiest direction and the consistent
 set's first principal component; the reference for the HPD levels (the prior bank's runs
@@ -11,7 +13,8 @@ run reports what its results cost, not the resumption).
 
 Config: ``[prior]``/``[baseline]`` as ``dataset_comparison`` (a local prior), ``[network]``,
 ``[npe]`` (bank n, consistent-set samples), ``[gradient]`` (starts, steps, lr, features,
-Hessian estimate, step and repeats, posterior starts and steps, screened draws and steps),
+Hessian estimate, step and repeats, posterior starts and steps, screened draws and steps,
+Gauss–Newton steps),
 ``[quick]`` overrides.
 """
 
@@ -123,13 +126,18 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
         if s.get("posterior_starts", 0) else None
     screened = arm("gradient_screened", s["starts"], s.get("screened_steps", s["steps"]), None,
                    screen=s["screen"]) if s.get("screen", 0) else None
-    # the screened starts (or prior starts), then derivative-free Gauss–Newton steps alone
+    # derivative-free Gauss–Newton steps alone, from the screened (or prior) starts and from
+    # the posterior samples
     gauss_newton = arm("gradient_gauss_newton", s["starts"], 0, None, screen=s.get("screen", 0),
                        gauss_newton=s["gauss_newton"]) if s.get("gauss_newton", 0) else None
+    posterior_gauss_newton = arm(
+        "gradient_posterior_gauss_newton", s["posterior_starts"], 0, out / "posterior",
+        gauss_newton=s["gauss_newton"]) if s.get("gauss_newton", 0) and s.get(
+        "posterior_starts", 0) else None
     rows = prior_arm.pop("fits")
     good = prior_arm["accepted_and_inside_90pct"]
     reference = prior_arm.pop("reference")
-    for other in (from_posterior, screened, gauss_newton):  # the same bank, the same rule
+    for other in (from_posterior, screened, gauss_newton, posterior_gauss_newton):  # same bank
         if other:
             other.pop("reference")
     seconds = {"bank": t_bank, "training": t_train, "gradient_fits": prior_arm.pop("fit_seconds"),
@@ -143,6 +151,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "from_posterior": from_posterior,
             "screened": screened,
             "gauss_newton": gauss_newton,
+            "gauss_newton_from_posterior": posterior_gauss_newton,
             "targets": {"8_of_10_accepted_inside_hpd": bool(good >= 0.8 * len(rows)),
                         "abs_cos_at_least_0.8": bool(prior_arm["median_abs_cos"] is not None
                                                      and prior_arm["median_abs_cos"] >= 0.8)},
