@@ -34,7 +34,7 @@ class RefineResult:
     theta: np.ndarray                 # (K, d) the mean of the last half of the iterates
     d2: np.ndarray                    # (steps, K) mean square residual at each iterate
     path: np.ndarray                  # (steps + 1, K, d) iterates, prior units
-    jtj: np.ndarray                   # (K, d, d) JᵀJ / m over the averaged steps (u coordinates)
+    jtj: np.ndarray                   # (K, d, d) JᵀJ / m over the last `averaged` steps (u)
     status: list[str]
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -54,7 +54,7 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
     from ..io import save_npz
 
     if not 0 < step_sd <= 1:
-        raise UserError(f"refine: the differences' step must be in (0, 1] prior sd, got {step_sd}")
+        raise UserError(f"refine_theta: step_sd must be in (0, 1] prior sd, got {step_sd}")
     starts = prior.validate(starts)
     K, d = starts.shape
     lo = prior.standardise(prior.low[None])[0] + step_sd   # the differences stay in the box
@@ -81,7 +81,7 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
             delta, d2, jtj = found
             u[k] = np.clip(u[k] + delta, lo, hi)
             state["d2"][step, k] = d2
-            if step >= steps - keep:  # the steps whose iterates are averaged
+            if step >= steps - keep:  # the curvature where the averaged iterates are
                 state["jtj"][k] += jtj / keep
         state["iterates"][step + 1] = u
         state["step"], state["seconds"] = step + 1, time.perf_counter() - t0
