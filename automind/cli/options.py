@@ -16,25 +16,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def count(text: str) -> int:
+def _integer_at_least(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {text}")
     return value
+
+
+def count(text: str) -> int:
+    """A whole number >= 1."""
+    return _integer_at_least(text, 1)
 
 
 def whole(text: str) -> int:
     """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return _integer_at_least(text, 0)
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
