@@ -130,10 +130,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     # the posterior samples
     gauss_newton = arm("gradient_gauss_newton", s["starts"], 0, None, screen=s.get("screen", 0),
                        gauss_newton=s["gauss_newton"]) if s.get("gauss_newton", 0) else None
-    posterior_gauss_newton = arm(
-        "gradient_posterior_gauss_newton", s["posterior_starts"], 0, out / "posterior",
-        gauss_newton=s["gauss_newton"]) if s.get("gauss_newton", 0) and s.get(
-        "posterior_starts", 0) else None
+    posterior_gauss_newton = arm("gradient_posterior_gauss_newton", s["posterior_starts"], 0,
+                                 out / "posterior", gauss_newton=s["gauss_newton"]) \
+        if s.get("gauss_newton", 0) and s.get("posterior_starts", 0) else None
     rows = prior_arm.pop("fits")
     good = prior_arm["accepted_and_inside_90pct"]
     reference = prior_arm.pop("reference")
