@@ -230,17 +230,17 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
             row["hessian_resolved"] = float(np.mean(np.abs(h["jacobian"]) > 2 * h["jacobian_se"]))
     cos = [r["abs_cos"] for r in rows if r["abs_cos"] is not None]
     found = {"fits": rows, "reference": summary["compare"]["reference"],
-            "accepted": int(sum(r["accepted"] for r in rows)),
-            "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
-            "accepted_and_inside_90pct": int(sum(r["accepted"] and r["hpd_level"] <= 0.9
-                                                 for r in rows)),
-            "median_abs_cos": float(np.median(cos)) if cos else None,
-            # the well-posed comparison where several directions are flat (README)
-            "median_pc1_in_flat_subspace": float(np.median(
-                [r["pc1_in_flat_subspace"] for r in rows if r["abs_cos"] is not None]))
-            if cos else None,
-            "fit_seconds": summary["fit_seconds"],
-            "hessian_seconds": hessian_seconds}
+               "accepted": int(sum(r["accepted"] for r in rows)),
+               "inside_90pct_hpd": int(sum(r["hpd_level"] <= 0.9 for r in rows)),
+               "accepted_and_inside_90pct": int(sum(r["accepted"] and r["hpd_level"] <= 0.9
+                                                    for r in rows)),
+               "median_abs_cos": float(np.median(cos)) if cos else None,
+               # the well-posed comparison where several directions are flat (README)
+               "median_pc1_in_flat_subspace": float(np.median(
+                   [r["pc1_in_flat_subspace"] for r in rows if r["abs_cos"] is not None]))
+               if cos else None,
+               "fit_seconds": summary["fit_seconds"],
+               "hessian_seconds": hessian_seconds}
     if gauss_newton:
         cos_gn = _gauss_newton_cos(out / folder, rows, pc1)
         found["median_abs_cos_gauss_newton"] = float(np.median(cos_gn)) if cos_gn else None
