@@ -345,7 +345,7 @@ class GradientFit:
 
         from ..inference.runs import write_theta_table
         from ..rsnn.fit import Loss
-        from ..rsnn.refine import averaged, refine_theta
+        from ..rsnn.refine import refine_theta
 
         s = self.settings
         if not s.gauss_newton:
@@ -381,10 +381,8 @@ class GradientFit:
             d2 = np.full((s.gauss_newton, K), np.nan)
             theta[ok], status[ok], d2[:, ok] = result.theta, result.status, result.d2
             messages[ok] = result.messages
-            final = np.array([np.nanmean(d2[-averaged(s.gauss_newton):, k])
-                              if np.isfinite(d2[:, k]).any() else np.nan for k in range(K)])
             write_theta_table(file.parent / "fits.csv", self.prior,
-                              ((k, row, [status[k], f"{final[k]:.4g}"])
+                              ((k, row, [status[k], f"{_final_loss({'refine_d2': d2}, k):.4g}"])
                                for k, row in enumerate(theta)), ["status", "d2"])
             jtj = np.full((K,) + result.jtj.shape[1:], np.nan)
             jtj[ok] = result.jtj
@@ -541,14 +539,13 @@ def _final_loss(fits: dict, k: int) -> float:
     from ..rsnn.fit import polyak_tail
     from ..rsnn.refine import averaged
 
-    curve = fits["loss"][:, k]
     if fits.get("refine_d2") is not None:  # refined: d² over the iterates averaged into θ
         curve = fits["refine_d2"][-averaged(len(fits["refine_d2"])):, k]
     elif fits.get("window") is not None:
         start = int(fits["window"][k])
-        curve = curve[start:start + polyak_tail(len(curve))]
+        curve = fits["loss"][start:start + polyak_tail(len(fits["loss"])), k]
     else:
-        curve = curve[-10:]
+        curve = fits["loss"][-10:, k]
     finite = curve[np.isfinite(curve)]
     return float(finite.mean()) if len(finite) else float("nan")
 

@@ -102,13 +102,13 @@ def _step(residuals, prior, u, step_sd: float, seed: int):
     """One damped Gauss–Newton step at u: (δ, d² at u, JᵀJ / m), or why it cannot be taken."""
     import warnings
 
-    points = np.repeat(u[None], 2 * len(u) + 1, 0)
-    for i in range(len(u)):
-        points[1 + 2 * i, i] += step_sd
-        points[2 + 2 * i, i] -= step_sd
+    from .hessian import _points
+
+    theta = prior.destandardise(u[None])
+    points = np.vstack([theta, _points(prior, theta[0], step_sd)[0]])  # θ, then u ± step·e_i
     with warnings.catch_warnings():  # a feature a run leaves undefined: NaN, dropped below
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = np.asarray(residuals(prior.destandardise(points), [seed] * len(points)), float)
+        r = np.asarray(residuals(points, [seed] * len(points)), float)
     usable = np.isfinite(r).all(0)
     if not usable.any():
         return "no feature is defined at and around this θ"
