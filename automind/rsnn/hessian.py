@@ -29,7 +29,7 @@ from ..simulators.execution import simulation_seed
 FLAT = 0.02
 
 
-def _points(prior, theta, step: float):
+def difference_points(prior, theta, step: float):
     """θ at u ± step·e_i (rows 2i, 2i + 1; clipped to the prior) and dθ/du there."""
     u0 = prior.standardise(np.asarray(theta, float)[None])[0]
     d = len(u0)
@@ -59,7 +59,7 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
     its standard error over the seeds (|J| / se below ~2: that derivative is not resolved)."""
     if repeats < 2:
         raise ValueError("the Gauss-Newton Hessian needs repeats >= 2 (pairs of different seeds)")
-    thetas, _ = _points(prior, theta, step)
+    thetas, _ = difference_points(prior, theta, step)
     u = prior.standardise(thetas)
     d = len(u[0])
     du = np.diag(u[0::2]) - np.diag(u[1::2])  # 2·step unless clipped at a bound
@@ -77,7 +77,7 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
 def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: int = 0) -> dict:
     """``loss``: an ``rsnn.fit.Loss``; θ (prior units). Returns H (d, d), its eigenvalues
     (ascending |λ|), eigenvectors (columns, same order) and the sloppiest direction."""
-    thetas, jac = _points(prior, theta, step)
+    thetas, jac = difference_points(prior, theta, step)
     d = len(thetas[0])
     H = np.zeros((d, d))
     for r in range(repeats):

@@ -102,10 +102,10 @@ def _step(residuals, prior, u, step_sd: float, seed: int):
     """One damped Gauss–Newton step at u: (δ, d² at u, JᵀJ / m), or why it cannot be taken."""
     import warnings
 
-    from .hessian import _points
+    from .hessian import difference_points
 
     theta = prior.destandardise(u[None])
-    points = np.vstack([theta, _points(prior, theta[0], step_sd)[0]])  # θ, then u ± step·e_i
+    points = np.vstack([theta, difference_points(prior, theta[0], step_sd)[0]])  # θ, u ± h·e_i
     with warnings.catch_warnings():  # a feature a run leaves undefined: NaN, dropped below
         warnings.simplefilter("ignore", RuntimeWarning)
         r = np.asarray(residuals(points, [seed] * len(points)), float)
