@@ -70,6 +70,15 @@ def test_cli_train_infer_diagnose(banks, tmp_path, capsys):
     assert len(np.atleast_1d(consistent)) == validated["n_accepted"]
     assert (out / "validation_features.png").exists()
 
+    # calibration where a target is: a held-out simulation is its own nearest case (distance
+    # 0), the cases come nearest first, and the report says so
+    assert main(["diagnose", str(post), "--bank", str(banks / "held"), "--cases", "20",
+                 "--near", f"{banks / 'held'}:{target}", "--json"]) == 0
+    near = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert near["n_cases"] == 20 and near["near"]["rows"][0] == target
+    assert 20 < near["near"]["of"] <= len(held["index"]) and near["near"]["distance_max"] > 0
+    assert (post / "coverage_near.png").stat().st_size > 5000
+
 
 def test_recording_too_short_for_the_feature_set(banks, tmp_path, capsys):
     from automind.inference.train import train_on_bank

@@ -57,6 +57,13 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     reference = results["bank_reference"]  # the bank's runs within d <= 2 and their HPD levels
     assert reference["n"] == 60 and reference["n_within"] == len(reference["hpd_levels"])
     assert max(reference["distances"], default=0) <= reference["threshold"] == 2.0
+    from automind.inference import load_posterior
+    assert len(load_posterior(tmp_path / "posterior").estimators) == 2  # quick: an ensemble of 2
+    calibration = results["posterior_calibration"]  # the 10 of 40 held-out runs nearest the target
+    assert calibration["cases"] == 10 and calibration["held_out"] == 40 and calibration["of"] >= 10
+    assert 0 <= calibration["truth_hpd_level"] <= 1 and 0 <= calibration["hpd_inside_90pct"] <= 1
+    assert set(calibration["marginal_inside_90pct_interval"]) == set(results["truth"])
+    assert (tmp_path / "coverage_near.png").stat().st_size > 5000
     posterior = results["from_posterior"]  # 2 fits from posterior samples, their own Hessian
     assert len(posterior["fits"]) == 2 and (tmp_path / "gradient_from_posterior").is_dir()
     record = json.loads((tmp_path / "gradient_from_posterior" / "fit.json").read_text())

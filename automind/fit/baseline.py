@@ -10,9 +10,9 @@ import numpy as np
 
 
 def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, x_target,
-                         workers: int = 1, progress: bool = False):
+                         workers: int = 1, progress: bool = False, **training):
     """A posterior trained on a bank of ``n`` prior simulations (resumable: a bank), on the
-    features the target has."""
+    features the target has; ``training``: ``TrainingConfig`` fields (``ensemble=5``)."""
     from ..bank import Bank, extend
     from ..inference.train import train
     from .target import target_columns
@@ -25,7 +25,8 @@ def prior_bank_posterior(folder, spec, prior, features: str, n: int, seed: int, 
     return train(data["theta"], target_columns(data["x"], x_target), prior, valid=data["status"] == "ok",
                  feature_info={"set": features} | {k: info[k] for k in ("version", "names", "transforms")},
                  provenance={"simulator": spec.to_dict(), "bank": str(folder)}, seed=seed,
-                 progress=progress, batch_size=min(256, max(32, len(data["theta"]) // 20)))
+                 progress=progress,
+                 **{"batch_size": min(256, max(32, len(data["theta"]) // 20))} | training)
 
 
 def evaluate(posterior, x, folder, n_final: int, truth=None, seed: int = 0, workers: int = 1,

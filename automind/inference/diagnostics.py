@@ -84,10 +84,16 @@ def headline(report: dict) -> str:
     """One line of the honest numbers, for the CLI and reports."""
     info = report["information"]
     latent = report["latent_coverage"]
-    parts = [f"{report['n_cases']} held-out simulations: coverage error "
+    near = report.get("near")
+    cases = f"{report['n_cases']} held-out simulations" + (
+        f" nearest the target (of {near['of']}; feature distance median "
+        f"{near['distance_median']:.2f}, max {near['distance_max']:.2f})" if near else "")
+    parts = [f"{cases}: coverage error "
              f"{report['coverage_max_abs_error']:.3f} (noise level {report['coverage_noise_95']:.3f}; "
              f"marginal {report['marginal_coverage']['max_abs_error']:.3f}"
              + (f", latent {latent['max_abs_error']:.3f}" if latent else "") + ")",
+             *([f"the latent 90 % HPD regions hold {latent['empirical'][90]:.2f} of the truths"]
+               if latent else []),
              f"TARP ATC {report['tarp_atc']:+.3f}",
              f"information {info['mean']:.2f} ± {info['standard_error']:.2f} nats "
              f"({info['beyond_shuffled']:.2f} beyond shuffled x"

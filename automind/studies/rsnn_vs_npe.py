@@ -7,12 +7,15 @@ screened draws and the posterior samples, ``gauss_newton``).
 Per gradient fit: its HPD level under the posterior (and its start's), its Brian2 distance,
 and |cos| of the angle between the loss Hessian's sloppiest direction and the consistent
 set's first principal component; the reference for the HPD levels (the prior bank's runs
-that reproduce the target, and how many lie inside the 90 % HPD); and the cost of each route
+that reproduce the target, and how many lie inside the 90 % HPD; and the posterior's own
+calibration where the target is: coverage on the held-out runs nearest it, and the truth's HPD
+level); and the cost of each route
 as computed (the bank's summed run times, the fits' and Hessians' recorded times: a resumed
 run reports what its results cost, not the resumption).
 
 Config: ``[prior]``/``[baseline]`` as ``dataset_comparison`` (a local prior), ``[network]``,
-``[npe]`` (bank n, consistent-set samples), ``[gradient]`` (starts, steps, lr, features,
+``[npe]`` (bank n, consistent-set samples, ensemble size, held-out runs and the cases nearest
+the target among them), ``[gradient]`` (starts, steps, lr, features,
 Hessian estimate, step and repeats, posterior starts and steps, screened draws and steps,
 Gauss–Newton steps),
 ``[quick]`` overrides.
@@ -35,7 +38,8 @@ HESSIANS = ("gauss_newton", "surrogate")
 
 
 #: the config's whole-number settings and their least values
-COUNTS = {"bank": 1, "consistent": 1, "starts": 1, "steps": 1, "hessian_fits": 0,
+COUNTS = {"bank": 1, "consistent": 1, "ensemble": 1, "held_out": 0, "near_cases": 10,
+          "starts": 1, "steps": 1, "hessian_fits": 0,
           "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1, "screen": 0,
           "screened_steps": 1, "gauss_newton": 0}
 
@@ -104,9 +108,12 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     t_bank = Bank(out / "bank").info()["wall_seconds"]  # its runs' summed times, as they ran
     t0 = time.perf_counter()
     posterior = prior_bank_posterior(out / "bank", spec, prior, features, s["bank"], seed, x,
-                                     workers=workers, progress=progress)
+                                     workers=workers, progress=progress,
+                                     ensemble=s.get("ensemble", 1))
     t_train = time.perf_counter() - t0
     posterior.save(out / "posterior")
+    calibration = posterior_calibration(posterior, spec, prior, truth, x, s, seed, out, workers,
+                                        features, progress)
     found = find_consistent_set(posterior, x, out / "consistent", s["consistent"], truth=truth,
                                 seed=seed, workers=workers, progress=progress)
     consistent = np.load(out / "consistent" / "consistent.npz")
@@ -147,6 +154,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "consistent_yield": found["yield"], "n_consistent": found["n_consistent"],
             # the HPD criterion on the prior bank's runs that reproduce the target
             "bank_reference": reference,
+            "posterior_calibration": calibration,
             "from_posterior": from_posterior,
             "screened": screened,
             "gauss_newton": gauss_newton,
@@ -156,6 +164,36 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
                                                      and prior_arm["median_abs_cos"] >= 0.8)},
             "seconds": seconds,
             "settings": s}
+
+
+def posterior_calibration(posterior, spec, prior, truth, x, s: dict, seed: int, out: Path,
+                          workers: int, features: str, progress: bool) -> dict:
+    """Is the posterior calibrated where the target is? Its coverage on the ``near_cases`` runs
+    of a held-out prior bank (``held_out`` runs, seed + 1) whose features lie nearest the
+    target's (``diagnose --near``), and the truth's HPD level at the target. An over-confident
+    posterior excludes configurations that reproduce the target, and the fits' HPD levels
+    then say more about it than about them."""
+    from ..bank import extend
+    from ..fit.gradient_compare import hpd_levels
+    from ..inference.runs import diagnose_on_bank
+
+    truth_level = float(hpd_levels(posterior, x, truth[None], seed=seed)["hpd_level"][0])
+    if not s.get("held_out", 0):
+        return {"truth_hpd_level": truth_level}
+    _say(progress, f"posterior calibration: {s['held_out']} held-out Brian2 runs")
+    extend(out / "held_out", spec, prior, s["held_out"], seed + 1, workers=workers,
+           chunk_size=25, features=[features], progress=progress)
+    report = diagnose_on_bank(posterior, out / "held_out", s["near_cases"], seed=seed,
+                              figure=out / "coverage_near.png", near=x)
+    latent, marginal = report["latent_coverage"], report["marginal_coverage"]
+    return {"truth_hpd_level": truth_level, "held_out": s["held_out"]} | {
+        k: report["near"][k] for k in ("cases", "of", "distance_median", "distance_max")} | {
+        "coverage_max_abs_error": report["coverage_max_abs_error"],
+        "coverage_noise_95": report["coverage_noise_95"],
+        # the share of the cases' truths inside their posterior's 90 % regions (0.9 if exact)
+        "latent_inside_90pct_hpd": None if latent is None else latent["empirical"][90],
+        "marginal_inside_90pct_interval": {n: c[90] for n, c in marginal["empirical"].items()},
+        "hpd_inside_90pct": report["hpd_coverage"]["empirical"][90]}
 
 
 def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, workers: int,
