@@ -64,6 +64,10 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     assert 0 <= calibration["truth_hpd_level"] <= 1 and 0 <= calibration["hpd_inside_90pct"] <= 1
     assert set(calibration["marginal_inside_90pct_interval"]) == set(results["truth"])
     assert (tmp_path / "coverage_near.png").stat().st_size > 5000
+    arms = {"prior", "from_posterior", "screened", "gauss_newton", "gauss_newton_from_posterior"}
+    met = results["targets"]["8_of_10_accepted_inside_hpd"]
+    assert set(met) == arms and set(results["targets"]["abs_cos_at_least_0.8"]) == arms
+    assert met["gauss_newton"] == (results["gauss_newton"]["accepted_and_inside_90pct"] == 2)
     posterior = results["from_posterior"]  # 2 fits from posterior samples, their own Hessian
     assert len(posterior["fits"]) == 2 and (tmp_path / "gradient_from_posterior").is_dir()
     record = json.loads((tmp_path / "gradient_from_posterior" / "fit.json").read_text())
