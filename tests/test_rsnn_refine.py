@@ -74,3 +74,25 @@ def test_an_interrupted_refinement_resumes_to_the_same_result(tmp_path):
         refine_theta(linear_residuals(), PRIOR, starts, steps=6, seed=4, checkpoint=checkpoint)
     with pytest.raises(UserError, match=r"in \(0, 1\]"):
         refine_theta(linear_residuals(), PRIOR, starts, steps=5, step_sd=2.0)
+
+
+def test_correlated_noise_is_whitened_to_the_generalised_least_squares_point():
+    """r = A (u − u*) + b with b outside A's range: the steps minimise rᵀR⁻¹r, so they end
+    at the generalised least-squares point u* − (AᵀR⁻¹A)⁻¹AᵀR⁻¹b (without R: at the ordinary
+    one), and d² is the acceptance's zᵀR⁻¹z / m."""
+    R = 0.2 * np.eye(len(A)) + 0.8  # one common noise mode, as the spectral bands'
+    b = np.array([1.5, 0.0, -1.0, 0.0, 0.0, 0.0])
+
+    def residuals(thetas, seeds):
+        return (PRIOR.standardise(thetas) - U_TRUE) @ A.T + b
+
+    gls = U_TRUE - np.linalg.solve(A.T @ np.linalg.solve(R, A), A.T @ np.linalg.solve(R, b))
+    ols = U_TRUE - np.linalg.lstsq(A, b, rcond=None)[0]
+    assert np.abs(gls - ols).max() > 0.3
+    start = PRIOR.destandardise(np.array([[0.0, 0.0]]))
+    whitened = refine_theta(residuals, PRIOR, start, steps=12, seed=1, correlation=R)
+    plain = refine_theta(residuals, PRIOR, start, steps=12, seed=1)
+    np.testing.assert_allclose(PRIOR.standardise(whitened.theta)[0], gls, atol=1e-3)
+    np.testing.assert_allclose(PRIOR.standardise(plain.theta)[0], ols, atol=1e-3)
+    r = residuals(whitened.theta, [0])[0]
+    assert whitened.d2[-1, 0] == pytest.approx(r @ np.linalg.solve(R, r) / len(A), rel=1e-3)

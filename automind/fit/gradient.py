@@ -372,7 +372,8 @@ class GradientFit:
                 result = refine_theta(loss.residuals, self.prior, fits["theta"][ok],
                                       s.gauss_newton, s.gauss_newton_step, seed=s.seed + 11,
                                       progress=report,
-                                      checkpoint=file.parent / "checkpoint.npz")
+                                      checkpoint=file.parent / "checkpoint.npz",
+                                      correlation=self._correlation(list(target)))
             finally:
                 torch.set_num_threads(threads)
             K = len(fits["theta"])
@@ -394,6 +395,16 @@ class GradientFit:
         return fits | {"theta": refined["theta"], "status": refined["status"],
                        "messages": refined["messages"], "refine_d2": refined["d2"],
                        "refine_seconds": float(refined["seconds"])}
+
+    def _correlation(self, names: list[str]) -> np.ndarray | None:
+        """The acceptance noise's correlation over these fitted features (None without one)."""
+        from ..inference.noise import NoiseModel
+
+        noise = NoiseModel.load(self.out / "final")
+        if noise.correlation is None:
+            return None
+        index = [self.fs.names.index(n) for n in names]
+        return noise.correlation[np.ix_(index, index)]
 
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
         """Brian2 re-simulation of every fitted θ (of every fitted graph in the weights mode),

@@ -9,6 +9,11 @@ Gauss–Newton step δ = −(JᵀJ + λ·m·I)⁻¹ Jᵀ r, at most ``MAX_STEP``
 step's noise small along directions the residuals barely see (r carries noise of sd ~1 per
 feature). The result is the mean of the last half of the iterates (their noise averages out);
 every step draws a new seed, so a start is never fitted to one realisation.
+
+With the noise's correlation R (the acceptance's, ``inference/noise.py``) the residuals are
+whitened, r → L⁻¹r with R = LLᵀ, so the steps minimise the acceptance's own d² = zᵀR⁻¹z / m:
+in a bursting network the spectral features' noise moves together (one mode held 20 of 48
+features' variance in studies/rsnn_vs_npe), and the RMS of z counts that one mode many times.
 """
 
 from __future__ import annotations
@@ -46,11 +51,12 @@ def averaged(steps: int) -> int:
 
 
 def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3, seed: int = 0,
-                 progress=None, checkpoint=None) -> RefineResult:
+                 progress=None, checkpoint=None, correlation=None) -> RefineResult:
     """``residuals(thetas, seeds) -> (B, m)`` standardised residuals of forward runs
     (``rsnn.fit.Loss.residuals``); ``starts`` (K, d) prior units; ``step_sd``: the central
     differences' half-width in prior sd. ``checkpoint``: a file the state is saved to after
-    every step and resumed from (steps draw their seeds from (seed, step, start))."""
+    every step and resumed from (steps draw their seeds from (seed, step, start)).
+    ``correlation``: (m, m) correlation of the residuals' noise; they are whitened by it."""
     from ..io import save_npz
 
     if not 0 < step_sd <= 1:
@@ -74,7 +80,8 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
         for k in range(K):
             if state["status"][k] != "ok":
                 continue
-            found = _step(residuals, prior, u[k], step_sd, simulation_seed(seed, step * K + k))
+            found = _step(residuals, prior, u[k], step_sd, simulation_seed(seed, step * K + k),
+                          correlation)
             if isinstance(found, str):
                 state["status"][k], state["messages"][k] = "failed", f"step {step}: {found}"
                 continue
@@ -98,7 +105,7 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
                         float(state["seconds"]))
 
 
-def _step(residuals, prior, u, step_sd: float, seed: int):
+def _step(residuals, prior, u, step_sd: float, seed: int, correlation=None):
     """One damped Gauss–Newton step at u: (δ, d² at u, JᵀJ / m), or why it cannot be taken."""
     import warnings
 
@@ -113,6 +120,11 @@ def _step(residuals, prior, u, step_sd: float, seed: int):
     if not usable.any():
         return "no feature is defined at and around this θ"
     r = r[:, usable]
+    if correlation is not None:  # whiten over the features this step defines
+        from scipy.linalg import cholesky, solve_triangular
+
+        chol = cholesky(np.asarray(correlation, float)[np.ix_(usable, usable)], lower=True)
+        r = solve_triangular(chol, r.T, lower=True).T
     m = r.shape[1]
     J = ((r[1::2] - r[2::2]) / (2 * step_sd)).T  # (m, d)
     delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)), J.T @ r[0])
