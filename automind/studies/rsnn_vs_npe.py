@@ -159,8 +159,9 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
             "gauss_newton": gauss_newton,
             "gauss_newton_from_posterior": posterior_gauss_newton,
             # per arm: >= 8 of 10 accepted and inside the 90 % HPD; median |cos| >= 0.8
-            "targets": _targets({"prior": prior_arm | {"fits": rows}, "from_posterior": from_posterior,
-                                 "screened": screened, "gauss_newton": gauss_newton,
+            "targets": _targets({"prior": prior_arm | {"fits": rows},
+                                 "from_posterior": from_posterior, "screened": screened,
+                                 "gauss_newton": gauss_newton,
                                  "gauss_newton_from_posterior": posterior_gauss_newton}),
             "seconds": seconds,
             "settings": s}
