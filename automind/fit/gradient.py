@@ -343,6 +343,7 @@ class GradientFit:
         status replaced, the refinement's d² curve (``refine_d2``) and time added."""
         import torch
 
+        from ..inference.noise import NoiseModel
         from ..inference.runs import write_theta_table
         from ..rsnn.fit import Loss
         from ..rsnn.refine import refine_theta
@@ -353,6 +354,9 @@ class GradientFit:
         file = self.out / "gauss_newton" / "refined.npz"
         if not file.is_file():
             _, target, scale = self._terms(sigma)
+            # the steps whiten by the acceptance noise's correlation over the fitted features
+            noise = NoiseModel.load(self.out / "final").select(
+                [self.fs.names.index(n) for n in target])
             loss = Loss(self.spec, self.prior, target, scale, [], dtype=getattr(torch, s.dtype),
                         device=self.device)
             ok = np.flatnonzero(fits["status"].astype(str) == "ok")
@@ -373,7 +377,7 @@ class GradientFit:
                                       s.gauss_newton, s.gauss_newton_step, seed=s.seed + 11,
                                       progress=report,
                                       checkpoint=file.parent / "checkpoint.npz",
-                                      correlation=self._correlation(list(target)))
+                                      correlation=noise.correlation)
             finally:
                 torch.set_num_threads(threads)
             K = len(fits["theta"])
@@ -395,16 +399,6 @@ class GradientFit:
         return fits | {"theta": refined["theta"], "status": refined["status"],
                        "messages": refined["messages"], "refine_d2": refined["d2"],
                        "refine_seconds": float(refined["seconds"])}
-
-    def _correlation(self, names: list[str]) -> np.ndarray | None:
-        """The acceptance noise's correlation over these fitted features (None without one)."""
-        from ..inference.noise import NoiseModel
-
-        noise = NoiseModel.load(self.out / "final")
-        if noise.correlation is None:
-            return None
-        index = [self.fs.names.index(n) for n in names]
-        return noise.correlation[np.ix_(index, index)]
 
     def final(self, fits: dict, sigma: np.ndarray) -> dict:
         """Brian2 re-simulation of every fitted θ (of every fitted graph in the weights mode),

@@ -121,10 +121,9 @@ def _step(residuals, prior, u, step_sd: float, seed: int, correlation=None):
         return "no feature is defined at and around this θ"
     r = r[:, usable]
     if correlation is not None:  # whiten over the features this step defines
-        from scipy.linalg import cholesky, solve_triangular
+        from ..inference.noise import NoiseModel
 
-        chol = cholesky(np.asarray(correlation, float)[np.ix_(usable, usable)], lower=True)
-        r = solve_triangular(chol, r.T, lower=True).T
+        r = NoiseModel(np.ones(len(usable)), correlation).select(usable).whiten(r)
     m = r.shape[1]
     J = ((r[1::2] - r[2::2]) / (2 * step_sd)).T  # (m, d)
     delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)), J.T @ r[0])
