@@ -101,16 +101,23 @@ def validate_samples(folder: Path, posterior, x, truth=None, threshold: float = 
                       "distance": np.array(report["distance"])}
 
 
+def feature_distances(inputs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RMS over features of (inputs − target), each feature in its robust sd over ``inputs``
+    (1.4826·MAD, the sd where that is 0): (distances, scale). ``inputs`` (n, k) and ``target``
+    (k,) in one space, e.g. a posterior's transformed input."""
+    scale = 1.4826 * np.median(np.abs(inputs - np.median(inputs, 0)), 0)
+    scale = np.where(scale > 0, scale, np.maximum(inputs.std(0), 1e-6))
+    return np.sqrt(np.mean(((inputs - target) / scale) ** 2, axis=1)), scale
+
+
 def nearest_cases(posterior, x, x_target, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of raw features ``x`` nearest ``x_target`` in the posterior's own input
-    (its transforms and columns), each feature scaled by its sd over ``x``: (rows, RMS
-    distances), nearest first. Choosing held-out cases by their x keeps an exact posterior's
-    coverage exact (it is calibrated at every x), so these measure calibration where the
-    target is."""
+    (its transforms and columns; ``feature_distances``): (rows, distances), nearest first.
+    Choosing held-out cases by their x keeps an exact posterior's coverage exact (it is
+    calibrated at every x), so these measure calibration where the target is."""
     inputs = posterior.prepare_x(x).numpy().astype(np.float64)
     target = posterior.prepare_x(x_target).numpy()[0].astype(np.float64)
-    sd = inputs.std(0)
-    distance = np.sqrt((((inputs - target) / np.where(sd > 0, sd, 1.0)) ** 2).mean(1))
+    distance, _ = feature_distances(inputs, target)
     rows = np.argsort(distance, kind="stable")[:k]
     return rows, distance[rows]
 

@@ -238,14 +238,13 @@ def nearest_simulations(posterior, x: np.ndarray, k: int = 20, seed: int = 0) ->
     data = bank.arrays(features=posterior.features["set"], status="ok")
     columns = posterior.config["feature_columns"]
     from ..features.sets import transform_features
+    from ..inference.runs import feature_distances
 
     xs = transform_features(data["x"], posterior.features["transforms"])[:, columns]
     ok = np.isfinite(xs).all(1)
     xs, theta = xs[ok], data["theta"][ok]
-    scale = 1.4826 * np.median(np.abs(xs - np.median(xs, 0)), 0)
-    scale = np.where(scale > 0, scale, np.maximum(xs.std(0), 1e-6))
     target = posterior.prepare_x(x)[0].numpy().astype(float)
-    d = np.sqrt(np.mean(((xs - target) / scale) ** 2, axis=1))
+    d, scale = feature_distances(xs, target)
     nearest = np.argsort(d)[:k]
     probe = np.random.default_rng(seed).permutation(len(xs))[:300]
     own = np.sqrt(np.mean(((xs[probe, None] - xs[None]) / scale) ** 2, axis=2))
