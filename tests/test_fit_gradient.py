@@ -110,7 +110,8 @@ def test_gauss_newton_alone_reaches_the_drive_from_both_sides(recording, tmp_pat
     assert json.loads((out / "fit.json").read_text())["settings"]["gauss_newton"] == 4
     for bad, message in (({"steps": 0}, "--steps 0 needs --gauss-newton"),
                          ({"gauss_newton": 2, "fit": "weights"}, "weights fit"),
-                         ({"gauss_newton": 2, "gauss_newton_step": 1.5}, "--gauss-newton-step")):
+                         ({"gauss_newton": 2, "gauss_newton_step": 1.5}, "--gauss-newton-step"),
+                         ({"gauss_newton": 2, "gauss_newton_seeds": 0}, "--gauss-newton-seeds")):
         with pytest.raises(UserError, match=message):
             fit_gradient(recording, tmp_path / "bad", simulator=SPEC, prior=drive_prior(),
                          **(FIT | bad))
@@ -330,13 +331,14 @@ def test_cli_gradient_fit_from_a_prior_start(recording, tmp_path, capsys):
     assert main(["fit", str(recording), "--method", "gradient", "--simulator", str(tmp_path / "spec.toml"),
                  "--prior", str(tmp_path / "drive.toml"), "--features", "spikes", "--starts", "1",
                  "--steps", "2", "--fit-features", "rate_mean", "--workers", "1", "--out", str(out),
-                 "--screen", "2", "--gauss-newton", "1"]) == 0
+                 "--screen", "2", "--gauss-newton", "1", "--gauss-newton-seeds", "2"]) == 0
     printed = capsys.readouterr().out
     assert "gradient fits reproduce" in printed and "start 0: ok, Brian2 d = " in printed
-    assert "screened 2 draws in" in printed and "refined in" in printed
+    assert "screened 2 draws in" in printed and "2 seed(s) each" in printed
     noise = json.loads((out / "final" / "noise.json").read_text())
     assert noise["reference"] == "first start"
-    assert json.loads((out / "fit.json").read_text())["settings"]["fit_features"] == ["rate_mean"]
+    settings = json.loads((out / "fit.json").read_text())["settings"]
+    assert settings["fit_features"] == ["rate_mean"] and settings["gauss_newton_seeds"] == 2
 
 
 def test_a_failed_start_counts_against_the_yield_and_is_not_simulated(recording, tmp_path):

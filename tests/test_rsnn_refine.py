@@ -96,3 +96,23 @@ def test_correlated_noise_is_whitened_to_the_generalised_least_squares_point():
     np.testing.assert_allclose(PRIOR.standardise(plain.theta)[0], ols, atol=1e-3)
     r = residuals(whitened.theta, [0])[0]
     assert whitened.d2[-1, 0] == pytest.approx(r @ np.linalg.solve(R, r) / len(A), rel=1e-3)
+
+
+def test_residuals_averaged_over_seeds_shrink_the_fits_noise_by_their_root():
+    """Linear residuals: the central differences are exact on every seed, so the iteration is
+    linear in the noise and averaging each step's residuals over S seeds scales the fits' error
+    by 1/√S (here S = 4: one half); d² stays one run's (the mean over seeds of each seed's)."""
+    noise = 0.6
+    starts = PRIOR.destandardise(np.tile([[0.5, -0.3]], (200, 1)))
+
+    def rms_error(seeds):
+        result = refine_theta(linear_residuals(noise), PRIOR, starts, steps=6, seed=1,
+                              seeds=seeds)
+        return np.sqrt(np.mean((PRIOR.standardise(result.theta) - U_TRUE) ** 2)), result.d2
+
+    one, _ = rms_error(1)
+    four, d2 = rms_error(4)
+    assert 0.4 < four / one < 0.6, (one, four)
+    assert np.mean(d2[-3:]) > 0.8 * noise ** 2  # not the averaged residuals' noise² / 4
+    with pytest.raises(UserError, match="seeds must be >= 1"):
+        refine_theta(linear_residuals(), PRIOR, starts, seeds=0)

@@ -26,6 +26,9 @@ def add_gradient_options(p) -> None:
                         "descending; these steps still do (docs/fit.md)")
     g.add_argument("--gauss-newton-step", type=positive_float, default=0.3, metavar="SD",
                    help="--gauss-newton's central differences' half-width, in prior sd (0.3)")
+    g.add_argument("--gauss-newton-seeds", type=count, default=1, metavar="N",
+                   help="average each Gauss–Newton step's residuals over N seeds (1): their noise "
+                        "falls by √N, at N times the step's runs")
     g.add_argument("--loss", action="append", choices=("d2", "rate_quantiles", "fano_curve"),
                    help="loss terms (repeatable; d2, validate's distance, is always included)")
     g.add_argument("--fit-features", nargs="+", metavar="NAME",
@@ -98,7 +101,8 @@ def run_gradient(args) -> dict:
         fit_features=tuple(args.fit_features) if args.fit_features else None,
         dtype=args.dtype, memory_limit_gib=args.memory_limit, fit=args.fit_mode,
         recurrent_grad=args.recurrent_grad, screen=args.screen, gauss_newton=args.gauss_newton,
-        gauss_newton_step=args.gauss_newton_step, device=args.device)
+        gauss_newton_step=args.gauss_newton_step, gauss_newton_seeds=args.gauss_newton_seeds,
+        device=args.device)
     engine = "Brian2 (fitted graphs)" if summary.get("fit") == "weights" else "Brian2"
     if not args.json:
         print(f"yield {summary['yield']:.2f}: {summary['n_consistent']} of {summary['n_starts']} "
@@ -115,7 +119,8 @@ def run_gradient(args) -> dict:
             r = summary["gauss_newton"]
             first, final = (float("nan") if v is None else v
                             for v in (r["median_d2_first"], r["median_d2_final"]))
-            print(f"refined in {r['seconds']:.0f} s ({r['steps']} Gauss–Newton steps): median d² "
+            print(f"refined in {r['seconds']:.0f} s ({r['steps']} Gauss–Newton steps, "
+                  f"{r['seeds']} seed(s) each): median d² "
                   f"{first:.3g} at the first step, {final:.3g} over the averaged iterates")
         if summary.get("best_start") is not None:
             print(f"best start: {summary['best_start']} (lowest median distance over its Brian2 runs "

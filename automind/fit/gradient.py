@@ -78,6 +78,7 @@ class GradientSettings:
     screen: int = 0                     # draws run forward once; the `starts` lowest-d² fitted
     gauss_newton: int = 0               # derivative-free Gauss–Newton steps after the gradient's
     gauss_newton_step: float = 0.3      # their central differences' half-width, prior sd
+    gauss_newton_seeds: int = 1         # seeds each step's residuals are averaged over
 
     def __post_init__(self):
         from .gradient_loss import check_terms
@@ -86,6 +87,7 @@ class GradientSettings:
                   (self.steps >= 0 and self.gauss_newton >= 0,
                    "steps and --gauss-newton must be >= 0"),
                   (self.steps + self.gauss_newton >= 1, "--steps 0 needs --gauss-newton S >= 1"),
+                  (self.gauss_newton_seeds >= 1, "--gauss-newton-seeds must be >= 1"),
                   (0 < self.gauss_newton_step <= 1,
                    "--gauss-newton-step must be in (0, 1] prior sd"),
                   (not (self.gauss_newton and self.fit == "weights"),
@@ -114,6 +116,8 @@ class GradientSettings:
             del out["screen"]
         if not self.gauss_newton:  # likewise
             del out["gauss_newton"], out["gauss_newton_step"]
+        if self.gauss_newton_seeds == 1:  # likewise
+            del out["gauss_newton_seeds"]
         return out
 
 
@@ -361,8 +365,8 @@ class GradientFit:
                         device=self.device)
             ok = np.flatnonzero(fits["status"].astype(str) == "ok")
             _say(self.progress, f"refining {len(ok)} fits: {s.gauss_newton} Gauss–Newton steps on "
-                                f"forward runs ({2 * len(self.prior.names) + 1} per fit and "
-                                "step)")
+                                f"forward runs ({(2 * len(self.prior.names) + 1)} × "
+                                f"{s.gauss_newton_seeds} seed(s) per fit and step)")
 
             def report(step, d2):
                 live = d2[np.isfinite(d2)]
@@ -377,7 +381,7 @@ class GradientFit:
                                       s.gauss_newton, s.gauss_newton_step, seed=s.seed + 11,
                                       progress=report,
                                       checkpoint=file.parent / "checkpoint.npz",
-                                      correlation=noise.correlation)
+                                      correlation=noise.correlation, seeds=s.gauss_newton_seeds)
             finally:
                 torch.set_num_threads(threads)
             K = len(fits["theta"])
@@ -667,6 +671,7 @@ def fit_gradient(recording, out, simulator="mk1", prior=None, workers: int | Non
         with warnings.catch_warnings():  # a start that failed throughout: all NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             summary["gauss_newton"] = {"steps": s.gauss_newton, "step_sd": s.gauss_newton_step,
+                                 "seeds": s.gauss_newton_seeds,
                                  "seconds": fits["refine_seconds"],
                                  "median_d2_first": json_floats([np.nanmedian(d2[0])])[0],
                                  "median_d2_final": json_floats([np.nanmedian(

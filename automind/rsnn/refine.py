@@ -4,7 +4,8 @@ Near a recording the surrogate gradient stops being a descent direction of d² (
 is made by the recurrent loop, which the fits' gradient leaves out; studies/rsnn_vs_npe), while
 central differences of the forward runs' residuals still are. Each step, per start: the
 standardised residuals r (m features) at θ and at θ ± h·e_i (prior-standardised u, all 2d + 1
-runs on one seed: common random numbers), J by central differences, and the damped
+runs on one seed: common random numbers; with S seeds the residuals are averaged over S such
+sets, so their noise falls by √S), J by central differences, and the damped
 Gauss–Newton step δ = −(JᵀJ + λ·m·I)⁻¹ Jᵀ r, at most ``MAX_STEP`` long. The damping keeps a
 step's noise small along directions the residuals barely see (r carries noise of sd ~1 per
 feature). The result is the mean of the last half of the iterates (their noise averages out);
@@ -51,16 +52,19 @@ def averaged(steps: int) -> int:
 
 
 def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3, seed: int = 0,
-                 progress=None, checkpoint=None, correlation=None) -> RefineResult:
+                 progress=None, checkpoint=None, correlation=None, seeds: int = 1) -> RefineResult:
     """``residuals(thetas, seeds) -> (B, m)`` standardised residuals of forward runs
     (``rsnn.fit.Loss.residuals``); ``starts`` (K, d) prior units; ``step_sd``: the central
     differences' half-width in prior sd. ``checkpoint``: a file the state is saved to after
     every step and resumed from (steps draw their seeds from (seed, step, start)).
-    ``correlation``: (m, m) correlation of the residuals' noise; they are whitened by it."""
+    ``correlation``: (m, m) correlation of the residuals' noise; they are whitened by it.
+    ``seeds``: the residuals of each step are averaged over this many seeds."""
     from ..io import save_npz
 
     if not 0 < step_sd <= 1:
         raise UserError(f"refine_theta: step_sd must be in (0, 1] prior sd, got {step_sd}")
+    if seeds < 1:
+        raise UserError(f"refine_theta: seeds must be >= 1, got {seeds}")
     starts = prior.validate(starts)
     K, d = starts.shape
     lo = prior.standardise(prior.low[None])[0] + step_sd   # the differences stay in the box
@@ -80,8 +84,9 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
         for k in range(K):
             if state["status"][k] != "ok":
                 continue
-            found = _step(residuals, prior, u[k], step_sd, simulation_seed(seed, step * K + k),
-                          correlation)
+            first = (step * K + k) * seeds  # with one seed, the seeds of earlier versions
+            found = _step(residuals, prior, u[k], step_sd,
+                          [simulation_seed(seed, first + s) for s in range(seeds)], correlation)
             if isinstance(found, str):
                 state["status"][k], state["messages"][k] = "failed", f"step {step}: {found}"
                 continue
@@ -105,8 +110,10 @@ def refine_theta(residuals, prior, starts, steps: int = 5, step_sd: float = 0.3,
                         float(state["seconds"]))
 
 
-def _step(residuals, prior, u, step_sd: float, seed: int, correlation=None):
-    """One damped Gauss–Newton step at u: (δ, d² at u, JᵀJ / m), or why it cannot be taken."""
+def _step(residuals, prior, u, step_sd: float, seeds: list[int], correlation=None):
+    """One damped Gauss–Newton step at u on the residuals averaged over ``seeds``: (δ, d² at u
+    (the mean over seeds of each seed's d², as one run's acceptance sees it), JᵀJ / m), or why it
+    cannot be taken."""
     import warnings
 
     from .hessian import difference_points
@@ -115,7 +122,8 @@ def _step(residuals, prior, u, step_sd: float, seed: int, correlation=None):
     points = np.vstack([theta, difference_points(prior, theta[0], step_sd)[0]])  # θ, u ± h·e_i
     with warnings.catch_warnings():  # a feature a run leaves undefined: NaN, dropped below
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = np.asarray(residuals(points, [seed] * len(points)), float)
+        r = np.asarray(residuals(np.tile(points, (len(seeds), 1)),
+                                 np.repeat(seeds, len(points)).tolist()), float)
     usable = np.isfinite(r).all(0)
     if not usable.any():
         return "no feature is defined at and around this θ"
@@ -124,13 +132,16 @@ def _step(residuals, prior, u, step_sd: float, seed: int, correlation=None):
         from ..inference.noise import NoiseModel
 
         r = NoiseModel(np.ones(len(usable)), correlation).select(usable).whiten(r)
+    per_seed = r.reshape(len(seeds), len(points), -1)
+    d2 = float(np.mean(per_seed[:, 0] ** 2))
+    r = per_seed.mean(0)
     m = r.shape[1]
     J = ((r[1::2] - r[2::2]) / (2 * step_sd)).T  # (m, d)
     delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)), J.T @ r[0])
     norm = np.linalg.norm(delta)
     if norm > MAX_STEP:
         delta *= MAX_STEP / norm
-    return delta, float(np.mean(r[0] ** 2)), J.T @ J / m
+    return delta, d2, J.T @ J / m
 
 
 def _resume(path, K: int, d: int, steps: int) -> dict | None:

@@ -41,7 +41,7 @@ HESSIANS = ("gauss_newton", "surrogate")
 COUNTS = {"bank": 1, "consistent": 1, "ensemble": 1, "held_out": 0, "near_cases": 10,
           "starts": 1, "steps": 1, "hessian_fits": 0,
           "hessian_repeats": 1, "posterior_starts": 0, "posterior_steps": 1, "screen": 0,
-          "screened_steps": 1, "gauss_newton": 0}
+          "screened_steps": 1, "gauss_newton": 0, "gauss_newton_seeds": 1}
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -235,7 +235,8 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
                            memory_limit_gib=s.get("memory_limit_gib", 4.0),
                            recurrent_grad=s.get("recurrent_grad", 1.0),
                            starts_from=None if starts_from is None else str(starts_from),
-                           screen=screen, gauss_newton=gauss_newton)
+                           screen=screen, gauss_newton=gauss_newton,
+                           gauss_newton_seeds=s.get("gauss_newton_seeds", 1) if gauss_newton else 1)
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
