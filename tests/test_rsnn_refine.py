@@ -116,3 +116,23 @@ def test_residuals_averaged_over_seeds_shrink_the_fits_noise_by_their_root():
     assert np.mean(d2[-3:]) > 0.8 * noise ** 2  # not the averaged residuals' noise² / 4
     with pytest.raises(UserError, match="seeds must be >= 1"):
         refine_theta(linear_residuals(), PRIOR, starts, seeds=0)
+
+
+def test_curvature_across_seeds_is_free_of_the_differences_noise():
+    """Noise that differs between the 2d + 1 runs of a seed (a chaotic network's) puts σ²/(2h²)
+    per feature into each seed's JᵀJ; across seeds (S ≥ 2) JᵀJ / m is AᵀA / m unbiased."""
+    sigma, h = 0.3, 0.3
+
+    def residuals(thetas, seeds):
+        rows = np.arange(len(thetas)) % (2 * len(U_TRUE) + 1)
+        eps = np.array([np.random.default_rng([s, i]).normal(0, sigma, len(A))
+                        for s, i in zip(seeds, rows)])
+        return (PRIOR.standardise(thetas) - U_TRUE) @ A.T + eps
+
+    starts = PRIOR.destandardise(np.tile([[0.4, -0.5]], (40, 1)))
+    exact = A.T @ A / len(A)
+    one = refine_theta(residuals, PRIOR, starts, steps=4, step_sd=h, seed=3).jtj.mean(0)
+    three = refine_theta(residuals, PRIOR, starts, steps=4, step_sd=h, seed=3, seeds=3).jtj.mean(0)
+    bias = sigma ** 2 / (2 * h ** 2)  # 0.5 on the diagonal
+    np.testing.assert_allclose(one - exact, bias * np.eye(2), atol=0.1)
+    np.testing.assert_allclose(three, exact, atol=0.1)

@@ -43,7 +43,9 @@ def difference_points(prior, theta, step: float):
     return thetas, jac
 
 
-def _spectrum(H: np.ndarray) -> dict:
+def spectrum(H: np.ndarray) -> dict:
+    """H symmetrised, its eigenvalues by ascending |λ|, eigenvectors (columns, same order) and
+    the sloppiest direction."""
     H = (H + H.T) / 2
     values, vectors = np.linalg.eigh(H)
     order = np.argsort(np.abs(values))
@@ -68,10 +70,16 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
         res = np.asarray(residuals(thetas, [simulation_seed(seed, r)] * (2 * d)), float)
         J.append(((res[0::2] - res[1::2]) / du[:, None]).T)  # (m, d)
     J = np.array(J)
-    total = J.sum(0)
-    cross = (total.T @ total - sum(j.T @ j for j in J)) / (repeats * (repeats - 1))
-    return _spectrum(2 / J.shape[1] * cross) | {"jacobian": J.mean(0),
+    return spectrum(2 / J.shape[1] * cross_seed_gram(J)) | {"jacobian": J.mean(0),
                                                 "jacobian_se": J.std(0, ddof=1) / np.sqrt(repeats)}
+
+
+def cross_seed_gram(J: np.ndarray) -> np.ndarray:
+    """JᵀJ without the seeds' noise from Jacobians (S, m, d) on S ≥ 2 seeds: the mean of
+    J_rᵀJ_s over pairs of different seeds (their noise is independent, so it does not add to
+    it, as it adds ~σ²/h² per feature to each seed's own J_sᵀJ_s)."""
+    total = J.sum(0)
+    return (total.T @ total - np.einsum("smi,smj->ij", J, J)) / (len(J) * (len(J) - 1))
 
 
 def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: int = 0) -> dict:
@@ -86,7 +94,7 @@ def loss_hessian(loss, prior, theta, step: float = 0.1, repeats: int = 2, seed: 
         value.sum().backward()
         g_u = th.grad.numpy() * jac
         H += (g_u[0::2] - g_u[1::2]).T / (2 * step) / repeats  # column i: ∂g/∂u_i
-    return _spectrum(H)
+    return spectrum(H)
 
 
 def flat_subspace_share(eigenvalues, eigenvectors, direction, flat: float = FLAT) -> dict:

@@ -9,6 +9,7 @@ sets, so their noise falls by √S), J by central differences, and the damped
 Gauss–Newton step δ = −(JᵀJ + λ·m·I)⁻¹ Jᵀ r, at most ``MAX_STEP`` long. The damping keeps a
 step's noise small along directions the residuals barely see (r carries noise of sd ~1 per
 feature). The result is the mean of the last half of the iterates (their noise averages out);
+their curvature JᵀJ / m is kept, across seeds where there are several (``cross_seed_gram``);
 every step draws a new seed, so a start is never fitted to one realisation.
 
 With the noise's correlation R (the acceptance's, ``inference/noise.py``) the residuals are
@@ -40,7 +41,8 @@ class RefineResult:
     theta: np.ndarray                 # (K, d) the mean of the last half of the iterates
     d2: np.ndarray                    # (steps, K) mean square residual at each iterate
     path: np.ndarray                  # (steps + 1, K, d) iterates, prior units
-    jtj: np.ndarray                   # (K, d, d) JᵀJ / m over the last `averaged` steps (u)
+    jtj: np.ndarray                   # (K, d, d) JᵀJ / m over the last `averaged` steps (u;
+    #                                   with ≥ 2 seeds across seeds: free of their noise)
     status: list[str]
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -116,7 +118,7 @@ def _step(residuals, prior, u, step_sd: float, seeds: list[int], correlation=Non
     cannot be taken."""
     import warnings
 
-    from .hessian import difference_points
+    from .hessian import cross_seed_gram, difference_points
 
     theta = prior.destandardise(u[None])
     points = np.vstack([theta, difference_points(prior, theta[0], step_sd)[0]])  # θ, u ± h·e_i
@@ -134,14 +136,16 @@ def _step(residuals, prior, u, step_sd: float, seeds: list[int], correlation=Non
         r = NoiseModel(np.ones(len(usable)), correlation).select(usable).whiten(r)
     per_seed = r.reshape(len(seeds), len(points), -1)
     d2 = float(np.mean(per_seed[:, 0] ** 2))
-    r = per_seed.mean(0)
     m = r.shape[1]
-    J = ((r[1::2] - r[2::2]) / (2 * step_sd)).T  # (m, d)
-    delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)), J.T @ r[0])
+    jacobians = ((per_seed[:, 1::2] - per_seed[:, 2::2]) / (2 * step_sd)).transpose(0, 2, 1)
+    J = jacobians.mean(0)  # (m, d): of the residuals averaged over the seeds
+    delta = -np.linalg.solve(J.T @ J + DAMPING * m * np.eye(len(u)),
+                             J.T @ per_seed[:, 0].mean(0))
     norm = np.linalg.norm(delta)
     if norm > MAX_STEP:
         delta *= MAX_STEP / norm
-    return delta, d2, J.T @ J / m
+    gram = cross_seed_gram(jacobians) if len(seeds) > 1 else J.T @ J
+    return delta, d2, gram / m
 
 
 def _resume(path, K: int, d: int, steps: int) -> dict | None:

@@ -302,7 +302,7 @@ def _gauss_newton_cos(run: Path, rows: list, pc1) -> list[float]:
     """Per ok row, |cos| of the sloppiest direction of the refinement's own JᵀJ (averaged over
     the iterates that make the fit; prior-standardised, as PC1) with PC1, and PC1's share in
     its flat subspace; returns the |cos| values."""
-    from ..rsnn.hessian import abs_cos, flat_subspace_share
+    from ..rsnn.hessian import abs_cos, flat_subspace_share, spectrum
 
     with np.load(run / "gauss_newton" / "refined.npz") as data:
         jtj, status = data["jtj"], data["status"].astype(str)
@@ -312,8 +312,9 @@ def _gauss_newton_cos(run: Path, rows: list, pc1) -> list[float]:
         row["abs_cos_gauss_newton"] = row["pc1_in_flat_subspace_gauss_newton"] = None
         if status[k] != "ok":
             continue
-        values, vectors = np.linalg.eigh(jtj[k])  # ascending: the first is the sloppiest
-        row["abs_cos_gauss_newton"] = abs_cos(vectors[:, 0], pc1)
+        found_k = spectrum(jtj[k])  # across seeds JᵀJ may have eigenvalues of both signs
+        values, vectors = found_k["eigenvalues"], found_k["eigenvectors"]
+        row["abs_cos_gauss_newton"] = abs_cos(found_k["sloppiest"], pc1)
         row["pc1_in_flat_subspace_gauss_newton"] = flat_subspace_share(values, vectors,
                                                                        pc1)["share"]
         found.append(row["abs_cos_gauss_newton"])
