@@ -68,6 +68,8 @@ def test_quick_study_places_gradient_fits_under_the_posterior(tmp_path):
     met = results["targets"]["8_of_10_accepted_inside_hpd"]
     assert set(met) == arms and set(results["targets"]["abs_cos_at_least_0.8"]) == arms
     assert met["gauss_newton"] == (results["gauss_newton"]["accepted_and_inside_90pct"] == 2)
+    record = json.loads((tmp_path / "gradient_gauss_newton" / "fit.json").read_text())
+    assert record["settings"]["gauss_newton_seeds"] == 3  # the study's, unchanged by [quick]
     posterior = results["from_posterior"]  # 2 fits from posterior samples, their own Hessian
     assert len(posterior["fits"]) == 2 and (tmp_path / "gradient_from_posterior").is_dir()
     record = json.loads((tmp_path / "gradient_from_posterior" / "fit.json").read_text())
