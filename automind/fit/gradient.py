@@ -365,7 +365,7 @@ class GradientFit:
                         device=self.device)
             ok = np.flatnonzero(fits["status"].astype(str) == "ok")
             _say(self.progress, f"refining {len(ok)} fits: {s.gauss_newton} Gauss–Newton steps on "
-                                f"forward runs ({(2 * len(self.prior.names) + 1)} × "
+                                f"forward runs ({2 * len(self.prior.names) + 1} × "
                                 f"{s.gauss_newton_seeds} seed(s) per fit and step)")
 
             def report(step, d2):

@@ -70,14 +70,15 @@ def gauss_newton_hessian(residuals, prior, theta, step: float = 0.1, repeats: in
         res = np.asarray(residuals(thetas, [simulation_seed(seed, r)] * (2 * d)), float)
         J.append(((res[0::2] - res[1::2]) / du[:, None]).T)  # (m, d)
     J = np.array(J)
-    return spectrum(2 / J.shape[1] * cross_seed_gram(J)) | {"jacobian": J.mean(0),
-                                                "jacobian_se": J.std(0, ddof=1) / np.sqrt(repeats)}
+    return spectrum(2 / J.shape[1] * cross_seed_gram(J)) | {
+        "jacobian": J.mean(0), "jacobian_se": J.std(0, ddof=1) / np.sqrt(repeats)}
 
 
 def cross_seed_gram(J: np.ndarray) -> np.ndarray:
     """JᵀJ without the seeds' noise from Jacobians (S, m, d) on S ≥ 2 seeds: the mean of
-    J_rᵀJ_s over pairs of different seeds (their noise is independent, so it does not add to
-    it, as it adds ~σ²/h² per feature to each seed's own J_sᵀJ_s)."""
+    J_rᵀJ_s over pairs of different seeds: their noise is independent, so it does not add to
+    it, as it adds σ²/(2h²) per feature to each seed's own J_sᵀJ_s (σ the residuals' noise
+    not shared by the 2d runs of a seed, h the differences' half-width)."""
     total = J.sum(0)
     return (total.T @ total - np.einsum("smi,smj->ij", J, J)) / (len(J) * (len(J) - 1))
 
