@@ -114,9 +114,9 @@ class GradientSettings:
             del out["recurrent_grad"]
         if not self.screen:
             del out["screen"]
-        if not self.gauss_newton:  # likewise
-            del out["gauss_newton"], out["gauss_newton_step"]
-        if self.gauss_newton_seeds == 1:  # likewise
+        if not self.gauss_newton:  # likewise (its step and seeds mean nothing without it)
+            del out["gauss_newton"], out["gauss_newton_step"], out["gauss_newton_seeds"]
+        elif self.gauss_newton_seeds == 1:  # likewise
             del out["gauss_newton_seeds"]
         return out
 

@@ -236,7 +236,7 @@ def _gradient_arm(recording, spec, prior, truth, s: dict, seed: int, out: Path, 
                            recurrent_grad=s.get("recurrent_grad", 1.0),
                            starts_from=None if starts_from is None else str(starts_from),
                            screen=screen, gauss_newton=gauss_newton,
-                           gauss_newton_seeds=s.get("gauss_newton_seeds", 1) if gauss_newton else 1)
+                           gauss_newton_seeds=s.get("gauss_newton_seeds", 1))
     rows = summary["compare"]["fits"]
     sigma = json.loads((out / folder / "final" / "noise.json").read_text())["sigma"]
     noise = np.array([np.inf if v is None else v for v in sigma])
