@@ -26,7 +26,8 @@ def test_regime_report_counts_a_known_table():
         regime=np.array(["async", "async", "bursting", "bursting", "multistable", "multistable",
                          "bursting"], object),
         period=np.array([np.nan, np.nan, 0.4, 1.0, np.nan, np.nan, 0.2]),
-        loop_gain=np.array([0.5, 0.2, 1.5, 0.9, 2.0, 0.1, 3.0]))
+        loop_gain=np.array([0.5, 0.2, 1.5, 0.9, 2.0, 0.1, 3.0]),
+        burst_score=np.array([0.5, 0.2, 2.5, 0.9, 2.0, 0.1, 3.0]))
     status = np.array(["ok"] * 6 + ["silent"])
     features = {"rate_mean": [1, 0.01, 3, 1, 0.0, 2, 5],
                 "corr_mean": [0.01, 0, 0.3, 0.02, 0, 0.5, 1],
@@ -41,11 +42,12 @@ def test_regime_report_counts_a_known_table():
     assert (b["recall"], b["precision"], b["base_rate"]) == (0.5, 0.5, 2 / 6)
     assert (q["recall"], q["precision"]) == (0.5, 0.5)
     assert r["period"]["n"] == 2 and np.isclose(r["period"]["median_log10_ratio"], np.log10(2))
-    # one run ok in both has valid bursts (4 ≥ 2); its loop gain 1.5 beats 4 of the 5 others;
-    # as a score "bursting" beats 4 and ties 1
+    # one run ok in both has valid bursts (4 ≥ 2); its loop gain 1.5 beats 4 of the 5 others,
+    # its burst score 2.5 all 5; as a score "bursting" beats 4 and ties 1
     s = r["bursts"]
     assert (s["n"], s["burst_valid"]) == (6, 1)
     assert s["auc_loop_gain"] == 0.8 and s["auc_bursting_regime"] == 0.9
+    assert s["auc_burst_score"] == 1.0
 
 
 def test_auc_known_values():

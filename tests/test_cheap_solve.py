@@ -141,3 +141,23 @@ def test_mk1_without_drive_is_silent_and_driven_unconnected_matches_one_neuron(t
                                np.minimum(expected, 1 / alone["E.t_refrac"])[converged],
                                rtol=2e-3, atol=1e-6)
     assert np.all(rates[:, 1] < 1e-6)  # undriven E, no inputs
+
+
+def test_burst_score_counts_adaptation_cycles_and_adds_the_loop_gain():
+    """Without an adaptation current (a = b = 0, w stays 0) τ_w changes nothing but the cycles
+    that fit in the analysed window: the score moves by exactly ln(τ_w ratio), the loop gain
+    not at all; Brunel has no adaptation (−inf)."""
+    from automind.cheap.baseline import AnalyticPhi
+
+    spec = SimulatorSpec.load("mk1")
+    run = Protocol(duration=3.0, t_start=0.1)
+    preds = [solve(MK1Network(_mk1_params(20, 3, **{"E.a": 0.0, "E.b": 0.0, "E.tau_w": tau}),
+                              spec.fixed, spec.N, AnalyticPhi()), run) for tau in (0.5, 2.0)]
+    fast, slow = preds
+    known = np.isfinite(fast.loop_gain)
+    assert known.sum() >= 15
+    np.testing.assert_allclose(fast.loop_gain[known], slow.loop_gain[known], rtol=1e-9)
+    np.testing.assert_allclose(fast.burst_score[known], np.log(2.9 / 0.5) + fast.loop_gain[known])
+    np.testing.assert_allclose(fast.burst_score[known] - slow.burst_score[known], np.log(4.0))
+    brunel = solve(_brunel(AnalyticPhi()), BRUNEL_RUN)
+    assert np.all(brunel.burst_score == -np.inf)

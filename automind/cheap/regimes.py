@@ -10,8 +10,9 @@ A simulated ``ok`` run is labelled from its features over the analysed window:
 Scored on runs both simulated and predicted ``ok``: the table of predicted regime × simulated
 label, "bursting" as a detector of synchronous runs (recall, precision), "multistable" as a
 detector of runs that end quiet, the predicted period against the simulated mean
-inter-burst interval where both exist, and how well the fast subsystem's loop gain ranks runs
-with valid network bursts (``burst_valid``: at least two detected) above the others (AUC).
+inter-burst interval where both exist, and how well the burst score (and the fast
+subsystem's loop gain alone) ranks runs with valid network bursts (``burst_valid``: at least
+two detected) above the others (AUC).
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ def auc(score, label) -> float:
 
 
 def burst_report(pred, ok, bursts) -> dict:
-    """The loop gain (and the "bursting" regime) as scores of ``burst_valid`` on the runs
-    ``ok``; ``bursts``: simulated burst counts (NaN or < 2: no valid bursts)."""
+    """The burst score, the loop gain and the "bursting" regime as scores of ``burst_valid``
+    on the runs ``ok``; ``bursts``: simulated burst counts (NaN or < 2: no valid bursts)."""
     valid = np.nan_to_num(np.asarray(bursts, float)[ok]) >= 2
     return {"n": int(ok.sum()), "burst_valid": int(valid.sum()),
+            "auc_burst_score": auc(np.asarray(pred.burst_score, float)[ok], valid),
             "auc_loop_gain": auc(np.asarray(pred.loop_gain, float)[ok], valid),
             "auc_bursting_regime": auc(np.asarray(pred.regime)[ok] == "bursting", valid)}
 

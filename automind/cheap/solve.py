@@ -21,9 +21,12 @@ For a batch of θ at once, on the rate + adaptation dynamics
    largest real part of the eigenvalues of ∂Φ/∂ν. Near 1 the state is close to the fold
    where recurrent excitation ignites the network (above 1 only adaptation holds it): a
    finite, noisy network there re-ignites and adapts in bursts where the deterministic rate
-   model settles — proposed as a score for network bursts, it ranks runs with valid bursts
-   only weakly (AUC 0.60–0.69 on two N = 2000 banks; docs/cheap.md, "At the spec's
-   protocol").
+   model settles — on its own it ranks runs with valid bursts only weakly (AUC 0.60–0.69 on
+   two N = 2000 banks; docs/cheap.md, "At the spec's protocol").
+4. **Burst score** ln(T/τ_w) + loop gain, T the analysed window: a finite network bursts
+   when its fast subsystem re-ignites readily (loop gain near or above 1) *and* its E
+   adaptation recovers within the window often enough for two bursts (T/τ_w cycles);
+   −inf without adaptation (τ_w = ∞).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Prediction:
     extrapolated: np.ndarray   # any table lookup at the solution outside the table
     iterations: np.ndarray     # of the saturated-start fixed point (0 where not needed)
     loop_gain: np.ndarray      # fast subsystem's gain where the run ends (nan: status only)
+    burst_score: np.ndarray    # ln(T / E τ_w) + loop gain (nan: status only)
     flags: dict = field(default_factory=dict)
 
     def as_columns(self) -> dict:
@@ -93,7 +97,7 @@ class Prediction:
         return cols | {"rate_E": self.rate_E, "status": self.status, "regime": self.regime,
                        "margin": self.margin, "period": self.period,
                        "extrapolated": self.extrapolated, "iterations": self.iterations,
-                       "loop_gain": self.loop_gain}
+                       "loop_gain": self.loop_gain, "burst_score": self.burst_score}
 
 
 def _map(net, x, index):
@@ -200,6 +204,13 @@ def loop_gain(net, rates, w) -> np.ndarray:
     index = np.arange(len(rates))
     jac = rate_jacobian(lambda nu: net.evaluate(nu, w, index, cv=False)[0], rates, 1e-6)
     return np.max(np.linalg.eigvals(np.nan_to_num(jac)).real, axis=-1)
+
+
+def burst_score(loop_gain, tau_w, window) -> np.ndarray:
+    """ln(window / τ_w) + loop gain: adaptation cycles that fit in the analysed ``window`` (s)
+    and the fast subsystem's readiness to re-ignite (docs/cheap.md, "Bursts")."""
+    with np.errstate(divide="ignore"):
+        return np.log(window / np.asarray(tau_w, float)) + np.asarray(loop_gain, float)
 
 
 def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25):
@@ -358,8 +369,10 @@ def solve(net, protocol: Protocol | None = None, silent=SILENT, runaway=RUNAWAY,
     log_a = np.log10(np.maximum(activity, 1e-30))
     margin = np.minimum(np.abs(log_a - np.log10(silent)), np.abs(log_a - np.log10(runaway)))
     margin = np.where(known, margin, np.nan)
+    window = protocol.duration - protocol.t_start
     return Prediction(net.names, rates, rate_e, cv, w, status, regime, margin, run["period"],
                       np.any(extra, axis=-1), iters, gain,
+                      burst_score(gain, net.tau_w[:, 0], window),
                       {"negative_leak": np.asarray(net.flag_negative_leak),
                        "probe_rate_E": probe_rate,
                        # every neuron's mean rate (rates' window): a recording's rate_mean

@@ -41,7 +41,7 @@ def register(sub) -> None:
                                      "transfer function, for comparison. Where the bank has "
                                      "population (or mk1_compact) features, the predicted "
                                      "regimes are scored against the runs' synchrony and "
-                                     "whether they ended quiet, and the loop gain against "
+                                     "whether they ended quiet, and the burst score against "
                                      "their network bursts (AUC); the rate error of the "
                                      "asynchronous runs (docs/cheap.md).")
     p.add_argument("bank", type=Path, help="bank folder")
@@ -229,6 +229,7 @@ def run_predict(args) -> dict:
 
 def run_check(args) -> dict:
     from ..bank import Bank
+    from ..provenance import package_versions
     from ..errors import UserError
     from ..cheap.check import check_runs
     from ..cheap.regimes import bank_regime_features
@@ -256,6 +257,8 @@ def run_check(args) -> dict:
                         calibrate_on=other,
                         regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
+    report["calibrated_on"] = None if args.calibrate_on is None else str(args.calibrate_on)
+    report["versions"] = package_versions()
     report["regime_features"] = None if found is None else found[0]
     if args.save_classifier is not None:
         from ..cheap.screen import save_classifier
@@ -295,8 +298,9 @@ def run_check(args) -> dict:
                       f"{q['base_rate']:.2f})")
                 s, a = r["bursts"], m["async_rate"]
                 error = a["median_abs_dlog10"]
-                print(f"  {name}: loop gain ranks the {s['burst_valid']} runs with valid bursts "
-                      f"with AUC {s['auc_loop_gain']:.2f}; asynchronous ok runs (corr < 0.05, "
+                print(f"  {name}: the burst score ranks the {s['burst_valid']} runs with valid "
+                      f"bursts with AUC {s['auc_burst_score']:.2f} (loop gain alone "
+                      f"{s['auc_loop_gain']:.2f}); asynchronous ok runs (corr < 0.05, "
                       f"n = {a['n']}): median |Δlog10 ν_E| "
                       + ("-" if error is None else f"{error:.2f}"))
         if report["regime_features"] is None:
