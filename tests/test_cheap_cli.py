@@ -71,9 +71,13 @@ def test_check_scores_regimes_from_the_banks_features(tmp_path, capsys):
     prior = Prior.load("mk1")
     extend(tmp_path / "b", spec, prior, 400, 4, features=["mk1_compact"], progress=False,
            chunk_size=100)
-    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--json"]) == 0
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--json",
+                 "--learned"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["regime_features"] == "mk1_compact"
+    learned = report["models"]["analytic"]["learned"]  # known answers: tests/test_cheap_learned.py
+    assert 0.5 < learned["cheap_auc_ok"] <= 1
+    assert {s["n_train"] for s in learned["theta_only"]} <= {250, report["calibration"]}
     scored = report["models"]["analytic"]["regimes_vs_simulated"]
     bank = Bank(tmp_path / "b")
     rows = bank.table()

@@ -27,15 +27,17 @@ def spearman(a, b) -> float:
 
 def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
                calibration: float = 0.5, baseline: bool = True, calibrate_on=None,
-               regime_features: dict | None = None) -> dict:
+               regime_features: dict | None = None, learned: bool = False) -> dict:
     """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
     bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline. The window
     and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
     the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs.
     ``regime_features``: the runs' ``regimes.NEEDED`` features (name → array by row), to score
-    the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated)."""
+    the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated).
+    ``learned``: also learned classifiers on θ and on θ + the model's signals (``learned.py``)."""
     from .classify import calibrate_classifier
-    from .regimes import regime_report
+    from .learned import learned_report
+    from .regimes import auc, regime_report
     from .screen import CheapModel, calibrate_window, label_scores, scores, table_key
 
     done = np.isin(status, ("ok", "silent", "runaway"))
@@ -72,6 +74,10 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
                                                type(window)()),
                   "classifier": label_scores(_take(pred, held), said, status[held])
                   | {"classifier": classifier.to_dict()}}
+        if learned:
+            p_ok = classifier.probabilities(signals[held])[:, 1]
+            result["learned"] = learned_report(theta, status, signals, n_cal, recall,
+                                               auc(p_ok, status[held] == "ok"))
         ok = (status[held] == "ok") & (pred.status[held] != "undetermined")
         sim_rate, cheap_rate = rate_E[held][ok], pred.rate_E[held][ok]
         dlog = np.abs(np.log10(np.maximum(cheap_rate, 1e-3)) - np.log10(np.maximum(sim_rate, 1e-3)))

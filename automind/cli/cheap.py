@@ -55,6 +55,11 @@ def register(sub) -> None:
     p.add_argument("--calibrate-on", type=Path, metavar="BANK2",
                    help="calibrate the window and the status classifier on this other bank "
                         "(same prior) and score all of BANK (held out by construction)")
+    p.add_argument("--learned", action="store_true",
+                   help="also train gradient boosting on θ alone (at growing numbers of "
+                        "calibration runs: where does it match the cheap model's AUC?) and on "
+                        "θ + the cheap model's status signals (the hybrid), scored on the same "
+                        "held-out runs (~1 min per model on 4,000 runs)")
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
@@ -227,6 +232,19 @@ def run_predict(args) -> dict:
     return summary
 
 
+def _print_learned(name: str, report: dict) -> None:
+    sizes = ", ".join(f"{s['n_train']} runs {s['auc_ok']:.3f}" for s in report["theta_only"])
+    at = report["theta_only_matches_cheap_at"]
+    print(f"  {name}: AUC of P(ok) {report['cheap_auc_ok']:.3f}; gradient boosting on θ alone: "
+          f"{sizes} ({'matched at ' + str(at) + ' runs' if at else 'never matched'})")
+    h = report["hybrid"]
+    if h is not None:
+        print(f"  {name} hybrid (θ + the model's signals): AUC {h['auc_ok']:.3f}; ok recall "
+              f"{h['ok']['recall']:.2f} precision {h['ok']['precision']:.2f}; silent recall "
+              f"{h['silent']['recall']:.2f}; runaway recall {h['runaway']['recall']:.2f} "
+              f"(precision {h['runaway']['precision']:.2f})")
+
+
 def run_check(args) -> dict:
     from ..bank import Bank
     from ..provenance import package_versions
@@ -254,7 +272,7 @@ def run_check(args) -> dict:
     found = bank_regime_features(bank, rows["index"])
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
                         table=args.table, recall=args.recall, calibration=args.calibration,
-                        calibrate_on=other,
+                        calibrate_on=other, learned=args.learned,
                         regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
     report["calibrated_on"] = None if args.calibrate_on is None else str(args.calibrate_on)
@@ -287,6 +305,8 @@ def run_check(args) -> dict:
                   f"{k['ok']['precision']:.2f}; silent recall {k['silent']['recall']:.2f}; "
                   f"runaway recall {k['runaway']['recall']:.2f} (precision "
                   f"{k['runaway']['precision']:.2f}); screen keeps {k['screen']['kept']:.0%}")
+            if "learned" in m:
+                _print_learned(name, m["learned"])
             r = m.get("regimes_vs_simulated")
             if r is not None:
                 b, q = r["bursting_finds_synchronous"], r["multistable_finds_quiet"]

@@ -1,0 +1,86 @@
+"""Learned classifiers beside the cheap model (spec cheap-forward.md: "report the bank size
+where a restriction classifier matches the screen's AUC, and the hybrid (cheap outputs as
+inputs)"; ``automind cheap check --learned``).
+
+Gradient boosting (scikit-learn's ``HistGradientBoostingClassifier``, fixed seed) on θ alone —
+what a classifier learns of the statuses from a bank of simulations, as a restriction
+classifier does — trained on the first k calibration runs for growing k; and on θ together
+with the cheap model's status signals (``CheapModel.status_signals``: the hybrid). Both are
+scored on the held-out runs as the status classifier is: the AUC of P(ok) for ok runs
+against the rest, and per-class recall / precision with ``ok`` called where P(ok) reaches the
+threshold that keeps ``recall`` of the calibration ok runs (taken from 5-fold out-of-fold
+probabilities, not from the training runs' own, which are over-confident).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classify import CLASSES
+from .regimes import auc
+
+#: training sizes (calibration runs, first in bank order) of the θ-only classifier
+SIZES = (250, 500, 1000, 2000, 4000)
+#: the fewest runs of each status a training set needs (5-fold out-of-fold probabilities)
+MIN_PER_CLASS = 5
+
+
+def _model(seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed)
+
+
+def _probabilities(model, x) -> np.ndarray:
+    """(n, 3) probabilities in ``CLASSES`` order."""
+    out = np.zeros((len(x), len(CLASSES)))
+    out[:, model.classes_] = model.predict_proba(x)
+    return out
+
+
+def fit_and_score(x_train, y_train, x_test, y_test, recall: float, seed: int = 0) -> dict | None:
+    """Train on (x, y) (y: indices into ``CLASSES``), score on the test runs; None when a
+    status has fewer than ``MIN_PER_CLASS`` training runs."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if np.bincount(y_train, minlength=len(CLASSES)).min() < MIN_PER_CLASS:
+        return None
+    ok = CLASSES.index("ok")
+    out_of_fold = np.zeros(len(y_train))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    for fit_rows, rest in folds.split(x_train, y_train):
+        model = _model(seed).fit(x_train[fit_rows], y_train[fit_rows])
+        out_of_fold[rest] = _probabilities(model, x_train[rest])[:, ok]
+    threshold = float(np.quantile(out_of_fold[y_train == ok], 1 - recall))
+    p = _probabilities(_model(seed).fit(x_train, y_train), x_test)
+    other = np.where(p[:, CLASSES.index("silent")] >= p[:, CLASSES.index("runaway")],
+                     CLASSES.index("silent"), CLASSES.index("runaway"))
+    said = np.where(p[:, ok] >= threshold, ok, other)
+    scores = {"n_train": int(len(y_train)), "auc_ok": auc(p[:, ok], y_test == ok)}
+    for k, name in enumerate(CLASSES):
+        truth, called = y_test == k, said == k
+        scores[name] = {"recall": float((truth & called).sum() / max(truth.sum(), 1)),
+                        "precision": float((truth & called).sum() / max(called.sum(), 1))}
+    return scores
+
+
+def learned_report(theta, status, signals, n_cal: int, recall: float, cheap_auc_ok: float,
+                   seed: int = 0) -> dict:
+    """θ-only classifiers at growing training sizes and the hybrid, calibrated on the first
+    ``n_cal`` runs and scored on the rest; ``cheap_auc_ok``: the cheap model's own AUC of P(ok)
+    on the same held-out runs, which the θ-only classifier is compared against."""
+    status = np.asarray(status).astype(str)
+    y = np.array([CLASSES.index(s) for s in status])
+    theta, signals = np.asarray(theta, float), np.asarray(signals, float)
+    cal, held = slice(0, n_cal), slice(n_cal, None)
+    sizes = [k for k in SIZES if k < n_cal] + [n_cal]
+    theta_only = []
+    for k in sizes:
+        scored = fit_and_score(theta[:k], y[:k], theta[held], y[held], recall, seed)
+        if scored is not None:
+            theta_only.append(scored)
+    matched = [s["n_train"] for s in theta_only if s["auc_ok"] >= cheap_auc_ok]
+    hybrid_x = np.column_stack([theta, signals])
+    return {"cheap_auc_ok": float(cheap_auc_ok), "theta_only": theta_only,
+            "theta_only_matches_cheap_at": matched[0] if matched else None,
+            "hybrid": fit_and_score(hybrid_x[cal], y[cal], hybrid_x[held], y[held], recall, seed)}
