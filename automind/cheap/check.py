@@ -36,7 +36,7 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
     the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated).
     ``learned``: also learned classifiers on θ and on θ + the model's signals (``learned.py``)."""
     from .classify import calibrate_classifier
-    from .learned import learned_report
+    from .learned import learned_report, theta_only
     from .regimes import auc, regime_report
     from .screen import CheapModel, calibrate_window, label_scores, scores, table_key
 
@@ -58,6 +58,7 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
            "recall_target": recall, "models": {}}
     models = [("table", table)] if table != "analytic" else []
     models += [("analytic", "analytic")] if baseline or table == "analytic" else []
+    theta_scores = theta_only(theta, status, n_cal, recall) if learned else None
     for name, which in models:
         model = CheapModel.for_spec(spec, prior, which)
         start = time.process_time()
@@ -77,7 +78,8 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         if learned:
             p_ok = classifier.probabilities(signals[held])[:, 1]
             result["learned"] = learned_report(theta, status, signals, n_cal, recall,
-                                               auc(p_ok, status[held] == "ok"))
+                                               auc(p_ok, status[held] == "ok"),
+                                               theta_scores=theta_scores)
         ok = (status[held] == "ok") & (pred.status[held] != "undetermined")
         sim_rate, cheap_rate = rate_E[held][ok], pred.rate_E[held][ok]
         dlog = np.abs(np.log10(np.maximum(cheap_rate, 1e-3)) - np.log10(np.maximum(sim_rate, 1e-3)))

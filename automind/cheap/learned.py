@@ -64,23 +64,33 @@ def fit_and_score(x_train, y_train, x_test, y_test, recall: float, seed: int = 0
     return scores
 
 
-def learned_report(theta, status, signals, n_cal: int, recall: float, cheap_auc_ok: float,
-                   seed: int = 0) -> dict:
-    """θ-only classifiers at growing training sizes and the hybrid, calibrated on the first
-    ``n_cal`` runs and scored on the rest; ``cheap_auc_ok``: the cheap model's own AUC of P(ok)
-    on the same held-out runs, which the θ-only classifier is compared against."""
-    status = np.asarray(status).astype(str)
-    y = np.array([CLASSES.index(s) for s in status])
-    theta, signals = np.asarray(theta, float), np.asarray(signals, float)
-    cal, held = slice(0, n_cal), slice(n_cal, None)
+def theta_only(theta, status, n_cal: int, recall: float, seed: int = 0) -> list[dict]:
+    """θ-only classifiers trained on the first k of the ``n_cal`` calibration runs (k in
+    ``SIZES``, and all of them), scored on the runs after them; sizes with too few runs of a
+    status are left out."""
+    y = _labels(status)
+    theta, held = np.asarray(theta, float), slice(n_cal, None)
     sizes = [k for k in SIZES if k < n_cal] + [n_cal]
-    theta_only = []
-    for k in sizes:
-        scored = fit_and_score(theta[:k], y[:k], theta[held], y[held], recall, seed)
-        if scored is not None:
-            theta_only.append(scored)
-    matched = [s["n_train"] for s in theta_only if s["auc_ok"] >= cheap_auc_ok]
-    hybrid_x = np.column_stack([theta, signals])
-    return {"cheap_auc_ok": float(cheap_auc_ok), "theta_only": theta_only,
+    scored = [fit_and_score(theta[:k], y[:k], theta[held], y[held], recall, seed) for k in sizes]
+    return [s for s in scored if s is not None]
+
+
+def learned_report(theta, status, signals, n_cal: int, recall: float, cheap_auc_ok: float,
+                   seed: int = 0, theta_scores: list[dict] | None = None) -> dict:
+    """θ-only classifiers at growing training sizes (``theta_scores`` if already computed by
+    :func:`theta_only`: they do not depend on the model) and the hybrid, calibrated on the
+    first ``n_cal`` runs and scored on the rest; ``cheap_auc_ok``: the cheap model's own AUC
+    of P(ok) on the same held-out runs, which the θ-only classifier is compared against."""
+    if theta_scores is None:
+        theta_scores = theta_only(theta, status, n_cal, recall, seed)
+    y = _labels(status)
+    x = np.column_stack([np.asarray(theta, float), np.asarray(signals, float)])
+    cal, held = slice(0, n_cal), slice(n_cal, None)
+    matched = [s["n_train"] for s in theta_scores if s["auc_ok"] >= cheap_auc_ok]
+    return {"cheap_auc_ok": float(cheap_auc_ok), "theta_only": theta_scores,
             "theta_only_matches_cheap_at": matched[0] if matched else None,
-            "hybrid": fit_and_score(hybrid_x[cal], y[cal], hybrid_x[held], y[held], recall, seed)}
+            "hybrid": fit_and_score(x[cal], y[cal], x[held], y[held], recall, seed)}
+
+
+def _labels(status) -> np.ndarray:
+    return np.array([CLASSES.index(s) for s in np.asarray(status).astype(str)])

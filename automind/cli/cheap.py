@@ -59,7 +59,7 @@ def register(sub) -> None:
                    help="also train gradient boosting on θ alone (at growing numbers of "
                         "calibration runs: where does it match the cheap model's AUC?) and on "
                         "θ + the cheap model's status signals (the hybrid), scored on the same "
-                        "held-out runs (~1 min per model on 4,000 runs)")
+                        "held-out runs (~1 min on 4,000 runs)")
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
