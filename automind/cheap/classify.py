@@ -96,9 +96,7 @@ class StatusClassifier:
     def classify(self, pred, signals) -> np.ndarray:
         """Statuses (object array) from a prediction and its ``status_signals``;
         undetermined predictions stay undetermined."""
-        p = self.probabilities(signals)
-        other = np.where(p[:, 0] >= p[:, 2], "silent", "runaway")
-        said = np.where(p[:, 1] >= self.threshold, "ok", other).astype(object)
+        said = decide(self.probabilities(signals), self.threshold)
         return np.where(pred.status == "undetermined", "undetermined", said).astype(object)
 
     @classmethod
@@ -113,6 +111,13 @@ class StatusClassifier:
                 "scale": list(self.scale), "weights": [list(r) for r in self.weights],
                 "threshold": self.threshold, "recall": self.recall,
                 "knots": [list(k) for k in self.knots]}
+
+
+def decide(p, threshold: float) -> np.ndarray:
+    """Statuses (object array) from probabilities (n, 3) in ``CLASSES`` order: ``ok`` where
+    P(ok) reaches ``threshold``, otherwise the likelier of silent and runaway."""
+    other = np.where(p[:, 0] >= p[:, 2], "silent", "runaway")
+    return np.where(p[:, 1] >= threshold, "ok", other).astype(object)
 
 
 def calibrate_classifier(pred, signals, simulated_status, recall: float = 0.95,

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classify import CLASSES
+from .classify import CLASSES, decide
 from .regimes import auc
+from .screen import class_scores
 
 #: training sizes (calibration runs, first in bank order) of the θ-only classifier
 SIZES = (250, 500, 1000, 2000, 4000)
@@ -53,15 +54,8 @@ def fit_and_score(x_train, y_train, x_test, y_test, recall: float, seed: int = 0
         out_of_fold[rest] = _probabilities(model, x_train[rest])[:, ok]
     threshold = float(np.quantile(out_of_fold[y_train == ok], 1 - recall))
     p = _probabilities(_model(seed).fit(x_train, y_train), x_test)
-    other = np.where(p[:, CLASSES.index("silent")] >= p[:, CLASSES.index("runaway")],
-                     CLASSES.index("silent"), CLASSES.index("runaway"))
-    said = np.where(p[:, ok] >= threshold, ok, other)
-    scores = {"n_train": int(len(y_train)), "auc_ok": auc(p[:, ok], y_test == ok)}
-    for k, name in enumerate(CLASSES):
-        truth, called = y_test == k, said == k
-        scores[name] = {"recall": float((truth & called).sum() / max(truth.sum(), 1)),
-                        "precision": float((truth & called).sum() / max(called.sum(), 1))}
-    return scores
+    return {"n_train": int(len(y_train)), "auc_ok": auc(p[:, ok], y_test == ok)} | \
+        class_scores(decide(p, threshold), np.array(CLASSES)[y_test])
 
 
 def theta_only(theta, status, n_cal: int, recall: float, seed: int = 0) -> list[dict]:

@@ -363,16 +363,23 @@ def scores(pred, t_refrac, simulated_status, window: Window) -> dict:
     return {"n": out.pop("n"), "window": window.to_dict()} | out
 
 
-def label_scores(pred, said_all, simulated_status) -> dict:
-    """Per-class recall/precision of predicted statuses ``said_all`` vs the simulated ones,
-    and the screen (keep what is said ok or undetermined): ok-recall, precision, kept."""
+def class_scores(said_all, simulated_status) -> dict:
+    """Per status (silent, ok, runaway): runs simulated so, recall and precision of ``said_all``."""
     sim = np.asarray(simulated_status)
-    out = {"n": int(len(sim))}
+    out = {}
     for cls in ("silent", "ok", "runaway"):
         truth, said = sim == cls, said_all == cls
         out[cls] = {"n": int(truth.sum()),
                     "recall": float((truth & said).sum() / max(truth.sum(), 1)),
                     "precision": float((truth & said).sum() / max(said.sum(), 1))}
+    return out
+
+
+def label_scores(pred, said_all, simulated_status) -> dict:
+    """Per-class recall/precision of predicted statuses ``said_all`` vs the simulated ones,
+    and the screen (keep what is said ok or undetermined): ok-recall, precision, kept."""
+    sim = np.asarray(simulated_status)
+    out = {"n": int(len(sim))} | class_scores(said_all, sim)
     keep = np.isin(said_all, ("ok", "undetermined"))
     ok = sim == "ok"
     out["screen"] = {"kept": float(keep.mean()),

@@ -20,8 +20,9 @@ def register(sub) -> None:
     p.add_argument("--near", metavar="RECORDING",
                    help="calibration where this target is: the --cases held-out simulations "
                         "whose features lie nearest its (each feature scaled by its robust sd "
-                        "over the bank); choosing cases by their features keeps an exact posterior's "
-                        "coverage exact, so a shortfall here is over-confidence at the target")
+                        "over the bank); choosing cases by their features keeps an exact "
+                        "posterior's coverage exact, so a shortfall here is over-confidence at "
+                        "the target")
     p.add_argument("--samples", type=count, default=200, help="posterior samples per case")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="coverage figure (default: in the posterior folder)")
