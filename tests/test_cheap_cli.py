@@ -131,6 +131,15 @@ def test_a_saved_classifier_screens_a_new_bank(tmp_path, capsys):
     assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic",
                  "--save-classifier", str(saved)]) == 2
     assert "exists" in capsys.readouterr().err and saved.read_bytes() == before
+    # calibrated with saturated ok runs as runaway: the file records the label
+    saturated = tmp_path / "clf_saturated.json"
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--saturation",
+                 "0.9", "--save-classifier", str(saturated), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["saturation"] == 0.9
+    assert json.loads(saturated.read_text())["calibrated_on"]["saturation"] == 0.9
+    assert main(["cheap", "check", str(tmp_path / "b"), "--table", "analytic", "--saturation",
+                 "0"]) == 2
+    assert "--saturation 0" in capsys.readouterr().err
     screen = f"cheap:classifier={saved},table=analytic"
     assert main(["simulate", "--N", "200", "--duration", "0.6", "-n", "40", "--seed", "9",
                  "--screen", screen, "--out", str(tmp_path / "s"), "--json"]) == 0

@@ -8,6 +8,7 @@ import automind.cheap.networks as networks
 from automind.cheap.classify import StatusClassifier, calibrate_classifier
 from automind.cheap.moments import Drive, Neuron, first_step_crossing, membrane, step_constants
 from automind.cheap.screen import CheapModel, Window, classify, label_scores
+from automind.errors import UserError
 from automind.prior import Prior
 from automind.simulators import SimulatorSpec
 from automind.simulators.execution import make_jobs
@@ -166,6 +167,39 @@ def test_check_runs_calibrated_on_another_bank_scores_all_runs():
     for cls in ("silent", "runaway"):
         assert m["classifier"][cls]["recall"] >= 0.9 and m["classifier"][cls]["n"] >= 5
     assert m["default_thresholds"]["ok"]["recall"] == 1.0
+
+
+def test_check_runs_with_saturation_scores_saturated_ok_runs_as_runaway():
+    """Known answer: the "simulated" statuses are the model's own at the early stop's 0.99 and
+    the rates its own probe rates, so the ok runs above activity 0.5 are exactly the ones the
+    model's 0.5-threshold window calls runaway; ``saturation=0.5`` must score those as runaway
+    (counts exact), and the classifier calibrated on that label on other draws recalls them."""
+    from automind.cheap.check import check_runs, saturated_ok
+
+    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(spec, prior, "analytic")
+
+    def runs(seed):
+        theta = prior.sample_indexed(seed, range(300))
+        pred = model.predict(theta, status_only=True)
+        t_ref = model.t_refrac(theta)
+        return theta, classify(pred, t_ref, Window()).astype(str), pred.rate_E, \
+            classify(pred, t_ref, Window(high=0.5)).astype(str), t_ref
+
+    theta, status, rate, at_half, t_ref = runs(1)
+    relabelled = saturated_ok(status, rate, t_ref, 0.5)
+    assert np.array_equal(np.where(relabelled, "runaway", status), at_half)
+    assert relabelled.sum() >= 15  # the case is not empty
+    report = check_runs(spec, prior, theta, status, rate, table="analytic",
+                        calibrate_on=runs(2)[:3], saturation=0.5)
+    runaway = report["models"]["analytic"]["classifier"]["runaway"]
+    assert runaway["n"] == int((at_half == "runaway").sum())
+    assert runaway["recall"] >= 0.9
+    assert report["saturated_ok"]["n"] == int(saturated_ok(status, rate, t_ref).sum())
+    with pytest.raises(UserError, match="E rate of every ok run"):  # no rates to relabel by
+        check_runs(spec, prior, theta, status, rate, table="analytic",
+                   calibrate_on=runs(2)[:2], saturation=0.5)
 
 
 def test_classifier_uses_the_onset_time_to_separate_saturated_runs():

@@ -15,6 +15,17 @@ from ..errors import UserError
 #: spec cheap-forward.md §4: "asynchronous" ok runs for the rate accuracy (mean pairwise
 #: correlation below this)
 ASYNC_CORR = 0.05
+#: an ok run whose E activity ν_E·t_ref over the analysed window exceeds this is a network
+#: locked at the refractory limit that ignited a few ms too late for the probe's 0.99
+#: (docs/cheap.md, "Saturated ok runs")
+SATURATED_ACTIVITY = 0.9
+
+
+def saturated_ok(status, rate_E, t_refrac, above: float = SATURATED_ACTIVITY) -> np.ndarray:
+    """Mask of the ok runs whose E activity ν_E·t_ref exceeds ``above`` (runs without a rate:
+    False)."""
+    with np.errstate(invalid="ignore"):
+        return (np.asarray(status) == "ok") & (np.asarray(rate_E, float) * t_refrac > above)
 
 
 def spearman(a, b) -> float:
@@ -27,14 +38,19 @@ def spearman(a, b) -> float:
 
 def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
                calibration: float = 0.5, baseline: bool = True, calibrate_on=None,
-               regime_features: dict | None = None, learned: bool = False) -> dict:
+               regime_features: dict | None = None, learned: bool = False,
+               saturation: float | None = None) -> dict:
     """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
     bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline. The window
     and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
     the runs, or on another bank's (θ, status) ``calibrate_on`` and then scored on all runs.
     ``regime_features``: the runs' ``regimes.NEEDED`` features (name → array by row), to score
     the predicted regimes (``regimes.regime_report``; all of these runs, nothing calibrated).
-    ``learned``: also learned classifiers on θ and on θ + the model's signals (``learned.py``)."""
+    ``learned``: also learned classifiers on θ and on θ + the model's signals (``learned.py``).
+    ``calibrate_on`` is (θ, status) or (θ, status, rate_E). ``saturation``: calibrate and score
+    on statuses where ok runs with window activity above it are runaway
+    (:func:`saturated_ok`; needs the rates of every run, of ``calibrate_on``'s too).
+    Either way ``saturated_ok`` counts the held-out ok runs above ``SATURATED_ACTIVITY``."""
     from .classify import calibrate_classifier
     from .learned import learned_report, theta_only
     from .regimes import auc, regime_report
@@ -48,14 +64,26 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         raise UserError(f"checking needs at least 20 ok/silent/runaway runs, got {len(theta)}")
     n_cal = int(round(calibration * len(theta)))
     if calibrate_on is not None:
-        other_theta, other_status = calibrate_on
+        other_theta, other_status = calibrate_on[:2]
+        other_rate = calibrate_on[2] if len(calibrate_on) > 2 else np.full(len(other_theta), np.nan)
         other_done = np.isin(other_status, ("ok", "silent", "runaway"))
         n_cal = int(other_done.sum())
         theta = np.concatenate([np.asarray(other_theta)[other_done], theta])
         status = np.concatenate([np.asarray(other_status)[other_done].astype(str), status])
-        rate_E = np.concatenate([np.full(n_cal, np.nan), rate_E])
+        rate_E = np.concatenate([np.asarray(other_rate, float)[other_done], rate_E])
+    t_ref = CheapModel.for_spec(spec, prior, "analytic").t_refrac(theta)
+    cal, held = slice(0, n_cal), slice(n_cal, None)
+    over = saturated_ok(status, rate_E, t_ref)
+    saturated = {"above": SATURATED_ACTIVITY, "n": int(over[held].sum()),
+                 "of": int((status[held] == "ok").sum())}
+    if saturation is not None:
+        if not np.all(np.isfinite(rate_E[status == "ok"])):
+            raise UserError("--saturation needs the E rate of every ok run, of the calibration "
+                            "bank's too")
+        status = np.where(saturated_ok(status, rate_E, t_ref, saturation), "runaway", status)
     out = {"n": int(len(theta)), "calibration": n_cal, "held_out": int(len(theta) - n_cal),
-           "recall_target": recall, "models": {}}
+           "recall_target": recall, "saturation": saturation, "saturated_ok": saturated,
+           "models": {}}
     models = [("table", table)] if table != "analytic" else []
     models += [("analytic", "analytic")] if baseline or table == "analytic" else []
     theta_scores = theta_only(theta, status, n_cal, recall) if learned else None
@@ -64,8 +92,6 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
         start = time.process_time()
         pred = model.predict(theta)
         cpu = time.process_time() - start
-        t_ref = model.t_refrac(theta)
-        cal, held = slice(0, n_cal), slice(n_cal, None)
         window = calibrate_window(_take(pred, cal), t_ref[cal], status[cal], recall)
         signals = model.status_signals(theta, pred)
         classifier = calibrate_classifier(_take(pred, cal), signals[cal], status[cal], recall)

@@ -60,6 +60,13 @@ def register(sub) -> None:
                         "calibration runs: where does it match the cheap model's AUC?) and on "
                         "θ + the cheap model's status signals (the hybrid), scored on the same "
                         "held-out runs (~1 min on 4,000 runs)")
+    p.add_argument("--saturation", type=float, metavar="A",
+                   help="calibrate and score on a label where ok runs whose E activity over "
+                        "the analysed window (rate x refractory period) exceeds A are runaway: "
+                        "networks locked at the refractory limit that ignited a few ms too late "
+                        "for the early stop (a fifth of the ok runs at N = 2000; "
+                        "docs/cheap.md, \"Saturated ok runs\"); e.g. 0.9. A classifier saved "
+                        "with it screens them out too")
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
@@ -254,6 +261,8 @@ def run_check(args) -> dict:
     from ..prior import Prior
     from ..simulators import SimulatorSpec
 
+    if args.saturation is not None and not args.saturation > 0:
+        raise UserError(f"--saturation {args.saturation}: give an activity above 0 (e.g. 0.9)")
     if not 0 < args.calibration < 1:
         raise UserError(f"--calibration {args.calibration}: give a share between 0 and 1")
     if args.save_classifier is not None and args.save_classifier.exists():
@@ -268,11 +277,11 @@ def run_check(args) -> dict:
         if cal_bank.meta.get("prior_sha256") != bank.meta.get("prior_sha256"):
             raise UserError(f"--calibrate-on {args.calibrate_on}: its prior differs from {args.bank}'s")
         cal_rows = cal_bank.table()
-        other = (cal_rows["theta"], cal_rows["status"])
+        other = (cal_rows["theta"], cal_rows["status"], cal_rows["rate_E"])
     found = bank_regime_features(bank, rows["index"])
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
                         table=args.table, recall=args.recall, calibration=args.calibration,
-                        calibrate_on=other, learned=args.learned,
+                        calibrate_on=other, learned=args.learned, saturation=args.saturation,
                         regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
     report["calibrated_on"] = None if args.calibrate_on is None else str(args.calibrate_on)
@@ -286,11 +295,17 @@ def run_check(args) -> dict:
         save_classifier(args.save_classifier, model["classifier"]["classifier"], model["table"],
                         {"bank": str(args.bank), "calibrate_on": None if args.calibrate_on is None
                          else str(args.calibrate_on), "recall": args.recall,
+                         "saturation": args.saturation,
                          "runs": report["calibration"]})
         report["classifier_saved"] = str(args.save_classifier)
     if not args.json:
         print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
               f"scored on {report['held_out']}")
+        sat = report["saturated_ok"]
+        print(f"  {sat['n']} of the {sat['of']} held-out ok runs are saturated over the window "
+              f"(E activity > {sat['above']:g}: locked at the refractory limit)"
+              + (f"; scored as runaway (--saturation {args.saturation:g})"
+                 if args.saturation is not None else ""))
         for name, m in report["models"].items():
             c = m["calibrated"]
             print(f"  {name}: ok recall {c['ok']['recall']:.2f} precision {c['ok']['precision']:.2f}; "
