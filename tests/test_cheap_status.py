@@ -142,25 +142,30 @@ def test_classifier_learns_that_a_weak_drive_stays_silent_despite_a_predicted_ig
     assert scored["ok"]["precision"] >= 0.95
 
 
+SMALL_MK1 = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
+
+
+def _model_runs(seed, window=Window()):
+    """300 prior draws "simulated" by the analytic model itself: θ, its statuses at the early
+    stop's thresholds, its probe rates, its statuses under ``window``, t_ref."""
+    prior = Prior.load("mk1")
+    model = CheapModel.for_spec(SMALL_MK1, prior, "analytic")
+    theta = prior.sample_indexed(seed, range(300))
+    pred = model.predict(theta, status_only=True)
+    t_ref = model.t_refrac(theta)
+    return theta, classify(pred, t_ref, Window()).astype(str), pred.rate_E, \
+        classify(pred, t_ref, window).astype(str), t_ref
+
+
 def test_check_runs_calibrated_on_another_bank_scores_all_runs():
     """``check_runs(..., calibrate_on=...)``: when the "simulated" statuses are the model's own
     (early-stop thresholds), the classifier calibrated on one set of draws reproduces them on
     another (known answer: recall ~1), and every scored run is held out."""
     from automind.cheap.check import check_runs
 
-    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
-    prior = Prior.load("mk1")
-    model = CheapModel.for_spec(spec, prior, "analytic")
-
-    def runs(seed):
-        theta = prior.sample_indexed(seed, range(300))
-        pred = model.predict(theta, status_only=True)
-        status = classify(pred, model.t_refrac(theta), Window()).astype(str)
-        return theta, status, pred.rate_E
-
-    theta, status, rate = runs(1)
-    report = check_runs(spec, prior, theta, status, rate, table="analytic",
-                        calibrate_on=runs(2)[:2])
+    theta, status, rate = _model_runs(1)[:3]
+    report = check_runs(SMALL_MK1, Prior.load("mk1"), theta, status, rate, table="analytic",
+                        calibrate_on=_model_runs(2)[:2])
     m = report["models"]["analytic"]
     assert report["held_out"] == int(np.isin(status, ("ok", "silent", "runaway")).sum())
     assert m["classifier"]["ok"]["recall"] >= 0.9
@@ -176,30 +181,21 @@ def test_check_runs_with_saturation_scores_saturated_ok_runs_as_runaway():
     (counts exact), and the classifier calibrated on that label on other draws recalls them."""
     from automind.cheap.check import check_runs, saturated_ok
 
-    spec = SimulatorSpec.load("mk1").with_overrides(N=500, duration=1.0)
     prior = Prior.load("mk1")
-    model = CheapModel.for_spec(spec, prior, "analytic")
-
-    def runs(seed):
-        theta = prior.sample_indexed(seed, range(300))
-        pred = model.predict(theta, status_only=True)
-        t_ref = model.t_refrac(theta)
-        return theta, classify(pred, t_ref, Window()).astype(str), pred.rate_E, \
-            classify(pred, t_ref, Window(high=0.5)).astype(str), t_ref
-
-    theta, status, rate, at_half, t_ref = runs(1)
+    theta, status, rate, at_half, t_ref = _model_runs(1, Window(high=0.5))
     relabelled = saturated_ok(status, rate, t_ref, 0.5)
     assert np.array_equal(np.where(relabelled, "runaway", status), at_half)
     assert relabelled.sum() >= 15  # the case is not empty
-    report = check_runs(spec, prior, theta, status, rate, table="analytic",
-                        calibrate_on=runs(2)[:3], saturation=0.5)
+    other = _model_runs(2)[:3]
+    report = check_runs(SMALL_MK1, prior, theta, status, rate, table="analytic",
+                        calibrate_on=other, saturation=0.5)
     runaway = report["models"]["analytic"]["classifier"]["runaway"]
     assert runaway["n"] == int((at_half == "runaway").sum())
     assert runaway["recall"] >= 0.9
     assert report["saturated_ok"]["n"] == int(saturated_ok(status, rate, t_ref).sum())
     with pytest.raises(UserError, match="E rate of every ok run"):  # no rates to relabel by
-        check_runs(spec, prior, theta, status, rate, table="analytic",
-                   calibrate_on=runs(2)[:2], saturation=0.5)
+        check_runs(SMALL_MK1, prior, theta, status, rate, table="analytic",
+                   calibrate_on=other[:2], saturation=0.5)
 
 
 def test_classifier_uses_the_onset_time_to_separate_saturated_runs():
