@@ -39,7 +39,7 @@ def spearman(a, b) -> float:
 def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0.95,
                calibration: float = 0.5, baseline: bool = True, calibrate_on=None,
                regime_features: dict | None = None, learned: bool = False,
-               saturation: float | None = None) -> dict:
+               saturation: float | None = None, slow_inhibition: bool = False) -> dict:
     """Scores of the cheap model on simulated runs (θ rows, their status and E rate, e.g. a
     bank's); ``table`` as in ``CheapModel.for_spec``; also the analytic baseline. The window
     and the classifier (``classify.py``) are calibrated on the first ``calibration`` share of
@@ -50,7 +50,8 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
     ``calibrate_on`` is (θ, status) or (θ, status, rate_E). ``saturation``: calibrate and score
     on statuses where ok runs with window activity above it are runaway
     (:func:`saturated_ok`; needs the rates of every run, of ``calibrate_on``'s too).
-    Either way ``saturated_ok`` counts the held-out ok runs above ``SATURATED_ACTIVITY``."""
+    Either way ``saturated_ok`` counts the held-out ok runs above ``SATURATED_ACTIVITY``.
+    ``slow_inhibition``: both models with the slow-inhibition blend (``inhibition.py``)."""
     from .classify import calibrate_classifier
     from .learned import learned_report, theta_only
     from .regimes import auc, regime_report
@@ -82,13 +83,14 @@ def check_runs(spec, prior, theta, status, rate_E, table=None, recall: float = 0
                             "bank's too")
         status = np.where(saturated_ok(status, rate_E, t_ref, saturation), "runaway", status)
     out = {"n": int(len(theta)), "calibration": n_cal, "held_out": int(len(theta) - n_cal),
-           "recall_target": recall, "saturation": saturation, "saturated_ok": saturated,
+           "recall_target": recall, "saturation": saturation,
+           "slow_inhibition": slow_inhibition, "saturated_ok": saturated,
            "models": {}}
     models = [("table", table)] if table != "analytic" else []
     models += [("analytic", "analytic")] if baseline or table == "analytic" else []
     theta_scores = theta_only(theta, status, n_cal, recall) if learned else None
     for name, which in models:
-        model = CheapModel.for_spec(spec, prior, which)
+        model = CheapModel.for_spec(spec, prior, which, slow_inhibition)
         start = time.process_time()
         pred = model.predict(theta)
         cpu = time.process_time() - start

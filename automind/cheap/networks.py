@@ -12,6 +12,7 @@ import copy
 import numpy as np
 
 from ..errors import UserError
+from .inhibition import slow_inhibition_rate
 from .moments import (Drive, Neuron, StepConstants, adiabatic_w, current_based, dimensionless,
                       discrete_time_rate, first_step_crossing, first_step_z, membrane, refractory_steps, source,
                       step_constants)
@@ -62,6 +63,8 @@ class MK1Network(_Network):
     """Driven E (igniters), undriven E and I populations of MK1 for a batch of θ (SI dicts of arrays)."""
 
     names = ("E_d", "E_n", "I")
+    #: blend the table's rates with the quasi-static slow-inhibition limit (``inhibition.py``)
+    slow_inhibition = False
 
     def __init__(self, params: dict, fixed: dict, N: int, table, dt: float | None = None):
         """``dt``: the simulator's time step, whose discreteness sets the highest rates (see
@@ -205,6 +208,8 @@ class MK1Network(_Network):
         mom = membrane(n, drive, w)
         log_rate, cvs, extra = self.table.lookup(dimensionless(n, mom), cv=cv)
         nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
+        if self.slow_inhibition:
+            nu = slow_inhibition_rate(self.table, n, drive, w, nu, mom)
         if self.dt is not None:
             step = StepConstants(**{k: v[index] for k, v in vars(self.step).items()})
             nu = discrete_time_rate(nu, n.t_refrac, first_step_crossing(

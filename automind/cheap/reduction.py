@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..simulators.mk1 import EQUATIONS as MK1_EQUATIONS
+from .inhibition import slow_inhibition_rate, table_rate
 from .moments import (Neuron, adiabatic_w, dimensionless, discrete_time_rate,
                       first_step_crossing, membrane, source, step_constants)
 
@@ -114,15 +115,18 @@ def _drive(draws: dict):
             + source(draws["rate_i"], draws["Q_gi"], False))
 
 
-def predict(draws: dict, table, dt: float, iterations: int = 200) -> np.ndarray:
+def predict(draws: dict, table, dt: float, iterations: int = 200,
+            slow_inhibition: bool = False) -> np.ndarray:
     """The cheap model's rate (Hz) of each drawn neuron: ν = Φ(ν) with adaptation at its
-    adiabatic value for ν (damped iteration from 0), then the time-step correction."""
+    adiabatic value for ν (damped iteration from 0), then the time-step correction;
+    ``slow_inhibition`` as in ``networks.MK1Network``."""
     neuron, drive = _neuron(draws), _drive(draws)
     nu = np.zeros(len(draws["C"]))
     for _ in range(iterations):
-        mom = membrane(neuron, drive, adiabatic_w(neuron, drive, nu))
-        log_rate, _, _ = table.lookup(dimensionless(neuron, mom), cv=False)
-        new = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / neuron.t_refrac)
+        w = adiabatic_w(neuron, drive, nu)
+        new, mom = table_rate(table, neuron, drive, w)
+        if slow_inhibition:
+            new = slow_inhibition_rate(table, neuron, drive, w, new, mom)
         if np.allclose(new, nu, rtol=1e-6, atol=1e-9):
             break
         nu = 0.5 * nu + 0.5 * new
@@ -167,16 +171,16 @@ def step_groups(draws: dict, rate: np.ndarray, dt: float) -> dict:
 
 
 def check(spec, prior, table, n: int, seed: int, duration: float, transient: float,
-          adaptation: bool = False) -> dict:
+          adaptation: bool = False, slow_inhibition: bool = False) -> dict:
     """Draw, simulate and predict ``n`` neurons; :func:`compare` by :func:`groups` and
     :func:`step_groups`."""
     draws = draw(spec, prior, n, seed=seed, adaptation=adaptation)
     simulated = simulate(draws, spec.dt, duration=duration, transient=transient, seed=seed)
-    predicted = predict(draws, table, spec.dt)
+    predicted = predict(draws, table, spec.dt, slow_inhibition=slow_inhibition)
     found = compare(simulated, predicted, groups(draws, predicted)
                     | step_groups(draws, predicted, spec.dt))
     return found | {"neurons": n, "seed": seed, "duration": duration, "transient": transient,
-                    "adaptation": adaptation}
+                    "adaptation": adaptation, "slow_inhibition": slow_inhibition}
 
 
 def compare(simulated: np.ndarray, predicted: np.ndarray, groups: dict) -> dict:

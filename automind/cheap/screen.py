@@ -49,19 +49,24 @@ class Window:
 class CheapModel:
     """A simulator spec's reduction bound to a table (or the analytic baseline)."""
 
-    def __init__(self, spec, prior, table):
+    def __init__(self, spec, prior, table, slow_inhibition: bool = False):
         from ..simulators.simulator import check_prior_fits
 
         check_prior_fits(spec, prior)
+        if slow_inhibition and spec.model != "mk1":
+            raise UserError(f"cheap: slow inhibition needs conductance synapses (mk1), not "
+                            f"{spec.model!r}")
         self.spec, self.prior, self.table = spec, prior, table
+        self.slow_inhibition = slow_inhibition
         from .networks import for_spec  # raises a UserError for models without a reduction
 
         for_spec(spec, theta_to_si(prior, (prior.low + prior.high)[None] / 2), table)
 
     @classmethod
-    def for_spec(cls, spec, prior=None, table=None) -> "CheapModel":
+    def for_spec(cls, spec, prior=None, table=None, slow_inhibition: bool = False) -> "CheapModel":
         """``table``: a :class:`table.Table`, a folder, ``"analytic"``, or None for the built
-        table in the cache (full grid first, then the reduced one)."""
+        table in the cache (full grid first, then the reduced one). ``slow_inhibition``: blend
+        the rates with the slow, granular inhibition limit (``inhibition.py``; MK1 only)."""
         from ..prior import Prior
         from .baseline import AnalyticPhi
         from .table import Table, default_table
@@ -73,12 +78,14 @@ class CheapModel:
             table = AnalyticPhi()
         elif not hasattr(table, "lookup"):
             table = Table(table)
-        return cls(spec, prior, table)
+        return cls(spec, prior, table, slow_inhibition)
 
     def network(self, theta):
         from .networks import for_spec
 
-        return for_spec(self.spec, theta_to_si(self.prior, theta), self.table)
+        net = for_spec(self.spec, theta_to_si(self.prior, theta), self.table)
+        net.slow_inhibition = self.slow_inhibition
+        return net
 
     def predict(self, theta, batch: int = 4096, status_only: bool = False):
         """Solve every θ row; returns a :class:`solve.Prediction` (batched for memory).

@@ -29,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("-n", type=count, required=True, help="number of prior draws")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="new Parquet file")
+    _slow_inhibition_option(p)
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_predict)
@@ -67,6 +68,7 @@ def register(sub) -> None:
                         "for the early stop (a fifth of the ok runs at N = 2000; "
                         "docs/cheap.md, \"Saturated ok runs\"); e.g. 0.9. A classifier saved "
                         "with it screens them out too")
+    _slow_inhibition_option(p)
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_check)
@@ -129,6 +131,7 @@ def _add_reduction(cheap) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--adaptation", action="store_true",
                    help="draw τ_w uniformly up to 0.5 s (default: a = b = 0)")
+    _slow_inhibition_option(p)
     _table_option(p)
     add_json(p)
     p.set_defaults(func=run_reduction)
@@ -146,7 +149,7 @@ def run_reduction(args) -> dict:
     spec = SimulatorSpec.load("mk1")
     model = CheapModel.for_spec(spec, None, args.table)
     found = reduction.check(spec, model.prior, model.table, args.n, args.seed, args.duration,
-                            args.transient, args.adaptation)
+                            args.transient, args.adaptation, args.slow_inhibition)
     found["table"] = table_key(model.table)
     if not args.json:
         print(f"{args.n} neurons, {found['active']} firing ≥ 0.5 Hz; table {found['table']}")
@@ -158,6 +161,14 @@ def run_reduction(args) -> dict:
                       f"{g['fires_called_silent']}, silent called active "
                       f"{g['silent_called_active']}")
     return found
+
+
+def _slow_inhibition_option(p) -> None:
+    p.add_argument("--slow-inhibition", action="store_true",
+                   help="blend the table's rates with the limit of slow, granular inhibition "
+                        "(neurons firing between large inhibitory events; 8 more table lookups "
+                        "per evaluation; MK1 only; docs/cheap.md, 'The asynchronous rate "
+                        "error')")
 
 
 def _table_option(p) -> None:
@@ -200,7 +211,8 @@ def _model(args, spec=None, prior=None):
 
     spec = spec or SimulatorSpec.load(args.simulator)
     prior = prior or Prior.load(args.prior or spec.prior)
-    return CheapModel.for_spec(spec, prior, args.table)
+    return CheapModel.for_spec(spec, prior, args.table,
+                               getattr(args, "slow_inhibition", False))
 
 
 def run_predict(args) -> dict:
@@ -282,6 +294,7 @@ def run_check(args) -> dict:
     report = check_runs(spec, prior, rows["theta"], rows["status"], rows["rate_E"],
                         table=args.table, recall=args.recall, calibration=args.calibration,
                         calibrate_on=other, learned=args.learned, saturation=args.saturation,
+                        slow_inhibition=args.slow_inhibition,
                         regime_features=None if found is None else found[1])
     report["bank"] = str(args.bank)
     report["calibrated_on"] = None if args.calibrate_on is None else str(args.calibrate_on)
