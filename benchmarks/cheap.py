@@ -1,7 +1,7 @@
 """Cheap forward model vs the compiled MK1 engine, measured in the same run (JSON on stdout).
 
     python benchmarks/cheap.py [--n 2000] [--N 2000] [--duration 10] [--table analytic]
-                               [--bank BANK] [--repeats 3]
+                               [--bank BANK] [--repeats 3] [--slow-inhibition]
 
 - predictions per CPU-second (batched, prior draws; full, status-only, and status-only plus
   the status classifier's inputs ``status_signals``; median of ``--repeats`` warm batches, the
@@ -11,7 +11,8 @@
   window at ok-recall 0.95) give the CPU per ok simulation with and without the screen,
   (T + p(1−q)/q) / (T + p(1−P)/P), T the run's CPU and p the probe's (T × probe/duration);
   and a target-rate window screen (``check.rate_window_report``): probes simulated per run
-  near a target rate with and without it, for the table and the analytic Φ.
+  near a target rate with and without it, for the table and the analytic Φ;
+- ``--slow-inhibition``: the same for the model with the slow-inhibition blend (opt-in).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def main() -> None:
     ap.add_argument("--table", default=None)
     ap.add_argument("--bank", default=None)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--slow-inhibition", action="store_true",
+                    help="the model with the slow-inhibition blend (cheap/inhibition.py)")
     args = ap.parse_args()
 
     spec = SimulatorSpec.load("mk1").with_overrides(N=args.N, duration=args.duration)
     prior = Prior.load("mk1")
-    model = CheapModel.for_spec(spec, prior, args.table)
+    model = CheapModel.for_spec(spec, prior, args.table, args.slow_inhibition)
     theta = prior.sample_indexed(1, range(args.n))
     # the first call pays one-time costs (imports such as scipy.signal, numpy's lazy setup):
     # reported, then the batch is timed warm, median of --repeats (the machine is shared)
@@ -85,7 +88,8 @@ def main() -> None:
                          "cpu_seconds": engine_cpu})
         if result.status == "ok" and result.t_end >= args.duration - 1e-9:
             break
-    out = {"n_predictions": args.n, "cheap_cpu_seconds": cheap_cpu,
+    out = {"n_predictions": args.n, "slow_inhibition": args.slow_inhibition,
+           "cheap_cpu_seconds": cheap_cpu,
            "predictions_per_cpu_second": per_second,
            "repeats": {"full_cpu_seconds": full, "status_only_cpu_seconds": status_only},
            "first_call": {"cpu_seconds": cold_cpu, "predictions_per_cpu_second": args.n / cold_cpu},
