@@ -20,7 +20,7 @@ import numpy as np
 
 from .moments import Drive, dimensionless, membrane
 
-#: quantile nodes of the inhibitory conductance per evaluation (each one table lookup)
+#: equal-probability bins of the inhibitory conductance per evaluation (each one table lookup)
 NODES = 8
 #: events per τ_i tabulated (log grid); beyond it the nearest end is used
 EVENTS = np.geomspace(0.01, 100.0, 33)
