@@ -152,7 +152,8 @@ def run_reduction(args) -> dict:
                             args.transient, args.adaptation, args.slow_inhibition)
     found["table"] = table_key(model.table)
     if not args.json:
-        print(f"{args.n} neurons, {found['active']} firing ≥ 0.5 Hz; table {found['table']}")
+        print(f"{args.n} neurons, {found['active']} firing ≥ 0.5 Hz; table {found['table']}"
+              + (" with slow inhibition" if args.slow_inhibition else ""))
         for name, g in found.items():
             if isinstance(g, dict) and "n" in g:
                 spread = ("" if g["n"] == 0 else f"median {g['median_abs_dlog10']:.3f}, 95th "
@@ -313,7 +314,8 @@ def run_check(args) -> dict:
         report["classifier_saved"] = str(args.save_classifier)
     if not args.json:
         print(f"bank {args.bank}: {report['n']} runs, calibrated on {report['calibration']}, "
-              f"scored on {report['held_out']}")
+              f"scored on {report['held_out']}"
+              + ("; rates with slow inhibition" if args.slow_inhibition else ""))
         sat = report["saturated_ok"]
         print(f"  {sat['n']} of the {sat['of']} held-out ok runs are saturated over the window "
               f"(E activity > {sat['above']:g}: locked at the refractory limit)"
