@@ -50,7 +50,16 @@ def test_the_blend_keeps_the_table_where_inhibition_is_fast_or_absent():
     excite = source(6000.0, 1e-9, True)
     for neuron, drive in ((_neuron(10e-3), excite),
                           (_neuron(1e-7), excite + source(300.0, 12e-9, False))):
-        rate, mom = table_rate(table, neuron, drive, 0.0)
+        rate, mom = table_rate(table, neuron, drive, 0.0)[:2]
         assert 0 < rate < 1 / 2e-3
         assert slow_inhibition_rate(table, neuron, drive, 0.0, rate, mom) == pytest.approx(
             rate, rel=1e-3)
+
+
+def test_slow_inhibition_is_refused_for_a_model_without_conductances():
+    from automind.cheap.screen import CheapModel
+    from automind.errors import UserError
+    from automind.simulators import SimulatorSpec
+
+    with pytest.raises(UserError, match="conductance synapses"):
+        CheapModel.for_spec(SimulatorSpec.load("brunel"), table="analytic", slow_inhibition=True)

@@ -63,11 +63,12 @@ def conductance_nodes(events) -> np.ndarray:
     return np.where(finite[..., None], out, 1.0)
 
 
-def table_rate(table, neuron, drive: Drive, w) -> tuple[np.ndarray, object]:
-    """(ν Hz, capped at 1/t_ref; the moments) of the table for these inputs."""
+def table_rate(table, neuron, drive: Drive, w, cv: bool = False) -> tuple:
+    """(ν Hz capped at 1/t_ref, the moments, ISI CV (None unless ``cv``), extrapolated) of the
+    table for these inputs: the one step from moments to rate of every caller."""
     mom = membrane(neuron, drive, w)
-    log_rate, _, _ = table.lookup(dimensionless(neuron, mom), cv=False)
-    return np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / neuron.t_refrac), mom
+    log_rate, cvs, extra = table.lookup(dimensionless(neuron, mom), cv=cv)
+    return np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / neuron.t_refrac), mom, cvs, extra
 
 
 def slow_inhibition_rate(table, neuron, drive: Drive, w, rate, mom) -> np.ndarray:

@@ -12,7 +12,7 @@ import copy
 import numpy as np
 
 from ..errors import UserError
-from .inhibition import slow_inhibition_rate
+from .inhibition import slow_inhibition_rate, table_rate
 from .moments import (Drive, Neuron, StepConstants, adiabatic_w, current_based, dimensionless,
                       discrete_time_rate, first_step_crossing, first_step_z, membrane, refractory_steps, source,
                       step_constants)
@@ -205,9 +205,7 @@ class MK1Network(_Network):
         (b, P); ``cv=False`` skips the CV (None), which only the final outputs need."""
         n = self.neuron(slice(None), index)
         drive = self.drives(rates, index)
-        mom = membrane(n, drive, w)
-        log_rate, cvs, extra = self.table.lookup(dimensionless(n, mom), cv=cv)
-        nu = np.minimum(10.0 ** log_rate / mom.tau_eff, 1 / n.t_refrac)
+        nu, mom, cvs, extra = table_rate(self.table, n, drive, w, cv=cv)
         if self.slow_inhibition:
             nu = slow_inhibition_rate(self.table, n, drive, w, nu, mom)
         if self.dt is not None:

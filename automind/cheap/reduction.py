@@ -124,7 +124,7 @@ def predict(draws: dict, table, dt: float, iterations: int = 200,
     nu = np.zeros(len(draws["C"]))
     for _ in range(iterations):
         w = adiabatic_w(neuron, drive, nu)
-        new, mom = table_rate(table, neuron, drive, w)
+        new, mom = table_rate(table, neuron, drive, w)[:2]
         if slow_inhibition:
             new = slow_inhibition_rate(table, neuron, drive, w, new, mom)
         if np.allclose(new, nu, rtol=1e-6, atol=1e-9):
