@@ -43,27 +43,26 @@ class Parameter:
         return si_factor(self.unit)
 
 
-def _forward(values, params, xp):
-    """Map θ to the space where the prior is uniform (log for log-scale parameters)."""
+def _on_log_columns(values, params, fn):
+    """``fn`` applied to the log-scale parameters' columns of θ (a copy; the rest unchanged)."""
     logs = [p.scale == "log" for p in params]
     if not any(logs):
         return values
-    out = values.clone() if xp is torch else np.array(values, dtype=float, copy=True)
+    out = values.clone() if isinstance(values, torch.Tensor) else \
+        np.array(values, dtype=float, copy=True)
     for k, is_log in enumerate(logs):
         if is_log:
-            out[..., k] = xp.log(out[..., k])
+            out[..., k] = fn(out[..., k])
     return out
+
+
+def _forward(values, params, xp):
+    """Map θ to the space where the prior is uniform (log for log-scale parameters)."""
+    return _on_log_columns(values, params, xp.log)
 
 
 def _inverse(values, params, xp):
-    logs = [p.scale == "log" for p in params]
-    if not any(logs):
-        return values
-    out = values.clone() if xp is torch else np.array(values, dtype=float, copy=True)
-    for k, is_log in enumerate(logs):
-        if is_log:
-            out[..., k] = xp.exp(out[..., k])
-    return out
+    return _on_log_columns(values, params, xp.exp)
 
 
 @dataclass(frozen=True)
