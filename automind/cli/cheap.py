@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import add_engine_options, add_json, count, positive_float, say, workers
+from ..progress import say
+from .options import add_engine_options, add_json, count, positive_float, workers
 
 
 def register(sub) -> None:

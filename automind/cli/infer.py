@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError, require_new_folder
-from .options import add_json, add_recording_options, count, recording_options, say
+from ..progress import say
+from .options import add_json, add_recording_options, count, recording_options
 
 
 def register(sub) -> None:

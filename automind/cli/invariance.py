@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..progress import say
 from .options import (add_engine_options, add_json, add_recording_options, count, positive_float,
-                      recording_options, say, workers)
+                      recording_options, workers)
 
 
 def path_points(text: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def positive_float(text: str) -> float:
@@ -114,6 +113,3 @@ def workers(args) -> int:
     return args.workers or default_workers()
 
 
-def say(*parts, **kwargs) -> None:
-    """A progress line for people (stderr, so --json output stays parseable)."""
-    print(*parts, file=sys.stderr, flush=True, **kwargs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .options import add_json, add_simulation_options, count, load_setup, say, workers
+from ..progress import say
+from .options import add_json, add_simulation_options, count, load_setup, workers
 
 
 def register(sub) -> None:

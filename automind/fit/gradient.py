@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import json_floats, save_npy, save_npz, write_json
+from ..progress import sayer
 from .plan import NOISE_REPEATS
 from .record import record_run
 
@@ -122,10 +123,7 @@ class GradientSettings:
 
 
 def _say(progress: bool, text: str) -> None:
-    if progress:
-        import sys
-
-        print(f"fit (gradient): {text}", file=sys.stderr, flush=True)
+    sayer(progress, "fit (gradient): ")(text)
 
 
 def _transformed(fs, results) -> np.ndarray:

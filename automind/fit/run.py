@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import json_floats, write_json
+from ..progress import sayer
 from .misfit import set_size
 from .plan import ABSENT, FitSettings
 from .record import record_run
@@ -61,10 +62,7 @@ def _warn(text: str) -> None:
 
 
 def _say(progress: bool, text: str) -> None:
-    if progress:
-        import sys
-
-        print(f"fit: {text}", file=sys.stderr, flush=True)
+    sayer(progress, "fit: ")(text)
 
 
 class Fit:

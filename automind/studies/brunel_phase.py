@@ -8,13 +8,13 @@ posterior mean / sd and the fraction of posterior mass inside each regime's regi
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..progress import sayer
 
 REGIME_COLOURS = {"SR": "tab:red", "AI": "tab:green", "SI_fast": "tab:purple",
                   "SI_slow": "tab:blue"}
@@ -60,9 +60,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     _check(config, prior)
     spec = reduced_spec(net["N"], net["C_E"], net["duration"], net["t_analysis_start"])
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     say(f"simulating {settings['n_bank']} networks (N={net['N']}, C_E={net['C_E']}, "
         f"{net['duration']:g} s) into {out / 'work' / 'bank'}")

@@ -22,13 +22,13 @@ compared with its first fit like two recordings (``compare.replicate``).
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..progress import sayer
 
 #: the project root: relative ``data`` folders are resolved against it
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,9 +151,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     FitSettings(budget=s["budget"], features=features, **fit_options).split()  # bad settings: now
     work = out / "work"
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     rows, order = [], list(config["recordings"])  # a recording's seed: its place in study.toml
     targets = {}

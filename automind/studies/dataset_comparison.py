@@ -14,7 +14,6 @@ does not give take ``[baseline]``.
 
 from __future__ import annotations
 
-import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..progress import sayer
 
 #: a documented change smaller than this (prior sd) counts as "unchanged"
 CHANGED = 0.05
@@ -173,9 +173,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     thetas = documented_thetas(config, prior)
     spec = _spec(config, s)
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     fmt = config.get("format", "nwb")
     if fmt not in ("nwb", "mea"):

@@ -27,11 +27,12 @@ and log q(θ*) − log p(θ*) at the truth), for both methods side by side.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..progress import sayer
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -99,9 +100,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     spec = SimulatorSpec.load(model).with_overrides(N=s["N"], duration=s["duration"],
                                                     t_analysis_start=s["t_analysis_start"])
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     work = out / "work"
     say(f"pool: {s['pool']} prior draws at N={s['N']}, {s['duration']:g} s, to choose targets from")

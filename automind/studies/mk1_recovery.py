@@ -6,12 +6,12 @@ TARP) — which parameters the features identify and which stay free."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..progress import sayer
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -40,9 +40,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     spec = SimulatorSpec.load("mk1").with_overrides(N=s["N"], duration=s["duration"],
                                                     t_analysis_start=s["t_analysis_start"])
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     work = out / "work"
     say(f"simulating {s['n']} + {s['heldout']} MK1 networks (N={s['N']}, {s['duration']:g} s)")

@@ -23,7 +23,6 @@ on 2 cores; `--quick` leaves it out.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..progress import sayer
 
 
 def _settings(config: dict, quick: bool) -> dict:
@@ -109,9 +109,7 @@ def run(config: dict, out: Path, workers: int, quick: bool, progress: bool) -> d
     recordings = recordings_of(config, data_folder(config))
     quality = list(config.get("quality", []))
 
-    def say(text):
-        if progress:
-            print(text, file=sys.stderr, flush=True)
+    say = sayer(progress)
 
     window = s["duration"] - s["t_analysis_start"]
     targets = {}

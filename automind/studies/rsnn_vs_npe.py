@@ -24,7 +24,6 @@ Gauss–Newton steps),
 from __future__ import annotations
 
 import json
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..progress import sayer
 
 #: the loss Hessian's estimates (rsnn/hessian.py): forward runs' Jacobian, or surrogate gradients
 HESSIANS = ("gauss_newton", "surrogate")
@@ -59,8 +59,7 @@ def _settings(config: dict, quick: bool) -> dict:
 
 
 def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(f"rsnn_vs_npe: {text}", file=sys.stderr, flush=True)
+    sayer(progress, "rsnn_vs_npe: ")(text)
 
 
 def target_recording(spec, prior, truth, seed: int, path: Path) -> Path:
