@@ -110,3 +110,12 @@ def test_simulate_api_returns_results_in_order():
     assert [r.index for r in results] == [0, 1]
     assert [r.status for r in results] == ["ok", "silent"]
     np.testing.assert_array_equal(results[0].theta, [5.0, 2.0])
+
+
+def test_progress_lines_go_to_stderr_only_when_asked(capsys):
+    from automind.progress import sayer
+
+    sayer(False, "fit: ")("hidden")
+    sayer(True, "fit: ")("step 1/3")
+    out, err = capsys.readouterr()
+    assert out == "" and err == "fit: step 1/3\n"
