@@ -155,7 +155,10 @@ def test_a_saved_classifier_screens_a_new_bank(tmp_path, capsys):
     assert Bank(tmp_path / "s").meta["screen"]["classifier"] == record["classifier"]
     other = tmp_path / "other.json"
     other.write_text(json.dumps(record | {"table": "1606f26cb635a712"}))
+    older = tmp_path / "older.json"  # calibrated before the start from rest (session 35)
+    older.write_text(json.dumps(record | {"version": 1}))
     for bad, message in ((f"cheap:classifier={other},table=analytic", "calibrated with table"),
+                         (f"cheap:classifier={older},table=analytic", "recalibrate"),
                          (f"cheap:classifier={tmp_path / 'none.json'},table=analytic", "cannot read"),
                          (f"cheap:classifier={saved},low=0.001", "one or the other")):
         assert main(["simulate", "--N", "200", "--duration", "0.6", "-n", "4", "--screen", bad,

@@ -37,6 +37,9 @@ HETEROGENEOUS_FIRST_STEP = True
 
 class _Network:
     names: tuple
+    #: populations of conductance-based neurons whose synapses and membranes can be started from
+    #: rest (``solve.start_from_rest``); current-based ones start at their rates' inputs
+    conductances = False
     excitatory_weights: np.ndarray  # (B, P): weights of the status ("E") rate
     unit_weights: np.ndarray        # (B, P): each population's share of all neurons
     t_refrac_probe: np.ndarray      # (B,)
@@ -63,6 +66,7 @@ class MK1Network(_Network):
     """Driven E (igniters), undriven E and I populations of MK1 for a batch of θ (SI dicts of arrays)."""
 
     names = ("E_d", "E_n", "I")
+    conductances = True
     #: blend the table's rates with the quasi-static slow-inhibition limit (``inhibition.py``)
     slow_inhibition = False
 
@@ -200,11 +204,12 @@ class MK1Network(_Network):
     def adiabatic(self, rates, index=slice(None)) -> np.ndarray:
         return adiabatic_w(self.neuron(slice(None), index), self.drives(rates, index), rates)
 
-    def evaluate(self, rates, w, index=slice(None), cv=True):
+    def evaluate(self, rates, w, index=slice(None), cv=True, drive=None):
         """(ν_out Hz, CV, extrapolated, τ_eff s, a(μ_V − v_rest) + bτ_wν target of w), each
-        (b, P); ``cv=False`` skips the CV (None), which only the final outputs need."""
+        (b, P); ``cv=False`` skips the CV (None), which only the final outputs need.
+        ``drive``: the synaptic input to use instead of the one the rates imply."""
         n = self.neuron(slice(None), index)
-        drive = self.drives(rates, index)
+        drive = self.drives(rates, index) if drive is None else drive
         nu, mom, cvs, extra = table_rate(self.table, n, drive, w, cv=cv)
         if self.slow_inhibition:
             nu = slow_inhibition_rate(self.table, n, drive, w, nu, mom)

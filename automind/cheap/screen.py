@@ -196,6 +196,9 @@ class CheapModel:
 
 #: the format of a status classifier saved by ``automind cheap check --save-classifier``
 CLASSIFIER_FORMAT = "automind-cheap-classifier"
+#: 2: the model's runs start from rest with synapses and membranes (session 35), which moved
+#: the signals a version-1 classifier was calibrated on
+CLASSIFIER_VERSION = 2
 
 
 class BankScreen:
@@ -270,7 +273,7 @@ def save_classifier(path: Path, classifier: dict, table: str, source: dict) -> N
     path = Path(path)
     if path.exists():
         raise UserError(f"{path} exists; choose a new --save-classifier file")
-    record = {"format": CLASSIFIER_FORMAT, "version": 1, "table": table,
+    record = {"format": CLASSIFIER_FORMAT, "version": CLASSIFIER_VERSION, "table": table,
               "calibrated_on": source, "classifier": classifier}
     atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
 
@@ -289,6 +292,11 @@ def load_classifier(path, table: str):
     if not isinstance(record, dict) or record.get("format") != CLASSIFIER_FORMAT:
         raise UserError(f"--screen classifier={path}: not a saved status classifier (make one "
                         "with automind cheap check BANK --save-classifier FILE)")
+    if record.get("version") != CLASSIFIER_VERSION:
+        raise UserError(f"--screen classifier={path}: calibrated with version "
+                        f"{record.get('version')} of the cheap model, this is version "
+                        f"{CLASSIFIER_VERSION}; recalibrate with automind cheap check BANK "
+                        "--save-classifier FILE")
     if record.get("table") != table:
         raise UserError(f"--screen classifier={path}: calibrated with table "
                         f"{record.get('table')}, not {table}; give its table= or recalibrate")

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .moments import Drive, free_mean
+
 ALPHA, TOL, MAX_ITER, DEPTH = 0.2, 1e-4, 300, 5
 ABS_TOL = 1e-6  # Hz: rates below this are zero for convergence purposes
 SILENT, RUNAWAY = 1e-4, 0.99
@@ -48,6 +50,12 @@ INTEGRATION_DT = 1e-2
 #: the ok-rate Spearman on our held-out banks fell from 0.48 / 0.58 to 0.37 / 0.51.
 STATUS_DT = 5e-3
 HORIZON = 5.0
+#: The first ``START`` s of every run from rest are integrated at ``START_DT`` with the synapses
+#: and membranes starting from rest (:func:`start_from_rest`): whether the driven E population
+#: fires a first volley, whose adaptation outlives a run where τ_w is seconds long, is a race
+#: between the E and I membranes charging that 10 ms steps from zero rates get wrong
+#: (docs/cheap.md, "The first volley").
+START, START_DT = 0.1, 2e-3
 #: The rates are averaged from at most this time (s), even when the simulator's analysis
 #: starts later: after the first few hundred ms the run from rest lets adaptation pull 15–26 %
 #: of the ok runs towards quiet, which the finite, noisy networks do not follow (their rates
@@ -213,22 +221,66 @@ def burst_score(loop_gain, tau_w, window) -> np.ndarray:
         return np.log(window / np.asarray(tau_w, float)) + np.asarray(loop_gain, float)
 
 
-def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25):
+def start_from_rest(net, n_steps: int, dt: float, fine: float) -> tuple:
+    """ν, w after ``n_steps`` steps of ``dt`` from rest, integrated at ``fine``, and the mean ν
+    over each of those steps (n_steps, B, P).
+
+    As in the simulator, nothing starts at its stationary state: each population's synaptic
+    conductances rise from zero over τ_e and τ_i towards what the current rates imply, and its
+    mean membrane potential relaxes from v_rest towards the free mean over τ_eff. The rate is
+    the table's at that state (the lag of the membrane enters as the current that holds the
+    free mean there, added to w), and w relaxes towards a(μ − v_rest) + bτ_wν."""
+    B, P = net.max_rate.shape
+    n = net.neuron()
+    k = max(int(round(dt / fine)), 1)
+    h = dt / k
+    rise_e, rise_i = 1.0 - np.exp(-h / n.tau_e), 1.0 - np.exp(-h / n.tau_i)
+    finite = np.isfinite(net.tau_w)
+    w_decay = np.exp(-h / np.where(finite, net.tau_w, 1.0))
+    nu, w = np.zeros((B, P)), np.zeros((B, P))
+    g = Drive(*(np.zeros((B, P)) for _ in range(4)))
+    mu = np.broadcast_to(n.v_rest, (B, P)).astype(float)
+    means = np.zeros((n_steps, B, P))
+    for s in range(n_steps * k):
+        implied = net.drives(nu)
+        g = Drive(g.e1 + rise_e * (implied.e1 - g.e1), g.e2 + rise_e * (implied.e2 - g.e2),
+                  g.i1 + rise_i * (implied.i1 - g.i1), g.i2 + rise_i * (implied.i2 - g.i2))
+        mu_G, mu_V = free_mean(n, g, w)
+        mu = mu_V + (mu - mu_V) * np.exp(-h * mu_G / n.C)
+        nu, _, _, _, target = net.evaluate(nu, w + (mu_V - mu) * mu_G, cv=False, drive=g)
+        w = np.where(finite, target + (w - target) * w_decay, w)
+        means[s // k] += nu / k
+    return nu, w, means
+
+
+def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, block=0.25,
+                  start=START, start_dt=START_DT):
     """Integrate the rate + adaptation dynamics from rest for min(duration, horizon).
 
     Rows whose status rate varies < 1 % over a ``block`` are frozen (their remaining time
     counts at the final value). Returns a dict: probe-window mean status rate, analysis-window
     mean rates per population, final ν and w, ``finished`` (settled or the whole run
-    integrated), ``period`` (s, NaN unless a limit cycle) and the trace (float32)."""
+    integrated), ``period`` (s, NaN unless a limit cycle) and the trace (float32). The first
+    ``start`` s are :func:`start_from_rest` at ``start_dt`` where the network has conductances
+    (``start=0``: from zero rates at ``dt`` throughout, as before session 35)."""
     B, P = net.max_rate.shape
     end = min(protocol.duration, horizon)
     steps = max(int(round(end / dt)), 1)
     n_probe = max(int(round(protocol.probe / dt)), 1)
     first = min(int(round(protocol.t_start / dt)), steps - 1)
     n_analysis = max(int(round(protocol.duration / dt)) - first, 1)
-    nu, w = np.zeros((B, P)), np.zeros((B, P))
     probe_sum, analysis_sum = np.zeros(B), np.zeros((B, P))
     trace = np.full((steps, B), np.nan, np.float32)
+    n_start = min(int(round(start / dt)), steps) if net.conductances else 0
+    if n_start:
+        nu, w, start_means = start_from_rest(net, n_start, dt, min(start_dt, dt))
+        for s in range(n_start):
+            rate = net.status_rate(start_means[s])
+            trace[s] = rate
+            probe_sum += rate if s < n_probe else 0.0
+            analysis_sum += start_means[s] if s >= first else 0.0
+    else:
+        nu, w = np.zeros((B, P)), np.zeros((B, P))
     settled = np.zeros(B, bool)
     live = np.arange(B)
     per_block = max(int(round(block / dt)), 2)
@@ -237,7 +289,7 @@ def run_from_rest(net, protocol: Protocol, dt=INTEGRATION_DT, horizon=HORIZON, b
     # the live rows' state and network, re-sliced only when rows freeze (not every step)
     sub, nu_l, w_l, probe_l, analysis_l = net, nu.copy(), w.copy(), probe_sum.copy(), analysis_sum.copy()
     fw_l, decay_l, ew_l = finite_w, w_decay, net.excitatory_weights
-    for s in range(steps):
+    for s in range(n_start, steps):
         out, _, _, tau, target = sub.evaluate(nu_l, w_l, cv=False)
         gain = np.minimum(1.0 - np.exp(-dt / tau), 0.5)
         nu_l = nu_l + gain * (out - nu_l)
