@@ -190,11 +190,11 @@ FIRST_VOLLEY_RUNS = {
 def _driven_w_after_start(table, start):
     """The driven E population's w (pA) 0.2 s from rest: the start, or 10 ms steps from zero."""
     from automind.cheap.screen import CheapModel
-    from automind.cheap.solve import START_DT, run_from_rest
+    from automind.cheap.solve import run_from_rest
 
     model = CheapModel.for_spec(SimulatorSpec.load("mk1"), Prior.load("mk1"), table)
     net = model.network(np.array([theta for theta, _ in FIRST_VOLLEY_RUNS.values()]))
-    run = run_from_rest(net, Protocol(0.2, 0.2, 0.0), horizon=0.2, start=start, start_dt=START_DT)
+    run = run_from_rest(net, Protocol(0.2, 0.2, 0.0), horizon=0.2, start=start)
     return run["w"][:, 0] * 1e12
 
 
