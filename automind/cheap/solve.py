@@ -4,8 +4,9 @@ For a batch of θ at once, on the rate + adaptation dynamics
 
     τ_eff ν̇ = −ν + Φ(ν, w),   τ_w ẇ = −w + a(μ_V − v_rest) + b τ_w ν:
 
-1. **The run from rest** (ν = 0, w = 0: the simulator's start), integrated for the run's
-   duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
+1. **The run from rest** (ν = 0, w = 0: the simulator's start; its first 0.1 s with the
+   synaptic conductances and membranes starting at rest too, ``start_from_rest``), integrated
+   for the run's duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
    probe window vs 1e-4 / 0.99; from a probe-window run at the finer ``STATUS_DT``), the
    rates are means over the analysis window (from at most ``RATE_START``). This
    matters: with τ_w up to 20 s, adaptation is far from its adiabatic mean within a run.
@@ -50,12 +51,12 @@ INTEGRATION_DT = 1e-2
 #: the ok-rate Spearman on our held-out banks fell from 0.48 / 0.58 to 0.37 / 0.51.
 STATUS_DT = 5e-3
 HORIZON = 5.0
-#: The first ``START`` s of every run from rest are integrated at ``START_DT`` with the synapses
-#: and membranes starting from rest (:func:`start_from_rest`): whether the driven E population
-#: fires a first volley, whose adaptation outlives a run where τ_w is seconds long, is a race
-#: between the E and I membranes charging that 10 ms steps from zero rates get wrong
-#: (docs/cheap.md, "The first volley").
-#: Steps that divide INTEGRATION_DT and STATUS_DT: the rates' asynchronous error is the same at
+#: The first ``START`` s of every run from rest are integrated in steps of ``START_DT``
+#: (``STATUS_START_DT`` in the status run) with the synapses and membranes starting from rest
+#: (:func:`start_from_rest`): whether the driven E population fires a first volley, whose
+#: adaptation outlives a run where τ_w is seconds long, is a race between the E and I membranes
+#: charging that 10 ms steps from zero rates get wrong (docs/cheap.md, "The first volley").
+#: The steps divide INTEGRATION_DT and STATUS_DT; the rates' asynchronous error is the same at
 #: 1 and 2 ms and 0.01 decades larger at 2.5 ms; the statuses are the same at 1–2.5 ms.
 START, START_DT, STATUS_START_DT = 0.1, 2e-3, 2.5e-3
 #: The rates are averaged from at most this time (s), even when the simulator's analysis
