@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..progress import say
+
 
 def positive_float(text: str) -> float:
     try:
