@@ -80,6 +80,17 @@ def mean_isi_cv(result, t_from: float, min_spikes: int = 5) -> float:
     return float(np.mean(cvs))
 
 
+def built_cheap_table():
+    """The cheap model's built table from the cache, or skip the test (CI builds none)."""
+    from automind.cheap.table import default_table
+    from automind.errors import UserError
+
+    try:
+        return default_table()
+    except UserError as error:
+        pytest.skip(f"no built cheap table: {error}")
+
+
 def small_brunel_spec(**changes) -> SimulatorSpec:
     """The reduced Brunel network of the inference tests: N = 250, C_E = 100, 0.5 s runs
     (~0.03 s each), 50 ms transient dropped."""

@@ -23,13 +23,9 @@ def _table(which):
         from automind.cheap.baseline import AnalyticPhi
 
         return AnalyticPhi()
-    from automind.cheap.table import default_table
-    from automind.errors import UserError
+    from conftest import built_cheap_table
 
-    try:
-        return default_table()
-    except UserError as error:
-        pytest.skip(f"no built cheap table: {error}")
+    return built_cheap_table()
 
 
 @pytest.mark.parametrize("which", ["analytic", "table"])

@@ -204,13 +204,9 @@ def test_the_start_from_rest_fires_a_first_volley_where_brian2_does(table):
     before the I population's (runs 744 and 2952); the 10 ms steps from zero rates fired one
     everywhere and left up to ~130 pA of adaptation behind (τ_w 2–16 s here)."""
     if table == "built":
-        from automind.cheap.table import default_table
-        from automind.errors import UserError
+        from conftest import built_cheap_table
 
-        try:
-            table = default_table()
-        except UserError as error:
-            pytest.skip(f"no built cheap table: {error}")
+        table = built_cheap_table()
     brian2 = np.array([w for _, w in FIRST_VOLLEY_RUNS.values()])
     started = _driven_w_after_start(table, start=0.2)
     volley = brian2 > 100

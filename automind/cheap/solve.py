@@ -6,10 +6,11 @@ For a batch of θ at once, on the rate + adaptation dynamics
 
 1. **The run from rest** (ν = 0, w = 0: the simulator's start; its first 0.1 s with the
    synaptic conductances and membranes starting at rest too, ``start_from_rest``), integrated
-   for the run's duration (at most 5 s): the status mirrors the early stop (mean E rate × t_ref over the
-   probe window vs 1e-4 / 0.99; from a probe-window run at the finer ``STATUS_DT``), the
-   rates are means over the analysis window (from at most ``RATE_START``). This
-   matters: with τ_w up to 20 s, adaptation is far from its adiabatic mean within a run.
+   for the run's duration (at most 5 s): the status mirrors the early stop (mean E rate ×
+   t_ref over the probe window vs 1e-4 / 0.99; from a probe-window run at the finer
+   ``STATUS_DT``), the rates are means over the analysis window (from at most
+   ``RATE_START``). This matters: with τ_w up to 20 s, adaptation is far from its adiabatic
+   mean within a run.
    The status needs only the probe window, always integrated in full (``undetermined`` only
    if the integration fails); a run that neither settles nor cycles before the horizon keeps
    its regime undetermined ("") and its rates are flagged ``unsettled`` — never a guess. A
